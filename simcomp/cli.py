@@ -1,0 +1,212 @@
+"""The ``simcomp`` command: a parser factory, one runner per subcommand, ``main(argv=None)``.
+
+Exit codes: 0 success; 1 a run failed (non-finite loss) after its outputs were
+saved; 2 bad input (config, arguments, output path), with a one-line message
+and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._version import __version__
+from .config import ConfigError, build_config, config_to_toml
+from .outputs import AtomicDirectory, OutputError, dumps_json, write_text_atomic
+
+__all__ = ["get_parser", "main"]
+
+
+class UsageError(Exception):
+    """Bad command-line input that the parser itself cannot catch."""
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="TOML experiment file (default: the embedded default of the spec, section 6)",
+    )
+    parser.add_argument(
+        "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+        help="override one config value by its dotted path, e.g. train.steps=2000 or "
+        "data.modality.0.beta=1.1 (repeatable)",
+    )
+
+
+# --------------------------------------------------------------------------- simulate
+
+
+def run_simulate(args) -> int:
+    from .experiment import run_experiment, summarize, total_steps
+    from .plots import alignment_figure, save_figure
+    from .progress import ProgressBar
+    from .report import simulate_report
+
+    cfg = build_config(args.config, args.overrides)
+    with AtomicDirectory(args.out, force=args.force) as out:
+        with ProgressBar(total_steps(cfg), "simulate", enabled=not args.quiet) as bar:
+            exp = run_experiment(cfg, progress=bar)
+        summary = summarize(exp)
+        (out.path / "config.toml").write_text(config_to_toml(cfg), encoding="utf-8")
+        (out.path / "summary.json").write_text(dumps_json(summary), encoding="utf-8")
+        traces = {}
+        for run in exp.runs:
+            (out.path / run.name).mkdir()
+            run.trace.save(out.path / run.name / "trace.npz")
+            traces[run.name] = run.trace.arrays()
+        (out.path / "figures").mkdir()
+        save_figure(alignment_figure(cfg, exp.runs, traces, exp.predictions),
+                    out.path / "figures" / "alignment.png")
+        out.commit()
+    if not args.quiet:
+        print(simulate_report(summary, str(args.out)))
+    for run in exp.failed:
+        print(
+            f"simcomp: run {run.name} stopped at step {run.failed_step}: the training loss is not "
+            f"finite (try a smaller train.lr); the trace up to step {run.steps_run} was saved",
+            file=sys.stderr,
+        )
+    return 1 if exp.failed else 0
+
+
+# --------------------------------------------------------------------------- theory
+
+
+def run_theory(args) -> int:
+    from .data import make_experiment_data
+    from .experiment import predict_run
+    from .outputs import to_jsonable
+    from .report import theory_report
+    from .trace import geometry
+    from .train import run_plan
+
+    cfg = build_config(args.config, args.overrides)
+    if args.plot is not None:
+        _check_new_file(args.plot, args.force)
+    data = make_experiment_data(cfg)
+    rows, predictions = [], {}
+    for name, trained in run_plan(cfg):
+        alignment0 = geometry([data.init[r] for r in trained],
+                              [data.dictionaries[r] for r in trained])[0]
+        pred = predict_run(cfg, data, trained, alignment0)
+        predictions[name] = pred
+        names = [cfg.names[r] for r in trained]
+        pi = data.train.weight @ data.train.presence[:, trained]
+        rows.append({
+            "run": name,
+            "trained_modalities": names,
+            "presence_fraction": dict(zip(names, pi.tolist())),
+            "initial_leading_alignment": dict(
+                zip(names, alignment0.reshape(len(trained), -1).max(axis=1).tolist())),
+            "prediction": pred.to_json(names),
+        })
+    if args.json:
+        print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "runs": to_jsonable(rows)}), end="")
+    else:
+        print(theory_report(cfg, rows))
+    if args.plot is not None:
+        from .plots import reduced_dynamics_figure, save_figure
+
+        target = Path(args.plot)
+        tmp = target.with_name(f".{target.name}.partial.png")
+        try:
+            save_figure(reduced_dynamics_figure(cfg, predictions), tmp)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if not args.json:
+            print(f"reduced dynamics drawn in {target}")
+    return 0
+
+
+def _check_new_file(path: str, force: bool) -> None:
+    target = Path(path)
+    if target.suffix.lower() != ".png":
+        raise UsageError(f"--plot {path!r}: the figure file must end in .png")
+    if target.exists() and not force:
+        raise UsageError(f"--plot {path!r} exists; choose another file or pass --force")
+    if not target.absolute().parent.is_dir():
+        raise UsageError(f"--plot {path!r}: directory {str(target.absolute().parent)!r} does not exist")
+
+
+# --------------------------------------------------------------------------- config
+
+
+def run_config(args) -> int:
+    cfg = build_config(args.config, args.overrides)
+    text = config_to_toml(cfg)
+    if args.out is None:
+        print(text, end="")
+        return 0
+    target = Path(args.out)
+    if target.exists() and not args.force:
+        raise UsageError(f"{args.out!r} exists; choose another file or pass --force")
+    write_text_atomic(target, text)
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def get_parser() -> argparse.ArgumentParser:
+    """The full argument parser (kept separate from :func:`main` for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="simcomp",
+        description="Simulate, measure and predict modality competition in late-fusion networks "
+        "trained by gradient descent.",
+    )
+    parser.add_argument("--version", action="version", version=f"simcomp {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    sim = sub.add_parser(
+        "simulate", help="train the joint and/or uni-modal networks of one config and trace them",
+        description="Train and trace one experiment; without --config it runs the embedded default.",
+    )
+    _add_config_arguments(sim)
+    sim.add_argument("--out", default="simcomp-out", metavar="DIR",
+                     help="output directory (default: %(default)s); refused if not empty")
+    sim.add_argument("--force", action="store_true", help="replace a non-empty --out directory")
+    sim.add_argument("--quiet", action="store_true", help="no progress bar and no report")
+    sim.set_defaults(runner=run_simulate)
+
+    theo = sub.add_parser(
+        "theory", help="predict learned steps, winner and test errors without simulating",
+        description="The theory's predictions for a config and seed, from its initial weights.",
+    )
+    _add_config_arguments(theo)
+    theo.add_argument("--plot", metavar="FILE.png", help="draw the reduced dynamics into FILE.png")
+    theo.add_argument("--force", action="store_true", help="replace an existing --plot file")
+    theo.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    theo.set_defaults(runner=run_theory)
+
+    conf = sub.add_parser(
+        "config", help="print the resolved config as TOML (a starting point for your own)",
+    )
+    _add_config_arguments(conf)
+    conf.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")
+    conf.add_argument("--force", action="store_true", help="replace an existing --out file")
+    conf.set_defaults(runner=run_config)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``simcomp`` console script; returns the exit code."""
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "runner"):
+        parser.print_help()
+        return 2
+    try:
+        return args.runner(args)
+    except (ConfigError, OutputError, UsageError) as exc:
+        print(f"simcomp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("simcomp: interrupted; no complete output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

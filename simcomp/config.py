@@ -1,0 +1,564 @@
+"""Configuration: frozen dataclasses that validate themselves.
+
+A :class:`Config` is built from a plain nested dictionary (the shape of the
+TOML file), so that the embedded default, a user's TOML file and ``--set``
+overrides all go through one constructor and one set of checks.  Every error
+is a :class:`ConfigError` whose message names the offending key and what
+would be valid; the CLI turns it into a one-line message and exit code 2.
+
+This module imports nothing else from simcomp.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import string
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ConfigError",
+    "ModalityConfig",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "Config",
+    "DEFAULT_CONFIG_TOML",
+    "default_config",
+    "load_config",
+    "config_from_dict",
+    "apply_overrides",
+    "parse_override",
+    "config_to_toml",
+]
+
+LEARNERS = ("symmetric", "class_banks")
+ACTIVATIONS = ("srelu", "relu")
+MODES = ("joint", "unimodal", "compare")
+DTYPES = ("float64", "float32")
+DICTIONARIES = ("identity", "random")
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid; the message says which and why."""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _need_int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
+    if not _is_int(value):
+        raise ConfigError(f"{key} must be an integer, got {value!r} ({type(value).__name__})")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{key} must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key} must be <= {hi}, got {value}")
+    return value
+
+
+def _need_float(
+    key: str,
+    value: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value}")
+    if lo is not None:
+        if lo_open and value <= lo:
+            raise ConfigError(f"{key} must be > {lo:g}, got {value:g}")
+        if not lo_open and value < lo:
+            raise ConfigError(f"{key} must be >= {lo:g}, got {value:g}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{key} must be <= {hi:g}, got {value:g}")
+    return value
+
+
+def _need_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+def _need_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class ModalityConfig:
+    """One modality of the sparse-coding data (spec section 1).
+
+    Attributes
+    ----------
+    name : str
+        Label used in reports and output keys.
+    dim : int
+        Input dimension d_r.
+    beta : float
+        Signal strength beta_r > 0.
+    presence : float
+        Probability p_r that a sample carries this modality's signal.
+    noise : float
+        Standard deviation sigma_r of the isotropic Gaussian noise.
+    distractors : int
+        Number k_r of random distractor atoms per sample, 0 <= k_r <= dim-1.
+    distractor_strength : float
+        Magnitude gamma_r of each distractor atom.
+    dictionary : {"identity", "random"}
+        Orthogonal dictionary M_r; "random" is a seeded QR factor.
+    """
+
+    name: str
+    dim: int = 128
+    beta: float = 1.0
+    presence: float = 1.0
+    noise: float = 0.0
+    distractors: int = 0
+    distractor_strength: float = 0.0
+    dictionary: str = "identity"
+
+    def __post_init__(self) -> None:
+        where = f"data.modality[{self.name}]"
+        if not isinstance(self.name, str) or not self.name or any(
+            ch not in string.ascii_letters + string.digits + "_-." for ch in self.name
+        ):
+            raise ConfigError(
+                f"data.modality name must be a non-empty string of letters, digits, '_', '-' "
+                f"or '.', got {self.name!r}"
+            )
+        object.__setattr__(self, "dim", _need_int(f"{where}.dim", self.dim, lo=1))
+        object.__setattr__(self, "beta", _need_float(f"{where}.beta", self.beta, lo=0.0, lo_open=True))
+        object.__setattr__(
+            self, "presence", _need_float(f"{where}.presence", self.presence, lo=0.0, hi=1.0)
+        )
+        object.__setattr__(self, "noise", _need_float(f"{where}.noise", self.noise, lo=0.0))
+        object.__setattr__(
+            self,
+            "distractors",
+            _need_int(f"{where}.distractors", self.distractors, lo=0, hi=self.dim - 1),
+        )
+        object.__setattr__(
+            self,
+            "distractor_strength",
+            _need_float(f"{where}.distractor_strength", self.distractor_strength, lo=0.0),
+        )
+        _need_choice(f"{where}.dictionary", self.dictionary, DICTIONARIES)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The data distribution and the sample sizes."""
+
+    modality: tuple[ModalityConfig, ...]
+    n_train: int = 512
+    n_test: int = 4096
+    population: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.modality, tuple) or not self.modality:
+            raise ConfigError("data.modality must list at least one modality")
+        names = [mod.name for mod in self.modality]
+        dupes = sorted({nm for nm in names if names.count(nm) > 1})
+        if dupes:
+            raise ConfigError(f"data.modality names must be unique; repeated: {', '.join(dupes)}")
+        _need_int("data.n_train", self.n_train, lo=1)
+        _need_int("data.n_test", self.n_test, lo=1)
+        _need_bool("data.population", self.population)
+        if self.population:
+            for mod in self.modality:
+                if mod.noise != 0.0 or mod.distractors != 0:
+                    raise ConfigError(
+                        f"data.population = true needs noise = 0 and distractors = 0 in every "
+                        f"modality; modality {mod.name} has noise = {mod.noise:g}, "
+                        f"distractors = {mod.distractors}"
+                    )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(mod.name for mod in self.modality)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The late-fusion learner (spec section 2).
+
+    ``learned_threshold`` is the pre-activation level beta_r * Lambda_r at
+    which a modality counts as learned; ``None`` means rho, the end of the
+    polynomial part of srelu.  Plain ReLU has no such point, so it is given
+    explicitly there.
+    """
+
+    learner: str = "symmetric"
+    width: int = 8
+    activation: str = "srelu"
+    q: float = 3.0
+    rho: float = 1.0
+    init_scale: float = 0.01
+    learned_threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        _need_choice("model.learner", self.learner, LEARNERS)
+        _need_int("model.width", self.width, lo=1)
+        _need_choice("model.activation", self.activation, ACTIVATIONS)
+        if self.learner == "symmetric" and self.activation == "relu":
+            raise ConfigError(
+                "model.activation = 'relu' needs model.learner = 'class_banks' "
+                "(the symmetric learner is built from srelu only)"
+            )
+        object.__setattr__(self, "q", _need_float("model.q", self.q, lo=2.0))
+        object.__setattr__(self, "rho", _need_float("model.rho", self.rho, lo=0.0, lo_open=True))
+        object.__setattr__(
+            self, "init_scale", _need_float("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
+        )
+        if self.learned_threshold is not None:
+            object.__setattr__(
+                self,
+                "learned_threshold",
+                _need_float("model.learned_threshold", self.learned_threshold, lo=0.0, lo_open=True),
+            )
+
+    @property
+    def banks(self) -> int:
+        """Neuron banks per modality: 1 (symmetric) or 2 (class_banks, c = +1, -1)."""
+        return 1 if self.learner == "symmetric" else 2
+
+    @property
+    def threshold(self) -> float:
+        """Pre-activation level at which a modality counts as learned."""
+        return self.rho if self.learned_threshold is None else self.learned_threshold
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Full-batch gradient descent (spec section 3).
+
+    ``stop_loss = 0`` disables the early stop; ``threads = 0`` uses every core.
+    """
+
+    lr: float = 1.0
+    steps: int = 300
+    trace_every: int = 10
+    mode: str = "compare"
+    dtype: str = "float64"
+    stop_loss: float = 0.0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", _need_float("train.lr", self.lr, lo=0.0))
+        _need_int("train.steps", self.steps, lo=1)
+        _need_int("train.trace_every", self.trace_every, lo=1)
+        _need_choice("train.mode", self.mode, MODES)
+        _need_choice("train.dtype", self.dtype, DTYPES)
+        object.__setattr__(self, "stop_loss", _need_float("train.stop_loss", self.stop_loss, lo=0.0))
+        _need_int("train.threads", self.threads, lo=0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole experiment: data, model, training and the seed."""
+
+    data: DataConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _need_int("seed", self.seed, lo=0)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.data.names
+
+    @property
+    def K(self) -> int:
+        return len(self.data.modality)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nested plain-dict form (TOML shape); ``None`` values are left out."""
+        out = dataclasses.asdict(self)
+        out["data"]["modality"] = [dict(mod) for mod in out["data"]["modality"]]
+        if out["model"]["learned_threshold"] is None:
+            del out["model"]["learned_threshold"]
+        return {"seed": out["seed"], "data": out["data"], "model": out["model"], "train": out["train"]}
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with dotted keys changed, e.g. ``cfg.replace(**{"train.steps": 50})``."""
+        raw = self.to_dict()
+        for key, value in changes.items():
+            _set_path(raw, key, value)
+        return config_from_dict(raw)
+
+
+# --------------------------------------------------------------------------- building
+
+_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_TOP_KEYS = ("seed", "data", "model", "train")
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
+
+
+def _check_keys(where: str, given: dict[str, Any], valid: list[str]) -> None:
+    unknown = sorted(set(given) - set(valid))
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(
+            f"unknown config key {prefix}{unknown[0]}; valid keys{' in ' + where if where else ''}: "
+            f"{', '.join(valid)}"
+        )
+
+
+def _need_table(key: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key} must be a table (section), got {value!r}")
+    return value
+
+
+def _default_name(index: int) -> str:
+    letters = string.ascii_uppercase
+    return letters[index] if index < len(letters) else f"M{index}"
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build and validate a :class:`Config` from its nested plain-dict form.
+
+    Missing keys take their defaults; modalities without a ``name`` are named
+    "A", "B", ... by position.
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys, wrong types or values out of range.
+    """
+    raw = _need_table("config", raw)
+    _check_keys("", raw, list(_TOP_KEYS))
+    data_raw = dict(_need_table("data", raw.get("data", {})))
+    _check_keys("data", data_raw, _field_names(DataConfig))
+    mods_raw = data_raw.pop("modality", None)
+    if mods_raw is None:
+        raise ConfigError("data.modality is missing: list at least one [[data.modality]] table")
+    if not isinstance(mods_raw, list) or not mods_raw:
+        raise ConfigError("data.modality must be a non-empty list of tables ([[data.modality]])")
+    modalities = []
+    valid_mod_keys = _field_names(ModalityConfig)
+    for index, mod_raw in enumerate(mods_raw):
+        mod_raw = dict(_need_table(f"data.modality.{index}", mod_raw))
+        _check_keys(f"data.modality.{index}", mod_raw, valid_mod_keys)
+        mod_raw.setdefault("name", _default_name(index))
+        try:
+            modalities.append(ModalityConfig(**mod_raw))
+        except ConfigError as exc:
+            # Name the modality by the index --set uses, and by its name.
+            message = str(exc).replace(f"data.modality[{mod_raw['name']}]", f"data.modality.{index}")
+            raise ConfigError(message) from None
+    data = DataConfig(modality=tuple(modalities), **data_raw)
+    sections: dict[str, Any] = {"data": data}
+    for name in ("model", "train"):
+        sec_raw = _need_table(name, raw.get(name, {}))
+        _check_keys(name, sec_raw, _field_names(_SECTION_TYPES[name]))
+        sections[name] = _SECTION_TYPES[name](**sec_raw)
+    return Config(seed=raw.get("seed", 0), **sections)
+
+
+DEFAULT_CONFIG_TOML = """\
+# The embedded default (spec section 6): A strong but incomplete, B weaker but
+# always present.  Jointly, A wins the race and B is starved of gradient.
+seed = 0
+
+[data]
+n_train = 512
+n_test = 4096
+population = false
+
+[[data.modality]]
+name = "A"
+dim = 128
+beta = 2.0
+presence = 0.8
+noise = 0.02
+
+[[data.modality]]
+name = "B"
+dim = 128
+beta = 1.0
+presence = 1.0
+noise = 0.02
+
+[model]
+learner = "symmetric"
+width = 8
+activation = "srelu"
+q = 3
+rho = 1.0
+init_scale = 0.01
+
+[train]
+lr = 1.0
+steps = 300
+trace_every = 5
+mode = "compare"
+dtype = "float64"
+"""
+
+
+def default_config() -> Config:
+    """The embedded default experiment of the spec (section 6)."""
+    return config_from_dict(tomllib.loads(DEFAULT_CONFIG_TOML))
+
+
+def load_config(path: str | Path | None) -> dict[str, Any]:
+    """Read a TOML file (or the embedded default when ``path`` is None) as a raw dict.
+
+    The raw dict is returned, not a :class:`Config`, so that overrides can be
+    applied before validation.
+    """
+    if path is None:
+        return tomllib.loads(DEFAULT_CONFIG_TOML)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``key=value``; the value is read as a TOML literal, else as a bare string.
+
+    ``beta=1.5`` gives a float, ``population=true`` a bool, ``mode=joint`` the
+    string "joint" (quotes optional).
+    """
+    if "=" not in text:
+        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.steps=2000), got {text!r}")
+    key, value_text = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"--set expects KEY=VALUE with a non-empty key, got {text!r}")
+    value_text = value_text.strip()
+    try:
+        value = tomllib.loads(f"v = {value_text}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = value_text
+    return key, value
+
+
+def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node: Any = raw
+    walked: list[str] = []
+    for position, part in enumerate(parts):
+        last = position == len(parts) - 1
+        walked.append(part)
+        if isinstance(node, list):
+            if not part.isdigit():
+                raise ConfigError(
+                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index, got {part!r}"
+                )
+            index = int(part)
+            if index > len(node):
+                raise ConfigError(
+                    f"--set {key}: index {index} is out of range; {'.'.join(walked[:-1])} has "
+                    f"{len(node)} entries (use index {len(node)} to add one)"
+                )
+            if index == len(node):
+                node.append({})
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(walked[:-1])} is a value, not a section")
+        if last:
+            node[part] = value
+        else:
+            if part not in node:
+                node[part] = [] if part == "modality" else {}
+            node = node[part]
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | list[tuple[str, Any]]) -> dict[str, Any]:
+    """Apply ``--set`` overrides (strings ``key=value`` or ``(key, value)`` pairs) to a raw dict.
+
+    Dotted paths reach into sections and list indices into the modality list:
+    ``data.modality.0.beta=1.1``.  Index ``len(list)`` appends a modality.
+    Unknown keys are caught when the result is validated.
+    """
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        key, value = parse_override(item) if isinstance(item, str) else item
+        _set_path(raw, key, value)
+    return raw
+
+
+# --------------------------------------------------------------------------- TOML out
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if _is_int(value):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        return text if any(ch in text for ch in ".en") else text + ".0"
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def config_to_toml(cfg: Config) -> str:
+    """The resolved config as TOML text that :func:`load_config` reads back to ``cfg``."""
+    raw = cfg.to_dict()
+    lines = ["# simcomp resolved config", f"seed = {raw['seed']}", "", "[data]"]
+    for key, value in raw["data"].items():
+        if key != "modality":
+            lines.append(f"{key} = {_toml_value(value)}")
+    for mod in raw["data"]["modality"]:
+        lines += ["", "[[data.modality]]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in mod.items()]
+    for section in ("model", "train"):
+        lines += ["", f"[{section}]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in raw[section].items()]
+    return "\n".join(lines) + "\n"
+
+
+def build_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Load a TOML file (or the default), apply ``--set`` overrides, validate."""
+    raw = load_config(path)
+    if overrides:
+        raw = apply_overrides(raw, overrides)
+    return config_from_dict(raw)
+
+
+__all__.append("build_config")

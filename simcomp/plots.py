@@ -1,0 +1,129 @@
+"""Figures from traces and predictions (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["alignment_figure", "reduced_dynamics_figure", "save_figure"]
+
+_BANK_COLOURS = ("tab:blue", "tab:red")
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save and close ``fig`` (PNG, 130 dpi)."""
+    fig.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title):
+    """One modality of one run: every neuron's signal pre-activation beta * a over time."""
+    # alignment: (R, B, m)
+    B = alignment.shape[1]
+    for b in range(B):
+        lines = beta * alignment[:, b, :]
+        label = "neurons" if B == 1 else f"neurons, bank c={'+1' if b == 0 else '-1'}"
+        for i in range(lines.shape[1]):
+            ax.plot(steps, lines[:, i], color=_BANK_COLOURS[b], lw=0.8, alpha=0.6,
+                    label=label if i == 0 else None)
+    if reduced is not None:
+        r_steps, r_lead = reduced
+        ax.plot(r_steps, beta * r_lead, color="black", lw=1.4, ls="--",
+                label="theory: reduced dynamics, leading neuron")
+    ax.axhline(threshold, color="grey", lw=0.8, ls=":", label="learned threshold")
+    if learned is not None and learned >= 0:
+        ax.axvline(learned, color="tab:green", lw=1.2, label=f"learned at step {learned}")
+    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("GD step")
+    ax.grid(alpha=0.3)
+
+
+def alignment_figure(cfg, runs, traces, predictions=None):
+    """Per-neuron alignment trajectories: a row per modality, joint and uni-modal side by side.
+
+    Parameters
+    ----------
+    cfg : Config
+    runs : list of RunResult-like
+        Objects with ``name``, ``trained`` and ``learned_step``.
+    traces : dict
+        Run name -> trace arrays (``load_trace`` layout).
+    predictions : dict, optional
+        Run name -> theory.Prediction, to draw the reduced dynamics.
+    """
+    names = cfg.names
+    columns = []
+    if any(run.name == "joint" for run in runs):
+        columns.append("joint")
+    if any(run.name.startswith("unimodal-") for run in runs):
+        columns.append("alone")
+    fig, axes = plt.subplots(len(names), len(columns), figsize=(5.2 * len(columns), 2.9 * len(names)),
+                             squeeze=False, sharex=True)
+    by_name = {run.name: run for run in runs}
+    for r, mod in enumerate(cfg.data.modality):
+        for col, kind in enumerate(columns):
+            ax = axes[r, col]
+            run = by_name.get("joint" if kind == "joint" else f"unimodal-{mod.name}")
+            if run is None or r not in run.trained:
+                ax.set_visible(False)
+                continue
+            k = run.trained.index(r)
+            tr = traces[run.name]
+            alignment = tr["alignment"]
+            if alignment.ndim == 3:
+                alignment = alignment[:, :, None, :]
+            reduced = None
+            if predictions is not None and run.name in predictions:
+                red = predictions[run.name].reduced
+                reduced = (red.steps, red.leading_alignment[:, k])
+            title = f"{mod.name} in the joint network" if kind == "joint" else f"{mod.name} trained alone"
+            _panel(ax, tr["steps"], alignment[:, k], mod.beta, cfg.model.threshold,
+                   int(run.learned_step[k]), reduced, title)
+            if col == 0:
+                ax.set_ylabel(f"{mod.name}: beta * <w, v>")
+    handles, labels = [], []
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels and not label.startswith("learned at"):
+                handles.append(handle)
+                labels.append(label)
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
+               bbox_to_anchor=(0.5, -0.02 - 0.02 * (len(labels) > 4)))
+    fig.suptitle("Alignment of every neuron with its modality's signal (green: learned step)",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return fig
+
+
+def reduced_dynamics_figure(cfg, predictions: dict):
+    """The theory's reduced dynamics of each run: leading pre-activation beta * Lambda over time."""
+    fig, axes = plt.subplots(1, len(predictions), figsize=(5 * len(predictions), 3.4), squeeze=False)
+    for ax, (name, pred) in zip(axes[0], predictions.items()):
+        red = pred.reduced
+        trained = pred.trained
+        for k, r in enumerate(trained):
+            mod = cfg.data.modality[r]
+            line, = ax.plot(red.steps, mod.beta * red.leading_alignment[:, k], label=mod.name)
+            step = int(red.learned_step[k])
+            if step >= 0:
+                ax.axvline(step, color=line.get_color(), ls=":", lw=1)
+        ax.axhline(cfg.model.threshold, color="grey", ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(f"{name}: reduced dynamics", fontsize=10)
+        ax.set_xlabel("GD step")
+        ax.set_ylabel("beta * leading alignment")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def stack_alignment(alignment: np.ndarray) -> np.ndarray:
+    """(R, K, m) or (R, K, B, m) -> (R, K, B, m)."""
+    return alignment[:, :, None, :] if alignment.ndim == 3 else alignment

@@ -1,0 +1,662 @@
+"""Theory the simulation is compared with (spec section 5).
+
+Everything here is computed from the configuration, the pattern weights of a
+run's training data and the run's initial alignments -- never from the
+simulator's kernels, data generator or training loop, so that the two can
+not share a mistake.  The derivations are in ``docs/theory.md``.
+
+Conventions shared with the simulator
+-------------------------------------
+* Alignment arrays have shape ``(K_run, B, m)``: ``B = 1`` for the symmetric
+  learner, ``B = 2`` for class banks (bank 0 is c = +1, bank 1 is c = -1).
+  An alignment is ``a = c <w, v_r>`` (c = 1 for the symmetric learner), signed
+  so that positive points the useful way.
+* Noise-free data are described by ``(y, s)`` patterns: ``y_pat`` (P,) of
+  +-1, ``s_pat`` (P, K_run) of 0/1 and ``w_pat`` (P,) weights.
+  :func:`population_patterns` lists all ``2^(K+1)`` patterns in
+  ``itertools.product`` order over ``(y, s_1, ..., s_K)`` with ``y = -1``
+  before ``y = +1`` and ``s_r = 0`` before ``s_r = 1``: pattern index
+  ``p = [y = +1] * 2^K + sum_r s_r * 2^(K-1-r)`` (the first modality is the
+  most significant presence bit).
+* A modality is learned at the first step t (t = 0..T, every step checked)
+  with ``beta_r * max(alignment) >= threshold``; ``-1`` means never.
+
+This module imports only numpy and :mod:`simcomp.config`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from simcomp.config import Config
+
+__all__ = [
+    "srelu",
+    "srelu_prime",
+    "rate",
+    "race_learn_step",
+    "race_learn_step_iterated",
+    "population_patterns",
+    "presence_fraction",
+    "initial_gamma",
+    "predicted_winner",
+    "ReducedDynamics",
+    "reduced_dynamics",
+    "pattern_margins",
+    "population_loss",
+    "test_error_noiseless",
+    "test_error_coinflip",
+    "Prediction",
+    "predict",
+    "winner_coordinate",
+    "phase_boundary",
+]
+
+_LEARNERS = ("symmetric", "class_banks")
+_ACTIVATIONS = ("srelu", "relu")
+_Q2_TOL = 1e-12  # |q - 2| below this uses the q = 2 (logarithmic) branch
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def srelu(z: np.ndarray, q: float, rho: float) -> np.ndarray:
+    """Smoothed ReLU: 0, z^q / (q rho^(q-1)), z - (1 - 1/q) rho on z<=0, (0, rho], z>rho."""
+    z = np.asarray(z, dtype=float)
+    zp = np.maximum(z, 0.0)
+    poly = zp**q / (q * rho ** (q - 1.0))
+    return np.where(z > rho, z - (1.0 - 1.0 / q) * rho, poly)
+
+
+def srelu_prime(z: np.ndarray, q: float, rho: float) -> np.ndarray:
+    """Derivative of :func:`srelu`: 0, (z/rho)^(q-1), 1 on the same pieces."""
+    z = np.asarray(z, dtype=float)
+    zp = np.maximum(z, 0.0)
+    return np.where(z > rho, 1.0, (zp / rho) ** (q - 1.0))
+
+
+def _act(z: np.ndarray, activation: str, q: float, rho: float) -> tuple[np.ndarray, np.ndarray]:
+    """(act(z), act'(z)) for the class-bank activation."""
+    if activation == "relu":
+        return np.maximum(z, 0.0), (z > 0.0).astype(float)
+    return srelu(z, q, rho), srelu_prime(z, q, rho)
+
+
+def _check_form(learner: str, activation: str) -> None:
+    if learner not in _LEARNERS:
+        raise ValueError(f"learner must be one of {', '.join(_LEARNERS)}; got {learner!r}")
+    if activation not in _ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(_ACTIVATIONS)}; got {activation!r}")
+    if learner == "symmetric" and activation != "srelu":
+        raise ValueError("the symmetric learner is built from srelu only")
+
+
+def _sigmoid_neg(g: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(g)) without overflow for any g."""
+    e = np.exp(-np.abs(g))
+    return np.where(g >= 0.0, e / (1.0 + e), 1.0 / (1.0 + e))
+
+
+def _as_result(x: np.ndarray):
+    """A 0-d array becomes a numpy scalar; anything else is returned as is."""
+    return x[()] if isinstance(x, np.ndarray) and x.ndim == 0 else x
+
+
+# --------------------------------------------------------------------------- 5.1 / 5.2 race
+
+
+def rate(beta, pi, q: float, rho: float):
+    """Growth rate kappa = pi beta^q / (2 rho^(q-1)) of the leading neuron (spec 5.1).
+
+    ``pi`` is the weight of the samples on which the modality carries signal
+    (per modality, shape (K,), or per bank for class banks, shape (K, B)).
+    ``beta`` broadcasts against ``pi``; when ``pi`` has more axes than
+    ``beta``, ``beta`` is indexed along the leading axis (beta[:, None]).
+    For plain ReLU pass ``q = 1`` (any rho): kappa = pi beta / 2.
+    """
+    beta = np.asarray(beta, dtype=float)
+    pi = np.asarray(pi, dtype=float)
+    while beta.ndim < pi.ndim:
+        beta = beta[..., None]
+    return _as_result(pi * beta**q / (2.0 * rho ** (q - 1.0)))
+
+
+def race_learn_step(gamma, kappa, beta, q: float, rho: float, eta: float, threshold=None):
+    """Predicted learn step of a leading neuron, in (fractional) GD steps (spec 5.2).
+
+    The leading alignment grows by dLambda/dt = eta kappa Lambda^(q-1) from
+    Lambda(0) = gamma until beta * Lambda reaches ``threshold`` (default
+    ``rho``); the forward-Euler lag ((q-1)/2) ln(Lambda_end / gamma) is added.
+
+    * q > 2: (1 - (gamma/Lambda_end)^(q-2)) / ((q-2) eta kappa gamma^(q-2)) + lag,
+      evaluated as -expm1(-(q-2) L) / (q-2) with L = ln(Lambda_end/gamma), so
+      it is continuous in q at 2;
+    * |q - 2| < 1e-12: L / (eta kappa) + L / 2;
+    * 1 <= q < 2 uses the same closed form (q = 1 is plain ReLU: constant drift
+      eta kappa, no lag).
+
+    If ``threshold > rho`` the neuron leaves srelu's polynomial part at
+    Lambda = rho/beta and then grows linearly at eta kappa (rho/beta)^(q-1)
+    up to threshold/beta (no lag: Euler is exact for a constant drift).
+    ``threshold < rho`` simply moves the target to threshold/beta.
+
+    Returns np.inf where gamma <= 0, kappa <= 0 or eta <= 0, and 0 where
+    beta * gamma >= threshold already.  Vectorised over gamma, kappa, beta.
+    """
+    thr = float(rho if threshold is None else threshold)
+    g, k, b = np.broadcast_arrays(
+        np.asarray(gamma, dtype=float), np.asarray(kappa, dtype=float), np.asarray(beta, dtype=float)
+    )
+    out = np.full(g.shape, np.inf)
+    ok = (g > 0.0) & (k > 0.0) & (eta > 0.0) & np.isfinite(g)
+    if not np.any(ok):
+        return _as_result(out)
+    g, k, b = g[ok], k[ok], b[ok]
+    ek = eta * k
+    lam_poly = min(thr, rho) / b  # end of the polynomial phase (or the target, if below rho)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        L = np.log(np.maximum(lam_poly / g, 1.0))  # 0 when already past the polynomial phase
+        e = q - 2.0
+        if abs(e) < _Q2_TOL:
+            t_cont = L / ek
+        else:
+            t_cont = g ** (-e) * (-np.expm1(-e * L)) / e / ek
+        t = t_cont + 0.5 * (q - 1.0) * L
+        if thr > rho:
+            lin_rate = ek * (rho / b) ** (q - 1.0)
+            t = t + np.maximum(thr / b - np.maximum(g, rho / b), 0.0) / lin_rate
+    t = np.where(b * g >= thr, 0.0, t)
+    out[ok] = t
+    return _as_result(out)
+
+
+def race_learn_step_iterated(
+    gamma, kappa, beta, q: float, rho: float, eta: float, threshold=None, max_steps: int = 10**7
+):
+    """The one-neuron recursion, iterated: first n with beta * Lambda_n >= threshold.
+
+    Lambda_{n+1} = Lambda_n + eta kappa min(Lambda_n, rho/beta)^(q-1), Lambda_0 = gamma
+    (the min is srelu's linear part, which matters only when threshold > rho).
+    Returns an integral float, np.inf when gamma <= 0 or the threshold is not
+    reached within ``max_steps``.  Vectorised (element by element) over
+    gamma, kappa, beta.
+    """
+    thr = float(rho if threshold is None else threshold)
+    g, k, b = np.broadcast_arrays(
+        np.asarray(gamma, dtype=float), np.asarray(kappa, dtype=float), np.asarray(beta, dtype=float)
+    )
+    out = np.full(g.shape, np.inf)
+    for idx in np.ndindex(g.shape):
+        lam, kk, bb = float(g[idx]), float(k[idx]), float(b[idx])
+        if not (lam > 0.0) or not (kk > 0.0) or not (eta > 0.0):
+            continue
+        step, lam_lin, target = eta * kk, rho / bb, thr / bb
+        qm1 = q - 1.0
+        n = 0
+        while lam < target and n < max_steps:
+            lam += step * min(lam, lam_lin) ** qm1
+            n += 1
+        if lam >= target:
+            out[idx] = float(n)
+    return _as_result(out)
+
+
+# --------------------------------------------------------------------------- patterns
+
+
+def population_patterns(presence: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All 2^(K+1) (y, s) patterns of the noise-free distribution and their probabilities.
+
+    Order: ``itertools.product([-1, +1], [0, 1], ..., [0, 1])`` over
+    ``(y, s_1, ..., s_K)``, i.e. index ``[y=+1] 2^K + sum_r s_r 2^(K-1-r)``.
+    P(y, s) = 1/2 prod_r p_r^s_r (1 - p_r)^(1 - s_r); patterns of probability
+    zero (p_r in {0, 1}) are kept.
+
+    Returns ``(y_pat (P,) float, s_pat (P, K) int, w_pat (P,) float)``.
+    """
+    p = np.asarray(presence, dtype=float).reshape(-1)
+    K = p.size
+    if K == 0:
+        raise ValueError("population_patterns needs at least one modality")
+    if np.any((p < 0.0) | (p > 1.0)):
+        raise ValueError(f"presence probabilities must lie in [0, 1], got {p.tolist()}")
+    rows = np.array(list(itertools.product([-1, 1], *([[0, 1]] * K))), dtype=np.int64)
+    y_pat = rows[:, 0].astype(float)
+    s_pat = rows[:, 1:]
+    w_pat = 0.5 * np.prod(np.where(s_pat == 1, p, 1.0 - p), axis=1)
+    return y_pat, s_pat, w_pat
+
+
+def presence_fraction(y_pat, s_pat, w_pat, banks: int) -> np.ndarray:
+    """pi, shape (K_run, banks): weight of the patterns where the modality carries signal.
+
+    banks = 1: pi_r = sum_{s_r = 1} w.  banks = 2: pi_{r,0} = weight with y = +1
+    and s_r = 1 (bank c = +1), pi_{r,1} = weight with y = -1 and s_r = 1.
+    The weights are not renormalised (they enter the gradient as they are).
+    """
+    y = np.asarray(y_pat, dtype=float)
+    s = np.asarray(s_pat, dtype=float)
+    w = np.asarray(w_pat, dtype=float)
+    if banks == 1:
+        return (w @ s)[:, None]
+    if banks == 2:
+        return np.stack([(w * (y > 0)) @ s, (w * (y < 0)) @ s], axis=1)
+    raise ValueError(f"banks must be 1 or 2, got {banks}")
+
+
+def initial_gamma(alignment0) -> np.ndarray:
+    """Gamma, shape (K_run, B): max(0, max over neurons of the initial alignment)."""
+    a = np.asarray(alignment0, dtype=float)
+    if a.ndim != 3:
+        raise ValueError(f"alignment0 must have shape (K_run, B, m), got {a.shape}")
+    return np.maximum(a.max(axis=2), 0.0)
+
+
+def predicted_winner(race_steps) -> int | None:
+    """Index of the modality with the smallest finite race step; None if none is finite.
+
+    A 2-D (K, B) input is first reduced by the minimum over banks (a
+    modality is learned when its first bank is).  Ties go to the lower index.
+    """
+    t = np.asarray(race_steps, dtype=float)
+    if t.ndim == 2:
+        t = t.min(axis=1)
+    if t.size == 0 or not np.any(np.isfinite(t)):
+        return None
+    return int(np.argmin(np.where(np.isfinite(t), t, np.inf)))
+
+
+# --------------------------------------------------------------------------- 5.4 reduced dynamics
+
+
+class _Forward:
+    """The noise-free forward pass and alignment update, vectorised over neurons.
+
+    Holds the pattern data so that one GD step is a handful of numpy calls.
+    """
+
+    def __init__(self, beta, y_pat, s_pat, w_pat, q, rho, learner, activation):
+        _check_form(learner, activation)
+        self.beta = np.asarray(beta, dtype=float).reshape(-1)
+        self.bcol = self.beta[:, None, None]
+        self.y = np.asarray(y_pat, dtype=float).reshape(-1)
+        self.s = np.asarray(s_pat, dtype=float)
+        self.w = np.asarray(w_pat, dtype=float).reshape(-1)
+        if self.s.ndim != 2 or self.s.shape != (self.y.size, self.beta.size) or self.w.size != self.y.size:
+            raise ValueError(
+                f"pattern shapes disagree: y_pat {self.y.shape}, s_pat {self.s.shape}, "
+                f"w_pat {self.w.shape}, beta {self.beta.shape}"
+            )
+        self.q, self.rho = float(q), float(rho)
+        self.symmetric = learner == "symmetric"
+        self.activation = activation
+        self.pos = self.y > 0
+        self.w_pos = self.w * self.pos
+        self.w_neg = self.w * ~self.pos
+
+    def margins(self, a: np.ndarray, need_grad: bool = False):
+        """y f(y, s) for every pattern; with need_grad also the pieces of the update."""
+        z = self.bcol * a
+        if self.symmetric:
+            az = np.abs(z)
+            lin = az > self.rho
+            poly_base = np.where(lin, 0.0, az) / self.rho
+            val = np.where(lin, az - (1.0 - 1.0 / self.q) * self.rho,
+                           self.rho * poly_base**self.q / self.q)
+            psi_sum = np.sum(np.copysign(val, z), axis=(1, 2))  # (K,)
+            g = self.s @ psi_sum  # y f = sum_r s_r Psi_r, the same for both labels
+            if not need_grad:
+                return g
+            dpsi = np.where(lin, 1.0, poly_base ** (self.q - 1.0))
+            return g, dpsi
+        act_p, dact_p = _act(z, self.activation, self.q, self.rho)  # act(+beta a)
+        act_n, dact_n = _act(-z, self.activation, self.q, self.rho)  # act(-beta a)
+        sp, sn = act_p.sum(axis=2), act_n.sum(axis=2)  # (K, 2)
+        # y = +1: f = F_+(beta a_+) - F_-(-beta a_-); y = -1: -f = F_-(beta a_-) - F_+(-beta a_+)
+        g_pos = self.s @ (sp[:, 0] - sn[:, 1])
+        g_neg = self.s @ (sp[:, 1] - sn[:, 0])
+        g = np.where(self.pos, g_pos, g_neg)
+        if not need_grad:
+            return g
+        return g, dact_p, dact_n
+
+    def loss(self, g: np.ndarray) -> float:
+        return float(self.w @ np.logaddexp(0.0, -g))
+
+    def increment(self, a: np.ndarray):
+        """(delta a / eta, y f) at alignments a."""
+        if self.symmetric:
+            g, dpsi = self.margins(a, need_grad=True)
+            drive = (self.w * _sigmoid_neg(g)) @ self.s  # (K,)
+            return self.bcol * dpsi * drive[:, None, None], g
+        g, dact_p, dact_n = self.margins(a, need_grad=True)
+        sig = _sigmoid_neg(g)
+        d_pos = (self.w_pos * sig) @ self.s  # drive from y = +1 patterns, (K,)
+        d_neg = (self.w_neg * sig) @ self.s
+        same = np.stack([d_pos, d_neg], axis=1)[:, :, None]  # y = c
+        opp = np.stack([d_neg, d_pos], axis=1)[:, :, None]  # y = -c
+        return self.bcol * (dact_p * same + dact_n * opp), g
+
+
+def pattern_margins(alignment, beta, y_pat, s_pat, q, rho, learner="symmetric", activation="srelu"):
+    """y f(y, s) of every pattern for alignments of shape (K_run, B, m)."""
+    fwd = _Forward(beta, y_pat, s_pat, np.zeros(len(np.atleast_1d(y_pat))), q, rho, learner, activation)
+    return fwd.margins(np.asarray(alignment, dtype=float))
+
+
+def population_loss(alignment, beta, y_pat, s_pat, w_pat, q, rho, learner="symmetric",
+                    activation="srelu") -> float:
+    """sum_P w log(1 + exp(-y f(y, s))), evaluated stably."""
+    fwd = _Forward(beta, y_pat, s_pat, w_pat, q, rho, learner, activation)
+    return fwd.loss(fwd.margins(np.asarray(alignment, dtype=float)))
+
+
+@dataclass
+class ReducedDynamics:
+    """Trajectory of the reduced (alignment-only) gradient descent.
+
+    Attributes
+    ----------
+    steps : (R,) int
+        Recorded steps: 0, record_every, 2 record_every, ... and always the last.
+    alignment : (R, K_run, B, m)
+        Alignments at the recorded steps.
+    leading_alignment : (R, K_run)
+        Max over banks and neurons.
+    learned_step : (K_run,) int
+        First step with beta_r * max alignment >= threshold (every step checked); -1 never.
+    learned_step_bank : (K_run, B) int
+        The same per bank.
+    final_alignment : (K_run, B, m)
+        Alignments after the last step.
+    loss : (R,)
+        Loss over the patterns (population loss for population patterns).
+    """
+
+    steps: np.ndarray
+    alignment: np.ndarray
+    leading_alignment: np.ndarray
+    learned_step: np.ndarray
+    learned_step_bank: np.ndarray
+    final_alignment: np.ndarray
+    loss: np.ndarray
+
+
+def reduced_dynamics(
+    alignment0,
+    beta,
+    y_pat,
+    s_pat,
+    w_pat,
+    q: float,
+    rho: float,
+    eta: float,
+    steps: int,
+    learner: str = "symmetric",
+    activation: str = "srelu",
+    threshold: float | None = None,
+    record_every: int = 1,
+) -> ReducedDynamics:
+    """Gradient descent on the pattern loss in alignment coordinates (spec 5.4).
+
+    Symmetric:   a_{r,i}   += eta sum_P w s_r beta_r psi'(beta_r a_{r,i}) sigmoid(-y f)
+    Class banks: a_{r,c,i} += eta sum_P w s_r beta_r act'(y c beta_r a_{r,c,i}) sigmoid(-y f)
+    with y f(y, s) = sum_r s_r sum_c sum_i y c act(y c beta_r a_{r,c,i})
+    (for the symmetric learner y f = sum_r s_r sum_i psi(beta_r a_{r,i})).
+    Exact for noise-free, distractor-free data described by the patterns.
+    ``threshold`` defaults to rho.
+    """
+    a = np.array(alignment0, dtype=float, copy=True)
+    if a.ndim != 3:
+        raise ValueError(f"alignment0 must have shape (K_run, B, m), got {a.shape}")
+    banks = 1 if learner == "symmetric" else 2
+    if a.shape[1] != banks:
+        raise ValueError(f"learner {learner!r} needs B = {banks} banks, alignment0 has {a.shape[1]}")
+    steps = int(steps)
+    record_every = int(record_every)
+    if steps < 0 or record_every < 1:
+        raise ValueError(f"need steps >= 0 and record_every >= 1, got {steps}, {record_every}")
+    fwd = _Forward(beta, y_pat, s_pat, w_pat, q, rho, learner, activation)
+    if a.shape[0] != fwd.beta.size:
+        raise ValueError(f"alignment0 has {a.shape[0]} modalities, beta has {fwd.beta.size}")
+    thr = float(rho if threshold is None else threshold)
+    beta_col = fwd.beta[:, None]
+
+    rec_steps = sorted(set(range(0, steps + 1, record_every)) | {steps})
+    R = len(rec_steps)
+    rec_a = np.empty((R,) + a.shape)
+    rec_loss = np.empty(R)
+    learned_bank = np.full(a.shape[:2], -1, dtype=np.int64)
+    open_ = np.ones(a.shape[:2], dtype=bool)
+    rec_i = 0
+    for t in range(steps + 1):
+        if open_.any():
+            hit = open_ & (beta_col * a.max(axis=2) >= thr)
+            if hit.any():
+                learned_bank[hit] = t
+                open_ &= ~hit
+        is_rec = rec_steps[rec_i] == t
+        if t == steps:
+            if is_rec:
+                rec_a[rec_i] = a
+                rec_loss[rec_i] = fwd.loss(fwd.margins(a))
+            break
+        inc, g = fwd.increment(a)
+        if is_rec:
+            rec_a[rec_i] = a
+            rec_loss[rec_i] = fwd.loss(g)
+            rec_i += 1
+        a += eta * inc
+    learned_any = np.where(learned_bank >= 0, learned_bank, np.iinfo(np.int64).max).min(axis=1)
+    learned = np.where(learned_any == np.iinfo(np.int64).max, -1, learned_any).astype(np.int64)
+    return ReducedDynamics(
+        steps=np.asarray(rec_steps, dtype=np.int64),
+        alignment=rec_a,
+        leading_alignment=rec_a.max(axis=(2, 3)),
+        learned_step=learned,
+        learned_step_bank=learned_bank,
+        final_alignment=a,
+        loss=rec_loss,
+    )
+
+
+# --------------------------------------------------------------------------- 5.5 test error
+
+
+def test_error_noiseless(final_alignment, beta, presence, learner="symmetric", activation="srelu",
+                         q: float = 3.0, rho: float = 1.0) -> float:
+    """Test error of the fused model on fresh noise-free samples (spec 5.5).
+
+    A sample (y, s) is wrong when y f(y, s) < 0 and counts one half when
+    y f(y, s) = 0 exactly; its weight is P(y, s) from the distribution's
+    presence probabilities.  For the symmetric learner y f does not depend on
+    y, which gives sum_s P(s) ([f(+1,s) < 0] + 0.5 [f(+1,s) = 0]).
+    """
+    y_pat, s_pat, w_pat = population_patterns(presence)
+    g = pattern_margins(final_alignment, beta, y_pat, s_pat, q, rho, learner, activation)
+    return float(w_pat @ ((g < 0.0) + 0.5 * (g == 0.0)))
+
+
+test_error_noiseless.__test__ = False  # not a pytest test despite the name
+
+
+def test_error_coinflip(learned_mask, presence) -> float:
+    """0.5 prod_{r learned} (1 - p_r): decided by a learned modality with signal, else a coin flip."""
+    mask = np.asarray(learned_mask, dtype=bool).reshape(-1)
+    p = np.asarray(presence, dtype=float).reshape(-1)
+    if mask.size != p.size:
+        raise ValueError(f"learned_mask has {mask.size} entries, presence {p.size}")
+    return float(0.5 * np.prod(1.0 - p[mask]))
+
+
+test_error_coinflip.__test__ = False
+
+
+# --------------------------------------------------------------------------- 5.3 winner
+
+
+def winner_coordinate(kappa, gamma, q: float) -> float:
+    """x = ln(kappa_2 Gamma_2^(q-2) / (kappa_1 Gamma_1^(q-2))) for K = 2 (spec 5.3).
+
+    x > 0 predicts modality 2 (index 1) wins, x < 0 modality 1.  For q = 2 the
+    Gamma term is dropped (leading order).  ``kappa`` and ``gamma`` have a
+    leading axis of length 2; with a bank axis (2, B) each modality uses its
+    fastest bank (largest kappa Gamma^(q-2)).  A zero Gamma gives -inf for
+    its modality's score (it never starts).
+    """
+    k = np.asarray(kappa, dtype=float)
+    g = np.asarray(gamma, dtype=float)
+    if k.shape[0] != 2 or g.shape[0] != 2:
+        raise ValueError("winner_coordinate is defined for K = 2")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.log(k)
+        if abs(q - 2.0) >= _Q2_TOL:
+            score = score + (q - 2.0) * np.log(g)
+        score = score.reshape(2, -1).max(axis=1)
+        return float(score[1] - score[0])
+
+
+def phase_boundary(q: float, *, beta_ratio=None, presence_ratio=None, gamma_ratio=1.0):
+    """Solve q ln(beta_2/beta_1) + (q-2) ln(Gamma_2/Gamma_1) + ln(p_2/p_1) = 0 (spec 5.3).
+
+    Ratios are modality 2 over modality 1.  Give exactly one of
+    ``beta_ratio`` / ``presence_ratio``; the other is returned at the
+    boundary.  Modality 2 wins on the side where beta_ratio or
+    presence_ratio is larger than the returned value.  Vectorised.
+    """
+    if (beta_ratio is None) == (presence_ratio is None):
+        raise ValueError("give exactly one of beta_ratio and presence_ratio")
+    lg = (q - 2.0) * np.log(np.asarray(gamma_ratio, dtype=float))
+    if beta_ratio is not None:
+        return _as_result(np.exp(-q * np.log(np.asarray(beta_ratio, dtype=float)) - lg))
+    return _as_result(np.exp((-np.log(np.asarray(presence_ratio, dtype=float)) - lg) / q))
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _json_value(x: Any):
+    """Floats with inf/nan -> None, arrays -> lists, numpy scalars -> python."""
+    if isinstance(x, np.ndarray):
+        return [_json_value(v) for v in x.tolist()] if x.ndim else _json_value(x.item())
+    if isinstance(x, (list, tuple)):
+        return [_json_value(v) for v in x]
+    if isinstance(x, (np.floating, float)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.bool_,)):
+        return bool(x)
+    return x
+
+
+@dataclass
+class Prediction:
+    """Theory's prediction for one run (one trained set of modalities).
+
+    Per-modality arrays are indexed like ``trained``; per-bank arrays have a
+    second axis B (1 symmetric; 2 class banks, bank 0 is c = +1).
+    """
+
+    trained: list[int]
+    pi: np.ndarray  # (K_run, B)
+    kappa: np.ndarray  # (K_run, B)
+    gamma: np.ndarray  # (K_run, B)
+    race_learned_step_bank: np.ndarray  # (K_run, B) float, inf = never
+    race_learned_step: np.ndarray  # (K_run,) float, min over banks
+    predicted_winner: int | None  # index into trained
+    reduced: ReducedDynamics = field(repr=False)
+    predicted_learned_step: np.ndarray  # (K_run,) int, -1 never
+    learned_by_horizon: np.ndarray  # (K_run,) bool
+    test_error_noiseless: float
+    test_error_coinflip: float
+
+    def to_json(self, names: Sequence[str]) -> dict[str, Any]:
+        """JSON-ready dict; per-modality fields are dicts keyed by ``names[j]``.
+
+        ``names`` are the names of the trained modalities, in ``trained`` order.
+        Per-bank values are a float (B = 1) or a list [c = +1, c = -1] (B = 2);
+        inf and -1 ("never") become None.
+        """
+        names = list(names)
+        if len(names) != len(self.trained):
+            raise ValueError(f"{len(names)} names for {len(self.trained)} trained modalities")
+
+        def per_bank(arr):
+            return {nm: _json_value(row[0] if row.size == 1 else row) for nm, row in zip(names, arr)}
+
+        def per_mod(arr, never=None):
+            return {
+                nm: (None if never is not None and v == never else _json_value(v))
+                for nm, v in zip(names, arr)
+            }
+
+        return {
+            "pi": per_bank(self.pi),
+            "kappa": per_bank(self.kappa),
+            "gamma": per_bank(self.gamma),
+            "race_learned_step": per_mod(self.race_learned_step),
+            "race_learned_step_bank": per_bank(self.race_learned_step_bank),
+            "predicted_winner": None if self.predicted_winner is None else names[self.predicted_winner],
+            "predicted_learned_step": per_mod(self.predicted_learned_step, never=-1),
+            "learned_by_horizon": per_mod(self.learned_by_horizon),
+            "test_error_noiseless": self.test_error_noiseless,
+            "test_error_coinflip": self.test_error_coinflip,
+        }
+
+
+def predict(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat, w_pat) -> Prediction:
+    """All of spec section 5 for one run.
+
+    ``trained`` indexes ``cfg.data.modality``; ``alignment0`` (K_run, B, m) are
+    the run's initial alignments and the patterns its training data (or the
+    population patterns).  The race uses pi from those patterns; the reduced
+    dynamics runs cfg.train.steps steps at eta = cfg.train.lr, recording every
+    cfg.train.trace_every steps; the test errors use the distribution's p_r.
+    For plain ReLU the race is the constant-drift case (q = 1).
+    """
+    trained = [int(r) for r in trained]
+    mods = [cfg.data.modality[r] for r in trained]
+    beta = np.array([mod.beta for mod in mods])
+    presence = np.array([mod.presence for mod in mods])
+    model = cfg.model
+    q, rho, thr, eta = model.q, model.rho, model.threshold, cfg.train.lr
+    a0 = np.asarray(alignment0, dtype=float)
+    if a0.shape[:2] != (len(trained), model.banks):
+        raise ValueError(
+            f"alignment0 has shape {a0.shape}; expected ({len(trained)}, {model.banks}, m)"
+        )
+    pi = presence_fraction(y_pat, s_pat, w_pat, model.banks)
+    q_race, rho_race = (1.0, thr) if model.activation == "relu" else (q, rho)
+    kappa = rate(beta, pi, q_race, rho_race)
+    gamma = initial_gamma(a0)
+    race_bank = race_learn_step(gamma, kappa, beta[:, None], q_race, rho_race, eta, thr)
+    race = race_bank.min(axis=1)
+    reduced = reduced_dynamics(
+        a0, beta, y_pat, s_pat, w_pat, q, rho, eta, cfg.train.steps,
+        learner=model.learner, activation=model.activation, threshold=thr,
+        record_every=cfg.train.trace_every,
+    )
+    learned = reduced.learned_step >= 0
+    return Prediction(
+        trained=trained,
+        pi=pi,
+        kappa=kappa,
+        gamma=gamma,
+        race_learned_step_bank=race_bank,
+        race_learned_step=race,
+        predicted_winner=predicted_winner(race),
+        reduced=reduced,
+        predicted_learned_step=reduced.learned_step,
+        learned_by_horizon=learned,
+        test_error_noiseless=test_error_noiseless(
+            reduced.final_alignment, beta, presence, model.learner, model.activation, q, rho
+        ),
+        test_error_coinflip=test_error_coinflip(learned, presence),
+    )

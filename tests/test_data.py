@@ -1,0 +1,130 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simcomp.config import build_config
+from simcomp.data import empirical_patterns, make_experiment_data
+
+
+def small(*overrides):
+    base = ["data.n_train=400", "data.n_test=300", "data.modality.0.dim=12",
+            "data.modality.1.dim=9"]
+    return build_config(None, base + list(overrides))
+
+
+def test_shapes_and_labels():
+    cfg = small("model.learner=class_banks", "model.width=3")
+    data = make_experiment_data(cfg)
+    assert [x.shape for x in data.train.X] == [(400, 12), (400, 9)]
+    assert [x.shape for x in data.test.X] == [(300, 12), (300, 9)]
+    assert set(np.unique(data.train.y)) <= {-1.0, 1.0}
+    assert data.train.presence.shape == (400, 2)
+    assert np.isclose(data.train.weight.sum(), 1.0)
+    assert [w.shape for w in data.init] == [(2, 3, 12), (2, 3, 9)]
+
+
+def test_sample_structure_without_noise():
+    cfg = small("data.modality.0.noise=0.0", "data.modality.1.noise=0.0",
+                "data.modality.0.distractors=3", "data.modality.0.distractor_strength=0.25",
+                "data.modality.0.presence=0.6")
+    data = make_experiment_data(cfg)
+    X, y, s = data.train.X[0], data.train.y, data.train.presence[:, 0]
+    # identity dictionary: coordinate 0 is y * beta * s, exactly k atoms of magnitude gamma elsewhere
+    assert np.array_equal(X[:, 0], y * 2.0 * s)
+    assert np.all(np.count_nonzero(X[:, 1:], axis=1) == 3)
+    assert np.allclose(np.abs(X[:, 1:][X[:, 1:] != 0]), 0.25)
+    assert abs(s.mean() - 0.6) < 0.1
+    assert np.all(data.train.presence[:, 1] == 1)  # presence 1.0
+
+
+def test_random_dictionary_is_orthogonal_and_signal_is_unit():
+    cfg = small("data.modality.0.dictionary=random")
+    data = make_experiment_data(cfg)
+    M = data.dictionaries[0]
+    assert np.allclose(M.T @ M, np.eye(12), atol=1e-12)
+    assert np.isclose(np.linalg.norm(data.signals[0]), 1.0)
+    assert not np.allclose(M, np.eye(12))
+
+
+def test_noise_level():
+    cfg = small("data.modality.0.noise=0.5", "data.modality.0.presence=0.0", "data.n_train=4000")
+    X = make_experiment_data(cfg).train.X[0]
+    assert abs(X.std() - 0.5) < 0.02
+
+
+def test_same_seed_same_data_and_other_seed_differs():
+    a, b = make_experiment_data(small()), make_experiment_data(small())
+    assert all(np.array_equal(x, z) for x, z in zip(a.train.X, b.train.X))
+    assert all(np.array_equal(x, z) for x, z in zip(a.init, b.init))
+    c = make_experiment_data(small("seed=1"))
+    assert not np.array_equal(a.train.X[0], c.train.X[0])
+    assert not np.array_equal(a.init[0], c.init[0])
+
+
+def test_changing_n_keeps_initial_weights_and_test_set():
+    a = make_experiment_data(small())
+    b = make_experiment_data(small("data.n_train=77"))
+    assert all(np.array_equal(x, z) for x, z in zip(a.init, b.init))
+    assert all(np.array_equal(x, z) for x, z in zip(a.test.X, b.test.X))
+    assert b.train.X[0].shape == (77, 12)
+
+
+def test_adding_a_modality_keeps_earlier_weights():
+    a = make_experiment_data(small())
+    b = make_experiment_data(small("data.modality.2.dim=5"))
+    assert np.array_equal(a.init[0], b.init[0]) and np.array_equal(a.init[1], b.init[1])
+
+
+def test_population_mode_points_and_weights():
+    cfg = small("data.modality.0.noise=0.0", "data.modality.1.noise=0.0",
+                "data.modality.1.presence=0.3", "data.population=true")
+    data = make_experiment_data(cfg)
+    assert data.test is data.train
+    assert data.train.n == 2 ** 3
+    assert np.isclose(data.train.weight.sum(), 1.0)
+    for j in range(data.train.n):
+        y, (s0, s1) = data.train.y[j], data.train.presence[j]
+        expect = 0.5 * (0.8 if s0 else 0.2) * (0.3 if s1 else 0.7)
+        assert np.isclose(data.train.weight[j], expect)
+        assert np.array_equal(data.train.X[0][j], y * 2.0 * s0 * data.signals[0])
+        assert np.array_equal(data.train.X[1][j], y * 1.0 * s1 * data.signals[1])
+
+
+def test_empirical_patterns_sum_to_presence():
+    data = make_experiment_data(small())
+    y_pat, s_pat, w_pat = empirical_patterns(data.train, [0, 1])
+    assert np.isclose(w_pat.sum(), 1.0)
+    pi = data.train.weight @ data.train.presence
+    assert np.allclose(w_pat @ s_pat, pi)
+    assert np.isclose(w_pat[y_pat > 0].sum(), np.mean(data.train.y > 0))
+    # one modality only
+    _, s1, w1 = empirical_patterns(data.train, [1])
+    assert s1.shape[1] == 1 and np.isclose(w1 @ s1[:, 0], pi[1])
+
+
+@settings(deadline=None, max_examples=25)
+@given(presence=st.floats(0.0, 1.0), n=st.integers(1, 60), seed=st.integers(0, 10_000))
+def test_presence_and_labels_property(presence, n, seed):
+    cfg = small(f"data.modality.0.presence={presence!r}", f"data.n_train={n}", f"seed={seed}")
+    data = make_experiment_data(cfg)
+    s = data.train.presence[:, 0]
+    if presence == 0.0:
+        assert not s.any()
+    if presence == 1.0:
+        assert s.all()
+    # a silent modality carries no label information beyond noise
+    silent = s == 0
+    assert np.all(np.abs(data.train.X[0][silent, 0]) < 0.2)
+    assert np.array_equal(np.sign(data.train.X[0][~silent, 0]), data.train.y[~silent])
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_k_modalities(k):
+    mods = [{"dim": 4, "beta": 1.0 + r} for r in range(k)]
+    from simcomp.config import config_from_dict
+
+    cfg = config_from_dict({"data": {"modality": mods, "n_train": 10, "n_test": 5}})
+    data = make_experiment_data(cfg)
+    assert len(data.train.X) == len(data.init) == len(data.dictionaries) == k
+    assert data.train.presence.shape == (10, k)
