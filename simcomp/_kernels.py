@@ -78,7 +78,7 @@ __all__ = [
     "alignments",
 ]
 
-BLOCK = 64
+BLOCK = 128
 """Samples per cache block: a block of pre-activations (K * B * m * BLOCK)
 and four rows of X stay in the L1 cache for typical sizes."""
 
@@ -255,12 +255,17 @@ def _transpose(X):
 
 @jit()
 def _block_preact(Xt, dims, W, j0, j1, Z):
-    """Pre-activations of samples ``j0:j1`` into ``Z[r, b*m + i, :j1-j0]``."""
+    """Pre-activations of samples ``j0:j1`` into ``Z[r, b*m + i, :j1-j0]``.
+
+    Four neurons share each load of four rows of ``Xt``; the loop over
+    samples is the vectorised one.
+    """
     K, B, m, _ = W.shape
+    BM = B * m
     nb = j1 - j0
     for r in range(K):
         d = dims[r]
-        for bi in range(B * m):
+        for bi in range(BM):
             z = Z[r, bi]
             for j in range(nb):
                 z[j] = 0.0
@@ -270,25 +275,45 @@ def _block_preact(Xt, dims, W, j0, j1, Z):
             x1 = Xt[r, k + 1, j0:j1]
             x2 = Xt[r, k + 2, j0:j1]
             x3 = Xt[r, k + 3, j0:j1]
-            for b in range(B):
-                for i in range(m):
-                    w = W[r, b, i]
-                    w0 = w[k]
-                    w1 = w[k + 1]
-                    w2 = w[k + 2]
-                    w3 = w[k + 3]
-                    z = Z[r, b * m + i]
-                    for j in range(nb):
-                        z[j] += (w0 * x0[j] + w1 * x1[j]) + (w2 * x2[j] + w3 * x3[j])
+            bi = 0
+            while bi + 4 <= BM:
+                wa = W[r, bi // m, bi % m, k:k + 4]
+                wb = W[r, (bi + 1) // m, (bi + 1) % m, k:k + 4]
+                wc = W[r, (bi + 2) // m, (bi + 2) % m, k:k + 4]
+                wd = W[r, (bi + 3) // m, (bi + 3) % m, k:k + 4]
+                a0, a1, a2, a3 = wa[0], wa[1], wa[2], wa[3]
+                b0, b1, b2, b3 = wb[0], wb[1], wb[2], wb[3]
+                c0, c1, c2, c3 = wc[0], wc[1], wc[2], wc[3]
+                e0, e1, e2, e3 = wd[0], wd[1], wd[2], wd[3]
+                za = Z[r, bi]
+                zb = Z[r, bi + 1]
+                zc = Z[r, bi + 2]
+                zd = Z[r, bi + 3]
+                for j in range(nb):
+                    u0 = x0[j]
+                    u1 = x1[j]
+                    u2 = x2[j]
+                    u3 = x3[j]
+                    za[j] += (a0 * u0 + a1 * u1) + (a2 * u2 + a3 * u3)
+                    zb[j] += (b0 * u0 + b1 * u1) + (b2 * u2 + b3 * u3)
+                    zc[j] += (c0 * u0 + c1 * u1) + (c2 * u2 + c3 * u3)
+                    zd[j] += (e0 * u0 + e1 * u1) + (e2 * u2 + e3 * u3)
+                bi += 4
+            while bi < BM:
+                wa = W[r, bi // m, bi % m, k:k + 4]
+                a0, a1, a2, a3 = wa[0], wa[1], wa[2], wa[3]
+                za = Z[r, bi]
+                for j in range(nb):
+                    za[j] += (a0 * x0[j] + a1 * x1[j]) + (a2 * x2[j] + a3 * x3[j])
+                bi += 1
             k += 4
         while k < d:
             x0 = Xt[r, k, j0:j1]
-            for b in range(B):
-                for i in range(m):
-                    w0 = W[r, b, i, k]
-                    z = Z[r, b * m + i]
-                    for j in range(nb):
-                        z[j] += w0 * x0[j]
+            for bi in range(BM):
+                a0 = W[r, bi // m, bi % m, k]
+                za = Z[r, bi]
+                for j in range(nb):
+                    za[j] += a0 * x0[j]
             k += 1
 
 
@@ -301,37 +326,42 @@ def _block_loss_coef(y, omega, kind, qcode, q, rho, B, m, j0, j1, Z):
     Returns the block's loss, accumulated in float64.
     """
     K = Z.shape[0]
+    BM = B * m
     loss = 0.0
     for jj in range(j1 - j0):
         j = j0 + jj
         f = 0.0
+        # The unit is evaluated once: its derivative replaces z right away.
         for r in range(K):
-            for b in range(B):
-                for i in range(m):
-                    v, _ = _unit_val_der(np.float64(Z[r, b * m + i, jj]), kind, qcode, q, rho)
-                    if b == 0:
-                        f += v
-                    else:
-                        f -= v
+            for bi in range(BM):
+                v, g = _unit_val_der(np.float64(Z[r, bi, jj]), kind, qcode, q, rho)
+                if bi < m:
+                    f += v
+                else:
+                    f -= v
+                Z[r, bi, jj] = g
         yj = np.float64(y[j])
         u = -yj * f
         wj = np.float64(omega[j])
         loss += wj * _softplus(u)
         s = wj * (-yj * _sigmoid(u))
         for r in range(K):
-            for b in range(B):
-                sb = s if b == 0 else -s
-                for i in range(m):
-                    zz = np.float64(Z[r, b * m + i, jj])
-                    _, g = _unit_val_der(zz, kind, qcode, q, rho)
-                    Z[r, b * m + i, jj] = sb * g
+            for bi in range(BM):
+                sb = s if bi < m else -s
+                Z[r, bi, jj] = sb * Z[r, bi, jj]
     return loss
 
 
 @jit()
 def _block_grad_acc(X, dims, j0, j1, Z, G):
-    """Add ``sum_j Z[r, b*m+i, j] X[r, j0 + j]`` to ``G[r, b, i]``."""
+    """Add ``sum_j Z[r, b*m+i, j] X[r, j0 + j]`` to ``G[r, b, i]``.
+
+    Four neurons share each load of four rows of ``X``; the loop over the
+    input coordinate is the vectorised one. Samples are added in increasing
+    order, four at a time.
+    """
     K, B, m, _ = G.shape
+    BM = B * m
     nb = j1 - j0
     for r in range(K):
         d = dims[r]
@@ -341,25 +371,45 @@ def _block_grad_acc(X, dims, j0, j1, Z, G):
             x1 = X[r, j0 + jj + 1, :d]
             x2 = X[r, j0 + jj + 2, :d]
             x3 = X[r, j0 + jj + 3, :d]
-            for b in range(B):
-                for i in range(m):
-                    zrow = Z[r, b * m + i]
-                    c0 = zrow[jj]
-                    c1 = zrow[jj + 1]
-                    c2 = zrow[jj + 2]
-                    c3 = zrow[jj + 3]
-                    g = G[r, b, i, :d]
-                    for k in range(d):
-                        g[k] += (c0 * x0[k] + c1 * x1[k]) + (c2 * x2[k] + c3 * x3[k])
+            bi = 0
+            while bi + 4 <= BM:
+                ca = Z[r, bi, jj:jj + 4]
+                cb = Z[r, bi + 1, jj:jj + 4]
+                cc = Z[r, bi + 2, jj:jj + 4]
+                cd = Z[r, bi + 3, jj:jj + 4]
+                a0, a1, a2, a3 = ca[0], ca[1], ca[2], ca[3]
+                b0, b1, b2, b3 = cb[0], cb[1], cb[2], cb[3]
+                c0, c1, c2, c3 = cc[0], cc[1], cc[2], cc[3]
+                e0, e1, e2, e3 = cd[0], cd[1], cd[2], cd[3]
+                ga = G[r, bi // m, bi % m, :d]
+                gb = G[r, (bi + 1) // m, (bi + 1) % m, :d]
+                gc = G[r, (bi + 2) // m, (bi + 2) % m, :d]
+                gd = G[r, (bi + 3) // m, (bi + 3) % m, :d]
+                for k in range(d):
+                    u0 = x0[k]
+                    u1 = x1[k]
+                    u2 = x2[k]
+                    u3 = x3[k]
+                    ga[k] += (a0 * u0 + a1 * u1) + (a2 * u2 + a3 * u3)
+                    gb[k] += (b0 * u0 + b1 * u1) + (b2 * u2 + b3 * u3)
+                    gc[k] += (c0 * u0 + c1 * u1) + (c2 * u2 + c3 * u3)
+                    gd[k] += (e0 * u0 + e1 * u1) + (e2 * u2 + e3 * u3)
+                bi += 4
+            while bi < BM:
+                ca = Z[r, bi, jj:jj + 4]
+                a0, a1, a2, a3 = ca[0], ca[1], ca[2], ca[3]
+                ga = G[r, bi // m, bi % m, :d]
+                for k in range(d):
+                    ga[k] += (a0 * x0[k] + a1 * x1[k]) + (a2 * x2[k] + a3 * x3[k])
+                bi += 1
             jj += 4
         while jj < nb:
             x0 = X[r, j0 + jj, :d]
-            for b in range(B):
-                for i in range(m):
-                    c0 = Z[r, b * m + i, jj]
-                    g = G[r, b, i, :d]
-                    for k in range(d):
-                        g[k] += c0 * x0[k]
+            for bi in range(BM):
+                a0 = Z[r, bi, jj]
+                ga = G[r, bi // m, bi % m, :d]
+                for k in range(d):
+                    ga[k] += a0 * x0[k]
             jj += 1
 
 

@@ -67,6 +67,10 @@ def _by_name(names: list[str], values) -> dict[str, Any]:
     return {name: value for name, value in zip(names, values)}
 
 
+def _or_nones(values, names):
+    return [None] * len(names) if values is None else values
+
+
 def _step_or_none(step) -> int | None:
     return None if step is None or step < 0 else int(step)
 
@@ -75,7 +79,12 @@ def run_summary(cfg: Config, data: ExperimentData, run: RunResult, prediction) -
     """The ``summary.json`` entry of one run (format documented in the README)."""
     names = [cfg.names[r] for r in run.trained]
     pi = data.train.weight @ data.train.presence[:, run.trained]
-    last = run.trace.records
+    records = run.trace.records
+
+    def last(key):
+        # A run whose very first loss is not finite has no record at all.
+        return records[key][-1] if records[key] else None
+
     winner = run.winner
     pred = prediction.to_json(names)
     return {
@@ -86,12 +95,12 @@ def run_summary(cfg: Config, data: ExperimentData, run: RunResult, prediction) -
         "initial_leading_alignment": _by_name(names, run.initial_alignment.reshape(len(names), -1).max(axis=1)),
         "presence_fraction": _by_name(names, pi),
         "learned_step": _by_name(names, [_step_or_none(s) for s in run.learned_step]),
-        "final_leading_alignment": _by_name(names, last["leading_alignment"][-1]),
-        "modality_test_error": _by_name(names, last["modality_test_error"][-1]),
+        "final_leading_alignment": _by_name(names, _or_nones(last("leading_alignment"), names)),
+        "modality_test_error": _by_name(names, _or_nones(last("modality_test_error"), names)),
         "winner": None if winner is None else names[winner],
-        "test_error": last["test_error"][-1],
-        "train_error": last["train_error"][-1],
-        "train_loss": last["train_loss"][-1],
+        "test_error": last("test_error"),
+        "train_error": last("train_error"),
+        "train_loss": last("train_loss"),
         "predicted_learned_step": pred["predicted_learned_step"],
         "race_learned_step": pred["race_learned_step"],
         "predicted_winner": pred["predicted_winner"],
@@ -112,7 +121,7 @@ def comparison(runs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     if "joint" not in runs:
         return None
     unimodal = {name: run for name, run in runs.items() if name.startswith("unimodal-")}
-    if not unimodal:
+    if not unimodal or any(run["test_error"] is None for run in runs.values()):
         return None
     best = min(unimodal, key=lambda name: (unimodal[name]["test_error"], name))
     joint_error = runs["joint"]["test_error"]

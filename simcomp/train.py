@@ -162,20 +162,25 @@ def train_run(
 
     trace = Trace(banks=cfg.model.banks)
 
-    def record(step: int) -> None:
+    def record(step: int) -> bool:
+        """Append a trace record at ``step``; False (and nothing recorded) if the loss is not finite."""
+        loss, train_err, _ = train_eval(W, dims)
+        if not (np.isfinite(loss) and np.all(np.isfinite(W))):
+            return False
         weights = [W[k, :, :, : mod.dim] for k, mod in enumerate(mods)]
         alignment, distractor, orthogonal = geometry(weights, dictionaries)
-        loss, train_err, _ = train_eval(W, dims)
         _, test_err, modality_err = test_eval(W, dims)
         trace.append(step, alignment, distractor, orthogonal, loss, train_err, test_err,
                      modality_err)
+        return True
 
     initial_alignment = geometry([W[k, :, :, : mod.dim] for k, mod in enumerate(mods)],
                                  dictionaries)[0]
-    record(0)
     step, status, failed_step = 0, STATUS_OK, None
+    if not record(0):
+        status, failed_step = STATUS_NONFINITE, 0
     total = cfg.train.steps
-    while step < total:
+    while step < total and status != STATUS_NONFINITE:
         segment = min(cfg.train.trace_every - step % cfg.train.trace_every, total - step)
         status, t_stop, _ = _kernels.gd_segment(
             train_eval.X, dims, train_eval.y, train_eval.weight, W, kind, q, rho,
@@ -189,7 +194,9 @@ def train_run(
             step = int(t_stop)
             break
         step = int(t_stop)
-        record(step)
+        if not record(step):
+            status, failed_step = STATUS_NONFINITE, step
+            break
         if status == STATUS_STOP_LOSS:
             break
 
