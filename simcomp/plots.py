@@ -33,12 +33,13 @@ def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title):
                     label=label if i == 0 else None)
     if reduced is not None:
         r_steps, r_lead = reduced
-        ax.plot(r_steps, beta * r_lead, color="black", lw=1.4, ls="--",
+        # Drawn on top but thin, so the simulated leading neuron stays visible beneath it.
+        ax.plot(r_steps, beta * r_lead, color="black", lw=1.0, ls=(0, (4, 3)), zorder=5,
                 label="theory: reduced dynamics, leading neuron")
     ax.axhline(threshold, color="grey", lw=0.8, ls=":", label="learned threshold")
     if learned is not None and learned >= 0:
         ax.axvline(learned, color="tab:green", lw=1.2, label=f"learned at step {learned}")
-    ax.set_yscale("symlog", linthresh=1e-2)
+    ax.set_yscale("symlog", linthresh=1e-3)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("GD step")
     ax.grid(alpha=0.3)
@@ -114,7 +115,7 @@ def reduced_dynamics_figure(cfg, predictions: dict):
             if step >= 0:
                 ax.axvline(step, color=line.get_color(), ls=":", lw=1)
         ax.axhline(cfg.model.threshold, color="grey", ls="--", lw=0.8)
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1e-3)
         ax.set_title(f"{name}: reduced dynamics", fontsize=10)
         ax.set_xlabel("GD step")
         ax.set_ylabel("beta * leading alignment")
