@@ -103,6 +103,7 @@ def run_summary(cfg: Config, data: ExperimentData, run: RunResult, prediction) -
         "train_loss": last("train_loss"),
         "predicted_learned_step": pred["predicted_learned_step"],
         "race_learned_step": pred["race_learned_step"],
+        "race_learned_step_noisy": pred["race_learned_step_noisy"],
         "predicted_winner": pred["predicted_winner"],
         "predicted_test_error": {
             "noiseless": pred["test_error_noiseless"],

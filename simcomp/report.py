@@ -26,6 +26,11 @@ def _fmt_rate(kappa) -> str:
     return format(kappa, ".4g")
 
 
+def _noisy(run: dict[str, Any], mod: str) -> str:
+    noisy = run.get("race_learned_step_noisy")
+    return "-" if noisy is None else fmt_step(noisy[mod])
+
+
 def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     """What ``simcomp simulate`` prints: per run, per modality, then the comparison."""
     cfg = summary["config"]
@@ -36,7 +41,7 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
         f"lr {train['lr']:g}, {train['steps']} steps",
         "",
         f"{'run':<16}{'modality':<10}{'pi':>7}{'Gamma(0)':>10}{'learned':>9}"
-        f"{'race 5.2':>10}{'reduced':>9}{'final L':>9}{'err alone':>11}",
+        f"{'race 5.2':>10}{'+noise':>8}{'reduced':>9}{'final L':>9}{'err alone':>11}",
     ]
     for name, run in summary["runs"].items():
         for k, mod in enumerate(run["trained_modalities"]):
@@ -46,8 +51,9 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
                 f"{run['initial_leading_alignment'][mod]:>10.4f}"
                 f"{fmt_step(run['learned_step'][mod]):>9}"
                 f"{fmt_step(run['race_learned_step'][mod]):>10}"
+                f"{_noisy(run, mod):>8}"
                 f"{fmt_step(run['predicted_learned_step'][mod]):>9}"
-                f"{run['final_leading_alignment'][mod]:>9.3f}"
+                f"{_fmt(run['final_leading_alignment'][mod], '.3f'):>9}"
                 f"{_fmt(run['modality_test_error'][mod]):>11}"
             )
         status = "" if run["status"] == "ok" else f"  [{run['status']} at step {run['steps_run']}]"
@@ -72,8 +78,9 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
             f"gap {comp['gap']:+.4f}, {verdict}",
         ]
     lines.append(
-        "(learned: measured step; race 5.2: predicted by the leading-neuron race; "
-        "reduced: predicted by the reduced dynamics; never = not by the horizon)"
+        "(learned: measured step; race 5.2: predicted by the leading-neuron race; +noise: the "
+        "same race with the noise's share of the pre-activation; reduced: predicted by the "
+        "reduced dynamics; never = not by the horizon)"
     )
     if out_dir:
         lines.append(f"results in {out_dir}/ (summary.json, config.toml, <run>/trace.npz, figures/)")
