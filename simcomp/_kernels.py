@@ -1,56 +1,71 @@
 """Compiled forward/backward passes and the gradient-descent loop.
 
-Private module: every kernel takes only NumPy arrays and scalars, so that the
-training module decides what to run and these functions only do arithmetic.
-The model is defined in the project specification (sections 2-4); the
-notation below follows it.
+Private module: the kernels take only NumPy arrays and scalars; the training
+module decides what to run, these functions only do the arithmetic of the
+specification (sections 2-4, whose notation is used below).
 
 Data layout
 -----------
-``X``      (K, n, D) float32/float64, modality r in ``X[r, :, :dims[r]]``,
-           zero padded beyond ``dims[r]``.
+``X``      (K, n, D) float64 or float32; modality r is ``X[r, :, :dims[r]]``
+           and the columns beyond ``dims[r]`` are padding.
 ``dims``   (K,) int64.
-``y``      (n,) same dtype as X, values +-1.
-``omega``  (n,) same dtype as X, sample weights.
-``W``      (K, B, m, D) same dtype as X. ``B = 1`` (symmetric) or ``B = 2``
-           (class banks; bank 0 is c = +1, bank 1 is c = -1). Columns beyond
-           ``dims[r]`` are never read and never written.
-``kind``   0 symmetric (psi = srelu(z) - srelu(-z)), 1 class banks with srelu,
-           2 class banks with plain ReLU (``q`` and ``rho`` are ignored).
+``y``      (n,) labels +-1; ``omega`` (n,) sample weights.
+``W``      (K, B, m, D), same dtype as X. ``B = 1`` (symmetric learner) or
+           ``B = 2`` (class banks: bank 0 has c = +1, bank 1 has c = -1).
+``kind``   0 symmetric, psi(z) = srelu(z) - srelu(-z); 1 class banks with
+           srelu; 2 class banks with plain ReLU (``q`` and ``rho`` unused).
 
-How a step is computed
-----------------------
-Samples are processed in *blocks* of ``BLOCK`` consecutive samples. For one
+Padded columns of X and W are never read, and padded columns of W and of the
+gradient are never written (gradients are zero there), so a zero padding
+stays zero. Float32 data is computed in float32 except the unit
+nonlinearities, f, the loss and l', which are evaluated in float64.
+
+How one gradient evaluation is organised
+----------------------------------------
+Samples are processed in *blocks* of ``BLOCK`` consecutive samples. For a
 block, the pre-activations of all K modalities are computed, then f, the
-loss and l' per sample, then the block's gradient contribution, so the block
-is read while it is still in cache. Compilers may not reorder floating point
-sums without ``fastmath`` (which we never use), so a dot product written as a
-loop would not be vectorised; every inner loop is therefore written as an
-element-wise update along a contiguous axis:
+loss and l' of each sample, then the block's contribution to the gradient,
+so each sample is fetched from memory once per step.
 
-* forward: ``z[i, j] += sum_k W[i, k] * Xt[k, j]`` with ``Xt`` the
-  (K, D, n) transpose of ``X`` (made once per call or per segment, since X is
-  constant during training), vectorised over samples j;
-* backward: ``G[i, k] += sum_j c[i, j] * X[j, k]``, vectorised over the input
+Without ``fastmath`` (never used, see ``simcomp._jit``) the compiler may not
+reorder a floating-point sum, so a dot product written as a loop would stay
+scalar. Every inner loop is therefore an element-wise update along a
+contiguous axis, which the compiler does vectorise:
+
+* forward: ``z[i, j] += sum_k W[i, k] Xt[k, j]``, vectorised over samples j,
+  where ``Xt`` is the (K, D, n) transpose of X (made once per call or per
+  segment, since X does not change during training);
+* backward: ``G[i, k] += sum_j c[i, j] X[j, k]``, vectorised over the input
   coordinate k.
 
-Both loops are unrolled by four along the summed axis to amortise the load and
-store of the accumulator; the resulting summation order is fixed by the code.
+Both loops handle four neurons and four terms of the sum per pass (register
+blocking), so each accumulator is loaded and stored once per four products
+and each input row is loaded once per four neurons. The summation order this
+implies is fixed by the code, not by the compiler.
 
 Determinism
 -----------
-Blocks are grouped into ``nchunks = min(ceil(n / BLOCK), MAX_CHUNKS)``
-contiguous *chunks* (a function of n only). Each chunk accumulates its own
-gradient buffer and loss; the chunk results are then added in chunk order.
-The serial and the parallel kernels run exactly this computation (the
-parallel one runs chunks on different threads), so they are bit-identical to
-each other for any number of threads.
+The ``nblocks = ceil(n / BLOCK)`` blocks are grouped into
+``nchunks = min(nblocks, MAX_CHUNKS)`` contiguous *chunks*, a function of n
+only (see :func:`chunk_layout`). Each chunk accumulates its own loss and
+gradient buffer; the chunk results are then added in chunk order. The serial
+kernel runs exactly the same computation one chunk after the other, so serial
+and parallel results are bit-identical, for any number of threads.
+
+Calling the parallel kernels
+----------------------------
+:func:`loss_and_grad_parallel` and :func:`gd_segment` are thin Python
+functions around compiled ones. Before the compiled code runs they make sure
+numba's threading layer is started: a cached function that calls a
+``parallel=True`` function does not do so itself when it is loaded from the
+cache, and then crashes (numba issue #8578). For the same reason, do not
+call ``_lg_parallel`` from other jitted code.
 
 Status codes of :func:`gd_segment`
 ----------------------------------
-``STATUS_OK = 0``        all requested steps were taken;
-``STATUS_STOP_LOSS = 1`` the loss fell below ``stop_loss``;
-``STATUS_NONFINITE = 2`` the loss was not finite (nan or inf).
+``STATUS_OK = 0``         all requested steps were taken;
+``STATUS_STOP_LOSS = 1``  the loss fell below ``stop_loss``;
+``STATUS_NONFINITE = 2``  the loss or the gradient was not finite.
 """
 
 import math
@@ -74,17 +89,20 @@ __all__ = [
     "loss_and_grad",
     "loss_and_grad_parallel",
     "forward",
-    "gd_segment",
     "alignments",
+    "gd_segment",
 ]
 
 BLOCK = 128
-"""Samples per cache block: a block of pre-activations (K * B * m * BLOCK)
-and four rows of X stay in the L1 cache for typical sizes."""
+"""Samples per cache block. At the default size (K = 2, m = 8, D = 128,
+float64) a block's pre-activations take 16 KiB (L1 cache) and its rows of X
+and of the transpose 256 KiB each (L2 cache). Longer blocks also mean longer
+vectorised loops in the forward pass."""
 
 MAX_CHUNKS = 32
 """Upper bound on the number of chunks, i.e. on the number of gradient
-buffers (and so on the parallelism of one gradient evaluation)."""
+buffers (memory ``MAX_CHUNKS * W.nbytes``) and on the threads one gradient
+evaluation can use."""
 
 STATUS_OK = 0
 STATUS_STOP_LOSS = 1
@@ -102,7 +120,7 @@ KIND_BANKS_RELU = 2
 
 @jit()
 def _q_code(q):
-    """Integer power code for the fast paths (0 means use ``pow``)."""
+    """Integer code of q for the multiplication fast paths (0: use pow)."""
     if q == 2.0:
         return 2
     if q == 3.0:
@@ -116,9 +134,7 @@ def _q_code(q):
 
 @jit()
 def _pow_qm1(t, qcode, q):
-    """Return ``t ** (q - 1)`` for ``t`` in (0, 1]."""
-    # Multiplication is much cheaper than pow and q is an integer in nearly
-    # every experiment.
+    """``t ** (q - 1)``; multiplication for integer q, which is far cheaper."""
     if qcode == 3:
         return t * t
     if qcode == 2:
@@ -128,49 +144,76 @@ def _pow_qm1(t, qcode, q):
     if qcode == 5:
         t2 = t * t
         return t2 * t2
-    return t**(q - 1.0)
+    return t ** (q - 1.0)
 
 
-@jit()
-def _srelu_val_der(z, qcode, q, rho):
-    """Smoothed ReLU and its derivative at ``z`` (float64).
-
-    The comparisons are written so that a nan input falls into the linear
-    piece and stays nan, which the non-finite guard then sees.
-    """
-    if z <= 0.0:
-        return 0.0, 0.0
-    if z <= rho:
-        t = z / rho
+@jit(inline="always")
+def _srelu_rows(z, F, sign, symmetric, qcode, q, rho, nb):
+    """Body of :func:`_unit_rows` for srelu; inlined so that ``symmetric``
+    and ``qcode`` are constants at each call site and the loop compiles to
+    branch-free vector code."""
+    inv_rho = 1.0 / rho
+    rho_q = rho / q
+    off = (1.0 - 1.0 / q) * rho
+    for j in range(nb):
+        zj = np.float64(z[j])
+        a = abs(zj) if symmetric else zj
+        # t = clip(a / rho, 0, 1) makes t^(q-1) the derivative on all three
+        # pieces; a nan ends up in v through "0 * a" below.
+        t = a * inv_rho
+        t = t if t < 1.0 else 1.0
+        t = t if t > 0.0 else 0.0
         p = _pow_qm1(t, qcode, q)
-        return rho * t * p / q, p
-    return z - (1.0 - 1.0 / q) * rho, 1.0
+        v = a - off if a > rho else rho_q * t * p
+        v = v + 0.0 * a
+        if symmetric:
+            v = math.copysign(v, zj)
+        F[j] += sign * v
+        z[j] = p
 
 
 @jit()
-def _unit_val_der(z, kind, qcode, q, rho):
-    """Value and derivative of the unit nonlinearity of learner ``kind``.
+def _unit_rows(z, F, sign, kind, qcode, q, rho, nb):
+    """``F[j] += sign * unit(z[j])`` and ``z[j] = unit'(z[j])`` for j < nb.
 
-    Symmetric: psi(z) = srelu(z) - srelu(-z), psi'(z) = srelu'(|z|).
-    Class banks: act = srelu (kind 1) or ReLU (kind 2); the bank sign is
-    applied by the caller.
+    ``unit`` is psi (kind 0), srelu (kind 1) or ReLU (kind 2); ``sign`` is
+    the bank sign c_b. ``F`` is float64. A nan or infinite pre-activation
+    makes ``F[j]`` nan.
     """
-    if kind == 0:
-        v, g = _srelu_val_der(abs(z), qcode, q, rho)
-        if z < 0.0:
-            v = -v
-        return v, g
-    if kind == 1:
-        return _srelu_val_der(z, qcode, q, rho)
-    # ReLU; "z <= 0" keeps a nan pre-activation nan.
-    if z <= 0.0:
-        return 0.0, 0.0
-    return z, 1.0
+    if kind == 2:
+        for j in range(nb):
+            a = np.float64(z[j])
+            pos = a > 0.0
+            v = a if pos else 0.0
+            F[j] += sign * (v + 0.0 * a)
+            z[j] = 1.0 if pos else 0.0
+    elif kind == 0:
+        if qcode == 3:
+            _srelu_rows(z, F, sign, True, 3, q, rho, nb)
+        elif qcode == 2:
+            _srelu_rows(z, F, sign, True, 2, q, rho, nb)
+        elif qcode == 4:
+            _srelu_rows(z, F, sign, True, 4, q, rho, nb)
+        elif qcode == 5:
+            _srelu_rows(z, F, sign, True, 5, q, rho, nb)
+        else:
+            _srelu_rows(z, F, sign, True, 0, q, rho, nb)
+    else:
+        if qcode == 3:
+            _srelu_rows(z, F, sign, False, 3, q, rho, nb)
+        elif qcode == 2:
+            _srelu_rows(z, F, sign, False, 2, q, rho, nb)
+        elif qcode == 4:
+            _srelu_rows(z, F, sign, False, 4, q, rho, nb)
+        elif qcode == 5:
+            _srelu_rows(z, F, sign, False, 5, q, rho, nb)
+        else:
+            _srelu_rows(z, F, sign, False, 0, q, rho, nb)
 
 
 @jit()
 def _softplus(u):
-    """``log(1 + exp(u))`` without overflow or loss of precision."""
+    """``log(1 + exp(u))``, without overflow for large u or loss for small."""
     return max(u, 0.0) + math.log1p(math.exp(-abs(u)))
 
 
@@ -184,13 +227,13 @@ def _sigmoid(u):
 
 
 # --------------------------------------------------------------------------
-# Layout helpers
+# Layout and argument checks
 # --------------------------------------------------------------------------
 
 
 @jit()
 def chunk_layout(n):
-    """Number of blocks and chunks for ``n`` samples.
+    """Blocks and chunks used for ``n`` samples.
 
     Parameters
     ----------
@@ -200,9 +243,10 @@ def chunk_layout(n):
     Returns
     -------
     nblocks : int
-        ``ceil(n / BLOCK)``.
+        ``ceil(n / BLOCK)``; block ``b`` holds samples
+        ``b * BLOCK`` to ``min((b + 1) * BLOCK, n)``.
     nchunks : int
-        ``min(nblocks, MAX_CHUNKS)``; chunk ``c`` holds blocks
+        ``max(1, min(nblocks, MAX_CHUNKS))``; chunk ``c`` holds blocks
         ``c * nblocks // nchunks`` to ``(c + 1) * nblocks // nchunks``.
     """
     nblocks = (n + BLOCK - 1) // BLOCK
@@ -213,23 +257,25 @@ def chunk_layout(n):
 
 
 @jit()
-def _check_shapes(X, dims, W):
+def _check_args(X, dims, W, kind, q, rho):
+    """Raise ValueError on inconsistent shapes or parameters.
+
+    The kernels do not check bounds when indexing, so a wrong shape would
+    otherwise read or write outside the arrays.
+    """
     K, n, D = X.shape
     if dims.shape[0] != K or W.shape[0] != K or W.shape[3] != D:
-        raise ValueError("inconsistent shapes: X (K, n, D), dims (K,), W (K, B, m, D)")
+        raise ValueError("inconsistent shapes: need X (K, n, D), dims (K,), W (K, B, m, D)")
     for r in range(K):
         if dims[r] < 0 or dims[r] > D:
             raise ValueError("dims[r] must lie in [0, D]")
-
-
-@jit()
-def _check_kind(kind, B, q, rho):
+    B = W.shape[1]
     if kind == 0:
         if B != 1:
             raise ValueError("kind 0 (symmetric) needs B == 1")
     elif kind == 1 or kind == 2:
         if B != 2:
-            raise ValueError("class-bank kinds need B == 2")
+            raise ValueError("kinds 1 and 2 (class banks) need B == 2")
     else:
         raise ValueError("kind must be 0, 1 or 2")
     if kind != 2 and not (q >= 2.0 and rho > 0.0):
@@ -237,8 +283,18 @@ def _check_kind(kind, B, q, rho):
 
 
 @jit()
+def _check_samples(X, y, omega, W, grad):
+    """Raise ValueError unless y, omega are (n,) and grad has W's shape."""
+    n = X.shape[1]
+    if y.shape[0] != n or omega.shape[0] != n:
+        raise ValueError("y and omega must have shape (n,)")
+    if grad.shape != W.shape:
+        raise ValueError("the gradient buffer must have the shape of W")
+
+
+@jit()
 def _transpose(X):
-    """(K, n, D) -> (K, D, n), C-contiguous."""
+    """(K, n, D) -> (K, D, n), C-contiguous (padding included, never read)."""
     K, n, D = X.shape
     Xt = np.empty((K, D, n), X.dtype)
     for r in range(K):
@@ -246,6 +302,16 @@ def _transpose(X):
             for k in range(D):
                 Xt[r, k, j] = X[r, j, k]
     return Xt
+
+
+@jit()
+def _scratch(X, W, nbuf):
+    """Per-chunk scratch: gradient buffers, pre-activations and f of a block."""
+    K, B, m, D = W.shape
+    Gc = np.zeros((nbuf, K, B, m, D), W.dtype)
+    Zc = np.empty((nbuf, K, B * m, BLOCK), X.dtype)
+    Fc = np.empty((nbuf, BLOCK), np.float64)
+    return Gc, Zc, Fc
 
 
 # --------------------------------------------------------------------------
@@ -318,37 +384,36 @@ def _block_preact(Xt, dims, W, j0, j1, Z):
 
 
 @jit()
-def _block_loss_coef(y, omega, kind, qcode, q, rho, B, m, j0, j1, Z):
+def _block_loss_coef(y, omega, kind, qcode, q, rho, B, m, j0, j1, Z, F):
     """Loss of samples ``j0:j1``; overwrite ``Z`` with gradient coefficients.
 
-    On return ``Z[r, b*m + i, j] = omega_j l'_j c_b act'(z)``, the factor
-    multiplying ``X[r, j]`` in the gradient of neuron (r, b, i).
-    Returns the block's loss, accumulated in float64.
+    On return ``Z[r, b*m + i, j] = omega_j l'_j c_b act'(z)``, the factor of
+    ``X[r, j0 + j]`` in the gradient of neuron (r, b, i). ``F`` (float64,
+    >= BLOCK) is scratch for f and then for ``omega_j l'_j``. Returns the
+    block's loss, accumulated in float64.
     """
     K = Z.shape[0]
     BM = B * m
+    nb = j1 - j0
+    for j in range(nb):
+        F[j] = 0.0
+    for r in range(K):
+        for bi in range(BM):
+            _unit_rows(Z[r, bi], F, 1.0 if bi < m else -1.0, kind, qcode, q, rho, nb)
     loss = 0.0
-    for jj in range(j1 - j0):
+    for jj in range(nb):
         j = j0 + jj
-        f = 0.0
-        # The unit is evaluated once: its derivative replaces z right away.
-        for r in range(K):
-            for bi in range(BM):
-                v, g = _unit_val_der(np.float64(Z[r, bi, jj]), kind, qcode, q, rho)
-                if bi < m:
-                    f += v
-                else:
-                    f -= v
-                Z[r, bi, jj] = g
         yj = np.float64(y[j])
-        u = -yj * f
+        u = -yj * F[jj]
         wj = np.float64(omega[j])
         loss += wj * _softplus(u)
-        s = wj * (-yj * _sigmoid(u))
-        for r in range(K):
-            for bi in range(BM):
-                sb = s if bi < m else -s
-                Z[r, bi, jj] = sb * Z[r, bi, jj]
+        F[jj] = wj * (-yj * _sigmoid(u))
+    for r in range(K):
+        for bi in range(BM):
+            s = 1.0 if bi < m else -1.0
+            z = Z[r, bi]
+            for jj in range(nb):
+                z[jj] = (s * F[jj]) * z[jj]
     return loss
 
 
@@ -413,9 +478,15 @@ def _block_grad_acc(X, dims, j0, j1, Z, G):
             jj += 1
 
 
+# --------------------------------------------------------------------------
+# One loss-and-gradient evaluation
+# --------------------------------------------------------------------------
+
+
 @jit()
-def _chunk_loss_grad(X, Xt, dims, y, omega, W, kind, qcode, q, rho, c, nblocks, nchunks, Z, G):
-    """Loss and gradient of chunk ``c`` (overwrites ``G``; ``Z`` is scratch)."""
+def _chunk_loss_grad(X, Xt, dims, y, omega, W, kind, qcode, q, rho, c, nblocks, nchunks, Z, F,
+                     G):
+    """Loss of chunk ``c``; its gradient overwrites ``G`` (``Z``, ``F`` are scratch)."""
     n = X.shape[1]
     B = W.shape[1]
     m = W.shape[2]
@@ -425,58 +496,49 @@ def _chunk_loss_grad(X, Xt, dims, y, omega, W, kind, qcode, q, rho, c, nblocks, 
         j0 = blk * BLOCK
         j1 = min(j0 + BLOCK, n)
         _block_preact(Xt, dims, W, j0, j1, Z)
-        loss += _block_loss_coef(y, omega, kind, qcode, q, rho, B, m, j0, j1, Z)
+        loss += _block_loss_coef(y, omega, kind, qcode, q, rho, B, m, j0, j1, Z, F)
         _block_grad_acc(X, dims, j0, j1, Z, G)
     return loss
 
 
 @jit()
-def _add_rows(dims, src, dst):
-    """``dst[r, b, i, :d_r] += src[r, b, i, :d_r]`` (the fixed-order reduction)."""
-    K, B, m, _ = dst.shape
-    for r in range(K):
-        d = dims[r]
-        for b in range(B):
-            for i in range(m):
-                s = src[r, b, i, :d]
-                t = dst[r, b, i, :d]
-                for k in range(d):
-                    t[k] += s[k]
+def _lg_serial(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_out, Gc, Zc, Fc):
+    """Chunks one after the other; uses only the first scratch entries.
 
-
-# --------------------------------------------------------------------------
-# One gradient evaluation: serial and parallel drivers
-# --------------------------------------------------------------------------
-
-
-@jit()
-def _lg_serial(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_out, Gc, Zc):
-    """Serial driver. ``Gc`` (>=1, K, B, m, D) and ``Zc`` (>=1, K, B*m, BLOCK)
-    are scratch; only their first entry is used."""
+    Adds the chunk results in the same order as :func:`_lg_parallel`, so the
+    two are bit-identical.
+    """
     n = X.shape[1]
+    K, B, m, _ = W.shape
     nblocks, nchunks = chunk_layout(n)
     grad_out[...] = 0.0
     loss = 0.0
     for c in range(nchunks):
-        lc = _chunk_loss_grad(X, Xt, dims, y, omega, W, kind, qcode, q, rho, c, nblocks,
-                              nchunks, Zc[0], Gc[0])
-        loss += lc
-        _add_rows(dims, Gc[0], grad_out)
+        loss += _chunk_loss_grad(X, Xt, dims, y, omega, W, kind, qcode, q, rho, c, nblocks,
+                                 nchunks, Zc[0], Fc[0], Gc[0])
+        for r in range(K):
+            d = dims[r]
+            for b in range(B):
+                for i in range(m):
+                    t = grad_out[r, b, i]
+                    s = Gc[0, r, b, i]
+                    for k in range(d):
+                        t[k] += s[k]
     return loss
 
 
 @jit_parallel()
-def _lg_parallel(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_out, Gc, Zc):
-    """Parallel driver; ``Gc`` and ``Zc`` need one entry per chunk."""
+def _lg_parallel(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_out, Gc, Zc, Fc):
+    """Chunks on the thread pool; the scratch arrays need one entry per chunk."""
     n = X.shape[1]
+    K, B, m, _ = W.shape
     nblocks, nchunks = chunk_layout(n)
     closs = np.empty(nchunks, np.float64)
     for c in prange(nchunks):
         closs[c] = _chunk_loss_grad(X, Xt, dims, y, omega, W, kind, qcode, q, rho, c, nblocks,
-                                    nchunks, Zc[c], Gc[c])
-    K, B, m, _ = W.shape
-    # Rows are independent, so the reduction is parallel over rows while the
-    # chunks are added in chunk order inside each row.
+                                    nchunks, Zc[c], Fc[c], Gc[c])
+    # Rows of the gradient are independent: reduce them in parallel, each
+    # one adding the chunks in chunk order.
     for row in prange(K * B * m):
         r = row // (B * m)
         b = (row // m) % B
@@ -494,133 +556,15 @@ def _lg_parallel(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_out, Gc, Zc
     return loss
 
 
-@jit()
-def _scratch(X, W, nbuf):
-    """Per-chunk scratch: gradient buffers and pre-activation blocks."""
-    K, B, m, D = W.shape
-    Gc = np.zeros((nbuf, K, B, m, D), W.dtype)
-    Zc = np.empty((nbuf, K, B * m, BLOCK), X.dtype)
-    return Gc, Zc
-
-
-@jit()
-def loss_and_grad(X, dims, y, omega, W, kind, q, rho, grad_out):
-    """Loss and gradient at ``W`` (serial).
-
-    Parameters
-    ----------
-    X : ndarray, (K, n, D)
-        Inputs, zero padded beyond ``dims[r]``.
-    dims : ndarray of int64, (K,)
-        Dimension of each modality.
-    y : ndarray, (n,)
-        Labels in {-1, +1}.
-    omega : ndarray, (n,)
-        Sample weights.
-    W : ndarray, (K, B, m, D)
-        Weights.
-    kind : int
-        0 symmetric, 1 class banks with srelu, 2 class banks with ReLU.
-    q, rho : float
-        srelu power (>= 2) and threshold (> 0).
-    grad_out : ndarray, (K, B, m, D)
-        Filled with dL/dW; padded columns are set to zero.
-
-    Returns
-    -------
-    float
-        ``L = sum_j omega_j softplus(-y_j f_j)``, accumulated in float64.
-    """
-    _check_shapes(X, dims, W)
-    _check_kind(kind, W.shape[1], q, rho)
-    Xt = _transpose(X)
-    Gc, Zc = _scratch(X, W, 1)
-    return _lg_serial(X, Xt, dims, y, omega, W, kind, _q_code(q), q, rho, grad_out, Gc, Zc)
-
-
-@jit()
-def _loss_and_grad_parallel(X, dims, y, omega, W, kind, q, rho, grad_out):
-    _check_shapes(X, dims, W)
-    _check_kind(kind, W.shape[1], q, rho)
-    Xt = _transpose(X)
-    _, nchunks = chunk_layout(X.shape[1])
-    Gc, Zc = _scratch(X, W, nchunks)
-    return _lg_parallel(X, Xt, dims, y, omega, W, kind, _q_code(q), q, rho, grad_out, Gc, Zc)
-
-
-@jit()
-def forward(X, dims, W, kind, q, rho, f_out, phi_out):
-    """Network output and per-modality outputs.
-
-    Parameters
-    ----------
-    X, dims, W, kind, q, rho
-        As in :func:`loss_and_grad`.
-    f_out : ndarray, (n,)
-        Filled with ``f_j = sum_r phi_r(X_{r,j})``.
-    phi_out : ndarray, (n, K)
-        Filled with ``phi_r(X_{r,j})``.
-    """
-    _check_shapes(X, dims, W)
-    K, n, D = X.shape
-    B = W.shape[1]
-    m = W.shape[2]
-    _check_kind(kind, B, q, rho)
-    qcode = _q_code(q)
-    Xt = _transpose(X)
-    Z = np.empty((K, B * m, BLOCK), X.dtype)
-    nblocks = (n + BLOCK - 1) // BLOCK
-    for blk in range(nblocks):
-        j0 = blk * BLOCK
-        j1 = min(j0 + BLOCK, n)
-        _block_preact(Xt, dims, W, j0, j1, Z)
-        for jj in range(j1 - j0):
-            f = 0.0
-            for r in range(K):
-                phi = 0.0
-                for b in range(B):
-                    for i in range(m):
-                        v, _ = _unit_val_der(np.float64(Z[r, b * m + i, jj]), kind, qcode, q, rho)
-                        if b == 0:
-                            phi += v
-                        else:
-                            phi -= v
-                phi_out[j0 + jj, r] = phi
-                f += phi
-            f_out[j0 + jj] = f
-
-
-@jit()
-def alignments(W, signal):
-    """Signed alignments ``a[r, b, i] = c_b <w_{r,b,i}, v_r>``.
-
-    Parameters
-    ----------
-    W : ndarray, (K, B, m, D)
-        Weights (padded columns are zero, so the full length is summed).
-    signal : ndarray, (K, D)
-        Unit signal vectors, zero padded.
-
-    Returns
-    -------
-    ndarray of float64, (K, B, m)
-        ``c_0 = +1``, ``c_1 = -1``.
-    """
-    K, B, m, D = W.shape
-    A = np.empty((K, B, m), np.float64)
-    for r in range(K):
-        for b in range(B):
-            for i in range(m):
-                s = 0.0
-                for k in range(D):
-                    s += np.float64(W[r, b, i, k]) * np.float64(signal[r, k])
-                A[r, b, i] = s if b == 0 else -s
-    return A
+# --------------------------------------------------------------------------
+# Gradient-descent helpers
+# --------------------------------------------------------------------------
 
 
 @jit()
 def _check_learned(W, dims, signal, beta, threshold, learned, t):
-    """Mark banks whose leading alignment reached the threshold at step t."""
+    """Set ``learned[r, b] = t`` for banks not yet learned whose leading
+    alignment satisfies ``beta_r * max_i c_b <w_{r,b,i}, v_r> >= threshold``."""
     K, B, m, _ = W.shape
     for r in range(K):
         d = dims[r]
@@ -643,7 +587,21 @@ def _check_learned(W, dims, signal, beta, threshold, learned, t):
 
 
 @jit()
+def _all_finite(dims, A):
+    """True if ``A[r, b, i, :d_r]`` is finite everywhere."""
+    K, B, m, _ = A.shape
+    for r in range(K):
+        for b in range(B):
+            for i in range(m):
+                for k in range(dims[r]):
+                    if not math.isfinite(A[r, b, i, k]):
+                        return False
+    return True
+
+
+@jit()
 def _gd_update(W, dims, eta, grad):
+    """``W -= eta * grad`` on the unpadded columns."""
     K, B, m, _ = W.shape
     for r in range(K):
         d = dims[r]
@@ -655,15 +613,153 @@ def _gd_update(W, dims, eta, grad):
                     w[k] = w[k] - eta * g[k]
 
 
+# --------------------------------------------------------------------------
+# Public kernels
+# --------------------------------------------------------------------------
+
+
+@jit()
+def loss_and_grad(X, dims, y, omega, W, kind, q, rho, grad_out):
+    """Loss and gradient at ``W`` (one thread).
+
+    Parameters
+    ----------
+    X : ndarray, (K, n, D)
+        Inputs; columns beyond ``dims[r]`` are ignored.
+    dims : ndarray of int64, (K,)
+        Dimension of each modality.
+    y : ndarray, (n,)
+        Labels in {-1, +1}.
+    omega : ndarray, (n,)
+        Sample weights.
+    W : ndarray, (K, B, m, D)
+        Weights, B = 1 for kind 0 and B = 2 for kinds 1 and 2.
+    kind : int
+        0 symmetric, 1 class banks with srelu, 2 class banks with ReLU.
+    q : float
+        srelu power, q >= 2 (fast paths for q = 2, 3, 4, 5).
+    rho : float
+        srelu threshold, rho > 0.
+    grad_out : ndarray, (K, B, m, D)
+        Filled with dL/dW (zero in the padded columns).
+
+    Returns
+    -------
+    float
+        ``L = sum_j omega_j softplus(-y_j f_j)``, accumulated in float64.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent shapes or an invalid ``kind``, ``q`` or ``rho``.
+    """
+    _check_args(X, dims, W, kind, q, rho)
+    _check_samples(X, y, omega, W, grad_out)
+    Xt = _transpose(X)
+    Gc, Zc, Fc = _scratch(X, W, 1)
+    return _lg_serial(X, Xt, dims, y, omega, W, kind, _q_code(q), q, rho, grad_out, Gc, Zc, Fc)
+
+
+def loss_and_grad_parallel(X, dims, y, omega, W, kind, q, rho, grad_out):
+    """Loss and gradient at ``W``, chunks of samples on numba's thread pool.
+
+    Same parameters, result and errors as :func:`loss_and_grad`, and
+    bit-identical to it for any number of threads (see the module notes).
+    """
+    numba.get_num_threads()  # starts the threading layer, see the module notes
+    return _loss_and_grad_parallel(X, dims, y, omega, W, int(kind), float(q), float(rho), grad_out)
+
+
+@jit()
+def _loss_and_grad_parallel(X, dims, y, omega, W, kind, q, rho, grad_out):
+    _check_args(X, dims, W, kind, q, rho)
+    _check_samples(X, y, omega, W, grad_out)
+    Xt = _transpose(X)
+    _, nchunks = chunk_layout(X.shape[1])
+    Gc, Zc, Fc = _scratch(X, W, nchunks)
+    return _lg_parallel(X, Xt, dims, y, omega, W, kind, _q_code(q), q, rho, grad_out, Gc, Zc,
+                        Fc)
+
+
+@jit()
+def forward(X, dims, W, kind, q, rho, f_out, phi_out):
+    """Network output and the output of each modality's encoder.
+
+    Parameters
+    ----------
+    X, dims, W, kind, q, rho
+        As in :func:`loss_and_grad`.
+    f_out : ndarray, (n,)
+        Filled with ``f_j = sum_r phi_r(X_{r,j})`` (summed in float64).
+    phi_out : ndarray, (n, K)
+        Filled with ``phi_r(X_{r,j})``.
+    """
+    _check_args(X, dims, W, kind, q, rho)
+    K, n, _ = X.shape
+    B = W.shape[1]
+    m = W.shape[2]
+    if f_out.shape[0] != n or phi_out.shape[0] != n or phi_out.shape[1] != K:
+        raise ValueError("f_out must be (n,) and phi_out (n, K)")
+    qcode = _q_code(q)
+    Xt = _transpose(X)
+    Z = np.empty((K, B * m, BLOCK), X.dtype)
+    P = np.empty((K, BLOCK), np.float64)
+    nblocks, _ = chunk_layout(n)
+    for blk in range(nblocks):
+        j0 = blk * BLOCK
+        j1 = min(j0 + BLOCK, n)
+        nb = j1 - j0
+        _block_preact(Xt, dims, W, j0, j1, Z)
+        P[...] = 0.0
+        for r in range(K):
+            for bi in range(B * m):
+                _unit_rows(Z[r, bi], P[r], 1.0 if bi < m else -1.0, kind, qcode, q, rho, nb)
+        for jj in range(nb):
+            f = 0.0
+            for r in range(K):
+                phi_out[j0 + jj, r] = P[r, jj]
+                f += P[r, jj]
+            f_out[j0 + jj] = f
+
+
+@jit()
+def alignments(W, signal):
+    """Signed alignments ``a[r, b, i] = c_b <w_{r,b,i}, v_r>``.
+
+    Parameters
+    ----------
+    W : ndarray, (K, B, m, D)
+        Weights (all D columns are summed; the padding is zero).
+    signal : ndarray, (K, D)
+        Unit signal vectors v_r, zero padded.
+
+    Returns
+    -------
+    ndarray of float64, (K, B, m)
+        With ``c_0 = +1`` and ``c_1 = -1``.
+    """
+    K, B, m, D = W.shape
+    A = np.empty((K, B, m), np.float64)
+    for r in range(K):
+        for b in range(B):
+            for i in range(m):
+                s = 0.0
+                for k in range(D):
+                    s += np.float64(W[r, b, i, k]) * np.float64(signal[r, k])
+                A[r, b, i] = s if b == 0 else -s
+    return A
+
+
 def gd_segment(X, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold, learned,
                t_start, n_steps, stop_loss, parallel_flag, grad_buf):
-    """Run up to ``n_steps`` full-batch gradient-descent steps in place.
+    """Run up to ``n_steps`` full-batch gradient-descent steps on ``W`` in place.
 
-    For t = t_start, ..., t_start + n_steps - 1: evaluate the loss and
-    gradient at W(t), record learned banks at W(t), stop if the loss is not
-    finite (status 2) or below ``stop_loss`` (status 1, only if
-    ``stop_loss > 0``), otherwise set W(t+1) = W(t) - eta * grad.
-    After the last step the learned check is also made at W(t_end).
+    For t = t_start, ..., t_start + n_steps - 1: evaluate the loss and the
+    gradient at W(t), record the banks learned at W(t), then stop if the loss
+    or the gradient is not finite (status 2) or if ``stop_loss > 0`` and the
+    loss is below it (status 1); otherwise set W(t+1) = W(t) - eta grad.
+    After the last step, the learned check is also made at W(t_start +
+    n_steps). The whole loop runs in compiled code.
 
     Parameters
     ----------
@@ -674,45 +770,51 @@ def gd_segment(X, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold,
     signal : ndarray, (K, D)
         Unit signal vectors v_r, zero padded.
     beta : ndarray of float64, (K,)
-        Signal strengths.
+        Signal strengths beta_r.
     threshold : float
-        Bank (r, b) is learned at the first step t with
-        ``beta[r] * max_i c_b <w_{r,b,i}, v_r> >= threshold``.
+        Bank (r, b) is learned at the first step t at which
+        ``beta_r * max_i c_b <w_{r,b,i}, v_r> >= threshold``.
     learned : ndarray of int64, (K, B)
-        In/out; -1 means not learned yet; entries >= 0 are never changed.
+        In/out: -1 for banks not learned yet, which are set to the step at
+        which they are learned; entries >= 0 are left alone.
     t_start : int
-        Global index of the step at the current W.
+        Step index of the current W.
     n_steps : int
         Maximum number of updates.
     stop_loss : float
-        Stop when the loss falls below it; ignored when <= 0.
+        Stop when the loss is below it; ignored when <= 0.
     parallel_flag : bool
-        Use the parallel gradient (bit-identical results, see module notes).
+        Evaluate the gradient on numba's thread pool (bit-identical results).
     grad_buf : ndarray, (K, B, m, D)
-        Receives the gradient of the last evaluated step.
+        Work buffer; holds the gradient at the last evaluated step.
 
     Returns
     -------
     status : int
-        0 (ran all steps), 1 (loss < stop_loss), 2 (non-finite loss).
+        ``STATUS_OK`` (0), ``STATUS_STOP_LOSS`` (1) or ``STATUS_NONFINITE`` (2).
     t_stop : int
-        Step index of the current W on return: ``t_start + n_steps`` for
-        status 0, otherwise the step whose loss triggered the stop (W is
-        then W(t_stop), not updated).
+        Step index of W on return: ``t_start + n_steps`` for status 0,
+        otherwise the step that triggered the stop (W is then W(t_stop),
+        not updated).
     last_loss : float
-        Loss at the last evaluated step (nan if ``n_steps == 0``).
+        Loss at the last evaluated step, W(t_stop) for statuses 1 and 2
+        and W(t_stop - 1) for status 0 (nan if ``n_steps == 0``).
     """
-    numba.get_num_threads()  # see "Calling the parallel kernels" in the module notes
-    return _gd_segment(X, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold, learned,
-                       t_start, n_steps, stop_loss, bool(parallel_flag), grad_buf)
+    numba.get_num_threads()  # starts the threading layer, see the module notes
+    # Fixed scalar types: one compiled version per array dtype, whatever
+    # Python or NumPy scalars the caller passes.
+    return _gd_segment(X, dims, y, omega, W, int(kind), float(q), float(rho), float(eta), signal,
+                       beta, float(threshold), learned, int(t_start), int(n_steps),
+                       float(stop_loss), bool(parallel_flag), grad_buf)
 
 
 @jit()
 def _gd_segment(X, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold, learned,
                 t_start, n_steps, stop_loss, parallel_flag, grad_buf):
-    _check_shapes(X, dims, W)
+    """Compiled body of :func:`gd_segment`."""
+    _check_args(X, dims, W, kind, q, rho)
+    _check_samples(X, y, omega, W, grad_buf)
     K, B, m, D = W.shape
-    _check_kind(kind, B, q, rho)
     if learned.shape[0] != K or learned.shape[1] != B:
         raise ValueError("learned must have shape (K, B)")
     if signal.shape[0] != K or signal.shape[1] != D or beta.shape[0] != K:
@@ -723,31 +825,22 @@ def _gd_segment(X, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold
         _, nbuf = chunk_layout(X.shape[1])
     else:
         nbuf = 1
-    Gc, Zc = _scratch(X, W, nbuf)
+    Gc, Zc, Fc = _scratch(X, W, nbuf)
     grad_buf[...] = 0.0
     loss = np.nan
     t_end = t_start + n_steps
     for t in range(t_start, t_end):
         if parallel_flag:
-            loss = _lg_parallel(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_buf, Gc, Zc)
+            loss = _lg_parallel(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_buf, Gc, Zc,
+                                Fc)
         else:
-            loss = _lg_serial(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_buf, Gc, Zc)
+            loss = _lg_serial(X, Xt, dims, y, omega, W, kind, qcode, q, rho, grad_buf, Gc, Zc,
+                              Fc)
         _check_learned(W, dims, signal, beta, threshold, learned, t)
-        if not math.isfinite(loss):
+        if not (math.isfinite(loss) and _all_finite(dims, grad_buf)):
             return STATUS_NONFINITE, t, loss
         if stop_loss > 0.0 and loss < stop_loss:
             return STATUS_STOP_LOSS, t, loss
         _gd_update(W, dims, eta, grad_buf)
     _check_learned(W, dims, signal, beta, threshold, learned, t_end)
     return STATUS_OK, t_end, loss
-
-
-def loss_and_grad_parallel(X, dims, y, omega, W, kind, q, rho, grad_out):
-    """Loss and gradient at ``W``, chunks of samples on several threads.
-
-    Same parameters and result as :func:`loss_and_grad`, and bit-identical
-    to it for any number of threads: both add the same per-chunk partial
-    sums in chunk order.
-    """
-    numba.get_num_threads()  # see "Calling the parallel kernels" in the module notes
-    return _loss_and_grad_parallel(X, dims, y, omega, W, kind, q, rho, grad_out)
