@@ -34,9 +34,11 @@ __all__ = [
 KIND_CODES = {("symmetric", "srelu"): 0, ("class_banks", "srelu"): 1, ("class_banks", "relu"): 2}
 STATUS_OK, STATUS_STOP_LOSS, STATUS_NONFINITE = 0, 1, 2
 
-# Below this many multiply-adds per step a parallel step costs more in thread
-# start-up than it saves.
-_PARALLEL_MIN_WORK = 1 << 17
+# Below this many multiply-adds per step (the default problem has 2**20) a
+# parallel step gains at most 1.7x on an idle 2-core machine and loses 30-50x
+# when another process holds a core (OpenMP threads wait for each other at
+# every step), so small runs go serial.
+_PARALLEL_MIN_WORK = 1 << 23
 
 
 @dataclass
