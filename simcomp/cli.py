@@ -188,6 +188,10 @@ def get_parser() -> argparse.ArgumentParser:
     conf.add_argument("--force", action="store_true", help="replace an existing --out file")
     conf.set_defaults(runner=run_config)
 
+    from .sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
+
     return parser
 
 

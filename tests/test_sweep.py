@@ -1,0 +1,621 @@
+"""Sweeps: grid parsing, seed derivation, the results table, resuming, executors, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from simcomp import sweep as sw
+from simcomp import theory
+from simcomp.cli import main
+from simcomp.config import ConfigError, build_config
+from simcomp.experiment import run_experiment, summarize
+from simcomp.outputs import OutputError
+
+# Tiny runs; one numba thread so that every executor computes bit for bit the same.
+SMALL = ["data.n_train=64", "data.n_test=64", "data.modality.0.dim=8", "data.modality.1.dim=8",
+         "model.width=2", "train.steps=30", "train.trace_every=10", "train.threads=1"]
+THIRD = ["data.modality.2.dim=8", "data.modality.2.beta=1.5", "data.modality.2.presence=0.9",
+         "data.modality.2.noise=0.02"]
+
+
+def base(*extra):
+    return build_config(None, SMALL + list(extra))
+
+
+def sets(*extra):
+    out = []
+    for item in SMALL + list(extra):
+        out += ["--set", item]
+    return out
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+def without_seconds(path):
+    header, rows = read_csv(path)
+    k = header.index("seconds")
+    return header, [row[:k] + row[k + 1:] for row in rows]
+
+
+# --------------------------------------------------------------------------- grid parsing
+
+
+def test_linspace_floats_and_lists():
+    axis = sw.parse_grid("data.modality.0.beta=1:2:5")
+    assert axis.key == "data.modality.0.beta" and axis.spec == "1:2:5"
+    assert axis.values == (1.0, 1.25, 1.5, 1.75, 2.0)
+    assert all(type(v) is float for v in axis.values)
+    assert sw.parse_grid("model.q=3:3:1").values == (3.0,)
+    assert sw.parse_grid("data.modality.1.presence=0.5, 1").values == (0.5, 1)
+    assert sw.parse_grid("train.mode=joint,compare").values == ("joint", "compare")
+    assert sw.parse_grid('model.learner="symmetric","class_banks"').values == (
+        "symmetric", "class_banks")
+    assert sw.parse_grid("data.population=true,false").values == (True, False)
+    assert sw.parse_grid("train.steps=40").values == (40,)
+
+
+def test_linspace_integer_settings_give_exact_ints():
+    for text, expected in [("train.steps=100:500:5", (100, 200, 300, 400, 500)),
+                           ("data.n_train=10:20:3", (10, 15, 20)),
+                           ("data.modality.1.dim=4:8:3", (4, 6, 8)),
+                           ("model.width=1:4:4", (1, 2, 3, 4)),
+                           ("train.steps=1e2:3e2:3", (100, 200, 300))]:
+        values = sw.parse_grid(text).values
+        assert values == expected
+        assert all(type(v) is int for v in values)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("train.steps=100:200:4", ["train.steps", "integer", "133.333"]),
+    ("data.modality.0.dim=1.5:3.5:3", ["data.modality.0.dim", "integer"]),
+    ("model.learner=1:2:3", ["model.learner", "numeric"]),
+    ("model.nonsense=1:2:3", ["model.nonsense", "not a config setting"]),
+    ("data.modality.0.beta=a:2:3", ["data.modality.0.beta", "START"]),
+    ("data.modality.0.beta=1:2:0", ["data.modality.0.beta", "NUM"]),
+    ("data.modality.0.beta=1:2:2.5", ["data.modality.0.beta", "NUM"]),
+    ("data.modality.0.beta=1:2:1", ["data.modality.0.beta", "START = STOP"]),
+    ("data.modality.0.beta=", ["data.modality.0.beta", "no values"]),
+    ("data.modality.0.beta=1,,2", ["data.modality.0.beta", "empty value"]),
+    ("data.modality.0.beta=[1,2]", ["data.modality.0.beta", "numbers, strings or booleans"]),
+    ("nokey", ["KEY=START:STOP:NUM"]),
+    ("seed=1,2", ["--seeds"]),
+])
+def test_bad_grid_text_is_refused_naming_the_key(text, words):
+    with pytest.raises(sw.SweepError) as err:
+        sw.parse_grid(text)
+    assert isinstance(err.value, ConfigError)  # exit code 2 in the CLI
+    for word in words:
+        assert word in str(err.value)
+
+
+@pytest.mark.parametrize("grids, words", [
+    (["data.modality.0.beta=1,-1"], ["data.modality.0.beta", "-1", "> 0"]),
+    (["train.stepz=1,2"], ["train.stepz", "unknown config key"]),
+    (["train.mode=joint,sideways"], ["train.mode", "sideways"]),
+    (["data.modality.0.beta=1,2", "data.modality.0.beta=3"], ["more than once"]),
+    (["data.modality.0.beta=1,1.0"], ["data.modality.0.beta", "appears more than once"]),
+    (["data.modality.1.name=B,C"], ["modality names", "data.modality.1.name"]),
+    (["data.modality.0.dim=4,8", "data.modality.0.distractors=0,6"],
+     ["data.modality.0.dim=4", "data.modality.0.distractors=6", "distractors"]),
+    (["data.modality"], ["KEY="]),
+])
+def test_bad_grid_values_fail_before_anything_runs(grids, words):
+    with pytest.raises(ConfigError) as err:
+        sw.plan_sweep(base(), grids, 2)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_bad_seeds_refused():
+    for seeds in (0, -1, 1.5, True):
+        with pytest.raises(sw.SweepError, match="--seeds"):
+            sw.plan_sweep(base(), [], seeds)
+
+
+def test_cartesian_product_order_and_normalised_values():
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1,2,3", "train.mode=joint,compare"], 4)
+    assert len(plan.points) == 6 and len(plan.runs) == 24
+    assert plan.axes[0].values == (1.0, 2.0, 3.0)  # ints normalised to the float setting
+    assert [dict(p) for p in plan.points[:3]] == [
+        {"data.modality.0.beta": 1.0, "train.mode": "joint"},
+        {"data.modality.0.beta": 1.0, "train.mode": "compare"},
+        {"data.modality.0.beta": 2.0, "train.mode": "joint"}]
+    assert [r.repeat for r in plan.runs[:5]] == [0, 1, 2, 3, 0]
+    for run in plan.runs:
+        point = dict(run.point)
+        assert run.cfg.data.modality[0].beta == point["data.modality.0.beta"]
+        assert run.cfg.train.mode == point["train.mode"]
+        assert run.cfg.seed == run.seed
+    assert len({r.run_id for r in plan.runs}) == 24
+    assert len(sw.plan_sweep(base(), [], 3).runs) == 3  # no grid: one point, N seeds
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def reference_seed(base_seed, point, repeat):
+    """The rule of docs/sweeps.md, written out independently."""
+    text = json.dumps({"base_seed": base_seed, "point": sorted([k, v] for k, v in point.items()),
+                       "repeat": repeat}, sort_keys=True, separators=(",", ":"))
+    entropy = int(hashlib.sha256(text.encode()).hexdigest(), 16)
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1
+
+
+def test_seed_rule_is_the_documented_one():
+    point = {"data.modality.0.beta": 1.5, "train.steps": 30}
+    for repeat in range(3):
+        assert sw.derive_seed(0, point, repeat) == reference_seed(0, point, repeat)
+    assert sw.derive_seed(0, {}, 0) == reference_seed(0, {}, 0)
+    # pinned: changing the rule would reseed every stored sweep
+    assert sw.derive_seed(0, point, 0) == 6587154392326367645
+    assert sw.derive_seed(0, {}, 0) == 8717395936649211693
+    assert "SHA-256" in sw.SEED_RULE
+
+
+def test_seed_depends_on_content_not_position():
+    point = {"data.modality.0.beta": 1.5, "train.mode": "joint"}
+    seed = sw.derive_seed(7, point, 1)
+    assert 0 <= seed < 2**63
+    assert sw.derive_seed(7, dict(reversed(list(point.items()))), 1) == seed
+    assert sw.derive_seed(7, point, 0) != seed
+    assert sw.derive_seed(8, point, 1) != seed
+    assert sw.derive_seed(7, {**point, "data.modality.0.beta": 1.25}, 1) != seed
+
+    a = sw.plan_sweep(base(), ["data.modality.0.beta=1,2", "train.mode=joint,compare"], 2)
+    b = sw.plan_sweep(base(), ["train.mode=compare,joint", "data.modality.0.beta=3,2,1.5,1"], 3)
+    seeds_b = {(frozenset(r.point), r.repeat): (r.seed, r.run_id) for r in b.runs}
+    for run in a.runs:
+        assert seeds_b[(frozenset(run.point), run.repeat)] == (run.seed, run.run_id)
+    again = sw.plan_sweep(base(), ["data.modality.0.beta=1,2", "train.mode=joint,compare"], 2)
+    assert [r.seed for r in again.runs] == [r.seed for r in a.runs]
+
+
+def test_run_id_ignores_threads_only():
+    cfg = base()
+    assert sw.run_id(cfg) == sw.run_id(cfg.replace(**{"train.threads": 4}))
+    assert sw.run_id(cfg) != sw.run_id(cfg.replace(seed=1))
+    assert sw.run_id(cfg) != sw.run_id(cfg.replace(**{"train.steps": 31}))
+    assert len(sw.run_id(cfg)) == 16
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def cell(value):
+    return "" if value is None else value
+
+
+def check_row_against_summary(row, cfg, names):
+    exp = run_experiment(cfg)
+    summary = summarize(exp)
+    runs = summary["runs"]
+    seen_empty = 0
+    for name in names:
+        for tag, run_name in (("joint", "joint"), ("alone", f"unimodal-{name}")):
+            run = runs.get(run_name)
+            if run is None:
+                for key in ("learned_step", "race_step", "predicted_step", "final_alignment"):
+                    assert row[f"{key}_{tag}_{name}"] == ""
+                continue
+            learned = run["learned_step"][name]
+            assert row[f"learned_step_{tag}_{name}"] == ("" if learned is None else str(learned))
+            seen_empty += learned is None
+            race = run["race_learned_step"][name]
+            assert row[f"race_step_{tag}_{name}"] == ("" if race is None else repr(race))
+            pred = run["predicted_learned_step"][name]
+            assert row[f"predicted_step_{tag}_{name}"] == ("" if pred is None else str(pred))
+            assert float(row[f"final_alignment_{tag}_{name}"]) == \
+                run["final_leading_alignment"][name]
+        any_run = runs.get("joint") or runs[f"unimodal-{name}"]
+        assert float(row[f"gamma_{name}"]) == any_run["initial_leading_alignment"][name]
+        assert float(row[f"pi_{name}"]) == any_run["presence_fraction"][name]
+        alone = runs.get(f"unimodal-{name}")
+        if alone is not None:
+            assert float(row[f"test_error_alone_{name}"]) == alone["test_error"]
+            assert float(row[f"predicted_error_alone_noiseless_{name}"]) == \
+                alone["predicted_test_error"]["noiseless"]
+            assert float(row[f"predicted_error_alone_coinflip_{name}"]) == \
+                alone["predicted_test_error"]["coin_flip"]
+        else:
+            assert row[f"test_error_alone_{name}"] == ""
+        if "joint" in runs:
+            assert row[f"learned_by_T_joint_{name}"] == (
+                "1" if runs["joint"]["learned_step"][name] is not None else "0")
+            assert row[f"predicted_by_T_joint_{name}"] == (
+                "1" if runs["joint"]["learned_by_horizon"][name] else "0")
+    if "joint" in runs:
+        joint = runs["joint"]
+        assert row["winner"] == cell(joint["winner"])
+        assert row["predicted_winner"] == cell(joint["predicted_winner"])
+        assert float(row["test_error_joint"]) == joint["test_error"]
+        predicted = joint["predicted_test_error"]
+        assert float(row["predicted_error_joint_noiseless"]) == predicted["noiseless"]
+        assert float(row["predicted_error_joint_coinflip"]) == predicted["coin_flip"]
+        if cfg.K == 2:
+            pred = exp.predictions["joint"]
+            x = theory.winner_coordinate(pred.kappa, pred.gamma, cfg.model.q)
+            assert row["x"] == (repr(x) if math.isfinite(x) else "")
+        else:
+            assert row["x"] == ""
+    else:
+        assert row["winner"] == row["test_error_joint"] == row["x"] == ""
+    comp = summary["comparison"]
+    if comp is None:
+        assert row["gap"] == row["best_unimodal"] == row["best_unimodal_error"] == ""
+    else:
+        assert row["best_unimodal"] == comp["best_unimodal"]
+        assert float(row["best_unimodal_error"]) == comp["best_unimodal_test_error"]
+        assert float(row["gap"]) == comp["gap"]
+    assert row["status"] == "ok"
+    assert float(row["seconds"]) > 0
+    return seen_empty
+
+
+def test_csv_columns_and_values_k2(tmp_path):
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5", "train.mode=compare,joint"], 1)
+    result = sw.run_sweep(plan, tmp_path / "s", workers=1)
+    header, rows = read_csv(tmp_path / "s" / "results.csv")
+    assert header == sw.csv_columns(plan.grid_keys, ("A", "B")) == plan.columns
+    assert header[:4] == ["data.modality.0.beta", "train.mode", "repeat", "seed"]
+    assert header[4:8] == ["gamma_A", "gamma_B", "pi_A", "pi_B"]
+    assert header[-11:] == ["winner", "predicted_winner", "test_error_joint",
+                            "predicted_error_joint_noiseless", "predicted_error_joint_coinflip",
+                            "best_unimodal", "best_unimodal_error", "gap", "x", "status", "seconds"]
+    assert "learned_by_T_joint_B" in header and "predicted_error_alone_coinflip_A" in header
+    assert len(rows) == 4 and result.ran == 4 and result.done_before == 0
+    empties = 0
+    for run, values in zip(plan.runs, rows):
+        row = dict(zip(header, values))
+        assert row["data.modality.0.beta"] == repr(dict(run.point)["data.modality.0.beta"])
+        assert row["train.mode"] == dict(run.point)["train.mode"]
+        assert row["repeat"] == str(run.repeat) and row["seed"] == str(run.seed)
+        empties += check_row_against_summary(row, run.cfg, ("A", "B"))
+    assert empties > 0  # a "never" was checked to be an empty cell
+    assert sum(1 for v in rows if v[header.index("x")]) >= 1
+
+
+def test_csv_k3(tmp_path):
+    plan = sw.plan_sweep(base(*THIRD), ["data.modality.2.beta=1.5"], 1)
+    sw.run_sweep(plan, tmp_path / "s", workers=1)
+    header, rows = read_csv(tmp_path / "s" / "results.csv")
+    assert plan.names == ("A", "B", "C")
+    assert header == plan.columns
+    assert header[3:9] == ["gamma_A", "gamma_B", "gamma_C", "pi_A", "pi_B", "pi_C"]
+    row = dict(zip(header, rows[0]))
+    check_row_against_summary(row, plan.runs[0].cfg, ("A", "B", "C"))
+    assert row["x"] == ""
+
+
+def test_sweep_json_and_records(tmp_path):
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1:2:2"], 2)
+    sw.run_sweep(plan, tmp_path / "s", workers=1)
+    meta = json.loads((tmp_path / "s" / "sweep.json").read_text())
+    assert meta["definition"]["base_config"] == base().to_dict()
+    assert meta["definition"]["grids"] == [
+        {"key": "data.modality.0.beta", "spec": "1:2:2", "values": [1.0, 2.0]}]
+    assert meta["definition"]["seeds"] == 2
+    assert meta["definition"]["seed_rule"] == sw.SEED_RULE
+    assert meta["counts"] == {"grid_points": 2, "seeds": 2, "runs": 4, "done": 4, "done_before": 0,
+                              "ran": 4, "complete": True}
+    assert meta["provenance"]["numba_version"] and meta["columns"] == plan.columns
+    records = sorted((tmp_path / "s" / "runs").iterdir())
+    assert [p.name for p in records] == sorted(f"{r.run_id}.json" for r in plan.runs)
+    record = json.loads((tmp_path / "s" / "runs" / f"{plan.runs[1].run_id}.json").read_text())
+    assert record["seed"] == plan.runs[1].seed and record["repeat"] == 1
+    assert record["config"] == plan.runs[1].cfg.to_dict()
+
+
+# --------------------------------------------------------------------------- resuming
+
+
+GRID = ["data.modality.0.beta=1.5,2.5", "data.modality.1.presence=0.9,1.0"]
+
+
+def test_rerun_and_deleted_records(tmp_path):
+    plan = sw.plan_sweep(base(), GRID, 2)
+    out = tmp_path / "s"
+    sw.run_sweep(plan, out, workers=1)
+    first = (out / "results.csv").read_bytes()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()}
+
+    again = sw.run_sweep(plan, out, workers=1)
+    assert again.ran == 0 and again.done_before == 8
+    assert (out / "results.csv").read_bytes() == first  # bit-identical
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == mtimes
+
+    for run in (plan.runs[1], plan.runs[6]):
+        (out / "runs" / f"{run.run_id}.json").unlink()
+    (out / "runs" / f"{plan.runs[3].run_id}.json").write_text("{not json")  # a damaged record
+    messages = []
+    resumed = sw.run_sweep(plan, out, workers=1, log=messages.append)
+    assert resumed.ran == 3 and resumed.done_before == 5
+    assert "5/8 runs already done, running 3" in messages
+    # everything but the wall times of the recomputed runs is byte-identical
+    assert without_seconds(out / "results.csv") == without_seconds_bytes(first)
+    header, rows = read_csv(out / "results.csv")
+    _, old_rows = read_csv_text(first)
+    k = header.index("seconds")
+    assert [r[k] for i, r in enumerate(rows) if i not in (1, 3, 6)] == \
+        [r[k] for i, r in enumerate(old_rows) if i not in (1, 3, 6)]
+
+
+def read_csv_text(data: bytes):
+    rows = list(csv.reader(data.decode().splitlines()))
+    return rows[0], rows[1:]
+
+
+def without_seconds_bytes(data: bytes):
+    header, rows = read_csv_text(data)
+    k = header.index("seconds")
+    return header, [row[:k] + row[k + 1:] for row in rows]
+
+
+class Interrupt:
+    def __init__(self, after):
+        self.after, self.seen = after, 0
+
+    def __call__(self, amount):
+        self.seen += amount
+        if self.seen >= self.after:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("workers, executor", [(1, "processes"), (2, "threads"), (2, "processes")])
+def test_interrupted_sweep_resumes_to_the_same_table(tmp_path, workers, executor):
+    plan = sw.plan_sweep(base(), GRID, 2)
+    whole = tmp_path / "whole"
+    sw.run_sweep(plan, whole, workers=1)
+
+    part = tmp_path / "part"
+    with pytest.raises(KeyboardInterrupt):
+        sw.run_sweep(plan, part, workers=workers, executor=executor, batch_size=1,
+                     progress=Interrupt(after=2))
+    recorded = list((part / "runs").glob("*.json"))
+    assert 2 <= len(recorded) < 8
+    assert not (part / "results.csv").exists()
+    meta = json.loads((part / "sweep.json").read_text())
+    assert meta["counts"]["complete"] is False and meta["counts"]["done"] == len(recorded)
+
+    resumed = sw.run_sweep(plan, part, workers=workers, executor=executor, batch_size=1)
+    assert resumed.done_before == len(recorded) and resumed.ran == 8 - len(recorded)
+    assert without_seconds(part / "results.csv") == without_seconds(whole / "results.csv")
+
+
+def test_killed_cli_sweep_resumes(tmp_path):
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "simcomp.cli", "sweep", "--out", str(out), "--seeds", "12",
+            "--grid", "data.modality.0.beta=1.5,2.5", "--workers", "2", "--batch-size", "1",
+            "--quiet"] + sets("train.steps=200")
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list((out / "runs").glob("*.json"))) >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "rerun" in err
+    done = len(list((out / "runs").glob("*.json")))
+    assert 2 <= done < 24
+    assert not list((out / "runs").glob(".*.tmp"))
+
+    # resume in-process and compare with the same sweep run in one go
+    assert main(["sweep", "--out", str(out), "--seeds", "12", "--grid",
+                 "data.modality.0.beta=1.5,2.5", "--workers", "1", "--quiet"]
+                + sets("train.steps=200")) == 0
+    assert len(list((out / "runs").glob("*.json"))) == 24
+    plan = sw.plan_sweep(base("train.steps=200"), ["data.modality.0.beta=1.5,2.5"], 12)
+    whole = sw.run_sweep(plan, tmp_path / "whole", workers=1)
+    assert whole.ran == 24
+    assert without_seconds(out / "results.csv") == \
+        without_seconds(tmp_path / "whole" / "results.csv")
+
+
+def test_ctrl_c_abandons_the_runs_in_flight(tmp_path):
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "simcomp.cli", "sweep", "--out", str(out), "--seeds", "2",
+            "--grid", "train.steps=30,200000", "--workers", "2", "--batch-size", "1",
+            "--quiet"] + sets()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list((out / "runs").glob("*.json"))) < 2:
+        time.sleep(0.05)
+    time.sleep(0.5)  # both workers are now inside a 200000-step run
+    assert proc.poll() is None
+    start = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert time.monotonic() - start < 5.0  # the workers were terminated, not waited for
+    assert len(list((out / "runs").glob("*.json"))) == 2
+    assert json.loads((out / "sweep.json").read_text())["counts"]["done"] == 2
+
+
+def test_different_definition_refused_and_force(tmp_path, capsys):
+    out = tmp_path / "s"
+    cmd = ["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5,2.5", "--seeds", "2",
+           "--workers", "1", "--quiet"]
+    assert main(cmd + sets()) == 0
+    capsys.readouterr()
+    records = sorted(p.name for p in (out / "runs").iterdir())
+
+    # the same sweep written another way is the same sweep
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5, 2.50",
+                 "--seeds", "2", "--workers", "1", "--quiet"] + sets("train.threads=2")) == 0
+
+    beta = ["--grid", "data.modality.0.beta=1.5,2.5"]
+    common = ["sweep", "--out", str(out), "--workers", "1", "--quiet"]
+    for argv, words in [
+        (common + beta + ["--seeds", "3"] + sets(), ["--seeds 2 (stored) vs 3 (now)"]),
+        (common + beta + ["--seeds", "2"] + sets("train.steps=31"),
+         ["base config train.steps = 30 (stored) vs 31 (now)"]),
+        (common + ["--grid", "data.modality.0.beta=1.5,3.0", "--seeds", "2"] + sets(),
+         ["grid data.modality.0.beta values", "[1.5, 2.5]", "[1.5, 3.0]"]),
+        (common + beta + ["--grid", "data.modality.1.presence=0.9", "--seeds", "2"] + sets(),
+         ["grid keys"]),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("simcomp: error: ") and err.count("\n") == 1
+        assert "holds a different sweep" in err and "--force" in err
+        for word in words:
+            assert word in err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == records
+
+    # --force validates the new sweep before deleting anything
+    assert main(["sweep", "--out", str(out), "--force", "--quiet", "--grid",
+                 "data.modality.0.beta=-1"] + sets()) == 2
+    assert "data.modality.0.beta" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "runs").iterdir()) == records
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5,2.5",
+                 "--seeds", "3", "--workers", "1", "--quiet", "--force"] + sets()) == 0
+    header, rows = read_csv(out / "results.csv")
+    assert len(rows) == 6 and len(list((out / "runs").iterdir())) == 6
+
+
+def test_foreign_directory_and_lock(tmp_path, capsys):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["sweep", "--out", str(out), "--quiet", "--workers", "1"] + sets()) == 2
+    assert "no sweep.json" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main(["sweep", "--out", str(tmp_path / "file"), "--quiet"] + sets()) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+    import fcntl
+
+    plan = sw.plan_sweep(base(), [], 1)
+    sw.run_sweep(plan, tmp_path / "s", workers=1)
+    with open(tmp_path / "s" / ".simcomp-sweep.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OutputError, match="another simcomp sweep"):
+            sw.run_sweep(plan, tmp_path / "s", workers=1)
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+def test_dask_local_cluster_gives_the_same_table(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    plan = sw.plan_sweep(base(), GRID, 2)
+    sw.run_sweep(plan, tmp_path / "local", workers=2, executor="threads")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        result = sw.run_sweep(plan, tmp_path / "dask", scheduler=client, batch_size=3)
+        assert client.status == "running"  # a Client passed in is left open
+        # by address, as --scheduler ADDRESS does
+        by_address = sw.run_sweep(plan, tmp_path / "addr", scheduler=cluster.scheduler_address)
+    assert result.executor == "dask" and result.ran == 8 and by_address.ran == 8
+    meta = json.loads((tmp_path / "addr" / "sweep.json").read_text())
+    assert meta["execution"]["scheduler"] == cluster.scheduler_address
+    for name in ("dask", "addr"):
+        assert without_seconds(tmp_path / name / "results.csv") == \
+            without_seconds(tmp_path / "local" / "results.csv")
+
+
+def test_dask_retries_a_failed_batch(tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 2)
+    sw.run_sweep(plan, tmp_path / "local", workers=1)
+    real, log = sw.run_batch, tmp_path / "calls.txt"  # dask copies the function: count on disk
+
+    def flaky(configs):  # the first attempt of every batch dies, as a lost worker would
+        with open(log, "a") as handle:
+            handle.write(f"{configs[0].seed}\n")
+        if log.read_text().split().count(str(configs[0].seed)) == 1:
+            raise OSError("worker lost")
+        return real(configs)
+
+    monkeypatch.setattr(sw, "run_batch", flaky)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        result = sw.run_sweep(plan, tmp_path / "dask", scheduler=client, batch_size=2)
+    assert result.ran == 4 and len(log.read_text().split()) == 4  # two batches, tried twice each
+    assert without_seconds(tmp_path / "dask" / "results.csv") == \
+        without_seconds(tmp_path / "local" / "results.csv")
+
+
+def test_dask_cli_local_scheduler(tmp_path, capsys):
+    pytest.importorskip("distributed")
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5,2.5",
+                 "--scheduler", "local", "--workers", "1", "--quiet"] + sets()) == 0
+    header, rows = read_csv(out / "results.csv")
+    assert len(rows) == 2
+    assert json.loads((out / "sweep.json").read_text())["execution"]["executor"] == "dask"
+
+
+def test_missing_distributed_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "--scheduler", "local", "--quiet"] + sets()) == 2
+    err = capsys.readouterr().err
+    assert "simcomp[distributed]" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5:2.5:2",
+                 "--grid", "train.steps=20,30", "--seeds", "2", "--workers", "2",
+                 "--batch-size", "2"] + sets()) == 0
+    captured = capsys.readouterr()
+    assert "8 runs (4 grid points x 2 seeds)" in captured.out
+    assert "winner=pred" in captured.out and "mean gap" in captured.out
+    assert str(out / "results.csv") in captured.out and "sweep.json" in captured.out
+    assert "running 8 runs" in captured.err
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "results.csv", "runs", "sweep.json"]
+    header, rows = read_csv(out / "results.csv")
+    assert header[:4] == ["data.modality.0.beta", "train.steps", "repeat", "seed"]
+    assert [r[1] for r in rows] == ["20", "20", "30", "30"] * 2
+    assert all(r[header.index("status")] == "ok" for r in rows)
+
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5:2.5:2",
+                 "--grid", "train.steps=20,30", "--seeds", "2"] + sets()) == 0
+    captured = capsys.readouterr()
+    assert "all 8 runs already done" in captured.err and "0 run now, 8 from earlier" in captured.out
+
+
+def test_cli_bad_grid_exits_2_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "--grid", "train.steps=10:20:4"] + sets()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("simcomp: error: --grid train.steps=10:20:4") and err.count("\n") == 1
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.presence=0.5,1.5"]
+                + sets()) == 2
+    assert "data.modality.0.presence" in capsys.readouterr().err
+    assert main(["sweep", "--out", str(out), "--workers", "0"] + sets()) == 2
+    assert "--workers" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_default_batch_size():
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1:2:40"], 1)
+    small = sw.default_batch_size(plan.runs, workers=2)
+    assert 1 <= small <= 5  # >= 4 batches per worker
+    big = sw.plan_sweep(build_config(None, []), ["data.modality.0.beta=1:2:40"], 1)
+    assert sw.default_batch_size(big.runs, workers=2) <= 2  # default-size runs take seconds
+    assert sw.default_batch_size([], workers=2) == 1
