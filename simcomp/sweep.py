@@ -497,7 +497,6 @@ _TAIL = (
     "gap",
     "x",
     "status",
-    "seconds",
 )
 
 
