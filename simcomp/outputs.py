@@ -72,15 +72,28 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n"
 
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_text_atomic(path: str | Path, text: str, fsync: bool = True) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename.
+
+    The file gets the permissions of an ordinary new file (mkstemp's are
+    owner-only).  ``fsync=False`` skips the flush to disk, for many small
+    records where a lost one is simply recomputed.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:
+                os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -130,6 +143,7 @@ class AtomicDirectory:
     def commit(self) -> Path:
         """Move the finished directory to its target, replacing an old one only if forced."""
         check_output_dir(self.target, self.force)
+        os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp's directory is owner-only
         old = None
         if self.target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.path.parent))

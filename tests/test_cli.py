@@ -178,3 +178,17 @@ def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "simcomp.cli", "--version"],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0 and "simcomp" in proc.stdout
+
+
+def test_outputs_get_ordinary_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    out = tmp_path / "o"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets("train.mode=joint")) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~mask
+    conf = tmp_path / "c.toml"
+    assert main(["config", "--out", str(conf)]) == 0
+    assert stat.S_IMODE(conf.stat().st_mode) == 0o666 & ~mask
