@@ -537,6 +537,31 @@ def test_dask_retries_a_failed_batch(tmp_path, monkeypatch):
         table(tmp_path / "local" / "results.csv")
 
 
+def test_dask_survives_a_worker_process_dying(tmp_path):
+    """A real worker process exits mid-sweep: its batches are rerun elsewhere, the table is whole."""
+    import os
+
+    distributed = pytest.importorskip("distributed")
+    plan = sw.plan_sweep(base("train.steps=300"), GRID, 2)
+    sw.run_sweep(plan, tmp_path / "local", workers=1)
+    killed = []
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+
+        def kill_a_worker(amount):
+            if not killed:  # after the first finished batch, while others are in flight
+                pids = client.run(os.getpid)
+                victim = sorted(pids)[0]
+                os.kill(pids[victim], signal.SIGKILL)
+                killed.append(victim)
+
+        result = sw.run_sweep(plan, tmp_path / "dask", scheduler=client, batch_size=1,
+                              progress=kill_a_worker)
+    assert killed and result.ran == 8
+    assert table(tmp_path / "dask" / "results.csv") == table(tmp_path / "local" / "results.csv")
+
+
 def test_dask_cli_local_scheduler(tmp_path, capsys):
     pytest.importorskip("distributed")
     out = tmp_path / "s"
