@@ -19,7 +19,17 @@ reviewed in one place:
 ``fastmath`` is deliberately never enabled: it lets the compiler assume
 that no value is ``nan`` or ``inf`` (which would silently remove the
 non-finite guards) and reassociate sums (which would make results depend on
-the vector width of the machine that compiled them).
+the vector width of the machine that compiled them). Where the kernels need
+what fastmath would give -- fused multiply-adds, sums kept in vector
+registers -- they say so explicitly (the register tiles of
+``simcomp._kernels`` are written in LLVM IR with ``llvm.fma``), so the
+order and rounding of every operation stay fixed by the source.
+
+Compiled code is specialised on argument types: the public kernels are
+Python wrappers that convert scalars to one fixed type each, so that a
+Python int where a float is expected does not compile a second version.
+The cache of every function is tested in ``tests/test_cache.py`` (a second
+process loads it, with identical results).
 """
 
 import numba

@@ -15,9 +15,16 @@ from . import theory
 from .config import Config
 from .data import ExperimentData, empirical_patterns, make_experiment_data
 from .outputs import provenance
-from .train import RunResult, run_plan, train_run
+from .train import RunResult, run_plan, train_batch, train_run
 
-__all__ = ["Experiment", "run_experiment", "predict_run", "summarize", "total_steps"]
+__all__ = [
+    "Experiment",
+    "run_experiment",
+    "run_experiments",
+    "predict_run",
+    "summarize",
+    "total_steps",
+]
 
 
 @dataclass
@@ -61,6 +68,24 @@ def run_experiment(
         runs.append(run)
         predictions[name] = predict_run(cfg, data, trained, run.initial_alignment)
     return Experiment(cfg=cfg, data=data, runs=runs, predictions=predictions)
+
+
+def run_experiments(cfgs: list[Config], record: bool = True) -> list[Experiment]:
+    """Many experiments at once: runs of equal shape train together in compiled batches.
+
+    Each experiment equals ``run_experiment`` of its config (bit for bit in
+    its learned steps, final weights and the records it keeps); with
+    ``record=False`` only step 0 and the last step are traced, which is all
+    a sweep row needs.
+    """
+    datas = [make_experiment_data(cfg) for cfg in cfgs]
+    trained = train_batch(cfgs, datas, record=record)
+    experiments = []
+    for cfg, data, runs in zip(cfgs, datas, trained):
+        predictions = {run.name: predict_run(cfg, data, run.trained, run.initial_alignment)
+                       for run in runs}
+        experiments.append(Experiment(cfg=cfg, data=data, runs=runs, predictions=predictions))
+    return experiments
 
 
 def _by_name(names: list[str], values) -> dict[str, Any]:

@@ -569,22 +569,20 @@ def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
     return json.loads(dumps_json(row))  # plain JSON values: numpy unwrapped, inf/nan -> None
 
 
-def _run_one(cfg: Config) -> dict[str, Any]:
-    from .experiment import run_experiment
-
-    start = time.perf_counter()
-    exp = run_experiment(cfg)
-    return result_row(exp, time.perf_counter() - start)
-
-
 def run_batch(configs: list[Config]) -> list[dict[str, Any]]:
     """Train and predict every config of a batch; one result row per config, in order.
 
     The single point where a sweep executes runs (local pools and Dask
-    workers call it), so that a batched, compiled implementation can
-    replace the loop without touching anything else.
+    workers call it).  Runs of equal shape across the batch train together
+    inside compiled calls (:func:`simcomp.train.train_batch`), traced only at
+    their first and last step: a row needs nothing in between.
     """
-    return [_run_one(cfg) for cfg in configs]
+    from .experiment import run_experiments
+
+    start = time.perf_counter()
+    experiments = run_experiments(list(configs), record=False)
+    share = (time.perf_counter() - start) / max(len(experiments), 1)
+    return [result_row(exp, share) for exp in experiments]
 
 
 # --------------------------------------------------------------------------- batch size

@@ -1,8 +1,21 @@
 """Full-batch gradient descent in the modes joint, unimodal and compare (spec section 3).
 
 Python only runs between trace points: each segment of ``trace_every`` steps
-is one call of the compiled ``gd_segment`` kernel, which also watches for the
-learned step at every step, the early stop and non-finite losses.
+is one call (or, while the serial and the parallel gradient are being timed
+against each other, a few calls) of the compiled ``gd_segment`` kernel,
+which also watches for the learned step at every step, the early stop and
+non-finite losses.
+
+Many runs at once: :func:`train_batch` groups runs of one shape and
+advances each group by one call of the batched kernel
+``gd_segment_batch`` per trace point (runs spread over the threads, each
+run's steps serial); with ``record=False`` a group runs to its horizon in
+a single call. A batched run is bit-identical to the same run through
+:func:`train_run`.
+
+Every run holds its data in the packed layout of the kernels
+(``_kernels.pack_samples``), made once per run for the training and for
+the test set.
 """
 
 from __future__ import annotations
@@ -23,6 +36,7 @@ __all__ = [
     "RunResult",
     "run_plan",
     "train_run",
+    "train_batch",
     "train_experiment",
     "KIND_CODES",
     "STATUS_OK",
@@ -34,11 +48,21 @@ __all__ = [
 KIND_CODES = {("symmetric", "srelu"): 0, ("class_banks", "srelu"): 1, ("class_banks", "relu"): 2}
 STATUS_OK, STATUS_STOP_LOSS, STATUS_NONFINITE = 0, 1, 2
 
-# Below this many multiply-adds per step (the default problem has 2**20) a
-# parallel step gains at most 1.7x on an idle 2-core machine and loses 30-50x
-# when another process holds a core (OpenMP threads wait for each other at
-# every step), so small runs go serial.
-_PARALLEL_MIN_WORK = 1 << 23
+# Serial or parallel gradient. Both give bit-identical results, so train_run
+# may switch between them at any step; it times both on the run itself and
+# keeps the faster (_PathChooser). Measured with the register-tiled kernels
+# (docs/performance.md): on an idle 2-core machine the parallel step is
+# 1.4x faster at 2**17 multiply-adds per step, 1.7x at the default problem
+# (2**20) and 1.5x at 2**27 (memory-bound); with another process holding a
+# core it is slower than the serial one at every size (0.6-0.9x; OpenMP
+# threads wait for each other at every step) and, under heavy contention,
+# it can stall by far more. Below _PARALLEL_MIN_WORK (or with one block of
+# samples, nothing to split) only the serial step runs.
+_PARALLEL_MIN_WORK = 1 << 17
+# Probing needs several kernel calls: a call is cut to about this much work
+# (multiply-adds) when both paths are in play, e.g. 64 steps at the default
+# size, 1 step at D = 1024, n = 4096. Segments do not change results.
+_PROBE_CALL_WORK = 1 << 26
 
 
 @dataclass
@@ -47,7 +71,10 @@ class RunResult:
 
     ``learned_step`` is per trained modality (min over banks), -1 when never
     learned; ``status`` is "ok", "stop_loss" or "nonfinite" (then
-    ``failed_step`` names the step whose loss was not finite).
+    ``failed_step`` names the step whose loss was not finite). ``threads``
+    is the number of numba threads the run could use; ``parallel`` whether
+    the parallel gradient was used for at least one kernel call (results
+    do not depend on it).
     """
 
     name: str
@@ -80,6 +107,8 @@ def run_plan(cfg: Config) -> list[tuple[str, list[int]]]:
 
 def _pad(arrays: list, width: int, dtype) -> np.ndarray:
     """Stack arrays whose last axes differ into one zero-padded C-contiguous array."""
+    if all(arr.shape[-1] == width for arr in arrays):
+        return np.stack(arrays).astype(dtype, copy=False)
     out = np.zeros((len(arrays),) + arrays[0].shape[:-1] + (width,), dtype=dtype)
     for k, arr in enumerate(arrays):
         out[k, ..., : arr.shape[-1]] = arr
@@ -91,11 +120,70 @@ def _threads(cfg: Config) -> int:
     return max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
 
 
+class _PathChooser:
+    """Chooses the serial or the parallel gradient for each kernel call by timing both.
+
+    The first call of each path warms it up (the thread pool starts on the
+    first parallel call) and is not counted; then each path is timed once,
+    and the faster one (time per step of its latest call) is used. Every
+    ``probe_every`` calls the other path is timed again, so that a change of
+    load (another process taking or leaving a core) is followed; a probe
+    that loses doubles the interval (up to 64 calls), so a path that stalls
+    costs little. Results never depend on the choice.
+    """
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.per_step = {False: None, True: None}
+        self.warm = {False: False, True: False}
+        self.current = False
+        self.calls = 0
+        self.probe_every = 8
+        self.used_parallel = False
+
+    def next(self) -> bool:
+        """The path (parallel?) for the next call."""
+        if not self.enabled:
+            return False
+        for path in (False, True):
+            if not self.warm[path] or self.per_step[path] is None:
+                return path
+        if self.calls % self.probe_every == 0:
+            return not self.current
+        return self.current
+
+    def record(self, parallel: bool, steps: int, seconds: float) -> None:
+        self.used_parallel |= parallel
+        if not self.enabled or steps <= 0:
+            return
+        self.calls += 1
+        if not self.warm[parallel]:
+            self.warm[parallel] = True
+            return
+        self.per_step[parallel] = seconds / steps
+        other = self.per_step[not parallel]
+        if other is None:
+            self.current = parallel
+            return
+        best = min((False, True), key=lambda p: self.per_step[p])
+        if parallel != self.current:  # a probe
+            self.probe_every = 8 if best == parallel else min(2 * self.probe_every, 64)
+        self.current = best
+
+
 class _Evaluator:
-    """Forward passes on a fixed, padded dataset for losses and errors."""
+    """Forward passes on a fixed, padded dataset for losses and errors.
+
+    Holds the padded X and its packed copies (``_kernels.pack_samples``) for
+    the lifetime of a run: packing the 4096-sample default test set costs
+    more than a forward pass, and a run evaluates it at every trace point.
+    The copies are made when first needed (only the forward copy, unless
+    :meth:`pack` asks for both), or filled in by :func:`_train_group`.
+    """
 
     def __init__(self, data: Dataset, trained: list, width: int, dtype, kind: int, q, rho):
         self.X = _pad([data.X[r] for r in trained], width, dtype)
+        self.packed = None
         self.y = data.y.astype(dtype)
         self.weight = data.weight.astype(dtype)
         self.y64, self.weight64 = data.y, data.weight
@@ -103,8 +191,19 @@ class _Evaluator:
         self.f = np.empty(data.n, dtype=dtype)
         self.phi = np.empty((data.n, len(trained)), dtype=dtype)
 
+    def pack(self, backward: bool = True) -> tuple:
+        """The packed copies, made now if missing (both with ``backward``)."""
+        if self.packed is None or (backward and self.packed[1] is None):
+            self.packed = _kernels.pack_samples(self.X, backward=backward)
+        return self.packed
+
+    def adopt(self, packed: tuple) -> None:
+        """Use equal packed copies (views into a batch's stacked arrays)."""
+        self.packed = packed
+
     def __call__(self, W: np.ndarray, dims: np.ndarray):
-        _kernels.forward(self.X, dims, W, self.kind, self.q, self.rho, self.f, self.phi)
+        _kernels.forward(self.X, dims, W, self.kind, self.q, self.rho, self.f, self.phi,
+                         packed=self.pack(backward=False))
         f = self.f.astype(np.float64)
         loss = float(np.dot(self.weight64, np.logaddexp(0.0, -self.y64 * f)))
         error = weighted_error(self.y64, f, self.weight64)
@@ -115,12 +214,125 @@ class _Evaluator:
         return loss, error, per_modality
 
 
+class _Run:
+    """One training run's arrays, trace and progress, shared by train_run and train_batch.
+
+    The run's state between compiled segments: ``step`` (the step index of
+    ``W``), ``status`` and ``failed_step``; :meth:`start`, :meth:`segment`
+    and :meth:`advance` implement the loop of :func:`train_run`, and
+    :func:`train_batch` drives many runs through the same methods, so a
+    batched run records exactly what it would alone.
+    """
+
+    def __init__(self, cfg: Config, data: ExperimentData, name: str, trained: list[int],
+                 record: bool = True):
+        clock = time.perf_counter()
+        self.cfg, self.name, self.trained = cfg, name, list(trained)
+        self.record_all = record
+        self.dtype = np.dtype(cfg.train.dtype)
+        self.mods = [cfg.data.modality[r] for r in trained]
+        self.width = max(mod.dim for mod in self.mods)
+        self.dims = np.array([mod.dim for mod in self.mods], dtype=np.int64)
+        self.kind = KIND_CODES[(cfg.model.learner, cfg.model.activation)]
+        self.q, self.rho = float(cfg.model.q), float(cfg.model.rho)
+        self.n = data.train.n
+        self._eval_args = (trained, self.width, self.dtype, self.kind, self.q, self.rho)
+        self.train_eval = _Evaluator(data.train, *self._eval_args)
+        # The test set's padded and packed copies are kept only when the run
+        # records often; with record=False they are made for each of the two
+        # records and dropped, so that a large batch does not hold them all.
+        self._test_data = data.test
+        self.test_eval = self.train_eval if data.test is data.train else None
+        self.W = _pad([data.init[r] for r in trained], self.width, self.dtype)
+        self.signal = _pad([data.signals[r] for r in trained], self.width, self.dtype)
+        self.beta = np.array([mod.beta for mod in self.mods], dtype=np.float64)
+        self.learned = np.full((len(trained), cfg.model.banks), -1, dtype=np.int64)
+        self.dictionaries = [data.dictionaries[r] for r in trained]
+        self.trace = Trace(banks=cfg.model.banks)
+        self.initial_alignment = geometry(self._weights(), self.dictionaries)[0]
+        self.step, self.status, self.failed_step = 0, STATUS_OK, None
+        self.done = False
+        self.work = self.n * self.width * len(trained) * cfg.model.banks * cfg.model.width
+        self.seconds = time.perf_counter() - clock  # own time: preparation, tracing
+
+    @property
+    def shape_key(self) -> tuple:
+        """Runs with equal keys can share one batched kernel call."""
+        return (self.dtype.str, self.kind, self.q, self.rho) + self.W.shape + (self.n,)
+
+    def _weights(self) -> list:
+        return [self.W[k, :, :, : mod.dim] for k, mod in enumerate(self.mods)]
+
+    def record(self, step: int) -> bool:
+        """Append a trace record at ``step``; False (nothing recorded) if the loss is not finite."""
+        clock = time.perf_counter()
+        try:
+            loss, train_err, _ = self.train_eval(self.W, self.dims)
+            if not (np.isfinite(loss) and np.all(np.isfinite(self.W))):
+                return False
+            alignment, distractor, orthogonal = geometry(self._weights(), self.dictionaries)
+            test_eval = self.test_eval or _Evaluator(self._test_data, *self._eval_args)
+            if self.record_all:
+                self.test_eval = test_eval
+            _, test_err, modality_err = test_eval(self.W, self.dims)
+            self.trace.append(step, alignment, distractor, orthogonal, loss, train_err, test_err,
+                              modality_err)
+            return True
+        finally:
+            self.seconds += time.perf_counter() - clock
+
+    def start(self) -> None:
+        """Record step 0 (a non-finite loss there ends the run before any step)."""
+        if not self.record(0):
+            self.status, self.failed_step, self.done = STATUS_NONFINITE, 0, True
+        self.done = self.done or self.step >= self.cfg.train.steps
+
+    def segment(self) -> int:
+        """Steps to the next trace point (to the horizon when only the end is recorded)."""
+        total, every = self.cfg.train.steps, self.cfg.train.trace_every
+        if not self.record_all:
+            return total - self.step
+        return min(every - self.step % every, total - self.step)
+
+    def advance(self, status: int, t_stop: int) -> None:
+        """Take a segment's outcome; record at the new step unless the run failed."""
+        self.status = int(status)
+        self.step = int(t_stop)
+        if self.status == STATUS_NONFINITE:
+            self.failed_step, self.done = self.step, True
+            return
+        if not self.record(self.step):
+            self.status, self.failed_step, self.done = STATUS_NONFINITE, self.step, True
+            return
+        if self.status == STATUS_STOP_LOSS or self.step >= self.cfg.train.steps:
+            self.done = True
+
+    def result(self, threads: int, parallel: bool, seconds: float) -> RunResult:
+        return RunResult(
+            name=self.name,
+            trained=list(self.trained),
+            trace=self.trace,
+            learned_step=_min_learned(self.learned),
+            learned_step_bank=self.learned.copy(),
+            initial_alignment=self.initial_alignment,
+            final_weights=[w.astype(np.float64) for w in self._weights()],
+            steps_run=self.step,
+            status={STATUS_OK: "ok", STATUS_STOP_LOSS: "stop_loss",
+                    STATUS_NONFINITE: "nonfinite"}[self.status],
+            failed_step=self.failed_step,
+            seconds=seconds,
+            threads=threads,
+            parallel=parallel,
+        )
+
+
 def train_run(
     cfg: Config,
     data: ExperimentData,
     name: str,
     trained: list[int],
     progress: Callable[[int], None] | None = None,
+    record: bool = True,
 ) -> RunResult:
     """Train the late-fusion network on the modalities ``trained`` and trace it.
 
@@ -138,86 +350,186 @@ def train_run(
         Indices of the trained modalities; the other encoders are absent.
     progress : callable, optional
         Called with the number of GD steps just done, after each segment.
+    record : bool
+        Record every ``trace_every`` steps (default); False records only
+        step 0 and the last step (learned steps are still checked at every
+        step), which is all a sweep needs.
     """
     start = time.perf_counter()
-    dtype = np.dtype(cfg.train.dtype)
-    mods = [cfg.data.modality[r] for r in trained]
-    width = max(mod.dim for mod in mods)
-    dims = np.array([mod.dim for mod in mods], dtype=np.int64)
-    kind = KIND_CODES[(cfg.model.learner, cfg.model.activation)]
-    q, rho = float(cfg.model.q), float(cfg.model.rho)
+    run = _Run(cfg, data, name, trained, record)
+    return _train_single(run, progress, start)
 
-    train_eval = _Evaluator(data.train, trained, width, dtype, kind, q, rho)
-    test_eval = train_eval if data.test is data.train else _Evaluator(
-        data.test, trained, width, dtype, kind, q, rho)
-    W = _pad([data.init[r] for r in trained], width, dtype)
-    signal = _pad([data.signals[r] for r in trained], width, dtype)
-    beta = np.array([mod.beta for mod in mods], dtype=np.float64)
-    learned = np.full((len(trained), cfg.model.banks), -1, dtype=np.int64)
-    grad_buf = np.zeros_like(W)
-    dictionaries = [data.dictionaries[r] for r in trained]
 
+def _train_single(run: _Run, progress, start: float) -> RunResult:
+    """The loop of :func:`train_run` for a prepared run."""
+    cfg = run.cfg
     threads = _threads(cfg)
-    work = data.train.n * width * len(trained) * cfg.model.banks * cfg.model.width
-    parallel = threads > 1 and work >= _PARALLEL_MIN_WORK
     numba.set_num_threads(threads)
-
-    trace = Trace(banks=cfg.model.banks)
-
-    def record(step: int) -> bool:
-        """Append a trace record at ``step``; False (and nothing recorded) if the loss is not finite."""
-        loss, train_err, _ = train_eval(W, dims)
-        if not (np.isfinite(loss) and np.all(np.isfinite(W))):
-            return False
-        weights = [W[k, :, :, : mod.dim] for k, mod in enumerate(mods)]
-        alignment, distractor, orthogonal = geometry(weights, dictionaries)
-        _, test_err, modality_err = test_eval(W, dims)
-        trace.append(step, alignment, distractor, orthogonal, loss, train_err, test_err,
-                     modality_err)
-        return True
-
-    initial_alignment = geometry([W[k, :, :, : mod.dim] for k, mod in enumerate(mods)],
-                                 dictionaries)[0]
-    step, status, failed_step = 0, STATUS_OK, None
-    if not record(0):
-        status, failed_step = STATUS_NONFINITE, 0
-    total = cfg.train.steps
-    while step < total and status != STATUS_NONFINITE:
-        segment = min(cfg.train.trace_every - step % cfg.train.trace_every, total - step)
-        status, t_stop, _ = _kernels.gd_segment(
-            train_eval.X, dims, train_eval.y, train_eval.weight, W, kind, q, rho,
-            float(cfg.train.lr), signal, beta, float(cfg.model.threshold), learned,
-            step, segment, float(cfg.train.stop_loss), parallel, grad_buf,
-        )
-        if progress is not None:
-            progress(int(t_stop) - step)
-        if status == STATUS_NONFINITE:
-            failed_step = int(t_stop)
+    nblocks, _ = _kernels.chunk_layout(run.n)
+    chooser = _PathChooser(threads > 1 and nblocks > 1 and run.work >= _PARALLEL_MIN_WORK)
+    max_call = max(1, _PROBE_CALL_WORK // max(run.work, 1)) if chooser.enabled else None
+    grad_buf = np.zeros_like(run.W)
+    ev = run.train_eval
+    packed = ev.pack()
+    run.start()
+    while not run.done:
+        segment = run.segment()
+        step = run.step
+        while True:  # one segment, in calls of at most max_call steps
+            steps = segment if max_call is None else min(segment, max_call)
+            parallel = chooser.next()
+            clock = time.perf_counter()
+            status, t_stop, _ = _kernels.gd_segment(
+                ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
+                float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
+                run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
+                packed=packed,
+            )
+            chooser.record(parallel, int(t_stop) - step, time.perf_counter() - clock)
+            if progress is not None:
+                progress(int(t_stop) - step)
+            segment -= int(t_stop) - step
             step = int(t_stop)
-            break
-        step = int(t_stop)
-        if not record(step):
-            status, failed_step = STATUS_NONFINITE, step
-            break
-        if status == STATUS_STOP_LOSS:
-            break
+            if status != STATUS_OK or segment == 0:
+                break
+        run.advance(status, step)
+    return run.result(threads, chooser.used_parallel, time.perf_counter() - start)
 
-    return RunResult(
-        name=name,
-        trained=list(trained),
-        trace=trace,
-        learned_step=_min_learned(learned),
-        learned_step_bank=learned.copy(),
-        initial_alignment=initial_alignment,
-        final_weights=[W[k, :, :, : mod.dim].astype(np.float64) for k, mod in enumerate(mods)],
-        steps_run=step,
-        status={STATUS_OK: "ok", STATUS_STOP_LOSS: "stop_loss", STATUS_NONFINITE: "nonfinite"}[
-            int(status)],
-        failed_step=failed_step,
-        seconds=time.perf_counter() - start,
-        threads=threads,
-        parallel=parallel,
-    )
+
+def _batch_threads(cfgs: list[Config]) -> int:
+    return min(_threads(cfg) for cfg in cfgs)
+
+
+def train_batch(
+    cfgs: list[Config],
+    datas: list[ExperimentData],
+    plan: list[list[tuple[str, list[int]]]] | None = None,
+    *,
+    record: bool = True,
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[list[RunResult]]:
+    """Train the runs of many experiments, batching runs of one shape into compiled calls.
+
+    Every run of every experiment is prepared as :func:`train_run` would.
+    Runs whose arrays have the same shapes, dtype, learner kind, q and rho
+    (learning rates, signal strengths, thresholds, seeds, presence, steps,
+    ``trace_every`` and ``stop_loss`` may all differ) form a group, advanced
+    by one call of :func:`simcomp._kernels.gd_segment_batch` per trace
+    point: the runs are spread over the thread pool, each run's steps
+    serial. A group of one runs through :func:`train_run` (which may use
+    the parallel gradient for a large run). Each result is bit-identical to
+    ``train_run`` of the same run (same trace records, learned steps and
+    final weights).
+
+    Parameters
+    ----------
+    cfgs : list of Config
+        The experiments.
+    datas : list of ExperimentData
+        ``datas[i]`` is the data of ``cfgs[i]`` (``make_experiment_data``).
+    plan : list of list of (name, trained), optional
+        The runs of each experiment; default ``run_plan(cfg)`` (its mode).
+    record : bool
+        False: trace only step 0 and the last step of each run (learned
+        steps are still checked at every step, and the final alignments and
+        errors are recorded), so each group runs to its horizon in a single
+        call. What a sweep needs, and much faster for small runs.
+    threads : int, optional
+        Threads for the batched calls; default the smallest ``train.threads``
+        of the configs (0 meaning every core).
+    progress : callable, optional
+        Called with the number of GD steps just done, after each call.
+
+    Returns
+    -------
+    list of list of RunResult
+        Per experiment, its runs in plan order. ``seconds`` of a batched
+        run is its own preparation and tracing time plus an equal share of
+        its group's kernel time; ``parallel`` is False for batched runs.
+    """
+    if len(cfgs) != len(datas):
+        raise ValueError(f"got {len(cfgs)} configs but {len(datas)} datasets")
+    if plan is None:
+        plan = [run_plan(cfg) for cfg in cfgs]
+    if len(plan) != len(cfgs):
+        raise ValueError(f"got {len(cfgs)} configs but a plan for {len(plan)}")
+    if not cfgs:
+        return []
+    threads = _batch_threads(cfgs) if threads is None else max(1, int(threads))
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    runs = [[_Run(cfg, data, name, trained, record) for name, trained in runs_plan]
+            for cfg, data, runs_plan in zip(cfgs, datas, plan)]
+    groups: dict[tuple, list[tuple[int, int]]] = {}
+    for e, exp_runs in enumerate(runs):
+        for k, run in enumerate(exp_runs):
+            groups.setdefault(run.shape_key, []).append((e, k))
+    results: list[list[RunResult | None]] = [[None] * len(exp_runs) for exp_runs in runs]
+    for members in groups.values():
+        if len(members) == 1:
+            e, k = members[0]
+            run = runs[e][k]  # its preparation time counts, as in train_run
+            results[e][k] = _train_single(run, progress, time.perf_counter() - run.seconds)
+            continue
+        group = [runs[e][k] for e, k in members]
+        numba.set_num_threads(threads)
+        _train_group(group, progress)
+        for (e, k), run in zip(members, group):
+            results[e][k] = run.result(threads, False, run.seconds)
+    return results
+
+
+def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> None:
+    """Advance runs of one shape together, one batched kernel call per trace point.
+
+    The runs' arrays are stacked once; each run then works on views into
+    the stacks, so tracing between calls reads the current weights in place.
+    """
+    R = len(group)
+    ev0 = group[0].train_eval
+    shape_f, shape_b = _kernels.packed_shapes(*ev0.X.shape, ev0.X.dtype)
+    Xf = np.zeros((R,) + shape_f, ev0.X.dtype)
+    Xb = np.zeros((R,) + shape_b, ev0.X.dtype)
+    y = np.stack([run.train_eval.y for run in group])
+    omega = np.stack([run.train_eval.weight for run in group])
+    W = np.stack([run.W for run in group])
+    signal = np.stack([run.signal for run in group])
+    learned = np.stack([run.learned for run in group])
+    dims = np.stack([run.dims for run in group])
+    beta = np.stack([run.beta for run in group])
+    eta = np.array([float(run.cfg.train.lr) for run in group])
+    threshold = np.array([float(run.cfg.model.threshold) for run in group])
+    stop_loss = np.array([float(run.cfg.train.stop_loss) for run in group])
+    for i, run in enumerate(group):  # packed straight into the stacks, no copies
+        _kernels.fill_forward(run.train_eval.X, Xf[i])
+        _kernels.fill_backward(run.train_eval.X, Xb[i])
+        run.train_eval.adopt((Xf[i], Xb[i]))
+        run.W, run.learned = W[i], learned[i]
+    t_start = np.zeros(R, np.int64)
+    n_steps = np.zeros(R, np.int64)
+    status = np.zeros(R, np.int64)
+    t_stop = np.zeros(R, np.int64)
+    last_loss = np.zeros(R, np.float64)
+    for run in group:
+        run.start()
+    while True:
+        active = [i for i, run in enumerate(group) if not run.done]
+        if not active:
+            break
+        n_steps[:] = -1  # runs that are done are left alone
+        for i in active:
+            t_start[i] = group[i].step
+            n_steps[i] = group[i].segment()
+        clock = time.perf_counter()
+        _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
+                                  group[0].rho, eta, signal, beta, threshold, learned, t_start,
+                                  n_steps, stop_loss, status, t_stop, last_loss)
+        share = (time.perf_counter() - clock) / len(active)
+        if progress is not None:
+            progress(int(sum(t_stop[i] - t_start[i] for i in active)))
+        for i in active:
+            group[i].seconds += share
+            group[i].advance(status[i], t_stop[i])
 
 
 def _min_learned(learned: np.ndarray) -> np.ndarray:

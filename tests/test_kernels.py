@@ -460,3 +460,116 @@ def test_invalid_inputs_raise():
         kern.loss_and_grad(X, np.array([3, 4]), y, omega, W, 1, 3.0, 1.0, g)  # dims > D
     with pytest.raises(ValueError):
         kern.loss_and_grad(X, dims, y, omega, W, 1, 1.5, 1.0, g)  # q < 2
+
+
+# --------------------------------------------------------------------------
+# The packed copies, the loss-free steps, the kernels' own exp
+# --------------------------------------------------------------------------
+
+
+def test_packed_samples_layout_use_and_checks():
+    kind = 1
+    P = signal_problem(2, kind, dims=(5, 9, 2), n=300)
+    X = P["X"]
+    K, n, D = X.shape
+    Xf, Xb = kern.pack_samples(X)
+    T = kern.tile_width(X.dtype)
+    assert T == 16 and kern.tile_width(np.float32) == 32
+    nblocks = -(-n // kern.BLOCK)
+    assert Xf.shape == (K, nblocks, kern.BLOCK // T, D, T) and Xf.flags.c_contiguous
+    assert Xb.shape == (K, nblocks, 1, kern.BLOCK, T) and Xb.flags.c_contiguous
+    # Unpacked again, both copies are X with zero samples beyond n (and
+    # zero coordinates beyond D in the backward copy).
+    full = np.zeros((K, nblocks * kern.BLOCK, T))
+    full[:, :n, :D] = X
+    np.testing.assert_array_equal(
+        Xf.transpose(0, 1, 2, 4, 3).reshape(K, nblocks * kern.BLOCK, D), full[:, :, :D])
+    np.testing.assert_array_equal(
+        Xb.transpose(0, 1, 3, 2, 4).reshape(K, nblocks * kern.BLOCK, T), full)
+
+    args = (X, P["dims"], P["y"], P["omega"], P["W"], kind, 3.0, 1.0)
+    g1, g2 = np.zeros_like(P["W"]), np.zeros_like(P["W"])
+    assert kern.loss_and_grad(*args, g1) == kern.loss_and_grad(*args, g2, packed=(Xf, Xb))
+    np.testing.assert_array_equal(g1, g2)
+    f1, f2, p1, p2 = np.zeros(n), np.zeros(n), np.zeros((n, 3)), np.zeros((n, 3))
+    kern.forward(X, P["dims"], P["W"], kind, 3.0, 1.0, f1, p1)
+    kern.forward(X, P["dims"], P["W"], kind, 3.0, 1.0, f2, p2, packed=(Xf, Xb))
+    np.testing.assert_array_equal(f1, f2)
+    np.testing.assert_array_equal(p1, p2)
+    with pytest.raises(ValueError):  # packed copies of another X
+        kern.loss_and_grad(*args, g1, packed=kern.pack_samples(X[:, :200]))
+    with pytest.raises(ValueError):
+        kern.forward(X, P["dims"], P["W"], kind, 3.0, 1.0, f1, p1, packed=(Xf[:2], Xb[:2]))
+    with pytest.raises(ValueError):  # in/out arrays must be C-contiguous
+        kern.loss_and_grad(*args[:4], np.asfortranarray(P["W"]), kind, 3.0, 1.0, g1)
+    forward_only = kern.pack_samples(X, backward=False)
+    assert forward_only[1] is None and np.array_equal(forward_only[0], Xf)
+    kern.forward(X, P["dims"], P["W"], kind, 3.0, 1.0, f2, p2, packed=forward_only)
+    np.testing.assert_array_equal(f1, f2)
+    with pytest.raises(ValueError):  # the gradient needs the backward copy
+        kern.loss_and_grad(*args, g1, packed=forward_only)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+@pytest.mark.parametrize("n_steps", [1, 6])
+def test_infinite_loss_with_finite_gradient_stops(n_steps, parallel):
+    """f = -inf on a y = +1 sample: the loss is inf, the gradient finite.
+
+    With n_steps = 6 the first step is one whose loss is not otherwise
+    evaluated, so this checks the bound that stands in for it (module notes).
+    """
+    kind = 2
+    X = np.full((1, 4, 1), 1.0)
+    W = np.zeros((1, 2, 2, 1))
+    W[0, 1, :, 0] = 1e308  # bank c = -1: f = -(1e308 + 1e308) = -inf
+    P = dict(X=X, dims=np.array([1]), y=np.ones(4), omega=np.full(4, 0.25), W=W,
+             signal=np.ones((1, 1)), beta=np.ones(1))
+    g = np.zeros_like(W)
+    loss = kern.loss_and_grad(X, P["dims"], P["y"], P["omega"], W, kind, 3.0, 1.0, g)
+    assert loss == np.inf and np.all(np.isfinite(g))
+    status, t_stop, last, W2, *_ = run_gd(P, kind, 1.0, 1.0, n_steps, t_start=3,
+                                          parallel=parallel)
+    assert (status, t_stop, last) == (kern.STATUS_NONFINITE, 3, np.inf)
+    np.testing.assert_array_equal(W2, W)
+    with np.errstate(all="ignore"):
+        assert run_ref_gd(P, kind, 1.0, 1.0, n_steps, t_start=3)[:3] == (status, t_stop, last)
+
+
+def test_scalar_types_do_not_add_compiled_versions():
+    """Python and NumPy ints and floats for the scalar arguments share one compiled version."""
+    P = signal_problem(0, 0)
+    run_gd(P, 0, 2.0, 1.0, 2)
+    before = len(kern._gd_segment.signatures)
+    W, g, learned = P["W"].copy(), np.zeros_like(P["W"]), -np.ones((2, 1), np.int64)
+    kern.gd_segment(P["X"], P["dims"], P["y"], P["omega"], W, np.int32(0), 3, np.float32(1),
+                    2, P["signal"], P["beta"], np.float64(1), learned, np.int64(0), 2.0, 0,
+                    np.bool_(False), g)
+    assert len(kern._gd_segment.signatures) == before
+
+
+def test_vectorisable_exp_matches_math_exp():
+    """The kernels' own exp (x <= 0) is within 3 ulp of math.exp, 0 below its range, nan for nan."""
+    rng = np.random.default_rng(0)
+    x = np.concatenate([-rng.exponential(5.0, 200_000), -rng.uniform(0.0, 745.2, 200_000),
+                        -rng.uniform(700.0, 760.0, 20_000),
+                        [0.0, -0.0, -1e-300, -708.39, -708.4, -745.13, -745.14, -800.0, -np.inf]])
+    ours = exp_nonpos_many(x)
+    exact = np.exp(x)
+    normal = exact >= np.finfo(np.float64).tiny
+    ulps = np.abs(ours[normal] - exact[normal]) / np.spacing(exact[normal])
+    assert ulps.max() <= 3.0, ulps.max()
+    sub = ~normal
+    assert np.all(np.abs(ours[sub] - exact[sub]) <= 4 * np.spacing(exact[sub])), "subnormal range"
+    assert np.isnan(exp_nonpos_many(np.array([np.nan]))[0])
+
+
+@numba.njit
+def _exp_loop(x, out):
+    for i in range(x.shape[0]):
+        out[i] = kern._exp_nonpos(x[i])
+
+
+def exp_nonpos_many(x):
+    out = np.empty_like(x)
+    _exp_loop(x, out)
+    return out
