@@ -56,7 +56,8 @@ STATUS_OK, STATUS_STOP_LOSS, STATUS_NONFINITE = 0, 1, 2
 # (2**20) and 1.5x at 2**27 (memory-bound); with another process holding a
 # core it is slower than the serial one at every size (0.6-0.9x; OpenMP
 # threads wait for each other at every step) and, under heavy contention,
-# it can stall by far more. Below _PARALLEL_MIN_WORK (or with one block of
+# it can stall by far more (13x slower at the default size was measured).
+# Below _PARALLEL_MIN_WORK (or with one block of
 # samples, nothing to split) only the serial step runs.
 _PARALLEL_MIN_WORK = 1 << 17
 # Probing needs several kernel calls: a call is cut to about this much work
