@@ -100,6 +100,16 @@ _POOL: ProcessPoolExecutor | None = None
 _POOL_WORKERS = 0
 
 
+def parse_args(doc: str | None, argv=None):
+    """The arguments every benchmark script takes: ``--quick`` and ``--workers``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny version (smoke test)")
+    parser.add_argument("--workers", type=int, default=None, help="parallel processes")
+    return parser.parse_args(argv)
+
+
 def workers_default() -> int:
     return max(1, os.cpu_count() or 1)
 

@@ -24,7 +24,6 @@ Run:  python benchmarks/colearning.py [--quick] [--workers W]
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -277,10 +276,7 @@ def summary_rows(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a tiny version (smoke test)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel processes")
-    args = parser.parse_args(argv)
+    args = C.parse_args(__doc__, argv)
     timer = C.Timer()
     runs, cells, configs = measure(args.quick, args.workers)
     stats = analyse(runs, cells)

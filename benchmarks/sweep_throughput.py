@@ -133,8 +133,8 @@ def section(res, quick):
         ]),
         "",
         f"Target 'minutes, not hours': {C.verdict(ok)} ({minutes:.1f} minutes for 400 runs)."
-        + (f" The load average was above the core count: the machine was shared with other "
-           f"work while this was measured, so the time overstates what an idle machine needs."
+        + (" The load average was above the core count: the machine was shared with other "
+           "work while this was measured, so the time overstates what an idle machine needs."
            if res["load_after"] > (res["cpu_count"] or 1) else ""),
     ]
     return "\n".join(lines)

@@ -24,7 +24,6 @@ Run:  python benchmarks/theory_limits.py [--quick] [--workers W]
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -358,10 +357,7 @@ def summary_rows(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a tiny version (smoke test)")
-    parser.add_argument("--workers", type=int, default=None, help="parallel processes")
-    args = parser.parse_args(argv)
+    args = C.parse_args(__doc__, argv)
     timer = C.Timer()
     rows, configs = measure_limits(args.quick, args.workers)
     stats = analyse_limits(rows)

@@ -39,7 +39,6 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_simulate(args) -> int:
     from .experiment import run_experiment, summarize, total_steps
-    from .plots import alignment_figure, save_figure
     from .progress import ProgressBar
     from .report import simulate_report
 
@@ -47,6 +46,8 @@ def run_simulate(args) -> int:
     with AtomicDirectory(args.out, force=args.force) as out:
         with ProgressBar(total_steps(cfg), "simulate", enabled=not args.quiet) as bar:
             exp = run_experiment(cfg, progress=bar)
+        from .plots import alignment_figure, save_figure  # matplotlib: only after training
+
         summary = summarize(exp)
         (out.path / "config.toml").write_text(config_to_toml(cfg), encoding="utf-8")
         (out.path / "summary.json").write_text(dumps_json(summary), encoding="utf-8")

@@ -9,6 +9,7 @@ from simcomp.config import build_config
 from simcomp.data import make_experiment_data
 from simcomp.train import run_plan, train_batch, train_run
 
+from support import poisoned_data
 from test_kernels import GD_SETTINGS, KINDS, KIND_NAMES, signal_problem
 
 # --------------------------------------------------------------------------
@@ -139,16 +140,6 @@ def assert_same_run(a, b):
         np.testing.assert_array_equal(ta[key], tb[key], err_msg=key)
 
 
-def poisoned(cfg):
-    """The training set of test_train's non-finite test: the second step overflows."""
-    data = make_experiment_data(cfg)
-    data.train.X[0][1] = data.train.X[0][0]
-    data.train.X[1][1] = data.train.X[1][0]
-    data.train.X[0][:2, 1] = 1e200
-    data.train.y[1] = -data.train.y[0]
-    return data
-
-
 def mixed_batch():
     """Experiments whose runs share shapes but not seeds, rates, horizons or stops."""
     cfgs = [
@@ -163,7 +154,7 @@ def mixed_batch():
         small("seed=8", "data.modality.0.dim=12"),  # joint and unimodal-A alone
     ]
     datas = [make_experiment_data(cfg) for cfg in cfgs]
-    datas[6] = poisoned(cfgs[6])
+    datas[6] = poisoned_data(cfgs[6])
     return cfgs, datas
 
 

@@ -12,6 +12,7 @@ from simcomp import experiment
 from simcomp.cli import main
 from simcomp.config import build_config, config_from_dict
 from simcomp.trace import TRACE_KEYS, load_trace
+from support import poisoned_data
 
 SMALL = ["data.n_train=64", "data.n_test=64", "data.modality.0.dim=8", "data.modality.1.dim=6",
          "model.width=2", "train.steps=40", "train.trace_every=10"]
@@ -115,12 +116,7 @@ def test_nonfinite_run_exits_1_and_saves_trace(tmp_path, monkeypatch, capsys):
     real = experiment.make_experiment_data
 
     def poisoned(cfg):
-        data = real(cfg)
-        data.train.X[0][1] = data.train.X[0][0]
-        data.train.X[1][1] = data.train.X[1][0]
-        data.train.X[0][:2, 1] = 1e200
-        data.train.y[1] = -data.train.y[0]
-        return data
+        return poisoned_data(cfg, make=real)
 
     monkeypatch.setattr(experiment, "make_experiment_data", poisoned)
     out = tmp_path / "o"

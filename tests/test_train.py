@@ -8,6 +8,7 @@ from simcomp.config import build_config
 from simcomp.data import make_experiment_data
 from simcomp.experiment import run_experiment, summarize
 from simcomp.train import run_plan, train_run
+from support import poisoned_data
 
 SMALL = ["data.n_train=96", "data.n_test=64", "data.modality.0.dim=10", "data.modality.1.dim=7",
          "model.width=3", "train.steps=60", "train.trace_every=7"]
@@ -102,29 +103,15 @@ def test_stop_loss_stops_early():
     assert run.trace.arrays()["steps"][-1] == run.steps_run
 
 
-def poisoned(cfg):
-    """Two samples, equal but for their labels, with a huge off-signal coordinate.
-
-    One of them is always misclassified by a huge margin, so the first step
-    (finite) moves a weight by about 1e198 and the second overflows.
-    """
-    data = make_experiment_data(cfg)
-    data.train.X[0][1] = data.train.X[0][0]
-    data.train.X[1][1] = data.train.X[1][0]
-    data.train.X[0][:2, 1] = 1e200
-    data.train.y[1] = -data.train.y[0]
-    return data
-
-
 def test_nonfinite_loss_stops_and_keeps_finite_trace():
     cfg = small("train.trace_every=1", "train.mode=joint")
-    run = run_experiment(cfg, data=poisoned(cfg)).runs[0]
+    run = run_experiment(cfg, data=poisoned_data(cfg)).runs[0]
     assert run.status == "nonfinite"
     assert run.failed_step == 1
     tr = run.trace.arrays()
     assert tr["steps"].tolist() == [0]
     assert np.all(np.isfinite(tr["train_loss"]))
-    summary = summarize(run_experiment(cfg, data=poisoned(cfg)))
+    summary = summarize(run_experiment(cfg, data=poisoned_data(cfg)))
     assert summary["runs"]["joint"]["status"] == "nonfinite"
     assert summary["runs"]["joint"]["failed_step"] == 1
 
