@@ -1264,26 +1264,40 @@ def gd_segment(X, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold,
         raise ValueError("y and omega must have shape (n,)")
     # Fixed scalar types: one compiled version per array dtype, whatever
     # Python or NumPy scalars the caller passes.
-    return _gd_segment(Xf, Xb, dims, y, omega, W, int(kind), float(q), float(rho), float(eta),
-                       signal, beta, float(threshold), learned, int(t_start), int(n_steps),
-                       float(stop_loss), bool(parallel_flag), grad_buf)
+    # Two compiled bodies, not one with a branch: a run that never goes
+    # parallel then never compiles the parallel gradient (seconds of a cold start).
+    body = _gd_segment_parallel if parallel_flag else _gd_segment_serial
+    return body(Xf, Xb, dims, y, omega, W, int(kind), float(q), float(rho), float(eta),
+                signal, beta, float(threshold), learned, int(t_start), int(n_steps),
+                float(stop_loss), grad_buf)
 
 
 @jit()
-def _gd_segment(Xf, Xb, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold, learned,
-                t_start, n_steps, stop_loss, parallel_flag, grad_buf):
-    """Compiled body of :func:`gd_segment`."""
+def _gd_segment_checks(Xf, Xb, dims, y, omega, W, kind, q, rho, signal, beta, learned, grad_buf):
     _check_args(Xf, y.shape[0], dims, W, kind, q, rho)
     _check_backward(Xb, y.shape[0], W)
     _check_samples(y, omega, W, grad_buf)
     _check_gd(W, signal, beta, learned)
+
+
+@jit()
+def _gd_segment_serial(Xf, Xb, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold,
+                       learned, t_start, n_steps, stop_loss, grad_buf):
+    """Compiled body of :func:`gd_segment`, one thread."""
+    _gd_segment_checks(Xf, Xb, dims, y, omega, W, kind, q, rho, signal, beta, learned, grad_buf)
+    grad_buf[...] = 0.0
+    Gc, Zc, Fc = _scratch(Xf, Xb, W, 1)
+    return _gd_steps(Xf, Xb, dims, y, omega, W, kind, _q_code(q), q, rho, eta, signal, beta,
+                     threshold, learned, t_start, n_steps, stop_loss, grad_buf, Gc, Zc, Fc)
+
+
+@jit()
+def _gd_segment_parallel(Xf, Xb, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold,
+                         learned, t_start, n_steps, stop_loss, grad_buf):
+    """Compiled body of :func:`gd_segment`: the loop of _gd_steps, the gradient on the thread pool."""
+    _gd_segment_checks(Xf, Xb, dims, y, omega, W, kind, q, rho, signal, beta, learned, grad_buf)
     qcode = _q_code(q)
     grad_buf[...] = 0.0
-    if not parallel_flag:
-        Gc, Zc, Fc = _scratch(Xf, Xb, W, 1)
-        return _gd_steps(Xf, Xb, dims, y, omega, W, kind, qcode, q, rho, eta, signal, beta,
-                         threshold, learned, t_start, n_steps, stop_loss, grad_buf, Gc, Zc, Fc)
-    # The same loop as _gd_steps, with the gradient on the thread pool.
     _, nbuf = chunk_layout(y.shape[0])
     Gc, Zc, Fc = _scratch(Xf, Xb, W, nbuf)
     loss = np.nan

@@ -57,9 +57,11 @@ STATUS_OK, STATUS_STOP_LOSS, STATUS_NONFINITE = 0, 1, 2
 # core it is slower than the serial one at every size (0.6-0.9x; OpenMP
 # threads wait for each other at every step) and, under heavy contention,
 # it can stall by far more (13x slower at the default size was measured).
-# Below _PARALLEL_MIN_WORK (or with one block of
-# samples, nothing to split) only the serial step runs.
-_PARALLEL_MIN_WORK = 1 << 17
+# Below _PARALLEL_MIN_WORK (or with one block of samples, nothing to split)
+# only the serial step runs. It sits just above the default problem: there
+# the parallel gain is small next to the ~9 s its compilation adds to a cold
+# start (the default `simcomp simulate` must finish in 30 s from a cold cache).
+_PARALLEL_MIN_WORK = 1 << 21
 # Probing needs several kernel calls: a call is cut to about this much work
 # (multiply-adds) when both paths are in play, e.g. 64 steps at the default
 # size, 1 step at D = 1024, n = 4096. Segments do not change results.
@@ -206,7 +208,8 @@ class _Evaluator:
         _kernels.forward(self.X, dims, W, self.kind, self.q, self.rho, self.f, self.phi,
                          packed=self.pack(backward=False))
         f = self.f.astype(np.float64)
-        loss = float(np.dot(self.weight64, np.logaddexp(0.0, -self.y64 * f)))
+        with np.errstate(invalid="ignore", over="ignore"):  # a non-finite loss is handled by the caller
+            loss = float(np.dot(self.weight64, np.logaddexp(0.0, -self.y64 * f)))
         error = weighted_error(self.y64, f, self.weight64)
         per_modality = np.array(
             [weighted_error(self.y64, self.phi[:, k].astype(np.float64), self.weight64)

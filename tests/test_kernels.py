@@ -539,12 +539,12 @@ def test_scalar_types_do_not_add_compiled_versions():
     """Python and NumPy ints and floats for the scalar arguments share one compiled version."""
     P = signal_problem(0, 0)
     run_gd(P, 0, 2.0, 1.0, 2)
-    before = len(kern._gd_segment.signatures)
+    before = len(kern._gd_segment_serial.signatures)
     W, g, learned = P["W"].copy(), np.zeros_like(P["W"]), -np.ones((2, 1), np.int64)
     kern.gd_segment(P["X"], P["dims"], P["y"], P["omega"], W, np.int32(0), 3, np.float32(1),
                     2, P["signal"], P["beta"], np.float64(1), learned, np.int64(0), 2.0, 0,
                     np.bool_(False), g)
-    assert len(kern._gd_segment.signatures) == before
+    assert len(kern._gd_segment_serial.signatures) == before
 
 
 def test_vectorisable_exp_matches_math_exp():
