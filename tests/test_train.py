@@ -166,3 +166,24 @@ def test_population_mode_matches_reduced_dynamics(learner):
     assert np.array_equal(red.learned_step, run.learned_step)
     # the run must actually go somewhere for the comparison to mean anything
     assert run.learned_step[0] >= 0
+
+
+def test_default_experiment_shows_the_effect_and_matches_the_race():
+    """Spec section 6 on its embedded default: A wins, B starves jointly, B alone is learned;
+    learned steps within 5% or 2 steps of the race (5.2) for the joint winner and every uni-modal run."""
+    from simcomp.config import default_config
+
+    exp = run_experiment(default_config())
+    runs = {run.name: run for run in exp.runs}
+    joint = runs["joint"]
+    assert joint.winner == 0 and joint.learned_step[1] == -1  # only A learned by T
+    assert runs["unimodal-B"].learned_step[0] >= 0  # B alone is learned
+    checks = [(joint, joint.winner)] + [(runs[f"unimodal-{n}"], 0) for n in ("A", "B")]
+    for run, k in checks:
+        measured = run.learned_step[k]
+        predicted = exp.predictions[run.name].race_learned_step[k]
+        assert abs(measured - predicted) <= max(0.05 * predicted, 2.0), (run.name, measured,
+                                                                          predicted)
+    summary = summarize(exp)
+    assert summary["comparison"]["gap"] > 0
+    assert summary["runs"]["unimodal-B"]["test_error"] == 0.0
