@@ -76,9 +76,7 @@ def alignment_figure(cfg, runs, traces, predictions=None):
                 continue
             k = run.trained.index(r)
             tr = traces[run.name]
-            alignment = tr["alignment"]
-            if alignment.ndim == 3:
-                alignment = alignment[:, :, None, :]
+            alignment = stack_alignment(tr["alignment"])
             reduced = None
             if predictions is not None and run.name in predictions:
                 red = predictions[run.name].reduced

@@ -532,18 +532,16 @@ def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
         if any_run is not None:
             row[f"gamma_{name}"] = any_run["initial_leading_alignment"][name]
             row[f"pi_{name}"] = any_run["presence_fraction"][name]
+        for suffix, run in (("joint", joint), ("alone", alone)):
+            if run is not None:
+                row[f"learned_step_{suffix}_{name}"] = run["learned_step"][name]
+                row[f"race_step_{suffix}_{name}"] = run["race_learned_step"][name]
+                row[f"predicted_step_{suffix}_{name}"] = run["predicted_learned_step"][name]
+                row[f"final_alignment_{suffix}_{name}"] = run["final_leading_alignment"][name]
         if joint is not None:
-            row[f"learned_step_joint_{name}"] = joint["learned_step"][name]
-            row[f"race_step_joint_{name}"] = joint["race_learned_step"][name]
-            row[f"predicted_step_joint_{name}"] = joint["predicted_learned_step"][name]
-            row[f"final_alignment_joint_{name}"] = joint["final_leading_alignment"][name]
             row[f"learned_by_T_joint_{name}"] = joint["learned_step"][name] is not None
             row[f"predicted_by_T_joint_{name}"] = joint["learned_by_horizon"][name]
         if alone is not None:
-            row[f"learned_step_alone_{name}"] = alone["learned_step"][name]
-            row[f"race_step_alone_{name}"] = alone["race_learned_step"][name]
-            row[f"predicted_step_alone_{name}"] = alone["predicted_learned_step"][name]
-            row[f"final_alignment_alone_{name}"] = alone["final_leading_alignment"][name]
             row[f"test_error_alone_{name}"] = alone["test_error"]
             predicted = alone["predicted_test_error"]
             row[f"predicted_error_alone_noiseless_{name}"] = predicted["noiseless"]

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import _kernels
 from .config import Config
-from .data import Dataset, ExperimentData, make_experiment_data
+from .data import Dataset, ExperimentData
 from .trace import Trace, geometry, weighted_error
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "run_plan",
     "train_run",
     "train_batch",
-    "train_experiment",
     "KIND_CODES",
     "STATUS_OK",
     "STATUS_STOP_LOSS",
@@ -541,15 +540,3 @@ def _min_learned(learned: np.ndarray) -> np.ndarray:
     masked = np.where(learned >= 0, learned, np.iinfo(np.int64).max)
     first = masked.min(axis=1)
     return np.where(first == np.iinfo(np.int64).max, -1, first).astype(np.int64)
-
-
-def train_experiment(
-    cfg: Config,
-    data: ExperimentData | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> tuple[ExperimentData, list[RunResult]]:
-    """Draw the data of ``cfg`` (unless given) and train every run of its mode."""
-    if data is None:
-        data = make_experiment_data(cfg)
-    runs = [train_run(cfg, data, name, trained, progress) for name, trained in run_plan(cfg)]
-    return data, runs
