@@ -50,6 +50,7 @@ from .config import (
     Config,
     ConfigError,
     DataConfig,
+    MethodConfig,
     ModalityConfig,
     ModelConfig,
     TrainConfig,
@@ -119,7 +120,8 @@ class SweepRunError(RuntimeError):
 
 # --------------------------------------------------------------------------- grid parsing
 
-_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+_SECTION_CLASSES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig,
+                    "method": MethodConfig}
 _LINSPACE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
 
 
@@ -163,6 +165,8 @@ def _numeric_kind(key: str) -> str | None:
         return "float"
     if isinstance(hint, types.UnionType) and float in typing.get_args(hint):
         return "float"
+    if isinstance(hint, types.UnionType) and int in typing.get_args(hint):
+        return "int"
     return None
 
 
