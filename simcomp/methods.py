@@ -1,0 +1,198 @@
+"""From a config's ``[method]`` table to what one training run needs.
+
+The training loop is given a method as a plain dictionary of keyword
+arguments (the arguments of ``simcomp.kernels.rules.make_rule``), resolved
+for one run: per-modality settings are restricted to the modalities that
+run trains, in config order.  This module knows nothing about the kernels;
+it only turns a :class:`~simcomp.config.Config` into numbers.
+
+What each method does is explained in docs/methods.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import METHODS, Config, MethodConfig
+
+__all__ = [
+    "METHODS",
+    "STOCHASTIC_METHODS",
+    "STAT_NAMES",
+    "is_deterministic",
+    "trains_joint",
+    "rule_kwargs",
+    "plain_rule_kwargs",
+    "predictor_weights",
+    "teacher_steps",
+    "method_seed_sequence",
+    "method_key",
+    "unit_outputs",
+]
+
+# Methods whose update draws random numbers (dropout masks, gradient noise).
+STOCHASTIC_METHODS = ("dropout", "ogm_ge")
+
+# Per-step statistics a method adds to the trace, each (K,) float64 per recorded step.
+STAT_NAMES = ("method_score", "method_ratio", "method_scale", "method_cosine")
+
+# The method's random stream is child number 4 of the run's SeedSequence: the
+# data module uses children 0-3 (dictionary, training set, test set, initial
+# weights), so spawning a fifth child leaves all of those draws unchanged.
+_STREAM_METHOD = 4
+
+
+def _check_name(name: str) -> str:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+    return name
+
+
+def is_deterministic(name: str) -> bool:
+    """True when the method's update is a function of the weights alone (no random draws)."""
+    return _check_name(name) not in STOCHASTIC_METHODS
+
+
+def trains_joint(name: str) -> bool:
+    """False for ``ume``, whose predictor is built from the uni-modal runs only."""
+    return _check_name(name) != "ume"
+
+
+def _trained(cfg: Config, trained: Sequence[int]) -> list[int]:
+    trained = [int(r) for r in trained]
+    if not trained or any(r < 0 or r >= cfg.K for r in trained) or len(set(trained)) != len(trained):
+        raise ValueError(
+            f"trained modalities must be distinct indices in 0..{cfg.K - 1}, got {trained}"
+        )
+    return sorted(trained)
+
+
+def _pick(values: Any, trained: list[int]) -> list[float] | None:
+    """The entries of a per-modality tuple for the trained modalities (a scalar is repeated)."""
+    if values is None:
+        return None
+    if isinstance(values, tuple):
+        return [float(values[r]) for r in trained]
+    return [float(values)] * len(trained)
+
+
+def teacher_steps(cfg: Config) -> int:
+    """umt's teacher training steps: ``method.teacher_steps``, else ``train.steps``."""
+    steps = cfg.method.teacher_steps
+    return cfg.train.steps if steps is None else int(steps)
+
+
+def method_seed_sequence(seed: int) -> np.random.SeedSequence:
+    """The method's own child of the run's SeedSequence (child 4, after the data's four)."""
+    return np.random.SeedSequence(seed).spawn(_STREAM_METHOD + 1)[_STREAM_METHOD]
+
+
+def method_key(seed: int) -> int:
+    """A 63-bit integer key for counter-based random numbers of the method.
+
+    The top bit is cleared so that the key fits a signed 64-bit integer in
+    compiled code.
+    """
+    word = method_seed_sequence(seed).generate_state(1, dtype=np.uint64)[0]
+    return int(word) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def plain_rule_kwargs(K: int) -> dict[str, Any]:
+    """The keyword arguments of plain training (``none``) for ``K`` trained modalities."""
+    return {"name": "none", "K": int(K)}
+
+
+def rule_kwargs(cfg: Config, trained: Sequence[int], teacher_units=None) -> dict[str, Any]:
+    """The keyword arguments of ``make_rule`` for a run of ``cfg`` training ``trained``.
+
+    Parameters
+    ----------
+    cfg : Config
+        The resolved config; its ``method`` table chooses the rule.
+    trained : sequence of int
+        Indices (into the config's modalities) of the modalities the run trains.
+    teacher_units : ndarray, optional
+        umt only: the frozen teachers' unit outputs on the training set,
+        (K_run, B, m, n) float64 (see :func:`unit_outputs`).  Required for umt.
+
+    Returns
+    -------
+    dict
+        ``name``, ``K`` and the settings the method takes, per-modality
+        lists restricted to ``trained`` (config order); ``key`` (the method's
+        random stream) for every method.  ``ume`` trains nothing jointly, so
+        its joint run (if any) is plain: ``name = "none"``.
+    """
+    idx = _trained(cfg, trained)
+    method: MethodConfig = cfg.method
+    name = method.name
+    K = len(idx)
+    if name == "ume":
+        return {**plain_rule_kwargs(K), "key": method_key(cfg.seed)}
+    out: dict[str, Any] = {"name": name, "K": K, "key": method_key(cfg.seed)}
+    if name == "lr_scale":
+        out["lr_scale"] = _pick(method.lr_scale, idx)
+    elif name in ("ogm", "ogm_ge", "agm"):
+        out.update(alpha=float(method.alpha), start=int(method.start),
+                   stop=None if method.stop is None else int(method.stop))
+    elif name == "dropout":
+        out.update(drop=_pick(method.drop, idx), rescale=bool(method.rescale))
+    elif name == "aux":
+        out.update(fused_weight=float(method.fused_weight), aux_weight=_pick(method.aux_weight, idx))
+    elif name == "alternating":
+        out["mix"] = _pick(method.mix, idx)
+    elif name == "umt":
+        if teacher_units is None:
+            raise ValueError("method umt needs teacher_units (the teachers' unit outputs)")
+        units = np.ascontiguousarray(teacher_units, dtype=np.float64)
+        if units.ndim != 4 or units.shape[0] != K or units.shape[1] != cfg.model.banks \
+                or units.shape[2] != cfg.model.width:
+            raise ValueError(
+                f"teacher_units must have shape (K_run={K}, B={cfg.model.banks}, "
+                f"m={cfg.model.width}, n), got {units.shape}"
+            )
+        out.update(distill_weight=float(method.distill_weight), teacher_units=units)
+    return out
+
+
+def predictor_weights(cfg: Config, trained: Sequence[int]) -> np.ndarray:
+    """Weights a_r of the method's predictor sum_r a_r phi_r over the trained modalities.
+
+    ``alternating``: its ``mix``; every other method: ones (the plain fused
+    output; for ``ume`` applied to the uni-modal networks' outputs).
+    """
+    idx = _trained(cfg, trained)
+    if cfg.method.name == "alternating":
+        return np.array(_pick(cfg.method.mix, idx), dtype=np.float64)
+    return np.ones(len(idx), dtype=np.float64)
+
+
+def unit_outputs(cfg: Config, weights: Sequence[np.ndarray], X: Sequence[np.ndarray]) -> np.ndarray:
+    """Every neuron's unit output on every sample: (K_run, B, m, n) float64.
+
+    ``weights[r]`` is encoder r's (B, m, d_r) array and ``X[r]`` its (n, d_r)
+    inputs.  The unit output is psi(<w, x>) for the symmetric learner and
+    act(<w, x>) (before the bank sign) for class banks; it is what umt's
+    teachers provide (``teacher_units``).
+    """
+    if len(weights) != len(X):
+        raise ValueError(f"got {len(weights)} weight arrays but {len(X)} input arrays")
+    q, rho = cfg.model.q, cfg.model.rho
+    out = []
+    for W, Xr in zip(weights, X):
+        z = np.einsum("bid,jd->bij", np.asarray(W, dtype=np.float64), np.asarray(Xr, dtype=np.float64))
+        if cfg.model.learner == "symmetric":
+            out.append(np.sign(z) * _srelu(np.abs(z), q, rho))
+        elif cfg.model.activation == "relu":
+            out.append(np.maximum(z, 0.0))
+        else:
+            out.append(_srelu(z, q, rho))
+    return np.ascontiguousarray(np.stack(out))
+
+
+def _srelu(z: np.ndarray, q: float, rho: float) -> np.ndarray:
+    zc = np.clip(z, 0.0, rho)
+    return np.where(z <= 0.0, 0.0, np.where(z <= rho, zc**q / (q * rho ** (q - 1.0)),
+                                            z - (1.0 - 1.0 / q) * rho))

@@ -1,0 +1,121 @@
+"""simcomp.methods: per-run keyword arguments of the training rule, predictor weights, streams."""
+
+import numpy as np
+import pytest
+
+from simcomp import data as data_mod
+from simcomp.config import build_config
+from simcomp.methods import (
+    STOCHASTIC_METHODS,
+    is_deterministic,
+    method_key,
+    method_seed_sequence,
+    plain_rule_kwargs,
+    predictor_weights,
+    rule_kwargs,
+    teacher_steps,
+    trains_joint,
+    unit_outputs,
+)
+
+THREE = ["data.modality.2.beta=0.5"]
+
+
+def test_determinism_flags():
+    assert set(STOCHASTIC_METHODS) == {"dropout", "ogm_ge"}
+    for name in ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto", "umt", "ume"):
+        assert is_deterministic(name)
+    assert not is_deterministic("dropout") and not is_deterministic("ogm_ge")
+    assert trains_joint("ogm") and not trains_joint("ume")
+    with pytest.raises(ValueError, match="unknown method 'x'"):
+        is_deterministic("x")
+
+
+def test_per_modality_lists_are_restricted_to_the_trained_modalities():
+    cfg = build_config(None, THREE + ["method.name=lr_scale", "method.lr_scale=[1, 2, 3]"])
+    kw = rule_kwargs(cfg, [0, 1, 2])
+    assert kw["name"] == "lr_scale" and kw["K"] == 3 and kw["lr_scale"] == [1.0, 2.0, 3.0]
+    assert rule_kwargs(cfg, [2, 0])["lr_scale"] == [1.0, 3.0]  # config order
+    assert rule_kwargs(cfg, [1])["lr_scale"] == [2.0]
+    cfg = build_config(None, THREE + ["method.name=dropout", "method.drop=[0.1, 0.2, 0.3]"])
+    kw = rule_kwargs(cfg, [1, 2])
+    assert kw["drop"] == [0.2, 0.3] and kw["rescale"] is False
+    cfg = build_config(None, THREE + ["method.name=aux", "method.aux_weight=2"])
+    kw = rule_kwargs(cfg, [0, 2])
+    assert kw["aux_weight"] == [2.0, 2.0] and kw["fused_weight"] == 1.0
+    cfg = build_config(None, ["method.name=alternating", "method.mix=[0.55, 0.45]"])
+    assert rule_kwargs(cfg, [0, 1])["mix"] == [0.55, 0.45]
+    np.testing.assert_array_equal(predictor_weights(cfg, [0, 1]), [0.55, 0.45])
+    np.testing.assert_array_equal(predictor_weights(cfg, [1]), [0.45])
+
+
+def test_scalar_settings_and_defaults():
+    cfg = build_config(None, ["method.name=ogm"])
+    kw = rule_kwargs(cfg, [0, 1])
+    assert (kw["alpha"], kw["start"], kw["stop"]) == (0.1, 0, None)
+    cfg = build_config(None, ["method.name=agm", "method.stop=40"])
+    kw = rule_kwargs(cfg, [0, 1])
+    assert (kw["alpha"], kw["start"], kw["stop"]) == (1.0, 0, 40)
+    for name in ("none", "mmpareto", "ume"):
+        kw = rule_kwargs(build_config(None, [f"method.name={name}"]), [0, 1])
+        assert set(kw) == {"name", "K", "key"}
+        assert kw["name"] == ("none" if name == "ume" else name)
+    np.testing.assert_array_equal(predictor_weights(build_config(None, ["method.name=aux"]), [0, 1]),
+                                  [1.0, 1.0])
+    assert plain_rule_kwargs(2) == {"name": "none", "K": 2}
+
+
+def test_umt_needs_teacher_units_of_the_right_shape():
+    cfg = build_config(None, ["method.name=umt", "method.teacher_steps=50"])
+    assert teacher_steps(cfg) == 50
+    assert teacher_steps(build_config(None, ["method.name=umt"])) == 300
+    with pytest.raises(ValueError, match="needs teacher_units"):
+        rule_kwargs(cfg, [0, 1])
+    with pytest.raises(ValueError, match=r"shape \(K_run=2, B=1, m=8, n\)"):
+        rule_kwargs(cfg, [0, 1], teacher_units=np.zeros((2, 1, 7, 5)))
+    kw = rule_kwargs(cfg, [0, 1], teacher_units=np.zeros((2, 1, 8, 5)))
+    assert kw["distill_weight"] == 10.0 and kw["teacher_units"].shape == (2, 1, 8, 5)
+
+
+def test_bad_trained_indices():
+    cfg = build_config(None, [])
+    for bad in ([], [2], [0, 0], [-1]):
+        with pytest.raises(ValueError, match="trained modalities must be distinct"):
+            rule_kwargs(cfg, bad)
+
+
+def test_method_stream_leaves_the_data_streams_alone():
+    # Spawning five children gives the data's four unchanged, plus the method's.
+    four = np.random.SeedSequence(7).spawn(4)
+    five = np.random.SeedSequence(7).spawn(5)
+    for a, b in zip(four, five):
+        assert a.generate_state(4).tolist() == b.generate_state(4).tolist()
+    assert method_seed_sequence(7).spawn_key == (4,)
+    assert method_seed_sequence(7).generate_state(4).tolist() == five[4].generate_state(4).tolist()
+    key = method_key(7)
+    assert 0 <= key < 2**63 and key == method_key(7) and key != method_key(8)
+    # The data module still uses four streams, so its draws are unchanged by the method.
+    assert data_mod._STREAM_INIT == 3
+    cfg = build_config(None, ["data.n_train=8", "data.n_test=8"])
+    cfg_m = build_config(None, ["data.n_train=8", "data.n_test=8", "method.name=dropout"])
+    d0, d1 = data_mod.make_experiment_data(cfg), data_mod.make_experiment_data(cfg_m)
+    np.testing.assert_array_equal(d0.train.X[0], d1.train.X[0])
+    np.testing.assert_array_equal(d0.init[1], d1.init[1])
+
+
+def test_unit_outputs_are_psi_and_act():
+    rng = np.random.default_rng(0)
+    cfg = build_config(None, ["model.rho=0.5"])
+    W = [rng.normal(size=(1, 8, 3)), rng.normal(size=(1, 8, 2))]
+    X = [rng.normal(size=(5, 3)), rng.normal(size=(5, 2))]
+    units = unit_outputs(cfg, W, X)
+    assert units.shape == (2, 1, 8, 5)
+    z = W[0][0, 3] @ X[0][2]
+    az = abs(z)
+    expected = az**3 / (3 * 0.25) if az <= 0.5 else az - (2 / 3) * 0.5
+    assert units[0, 0, 3, 2] == pytest.approx(np.sign(z) * expected, rel=1e-14)
+    cfg = build_config(None, ["model.learner=class_banks", "model.activation=relu"])
+    Wb = [rng.normal(size=(2, 8, 3))]
+    units = unit_outputs(cfg, Wb, X[:1])
+    assert units.shape == (1, 2, 8, 5)
+    assert units[0, 1, 0, 4] == pytest.approx(max(0.0, Wb[0][1, 0] @ X[0][4]), rel=1e-14)
