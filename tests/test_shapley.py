@@ -14,8 +14,8 @@ from simcomp.shapley import coalition_accuracy, predictor_error, shapley_values
 def random_problem(seed, n, K):
     rng = np.random.default_rng(seed)
     y = rng.choice([-1.0, 1.0], size=n)
-    # Rounded outputs make exact ties (output 0) happen.
-    phi = np.round(rng.normal(size=(n, K)) + 0.3 * y[:, None], 1)
+    # Multiples of 1/4 make exact ties (output 0) happen, and sum exactly in any order.
+    phi = np.round(4 * (rng.normal(size=(n, K)) + 0.3 * y[:, None])) / 4
     w = rng.random(n) + 0.1
     return phi, y, w / w.sum()
 
