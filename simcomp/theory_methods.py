@@ -1,0 +1,563 @@
+"""Theory of the mitigation methods: reduced dynamics of the alignments and the race.
+
+Without input noise and distractors, every sample is one of the 2^(K+1)
+(label, presence) patterns and each neuron only ever sees its modality's
+signal direction v_r.  The pre-activation of neuron (r, b, i) on a pattern is
+y s_r c_b beta_r a_{r,b,i}, so every encoder output -- and with it every
+quantity a method computes from outputs (loss coefficients, OGM scores, AGM
+scores, the teacher's features, MMPareto's gradient inner products) -- is a
+function of the alignments a.  Every gradient is a multiple of v_r per
+neuron, so a GD step on the weights is exactly a step on the alignments
+(docs/methods.md derives it method by method):
+
+    a_{r,b,i} <- a_{r,b,i} - eta_r ( k_r sum_P D_{P,r} y_P s_{P,r} beta_r h'(z_{r,b,i,P}) + distillation )
+
+with D_{P,r} the derivative of the method's loss with respect to phi_r on
+pattern P.  For dropout the step is averaged over the 2^K mask patterns
+(the expected update); ogm_ge's noise has mean zero, so its expected update
+is ogm's.
+
+The module is standalone (NumPy only, plus the race formulas of
+:mod:`simcomp.theory`), so it can move into the theory package unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from .config import Config
+from .theory import initial_gamma, population_patterns, presence_fraction, race_learn_step, rate
+
+__all__ = [
+    "DETERMINISTIC_REDUCTION",
+    "MethodDynamics",
+    "MethodPrediction",
+    "method_params",
+    "method_dynamics",
+    "teacher_alignment",
+    "predictor_test_error",
+    "effective_rates",
+    "predict_method",
+]
+
+# The methods whose reduced dynamics is exact; dropout's and ogm_ge's are
+# exact for the expected update only.
+DETERMINISTIC_REDUCTION = ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto",
+                           "umt", "ume")
+_ALL = DETERMINISTIC_REDUCTION + ("dropout", "ogm_ge")
+
+
+# --------------------------------------------------------------------------- learner on patterns
+
+
+def _srelu(z, q, rho):
+    zc = np.clip(z, 0.0, rho)
+    return np.where(z <= 0.0, 0.0, np.where(z <= rho, zc**q / (q * rho ** (q - 1.0)),
+                                            z - (1.0 - 1.0 / q) * rho))
+
+
+def _srelu_prime(z, q, rho):
+    zc = np.clip(z, 0.0, rho)
+    return np.where(z <= 0.0, 0.0, np.where(z <= rho, (zc / rho) ** (q - 1.0), 1.0))
+
+
+def _unit(z, form, q, rho):
+    """Unit output and derivative: psi (symmetric), srelu or relu (class banks)."""
+    if form == "symmetric":
+        az = np.abs(z)
+        return np.sign(z) * _srelu(az, q, rho), _srelu_prime(az, q, rho)
+    if form == "srelu":
+        return _srelu(z, q, rho), _srelu_prime(z, q, rho)
+    return np.maximum(z, 0.0), (z > 0.0).astype(np.float64)
+
+
+def _sigmoid(u):
+    return np.exp(-np.logaddexp(0.0, -u))
+
+
+def _lprime(u):
+    """l'(u) = -sigmoid(-u), the derivative of log(1 + e^-u)."""
+    return -_sigmoid(-u)
+
+
+@dataclass
+class _Patterns:
+    beta: np.ndarray  # (K,)
+    y: np.ndarray  # (P,)
+    s: np.ndarray  # (P, K) float
+    w: np.ndarray  # (P,)
+    q: float
+    rho: float
+    form: str  # "symmetric", "srelu" (class banks) or "relu" (class banks)
+
+    def encoders(self, a):
+        """z, h, h' of shape (K, B, m, P), phi (P, K) and dphi/da (K, B, m, P) at alignments a."""
+        B = a.shape[1]
+        c = np.array([1.0, -1.0])[:B]
+        ysb = (self.y[:, None] * self.s * self.beta[None, :]).T  # (K, P): y s_r beta_r
+        z = c[None, :, None, None] * a[..., None] * ysb[:, None, None, :]
+        h, dh = _unit(z, self.form, self.q, self.rho)
+        phi = np.einsum("b,rbip->pr", c, h)
+        return c, z, h, dh, phi, dh * ysb[:, None, None, :]
+
+
+def _check_patterns(alignment0, beta, y_pat, s_pat, w_pat, learner, activation):
+    a = np.array(alignment0, dtype=np.float64, copy=True)
+    beta = np.asarray(beta, dtype=np.float64).reshape(-1)
+    y = np.asarray(y_pat, dtype=np.float64).reshape(-1)
+    s = np.asarray(s_pat, dtype=np.float64)
+    w = np.asarray(w_pat, dtype=np.float64).reshape(-1)
+    if learner not in ("symmetric", "class_banks") or activation not in ("srelu", "relu"):
+        raise ValueError(f"unknown learner/activation {learner!r}/{activation!r}")
+    if learner == "symmetric" and activation != "srelu":
+        raise ValueError("the symmetric learner is built from srelu only")
+    banks = 1 if learner == "symmetric" else 2
+    if a.ndim != 3 or a.shape[0] != beta.size or a.shape[1] != banks or a.shape[2] < 1:
+        raise ValueError(
+            f"alignment0 must have shape (K_run={beta.size}, B={banks}, m >= 1), got {a.shape}")
+    if s.shape != (y.size, beta.size) or w.size != y.size:
+        raise ValueError(f"pattern shapes disagree: y {y.shape}, s {s.shape}, w {w.shape}, "
+                         f"beta {beta.shape}")
+    form = "symmetric" if learner == "symmetric" else activation
+    return a, beta, y, s, w, form
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def method_params(cfg: Config, trained: Sequence[int]) -> dict[str, Any]:
+    """The method's settings for a run training ``trained`` (per-modality lists in config order).
+
+    The same keys as the training rule takes (``lr_scale``, ``alpha``,
+    ``start``, ``stop``, ``drop``, ``rescale``, ``fused_weight``,
+    ``aux_weight``, ``mix``, ``distill_weight``), only those of the method.
+    """
+    idx = sorted(int(r) for r in trained)
+    out: dict[str, Any] = {}
+    method = cfg.method
+    for key in ("alpha", "start", "stop", "rescale", "fused_weight", "distill_weight"):
+        value = getattr(method, key)
+        if value is not None:
+            out[key] = value
+    for key in ("lr_scale", "drop", "mix", "aux_weight"):
+        value = getattr(method, key)
+        if value is None:
+            continue
+        out[key] = [float(value[r]) for r in idx] if isinstance(value, tuple) else [float(value)] * len(idx)
+    return out
+
+
+def _resolve(method: str, params: dict | None, K: int) -> dict[str, Any]:
+    if method not in _ALL:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(_ALL)}")
+    p = {key: value for key, value in dict(params or {}).items() if value is not None}
+
+    def per_mod(key, default):
+        return np.asarray(p.get(key, [default] * K), dtype=np.float64).reshape(-1)
+
+    out = {
+        "lr_scale": per_mod("lr_scale", 1.0),
+        "alpha": float(p.get("alpha", {"agm": 1.0}.get(method, 0.1))),
+        "start": int(p.get("start", 0)),
+        "stop": int(p["stop"]) if "stop" in p else np.inf,
+        "drop": per_mod("drop", 0.0),
+        "rescale": bool(p.get("rescale", False)),
+        "fused_weight": float(p.get("fused_weight", 1.0)),
+        "aux_weight": per_mod("aux_weight", 1.0),
+        "mix": per_mod("mix", 1.0),
+        "distill_weight": float(p.get("distill_weight", 10.0)),
+    }
+    for key in ("lr_scale", "drop", "aux_weight", "mix"):
+        if out[key].shape != (K,):
+            raise ValueError(f"{key} must have {K} entries, got {out[key].tolist()}")
+    return out
+
+
+# --------------------------------------------------------------------------- one step
+
+
+def _others_mean(x):
+    return (x.sum() - x) / (x.size - 1)
+
+
+def _mmpareto(g_m, g_u):
+    """Combined direction, cosine and scale of MMPareto for one encoder's two gradients."""
+    mm, uu, mu = float(np.vdot(g_m, g_m)), float(np.vdot(g_u, g_u)), float(np.vdot(g_m, g_u))
+    cos = mu / np.sqrt(mm * uu) if mm > 0.0 and uu > 0.0 else 0.0
+    if cos > 0.0:
+        k0 = 0.5
+    else:
+        den = mm + uu - 2.0 * mu  # |g_m - g_u|^2
+        k0 = min(max((uu - mu) / den, 0.001), 0.999) if den > 0.0 else 0.5
+    new = 2.0 * k0 * g_m + 2.0 * (1.0 - k0) * g_u
+    n_new = np.sqrt(float(np.vdot(new, new)))
+    n_sum = np.sqrt(mm + uu + 2.0 * mu)
+    scale = 1.5 * max(1.0, n_sum / n_new) if n_new > 0.0 else 1.5
+    return scale * new, cos, scale
+
+
+def _loss_derivative(method, p, pat, phi, masks):
+    """D (P, K): derivative of the method's loss with respect to phi_r on each pattern."""
+    y, w = pat.y, pat.w
+    f = phi.sum(axis=1)
+    u = y[:, None] * phi
+    if method == "dropout":
+        # Expected update: average over every mask pattern delta of its probability.
+        D = np.zeros_like(phi)
+        for delta, prob in masks:
+            gain = delta / (1.0 - p["drop"]) if p["rescale"] else delta
+            ftil = phi @ gain
+            D += prob * (w * y * _lprime(y * ftil))[:, None] * gain[None, :]
+        return D
+    if method == "aux":
+        return (w * y)[:, None] * (p["fused_weight"] * _lprime(y * f)[:, None]
+                                  + p["aux_weight"][None, :] * _lprime(u))
+    if method in ("alternating", "ume"):
+        return (w * y)[:, None] * _lprime(u)
+    return np.repeat((w * y * _lprime(y * f))[:, None], phi.shape[1], axis=1)
+
+
+def _scales(method, p, pat, phi, t, sbar, stats):
+    """k_r for the step (ogm, ogm_ge, agm); records score and ratio; updates agm's running mean."""
+    K = phi.shape[1]
+    k = np.ones(K)
+    if method not in ("ogm", "ogm_ge", "agm"):
+        return k, sbar
+    u = pat.y[:, None] * phi
+    active = p["start"] <= t < p["stop"]
+    if method == "agm":
+        score = pat.w @ (-np.log(np.maximum(_sigmoid(u), 1e-8)))
+    else:
+        score = pat.w @ _sigmoid(u)
+    stats["score"][t] = score
+    if K >= 2:
+        if method == "agm":
+            ratio = np.exp(_others_mean(score) - score)
+            optimal = np.exp(_others_mean(sbar) - sbar)
+            k_on = np.exp(p["alpha"] * np.minimum(optimal - ratio, 10.0))
+        else:
+            ratio = score / _others_mean(score)
+            k_on = np.where(ratio > 1.0, 1.0 - np.tanh(p["alpha"] * ratio), 1.0)
+        stats["ratio"][t] = ratio
+        if active:
+            k = k_on
+    stats["scale"][t] = k
+    if method == "agm":
+        sbar = (t * sbar + score) / (t + 1)
+    return k, sbar
+
+
+# --------------------------------------------------------------------------- dynamics
+
+
+@dataclass
+class MethodDynamics:
+    """Trajectory of a method's reduced dynamics.
+
+    Attributes
+    ----------
+    method : str
+    steps : (R,) int
+        Recorded steps (0, record_every, ..., and always the last).
+    alignment : (R, K_run, B, m)
+    leading_alignment : (R, K_run)
+        Max over banks and neurons.
+    learned_step : (K_run,) int
+        First step with beta_r max alignment >= threshold (every step checked); -1 never.
+    learned_step_bank : (K_run, B) int
+    final_alignment : (K_run, B, m)
+    score, ratio, scale, cosine : (T, K_run)
+        Per-step method statistics (NaN where the method does not define them).
+    """
+
+    method: str
+    steps: np.ndarray
+    alignment: np.ndarray
+    leading_alignment: np.ndarray
+    learned_step: np.ndarray
+    learned_step_bank: np.ndarray
+    final_alignment: np.ndarray
+    score: np.ndarray = field(repr=False)
+    ratio: np.ndarray = field(repr=False)
+    scale: np.ndarray = field(repr=False)
+    cosine: np.ndarray = field(repr=False)
+
+
+def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float, eta: float,
+                    steps: int, method: str = "none", params: dict | None = None,
+                    learner: str = "symmetric", activation: str = "srelu",
+                    threshold: float | None = None, record_every: int = 1,
+                    teacher_alignment=None) -> MethodDynamics:
+    """Gradient descent under ``method`` on the pattern loss, in alignment coordinates.
+
+    Parameters
+    ----------
+    alignment0 : array_like, shape (K_run, B, m)
+        Initial alignments (B = 1 symmetric, 2 class banks; bank 0 is c = +1).
+    beta : array_like, shape (K_run,)
+    y_pat, s_pat, w_pat : array_like
+        Patterns: labels (P,), presence (P, K_run), weights (P,).
+    q, rho, eta : float
+    steps : int
+        Number of GD steps T.
+    method : str
+        Any method; ``dropout`` gives the expected-update dynamics and
+        ``ogm_ge`` ogm's; ``ume`` is the uni-modal runs (as ``alternating``).
+    params : dict, optional
+        The method's settings (see :func:`method_params`); missing ones take
+        the method defaults.
+    learner, activation : str
+    threshold : float, optional
+        Learn threshold on beta_r * max alignment (default rho).
+    record_every : int
+    teacher_alignment : array_like, shape (K_run, B, m)
+        umt only: the frozen teachers' alignments (see :func:`teacher_alignment`).
+
+    Returns
+    -------
+    MethodDynamics
+    """
+    a, beta, y, s, w, form = _check_patterns(alignment0, beta, y_pat, s_pat, w_pat, learner,
+                                            activation)
+    K, B, m = a.shape
+    p = _resolve(method, params, K)
+    steps, record_every = int(steps), int(record_every)
+    if steps < 0 or record_every < 1:
+        raise ValueError(f"need steps >= 0 and record_every >= 1, got {steps}, {record_every}")
+    pat = _Patterns(beta, y, s, w, float(q), float(rho), form)
+    teacher_h = None
+    if method == "umt":
+        if teacher_alignment is None:
+            raise ValueError("method umt needs teacher_alignment")
+        aT = np.asarray(teacher_alignment, dtype=np.float64)
+        if aT.shape != a.shape:
+            raise ValueError(f"teacher_alignment must have shape {a.shape}, got {aT.shape}")
+        teacher_h = pat.encoders(aT)[2]
+    masks = None
+    if method == "dropout":
+        masks = []
+        for bits in itertools.product((0.0, 1.0), repeat=K):
+            delta = np.array(bits)
+            prob = float(np.prod(np.where(delta == 1.0, 1.0 - p["drop"], p["drop"])))
+            masks.append((delta, prob))
+    eta_r = float(eta) * (p["lr_scale"] if method == "lr_scale" else np.ones(K))
+    thr = float(rho if threshold is None else threshold)
+    rec_steps = np.arange(0, steps + 1, record_every, dtype=np.int64)
+    if rec_steps[-1] != steps:
+        rec_steps = np.append(rec_steps, np.int64(steps))
+    rec = np.empty((rec_steps.size,) + a.shape)
+    stats = {key: np.full((steps, K), np.nan) for key in ("score", "ratio", "scale", "cosine")}
+    learned_bank = np.full((K, B), -1, dtype=np.int64)
+    sbar = np.zeros(K)
+    ri = 0
+    for t in range(steps + 1):
+        hit = (learned_bank < 0) & (beta[:, None] * a.max(axis=2) >= thr)
+        learned_bank[hit] = t
+        if rec_steps[ri] == t:
+            rec[ri] = a
+            ri += 1
+        if t == steps:
+            break
+        c, z, h, dh, phi, dphi = pat.encoders(a)
+        k, sbar = _scales(method, p, pat, phi, t, sbar, stats)
+        D = _loss_derivative(method, p, pat, phi, masks)
+        grad = np.einsum("pr,rbip->rbi", D, dphi)
+        if method == "mmpareto":
+            D_u = (w * y)[:, None] * _lprime(y[:, None] * phi)
+            grad_u = np.einsum("pr,rbip->rbi", D_u, dphi)
+            step = np.empty_like(grad)
+            for r in range(K):
+                step[r], stats["cosine"][t, r], stats["scale"][t, r] = _mmpareto(grad[r], grad_u[r])
+        else:
+            step = k[:, None, None] * grad
+        if method == "umt":
+            coef = p["distill_weight"] * (2.0 / (B * m)) * w[None, None, None, :] * (h - teacher_h) * dh
+            ysb = (y[:, None] * s * beta[None, :]).T
+            step = step + c[None, :, None] * np.einsum("rbip,rp->rbi", coef, ysb)
+        a = a - eta_r[:, None, None] * step
+    never = np.iinfo(np.int64).max
+    first = np.where(learned_bank >= 0, learned_bank, never).min(axis=1)
+    return MethodDynamics(
+        method=method, steps=rec_steps, alignment=rec, leading_alignment=rec.max(axis=(2, 3)),
+        learned_step=np.where(first == never, -1, first).astype(np.int64),
+        learned_step_bank=learned_bank, final_alignment=a, **stats,
+    )
+
+
+def teacher_alignment(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float, eta: float,
+                      teacher_steps: int, learner: str = "symmetric",
+                      activation: str = "srelu") -> np.ndarray:
+    """umt's teachers: every modality trained alone (plainly) for ``teacher_steps`` steps.
+
+    Each encoder alone follows its own uni-modal loss, which is what the
+    ``alternating`` dynamics computes for all of them at once.  Returns the
+    teachers' final alignments, (K_run, B, m).
+    """
+    return method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q, rho, eta, teacher_steps,
+                           "alternating", learner=learner, activation=activation).final_alignment
+
+
+def predictor_test_error(final_alignment, beta, presence, mix=None, learner: str = "symmetric",
+                         activation: str = "srelu", q: float = 3.0, rho: float = 1.0) -> float:
+    """Noise-free test error of sign(sum_r mix_r phi_r) at the given alignments.
+
+    Patterns are weighted by the distribution's presence probabilities; an
+    output of exactly 0 counts half.  With ``mix`` ones this is the plain
+    fused model's error; with the uni-modal runs' alignments stacked it is
+    the uni-modal ensemble's.
+    """
+    a = np.asarray(final_alignment, dtype=np.float64)
+    y, s, w = population_patterns(presence)
+    a, beta, y, s, w, form = _check_patterns(a, beta, y, s, w, learner, activation)
+    mix = np.ones(beta.size) if mix is None else np.asarray(mix, dtype=np.float64).reshape(-1)
+    phi = _Patterns(beta, y, s, w, float(q), float(rho), form).encoders(a)[4]
+    margin = y * (phi @ mix)
+    return float(w @ ((margin < 0.0) + 0.5 * (margin == 0.0)))
+
+
+# --------------------------------------------------------------------------- the race
+
+
+def effective_rates(method: str, kappa, params: dict | None = None, *, teacher_unit=None,
+                    banks: int = 1, width: int = 1) -> np.ndarray:
+    """The race's growth rates under ``method`` while every output is still near 0.
+
+    At the start every p_{j,r} is about 1/2, so: ogm/ogm_ge (ratio 1, no
+    modulation), agm (ratio = optimal = 1, k = 1), alternating, ume keep kappa;
+    lr_scale multiplies it by c_r; aux by w_0 + lambda_r; dropout by the
+    keep probability 1 - d_r (by 1 with rescaling); mmpareto by 3 (the two
+    gradients agree, their sum is taken and scaled by 1.5); umt adds the
+    teacher's pull 4 lambda hT / (B m) relative to the fused drive of 1/2 per
+    sample, with hT the teacher's leading unit output on a signal sample
+    (``teacher_unit``, (K_run,)).
+
+    ``kappa`` is (K_run,) or (K_run, B); the result has its shape.
+    """
+    kappa = np.asarray(kappa, dtype=np.float64)
+    K = kappa.shape[0]
+    p = _resolve(method, params, K)
+    col = (slice(None),) + (None,) * (kappa.ndim - 1)
+    if method == "lr_scale":
+        return kappa * p["lr_scale"][col]
+    if method == "aux":
+        return kappa * (p["fused_weight"] + p["aux_weight"])[col]
+    if method == "dropout":
+        return kappa if p["rescale"] else kappa * (1.0 - p["drop"])[col]
+    if method == "mmpareto":
+        return 3.0 * kappa
+    if method == "umt":
+        if teacher_unit is None:
+            raise ValueError("umt's race needs teacher_unit, the teachers' leading unit outputs")
+        hT = np.asarray(teacher_unit, dtype=np.float64).reshape(-1)
+        return kappa * (1.0 + 4.0 * p["distill_weight"] * hT / (banks * width))[col]
+    return kappa.copy()
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+@dataclass
+class MethodPrediction:
+    """Theory's prediction for one run under a method (per-modality arrays indexed like ``trained``)."""
+
+    method: str
+    trained: list
+    kappa: np.ndarray  # (K_run, B) plain rates
+    kappa_effective: np.ndarray  # (K_run, B) rates under the method (early phase)
+    race_learned_step: np.ndarray  # (K_run,) float, inf never
+    predicted_winner: int | None
+    dynamics: MethodDynamics = field(repr=False)
+    predicted_learned_step: np.ndarray  # (K_run,) int, -1 never
+    learned_by_horizon: np.ndarray  # (K_run,) bool
+    co_learned: bool  # every trained modality learned by T
+    test_error_noiseless: float  # the method's predictor
+    test_error_coinflip: float
+    teacher_alignment: np.ndarray | None = None
+    diverged: bool = False  # the alignments overflowed (e.g. umt with too large a distill_weight)
+
+    def to_json(self, names: Sequence[str]) -> dict[str, Any]:
+        """JSON-ready dict; per-modality values keyed by ``names`` (inf and -1 become None)."""
+        names = list(names)
+
+        def per_mod(arr, never=None):
+            out = {}
+            for nm, v in zip(names, np.asarray(arr).tolist()):
+                if isinstance(v, list):
+                    v = v[0] if len(v) == 1 else v
+                bad = (never is not None and v == never) or (isinstance(v, float) and not np.isfinite(v))
+                out[nm] = None if bad else v
+            return out
+
+        return {
+            "method": self.method,
+            "kappa_effective": per_mod(self.kappa_effective),
+            "race_learned_step": per_mod(self.race_learned_step),
+            "predicted_winner": None if self.predicted_winner is None else names[self.predicted_winner],
+            "predicted_learned_step": per_mod(self.predicted_learned_step, never=-1),
+            "learned_by_horizon": per_mod(self.learned_by_horizon),
+            "co_learned": bool(self.co_learned),
+            "test_error_noiseless": self.test_error_noiseless,
+            "test_error_coinflip": self.test_error_coinflip,
+            "diverged": bool(self.diverged),
+        }
+
+
+def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat,
+                   w_pat) -> MethodPrediction:
+    """Section-5-style prediction of a run of ``cfg`` under its method.
+
+    ``alignment0`` (K_run, B, m) are the run's initial alignments and the
+    patterns its training data (or the population patterns).  The reduced
+    dynamics runs ``train.steps`` steps at ``train.lr``; umt's teachers run
+    ``method.teacher_steps`` (default ``train.steps``) from the same
+    initial alignments; ``ume`` is the uni-modal runs and its predictor their
+    sum.  Test errors use the distribution's presence probabilities.
+    """
+    trained = sorted(int(r) for r in trained)
+    mods = [cfg.data.modality[r] for r in trained]
+    beta = np.array([mod.beta for mod in mods])
+    presence = np.array([mod.presence for mod in mods])
+    model, name = cfg.model, cfg.method.name
+    q, rho, thr, eta, T = model.q, model.rho, model.threshold, cfg.train.lr, cfg.train.steps
+    a0 = np.asarray(alignment0, dtype=np.float64)
+    params = method_params(cfg, trained)
+    common = dict(learner=model.learner, activation=model.activation)
+    aT = None
+    teacher_unit = None
+    if name == "umt":
+        t_steps = cfg.train.steps if cfg.method.teacher_steps is None else cfg.method.teacher_steps
+        aT = teacher_alignment(a0, beta, y_pat, s_pat, w_pat, q, rho, eta, t_steps, **common)
+        form = "symmetric" if model.learner == "symmetric" else model.activation
+        teacher_unit = _unit(beta * aT.max(axis=(1, 2)), form, q, rho)[0]
+    dyn_method = "alternating" if name == "ume" else name
+    with np.errstate(over="ignore", invalid="ignore"):  # reported as ``diverged`` instead
+        dyn = method_dynamics(a0, beta, y_pat, s_pat, w_pat, q, rho, eta, T, dyn_method, params,
+                              threshold=thr, record_every=cfg.train.trace_every,
+                              teacher_alignment=aT, **common)
+        err = predictor_test_error(dyn.final_alignment, beta, presence,
+                                   params.get("mix") if name == "alternating" else None,
+                                   q=q, rho=rho, **common)
+    diverged = not bool(np.all(np.abs(dyn.alignment) < 1e100))
+    pi = presence_fraction(y_pat, s_pat, w_pat, model.banks)
+    q_race, rho_race = (1.0, thr) if model.activation == "relu" else (q, rho)
+    kappa = rate(beta, pi, q_race, rho_race)
+    kappa_eff = effective_rates(name, kappa, params, teacher_unit=teacher_unit, banks=model.banks,
+                                width=model.width)
+    eta_race = eta
+    race = race_learn_step(initial_gamma(a0), kappa_eff, beta[:, None], q_race, rho_race, eta_race,
+                           thr).min(axis=1)
+    finite = np.isfinite(race)
+    winner = int(np.argmin(np.where(finite, race, np.inf))) if finite.any() else None
+    learned = dyn.learned_step >= 0
+    coin = 0.5 * float(np.prod(1.0 - presence[learned])) if learned.any() else 0.5
+    return MethodPrediction(
+        method=name, trained=trained, kappa=kappa, kappa_effective=kappa_eff,
+        race_learned_step=race, predicted_winner=winner, dynamics=dyn,
+        predicted_learned_step=dyn.learned_step, learned_by_horizon=learned,
+        co_learned=bool(learned.all()), test_error_noiseless=err, test_error_coinflip=coin,
+        teacher_alignment=aT, diverged=diverged,
+    )

@@ -1,0 +1,205 @@
+"""The methods' reduced dynamics against the NumPy reference trainer in population mode."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import reference_methods as ref
+from simcomp.config import build_config
+from simcomp.data import make_experiment_data
+from simcomp.theory import population_patterns, reduced_dynamics
+from simcomp.theory_methods import (
+    effective_rates,
+    method_dynamics,
+    method_params,
+    predict_method,
+    predictor_test_error,
+    teacher_alignment,
+)
+
+FORMS = {"symmetric": ("symmetric", "srelu"), "class_banks": ("class_banks", "srelu"),
+         "relu": ("class_banks", "relu")}
+STEPS = 40
+
+
+def setup(form, K, seed=0):
+    """Population patterns in d-dimensional inputs with a random dictionary, and random weights."""
+    learner, activation = FORMS[form]
+    sets = [f"data.modality.{r}.{key}={value}" for r in range(K) for key, value in
+            (("noise", 0.0), ("dim", 4 + r), ("dictionary", "random"),
+             ("beta", [2.0, 1.2, 1.5][r]), ("presence", [0.8, 1.0, 0.6][r]))]
+    cfg = build_config(None, sets + ["data.population=true", f"model.learner={learner}",
+                                     f"model.activation={activation}", "model.width=3",
+                                     "model.init_scale=0.15", f"seed={seed}",
+                                     f"train.steps={STEPS}", "train.lr=1.5"])
+    data = make_experiment_data(cfg)
+    v = data.signals
+    W0 = [w.copy() for w in data.init]
+    c = np.array([1.0, -1.0])[: cfg.model.banks]
+    a0 = np.stack([c[:, None] * np.einsum("bid,d->bi", W, vr) for W, vr in zip(W0, v)])
+    beta = np.array([mod.beta for mod in cfg.data.modality])
+    tr = data.train
+    return cfg, tr, W0, v, a0, beta, form
+
+
+CASES = {
+    "none": {},
+    "lr_scale": {"lr_scale": [1.7, 0.4, 1.1]},
+    "ogm": {"alpha": 0.5},
+    "ogm_window": {"alpha": 0.9, "start": 5, "stop": 25},
+    "agm": {"alpha": 1.0},
+    "aux": {"fused_weight": 0.8, "aux_weight": [1.0, 2.0, 0.5]},
+    "alternating": {},
+    "mmpareto": {},
+    "umt": {"distill_weight": 1.0},
+}
+
+
+def method_of(case):
+    return "ogm" if case == "ogm_window" else case
+
+
+def trim(params, K):
+    return {k: (v[:K] if isinstance(v, list) else v) for k, v in params.items()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("form, K", [("symmetric", 2), ("symmetric", 3), ("class_banks", 2),
+                                     ("relu", 2), ("relu", 3)])
+def test_reduced_dynamics_equals_population_training(case, form, K):
+    cfg, tr, W0, v, a0, beta, form = setup(form, K)
+    learner, activation = FORMS[form]
+    method = method_of(case)
+    params = trim(CASES[case], K)
+    kw = dict(form="symmetric" if form == "symmetric" else ("class_banks" if form == "class_banks" else "relu"),
+              q=cfg.model.q, rho=cfg.model.rho, eta=cfg.train.lr)
+    teacher_units, aT = None, None
+    if method == "umt":
+        teacher_units = ref.teacher_unit_outputs(tr.X, tr.y, tr.weight, W0, steps=17, **kw)
+        aT = teacher_alignment(a0, beta, tr.y, tr.presence, tr.weight, cfg.model.q, cfg.model.rho,
+                               cfg.train.lr, 17, learner, activation)
+    res = ref.train(tr.X, tr.y, tr.weight, W0, steps=STEPS, method=method, params=params,
+                    teacher_units=teacher_units, signals=v, **kw)
+    dyn = method_dynamics(a0, beta, tr.y, tr.presence, tr.weight, cfg.model.q, cfg.model.rho,
+                          cfg.train.lr, STEPS, method, params, learner, activation,
+                          teacher_alignment=aT)
+    scale = np.abs(res["alignment"]).max()
+    np.testing.assert_allclose(dyn.alignment, res["alignment"], rtol=1e-10, atol=1e-10 * scale)
+    for key in ("score", "ratio", "scale", "cosine"):
+        np.testing.assert_allclose(dyn.__dict__[key], res[key], rtol=1e-9, atol=1e-12,
+                                   equal_nan=True)
+    # The run must have moved: at least one modality reaches the learn threshold.
+    assert (dyn.learned_step >= 0).any()
+
+
+@pytest.mark.parametrize("form, K", [("symmetric", 2), ("relu", 3)])
+@pytest.mark.parametrize("rescale", [False, True])
+def test_dropout_expected_step_is_the_mask_average(form, K, rescale):
+    cfg, tr, W0, v, a0, beta, form = setup(form, K)
+    learner, activation = FORMS[form]
+    kw = dict(form="symmetric" if form == "symmetric" else "relu", q=cfg.model.q, rho=cfg.model.rho,
+              eta=cfg.train.lr)
+    drop = [0.3, 0.6, 0.1][:K]
+    params = {"drop": drop, "rescale": rescale}
+    mean = np.zeros_like(a0)
+    for bits in itertools.product((0.0, 1.0), repeat=K):
+        delta = np.array(bits)
+        prob = np.prod(np.where(delta == 1, 1 - np.array(drop), np.array(drop)))
+        shared = np.tile(delta, (tr.n, 1))  # every sample gets the same mask
+        res = ref.train(tr.X, tr.y, tr.weight, W0, steps=1, method="dropout", params=params,
+                        masks=lambda t: shared, signals=v, **kw)
+        mean += prob * res["alignment"][1]
+    dyn = method_dynamics(a0, beta, tr.y, tr.presence, tr.weight, cfg.model.q, cfg.model.rho,
+                          cfg.train.lr, 1, "dropout", params, learner, activation)
+    np.testing.assert_allclose(dyn.alignment[1], mean, rtol=1e-10, atol=1e-12)
+
+
+def test_neutral_methods_equal_plain_reduced_dynamics():
+    cfg, tr, W0, v, a0, beta, _ = setup("symmetric", 2)
+    args = (a0, beta, tr.y, tr.presence, tr.weight, 3.0, 1.0, 1.5, STEPS)
+    plain = reduced_dynamics(*args)
+    for method, params in (("none", {}), ("ogm", {"alpha": 0.0}), ("agm", {"alpha": 0.0}),
+                           ("dropout", {"drop": [0.0, 0.0]}), ("ogm_ge", {"alpha": 0.0})):
+        dyn = method_dynamics(*args, method=method, params=params)
+        np.testing.assert_allclose(dyn.alignment, plain.alignment, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(dyn.learned_step, plain.learned_step)
+    ogm = method_dynamics(*args, method="ogm", params={"alpha": 0.4})
+    ogm_ge = method_dynamics(*args, method="ogm_ge", params={"alpha": 0.4})
+    np.testing.assert_array_equal(ogm.alignment, ogm_ge.alignment)
+    # ume and alternating are each modality alone
+    alone = [reduced_dynamics(a0[r:r + 1], beta[r:r + 1], tr.y, tr.presence[:, r:r + 1], tr.weight,
+                              3.0, 1.0, 1.5, STEPS) for r in range(2)]
+    alt = method_dynamics(*args, method="alternating")
+    for r in range(2):
+        np.testing.assert_allclose(alt.alignment[:, r], alone[r].alignment[:, 0], rtol=1e-12,
+                                   atol=1e-15)
+
+
+def test_predictor_error_and_effective_rates():
+    # A learned (large positive Psi), B not: errors on the samples where A is silent.
+    a = np.array([[[0.9, -0.1]], [[0.0, 0.0]]])
+    err = predictor_test_error(a, [2.0, 1.0], [0.8, 1.0])
+    assert err == pytest.approx(0.2 * 0.5)  # A silent -> output 0 -> half
+    assert predictor_test_error(a, [2.0, 1.0], [0.8, 1.0], mix=[0.0, 1.0]) == pytest.approx(0.5)
+    kappa = np.array([[1.0], [2.0]])
+    np.testing.assert_allclose(effective_rates("lr_scale", kappa, {"lr_scale": [2, 3]}), [[2], [6]])
+    np.testing.assert_allclose(effective_rates("aux", kappa, {"aux_weight": [1, 0.5]}), [[2], [3]])
+    np.testing.assert_allclose(effective_rates("dropout", kappa, {"drop": [0.5, 0.0]}), [[0.5], [2]])
+    np.testing.assert_allclose(effective_rates("dropout", kappa, {"drop": [0.5, 0.0], "rescale": True}),
+                               kappa)
+    np.testing.assert_allclose(effective_rates("mmpareto", kappa), 3 * kappa)
+    for name in ("none", "ogm", "ogm_ge", "agm", "alternating", "ume"):
+        np.testing.assert_allclose(effective_rates(name, kappa), kappa)
+    np.testing.assert_allclose(
+        effective_rates("umt", kappa, {"distill_weight": 2.0}, teacher_unit=[1.0, 0.0], width=8),
+        [[2.0], [2.0]])
+
+
+@pytest.mark.parametrize("name", ["none", "lr_scale", "ogm", "agm", "aux", "alternating",
+                                  "mmpareto", "umt", "ume", "dropout", "ogm_ge"])
+def test_predict_method_on_the_default_population(name):
+    cfg = build_config(None, ["data.modality.0.noise=0", "data.modality.1.noise=0",
+                              "data.population=true", f"method.name={name}"])
+    data = make_experiment_data(cfg)
+    a0 = np.stack([np.einsum("bid,d->bi", W, vr) for W, vr in zip(data.init, data.signals)])
+    y, s, w = population_patterns([0.8, 1.0])
+    pred = predict_method(cfg, [0, 1], a0, y, s, w)
+    assert pred.method == name
+    assert pred.dynamics.alignment.shape[1:] == (2, 1, 8)
+    out = pred.to_json(["A", "B"])
+    assert set(out["predicted_learned_step"]) == {"A", "B"}
+    if name != "umt":  # umt at its default diverges here, see the test below
+        assert 0.0 <= pred.test_error_noiseless <= 0.5
+    if name == "none":
+        plain = reduced_dynamics(a0, [2.0, 1.0], y, s, w, 3.0, 1.0, 1.0, 300)
+        np.testing.assert_array_equal(pred.predicted_learned_step, plain.learned_step)
+        assert not pred.co_learned  # the default: B is not learned by T jointly
+    if name in ("alternating", "ume"):  # every modality as if alone
+        for r in range(2):
+            alone = reduced_dynamics(a0[r:r + 1], [2.0, 1.0][r:r + 1], y, s[:, r:r + 1], w, 3.0, 1.0,
+                                     1.0, 300)
+            assert pred.predicted_learned_step[r] == alone.learned_step[0]
+    if name == "umt":
+        assert pred.teacher_alignment is not None
+    if name == "lr_scale":
+        assert method_params(cfg, [0, 1]) == {"lr_scale": [1.0, 1.0]}
+
+
+def test_umt_default_distillation_is_unstable_on_the_strong_modality():
+    """Near a learned teacher the distillation term is a quadratic of curvature about
+    lambda (2 / (B m)) pi beta^2 per neuron; GD on it is stable only below
+    eta lambda (2 / (B m)) pi beta^2 = 2.  For A of the default (pi 0.8, beta 2,
+    B m = 8, eta 1) the bound is lambda < 2.5: the published lambda = 10 diverges,
+    lambda = 1 does not."""
+    cfg = build_config(None, ["data.modality.0.noise=0", "data.modality.1.noise=0",
+                              "data.population=true", "method.name=umt", "train.steps=120"])
+    data = make_experiment_data(cfg)
+    a0 = np.stack([np.einsum("bid,d->bi", W, vr) for W, vr in zip(data.init, data.signals)])
+    y, s, w = population_patterns([0.8, 1.0])
+    wild = predict_method(cfg, [0, 1], a0, y, s, w)
+    assert wild.diverged and wild.to_json(["A", "B"])["diverged"] is True
+    calm = predict_method(cfg.replace(**{"method.distill_weight": 1.0}), [0, 1], a0, y, s, w)
+    assert not calm.diverged
+    lead = calm.dynamics.leading_alignment[:, 0]
+    assert np.all(np.isfinite(lead)) and abs(lead[-1] - calm.teacher_alignment[0].max()) < 0.01
