@@ -203,3 +203,16 @@ def test_umt_default_distillation_is_unstable_on_the_strong_modality():
     assert not calm.diverged
     lead = calm.dynamics.leading_alignment[:, 0]
     assert np.all(np.isfinite(lead)) and abs(lead[-1] - calm.teacher_alignment[0].max()) < 0.01
+
+
+def test_mmpareto_is_aux_with_weights_one_and_a_half_for_the_symmetric_learner():
+    """Symmetric learner, population mode: per neuron both gradients are (drive) beta psi'(beta a)
+    v_r with one drive per encoder, so they are parallel (cosine 1) and the step is
+    1.5 (g_m + g_u): aux with w_0 = lambda_r = 1.5."""
+    cfg, tr, W0, v, a0, beta, _ = setup("symmetric", 3)
+    args = (a0, beta, tr.y, tr.presence, tr.weight, 3.0, 1.0, 1.5, STEPS)
+    mmp = method_dynamics(*args, method="mmpareto")
+    aux = method_dynamics(*args, method="aux", params={"fused_weight": 1.5, "aux_weight": [1.5] * 3})
+    np.testing.assert_allclose(mmp.alignment, aux.alignment, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(mmp.cosine, 1.0, rtol=1e-12)
+    np.testing.assert_allclose(mmp.scale, 1.5, rtol=1e-14)
