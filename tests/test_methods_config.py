@@ -196,3 +196,30 @@ def test_sweep_grid_over_method_names_and_alpha():
 def test_sweep_refuses_a_key_the_method_does_not_take():
     with pytest.raises(SweepError, match=r"method.alpha is not a setting of method 'none'"):
         plan_sweep(default_config(), ["method.alpha=0.1,0.3"], 1)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "method.name=ogm", "--set", "method.drop=[0.1, 0.2]"],
+         "method.drop is not a setting of method 'ogm'; method ogm takes: alpha, start, stop"),
+        (["--set", "method.name=dropout", "--set", "method.drop=[0.1]"],
+         "method.drop (method dropout) must have one value per modality (2), got 1"),
+        (["--set", "method.name=agm", "--set", "method.alpha=-1"],
+         "method.alpha (method agm) must be >= 0, got -1"),
+    ],
+)
+def test_cli_refuses_bad_method_with_one_line_and_exit_2(capsys, argv, message):
+    from simcomp.cli import main
+
+    assert main(["config"] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_cli_config_prints_the_resolved_method(capsys):
+    from simcomp.cli import main
+
+    assert main(["config", "--set", "method.name=ogm", "--set", "method.alpha=0.3"]) == 0
+    out = capsys.readouterr().out
+    assert '[method]\nname = "ogm"\nalpha = 0.3\nstart = 0\n' in out
