@@ -30,6 +30,9 @@ __all__ = [
 
 # Positions of the child streams; fixed forever, since changing them changes every run.
 _STREAM_DICTIONARY, _STREAM_TRAIN, _STREAM_TEST, _STREAM_INIT = range(4)
+# Child 4 belongs to the training method's own random numbers (simcomp.methods);
+# the data never spawns it, so switching a method on changes no draw above.
+_STREAM_METHOD = 4
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .config import METHODS, Config, MethodConfig
+from .data import _STREAM_METHOD  # the method's child of the run's SeedSequence
 
 __all__ = [
     "METHODS",
@@ -38,10 +39,6 @@ STOCHASTIC_METHODS = ("dropout", "ogm_ge")
 # Per-step statistics a method adds to the trace, each (K,) float64 per recorded step.
 STAT_NAMES = ("method_score", "method_ratio", "method_scale", "method_cosine")
 
-# The method's random stream is child number 4 of the run's SeedSequence: the
-# data module uses children 0-3 (dictionary, training set, test set, initial
-# weights), so spawning a fifth child leaves all of those draws unchanged.
-_STREAM_METHOD = 4
 
 
 def _check_name(name: str) -> str:

@@ -95,7 +95,7 @@ def test_method_stream_leaves_the_data_streams_alone():
     key = method_key(7)
     assert 0 <= key < 2**63 and key == method_key(7) and key != method_key(8)
     # The data module still uses four streams, so its draws are unchanged by the method.
-    assert data_mod._STREAM_INIT == 3
+    assert data_mod._STREAM_INIT == 3 and data_mod._STREAM_METHOD == 4
     cfg = build_config(None, ["data.n_train=8", "data.n_test=8"])
     cfg_m = build_config(None, ["data.n_train=8", "data.n_test=8", "method.name=dropout"])
     d0, d1 = data_mod.make_experiment_data(cfg), data_mod.make_experiment_data(cfg_m)
