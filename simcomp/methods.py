@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import METHODS, Config, MethodConfig
 from .data import _STREAM_METHOD  # the method's child of the run's SeedSequence
+from .shapley import predictor_error, shapley_values
 
 __all__ = [
     "METHODS",
@@ -31,6 +32,7 @@ __all__ = [
     "method_seed_sequence",
     "method_key",
     "unit_outputs",
+    "method_results",
 ]
 
 # Methods whose update draws random numbers (dropout masks, gradient noise).
@@ -193,3 +195,40 @@ def _srelu(z: np.ndarray, q: float, rho: float) -> np.ndarray:
     zc = np.clip(z, 0.0, rho)
     return np.where(z <= 0.0, 0.0, np.where(z <= rho, zc**q / (q * rho ** (q - 1.0)),
                                             z - (1.0 - 1.0 / q) * rho))
+
+
+def method_results(cfg: Config, trained: Sequence[int], phi, y, weight=None,
+                   phi_unimodal=None) -> dict[str, Any]:
+    """What a method adds to a run's results, from encoder outputs on the test set.
+
+    Parameters
+    ----------
+    cfg : Config
+    trained : sequence of int
+        The run's trained modalities (config indices).
+    phi : array_like, shape (n, K_run)
+        The jointly trained encoders' outputs on the test samples (columns in
+        config order of ``trained``).
+    y, weight : array_like, shape (n,)
+        Test labels and weights (default 1/n).
+    phi_unimodal : array_like, shape (n, K_run), optional
+        Each uni-modal network's output on the test samples (compare mode).
+
+    Returns
+    -------
+    dict
+        ``shapley`` (K_run,) exact Shapley values of the joint network's
+        modalities for test accuracy; ``method_test_error``, the error of the
+        method's predictor (mix-weighted for alternating, the uni-modal
+        ensemble for ume, else the fused output; None for ume without
+        ``phi_unimodal``); ``ensemble_test_error``, the uni-modal ensemble's
+        error (None without ``phi_unimodal``).
+    """
+    mix = predictor_weights(cfg, trained)
+    ensemble = None if phi_unimodal is None else predictor_error(phi_unimodal, y, weight)
+    if cfg.method.name == "ume":
+        own = ensemble
+    else:
+        own = predictor_error(phi, y, weight, mix)
+    return {"shapley": shapley_values(phi, y, weight), "method_test_error": own,
+            "ensemble_test_error": ensemble}

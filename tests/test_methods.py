@@ -119,3 +119,19 @@ def test_unit_outputs_are_psi_and_act():
     units = unit_outputs(cfg, Wb, X[:1])
     assert units.shape == (1, 2, 8, 5)
     assert units[0, 1, 0, 4] == pytest.approx(max(0.0, Wb[0][1, 0] @ X[0][4]), rel=1e-14)
+
+
+def test_method_results():
+    from simcomp.methods import method_results
+
+    y = np.array([1.0, -1.0, 1.0, 1.0])
+    phi = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    uni = np.array([[2.0, 1.0], [-2.0, -1.0], [0.0, 1.0], [0.0, 1.0]])
+    out = method_results(build_config(None, []), [0, 1], phi, y, phi_unimodal=uni)
+    np.testing.assert_allclose(out["shapley"], [0.25, 0.125])
+    assert out["method_test_error"] == pytest.approx(0.125) and out["ensemble_test_error"] == 0.0
+    cfg = build_config(None, ["method.name=alternating", "method.mix=[0, 1]"])
+    assert method_results(cfg, [0, 1], phi, y)["method_test_error"] == pytest.approx(0.375)
+    cfg = build_config(None, ["method.name=ume"])
+    assert method_results(cfg, [0, 1], phi, y, phi_unimodal=uni)["method_test_error"] == 0.0
+    assert method_results(cfg, [0, 1], phi, y)["method_test_error"] is None
