@@ -86,19 +86,21 @@ def measure(quick: bool, workers):
     cases = []  # one row per (run, category, modality)
     for meta, row in zip(metas, sim):
         base = {**meta, "seed": row["seed"]}
-        w = row["winner"]
+        w = row["winner_joint"]
         if w is not None:
             cases.append({**base, "category": "joint winner", "modality": w,
-                          "gamma": row[f"gamma_{w}"], "pi": row[f"pi_{w}"],
+                          "gamma": row[f"initial_leading_alignment_{w}"],
+                          "pi": row[f"presence_fraction_{w}"],
                           "measured": row[f"learned_step_joint_{w}"],
-                          "race": row[f"race_step_joint_{w}"],
-                          "reduced": row[f"predicted_step_joint_{w}"]})
+                          "race": row[f"race_learned_step_joint_{w}"],
+                          "reduced": row[f"predicted_learned_step_joint_{w}"]})
         for m in ("A", "B"):
             cases.append({**base, "category": "uni-modal", "modality": m,
-                          "gamma": row[f"gamma_{m}"], "pi": row[f"pi_{m}"],
+                          "gamma": row[f"initial_leading_alignment_{m}"],
+                          "pi": row[f"presence_fraction_{m}"],
                           "measured": row[f"learned_step_alone_{m}"],
-                          "race": row[f"race_step_alone_{m}"],
-                          "reduced": row[f"predicted_step_alone_{m}"]})
+                          "race": row[f"race_learned_step_alone_{m}"],
+                          "reduced": row[f"predicted_learned_step_alone_{m}"]})
         if w is None:
             cases.append({**base, "category": "joint winner", "modality": None, "gamma": None,
                           "pi": None, "measured": None, "race": None, "reduced": None})

@@ -93,7 +93,8 @@ def measure(quick: bool, full: bool, workers: int | None):
         "executor": info["execution"]["executor"], "batch_size": info["execution"]["batch_size"],
         "cpu_count": os.cpu_count(), "load_after": load,
         "gap_mean": statistics.mean(float(r["gap"]) for r in rows if r["gap"]),
-        "winner_matches": sum(1 for r in rows if r["winner"] == r["predicted_winner"]),
+        "winner_matches": sum(1 for r in rows
+                              if r["winner_joint"] == r["predicted_winner_joint"]),
     }
 
 

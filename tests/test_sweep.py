@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from simcomp import sweep as sw
-from simcomp import theory
+from simcomp import results
 from simcomp.cli import main
 from simcomp.config import ConfigError, build_config
 from simcomp.experiment import run_experiment, summarize
@@ -196,73 +195,58 @@ def test_run_id_ignores_threads_only():
 
 
 def cell(value):
-    return "" if value is None else value
+    """What results.csv holds for a value of summary.json."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def check_row_against_summary(row, cfg, names):
-    exp = run_experiment(cfg)
-    summary = summarize(exp)
+    """Every result column equals its summary.json value, by the naming rule of simcomp.results.
+
+    ``<q>_joint_<M>`` / ``<q>_alone_<M>`` are ``runs.joint.<q>.<M>`` /
+    ``runs.unimodal-<M>.<q>``, ``<q>_<M>`` a value shared by the runs,
+    comparison quantities keep their name; missing runs give empty cells.
+    """
+    summary = summarize(run_experiment(cfg))
     runs = summary["runs"]
-    seen_empty = 0
-    for name in names:
-        for tag, run_name in (("joint", "joint"), ("alone", f"unimodal-{name}")):
-            run = runs.get(run_name)
-            if run is None:
-                for key in ("learned_step", "race_step", "predicted_step", "final_alignment"):
-                    assert row[f"{key}_{tag}_{name}"] == ""
-                continue
-            learned = run["learned_step"][name]
-            assert row[f"learned_step_{tag}_{name}"] == ("" if learned is None else str(learned))
-            seen_empty += learned is None
-            race = run["race_learned_step"][name]
-            assert row[f"race_step_{tag}_{name}"] == ("" if race is None else repr(race))
-            pred = run["predicted_learned_step"][name]
-            assert row[f"predicted_step_{tag}_{name}"] == ("" if pred is None else str(pred))
-            assert float(row[f"final_alignment_{tag}_{name}"]) == \
-                run["final_leading_alignment"][name]
-        any_run = runs.get("joint") or runs[f"unimodal-{name}"]
-        assert float(row[f"gamma_{name}"]) == any_run["initial_leading_alignment"][name]
-        assert float(row[f"pi_{name}"]) == any_run["presence_fraction"][name]
-        alone = runs.get(f"unimodal-{name}")
-        if alone is not None:
-            assert float(row[f"test_error_alone_{name}"]) == alone["test_error"]
-            assert float(row[f"predicted_error_alone_noiseless_{name}"]) == \
-                alone["predicted_test_error"]["noiseless"]
-            assert float(row[f"predicted_error_alone_coinflip_{name}"]) == \
-                alone["predicted_test_error"]["coin_flip"]
+    checked, empty = set(), 0
+    for q in results.QUANTITIES:
+        if not q.csv:
+            continue
+        if q.level == "comparison":
+            comp = summary["comparison"]
+            expected = {q.name: None if comp is None else comp[q.name]}
         else:
-            assert row[f"test_error_alone_{name}"] == ""
-        if "joint" in runs:
-            assert row[f"learned_by_T_joint_{name}"] == (
-                "1" if runs["joint"]["learned_step"][name] is not None else "0")
-            assert row[f"predicted_by_T_joint_{name}"] == (
-                "1" if runs["joint"]["learned_by_horizon"][name] else "0")
-    if "joint" in runs:
-        joint = runs["joint"]
-        assert row["winner"] == cell(joint["winner"])
-        assert row["predicted_winner"] == cell(joint["predicted_winner"])
-        assert float(row["test_error_joint"]) == joint["test_error"]
-        predicted = joint["predicted_test_error"]
-        assert float(row["predicted_error_joint_noiseless"]) == predicted["noiseless"]
-        assert float(row["predicted_error_joint_coinflip"]) == predicted["coin_flip"]
-        if cfg.K == 2:
-            pred = exp.predictions["joint"]
-            x = theory.winner_coordinate(pred.kappa, pred.gamma, cfg.model.q)
-            assert row["x"] == (repr(x) if math.isfinite(x) else "")
-        else:
-            assert row["x"] == ""
-    else:
-        assert row["winner"] == row["test_error_joint"] == row["x"] == ""
-    comp = summary["comparison"]
-    if comp is None:
-        assert row["gap"] == row["best_unimodal"] == row["best_unimodal_error"] == ""
-    else:
-        assert row["best_unimodal"] == comp["best_unimodal"]
-        assert float(row["best_unimodal_error"]) == comp["best_unimodal_test_error"]
-        assert float(row["gap"]) == comp["gap"]
+            expected = {}
+            for name in names:
+                joint, alone = runs.get("joint"), runs.get(f"unimodal-{name}")
+                if q.csv == "shared":
+                    holder = joint or alone
+                    expected[f"{q.name}_{name}"] = holder[q.name][name]
+                    continue
+                pick = (lambda run: run[q.name][name]) if q.level == "modality" else (
+                    lambda run: run[q.name])
+                key = f"{q.name}_joint_{name}" if q.level == "modality" else f"{q.name}_joint"
+                expected[key] = None if joint is None else pick(joint)
+                if q.csv == "all":
+                    expected[f"{q.name}_alone_{name}"] = None if alone is None else (
+                        alone[q.name][name] if q.level == "modality" else alone[q.name])
+        for column, value in expected.items():
+            assert row[column] == cell(value), (column, row[column], value)
+            checked.add(column)
+            empty += value is None
+    for s in results.SETTINGS:
+        for r, name in enumerate(names):
+            assert row[f"{s}_{name}"] == cell(getattr(cfg.data.modality[r], s))
+            checked.add(f"{s}_{name}")
     assert row["status"] == "ok"
+    assert checked | {"status"} == set(results.result_columns(names))  # every column checked
     assert "seconds" not in row
-    return seen_empty
+    return sum(1 for name in names if row[f"learned_step_joint_{name}"] == ""
+               or row.get(f"learned_step_alone_{name}") == "")
 
 
 def test_csv_columns_and_values_k2(tmp_path):
@@ -271,11 +255,10 @@ def test_csv_columns_and_values_k2(tmp_path):
     header, rows = read_csv(tmp_path / "s" / "results.csv")
     assert header == sw.csv_columns(plan.grid_keys, ("A", "B")) == plan.columns
     assert header[:4] == ["data.modality.0.beta", "train.mode", "repeat", "seed"]
-    assert header[4:8] == ["gamma_A", "gamma_B", "pi_A", "pi_B"]
-    assert header[-10:] == ["winner", "predicted_winner", "test_error_joint",
-                            "predicted_error_joint_noiseless", "predicted_error_joint_coinflip",
-                            "best_unimodal", "best_unimodal_error", "gap", "x", "status"]
-    assert "learned_by_T_joint_B" in header and "predicted_error_alone_coinflip_A" in header
+    assert header[4:8] == ["dim_A", "dim_B", "beta_A", "beta_B"]
+    assert header[-5:] == ["predicted_test_error_coin_flip_alone_B", "best_unimodal",
+                           "best_unimodal_test_error", "gap", "status"]
+    assert "learned_by_horizon_joint_B" in header and "race_learned_step_alone_A" in header
     assert len(rows) == 4 and result.ran == 4 and result.done_before == 0
     empties = 0
     for run, values in zip(plan.runs, rows):
@@ -285,7 +268,7 @@ def test_csv_columns_and_values_k2(tmp_path):
         assert row["repeat"] == str(run.repeat) and row["seed"] == str(run.seed)
         empties += check_row_against_summary(row, run.cfg, ("A", "B"))
     assert empties > 0  # a "never" was checked to be an empty cell
-    assert sum(1 for v in rows if v[header.index("x")]) >= 1
+    assert sum(1 for v in rows if v[header.index("winner_coordinate_joint")]) >= 1
 
 
 def test_csv_k3(tmp_path):
@@ -294,10 +277,10 @@ def test_csv_k3(tmp_path):
     header, rows = read_csv(tmp_path / "s" / "results.csv")
     assert plan.names == ("A", "B", "C")
     assert header == plan.columns
-    assert header[3:9] == ["gamma_A", "gamma_B", "gamma_C", "pi_A", "pi_B", "pi_C"]
+    assert header[3:9] == ["dim_A", "dim_B", "dim_C", "beta_A", "beta_B", "beta_C"]
     row = dict(zip(header, rows[0]))
     check_row_against_summary(row, plan.runs[0].cfg, ("A", "B", "C"))
-    assert row["x"] == ""
+    assert row["winner_coordinate_joint"] == ""
 
 
 def test_sweep_json_and_records(tmp_path):
@@ -527,7 +510,7 @@ def test_dask_retries_a_failed_batch(tmp_path, monkeypatch):
             raise OSError("worker lost")
         return real(configs)
 
-    monkeypatch.setattr(sw, "run_batch", flaky)
+    monkeypatch.setattr(sw.execute, "run_batch", flaky)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
@@ -591,7 +574,7 @@ def test_cli_end_to_end(tmp_path, capsys):
                  "--batch-size", "2"] + sets()) == 0
     captured = capsys.readouterr()
     assert "8 runs (4 grid points x 2 seeds)" in captured.out
-    assert "winner=pred" in captured.out and "mean gap" in captured.out
+    assert "as predicted" in captured.out and "mean gap" in captured.out
     assert str(out / "results.csv") in captured.out and "sweep.json" in captured.out
     assert "running 8 runs" in captured.err
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
