@@ -207,8 +207,10 @@ def _probe(address: str, timeout: float) -> None:
                 head += chunk
     except (TimeoutError, socket.timeout):
         raise SweepError(
-            f"--scheduler {address}: no dask scheduler answered within {timeout:g} s (is it the "
-            f"scheduler's port, usually 8786, and not its dashboard?)") from None
+            f"--scheduler {address}: no dask scheduler answered within {timeout:g} s; the "
+            f"address accepts connections but does not greet as a scheduler does (an HTTP "
+            f"server such as the dashboard, or a hung process?): give the scheduler's address, "
+            f"usually tcp://HOST:8786") from None
     except (OSError, ConnectionError) as exc:
         raise SweepError(f"--scheduler {address}: cannot connect to a dask scheduler there: "
                          f"{getattr(exc, 'strerror', None) or exc}") from None
