@@ -15,7 +15,7 @@ from . import theory
 from .config import Config
 from .data import ExperimentData, empirical_patterns, make_experiment_data
 from .results import comparison, run_summary, summarize
-from .train import RunResult, run_plan, train_batch, train_run
+from .train import run_plan, train_batch, train_run
 
 __all__ = [
     "Experiment",

@@ -541,7 +541,7 @@ def test_dask_retries_a_failed_batch(tmp_path, monkeypatch):
 
 
 def test_dask_survives_a_worker_process_dying(tmp_path):
-    """A real worker process exits mid-sweep: its batches are rerun elsewhere, the table is whole."""
+    """A worker process exits mid-sweep: its batches are rerun elsewhere, the table is whole."""
     import os
 
     distributed = pytest.importorskip("distributed")

@@ -222,7 +222,7 @@ def _probe(address: str, timeout: float) -> None:
 
 
 def _connect(address: str, timeout: float = CONNECT_TIMEOUT):
-    """A Client of the dask scheduler at ``address``, within ``timeout`` seconds; else SweepError."""
+    """A Client of the dask scheduler at ``address`` within ``timeout`` s; else SweepError."""
     distributed = _import_distributed()
     _probe(address, timeout)
     try:
