@@ -65,6 +65,8 @@ def measure(quick: bool, full: bool, workers: int | None):
         cmd = [sys.executable, "-m", "simcomp.cli", "sweep", *args, "--out", str(out),
                "--workers", str(workers), "--quiet"]
         env = dict(os.environ)
+        # This checkout's simcomp, installed or not (the command runs in a temporary directory).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(C.ROOT), env.get("PYTHONPATH")]))
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
         seconds = time.perf_counter() - start
