@@ -58,7 +58,7 @@ python benchmarks/run_all.py
 
 or one section with `python benchmarks/<name>.py`. The per-run data are in
 `benchmarks/results/<name>.csv`, the figures in `docs/figures/`. The theory
-(spec section 5) is used exactly as `simcomp.theory` implements it; nothing
+(docs/model.md section 5) is used exactly as `simcomp.theory` implements it; nothing
 is tuned to the simulation.
 """
 
@@ -74,7 +74,7 @@ def small_config(K: int = 2, dim: int = 32, n_train: int = 256, n_test: int = 51
                  sets: dict[str, Any] | None = None) -> Config:
     """A small K-modality problem of the sizes the benchmarks use (one numba thread per run).
 
-    Starts from the embedded default (so unspecified keys keep their spec
+    Starts from the embedded default (so unspecified keys keep their default
     values), sets K modalities of dimension ``dim`` without noise, then
     applies ``sets`` (dotted keys, e.g. ``{"data.modality.1.beta": 1.5}``).
     """

@@ -1,4 +1,4 @@
-"""Who wins the race: measured winner against the theory coordinate x (spec 5.3).
+"""Who wins the race: measured winner against the theory's x (docs/model.md section 5.3).
 
 K = 2.  Modality A (beta_1, presence 1) against modality B whose signal
 strength beta_2 is swept across the predicted boundary for a few presence
@@ -263,7 +263,7 @@ def section(stats, rows, configs, seconds, quick):
         ])
     lines.append(C.md_table(
         ["learner", "runs", "A / B first", "agree (sign x), all", f"agree, |x| >= {BAND}",
-         f"agree, |x| < {BAND}", "agree (race 5.2)", "agree (reduced 5.4)",
+         f"agree, |x| < {BAND}", "agree (race)", "agree (reduced dynamics)",
          "logistic boundary x0", "logistic width", f"target >= {TARGET:.0%}"], table))
     lines += [
         "",
