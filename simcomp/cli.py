@@ -25,7 +25,7 @@ class UsageError(Exception):
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="FILE",
-        help="TOML experiment file (default: the embedded default of the spec, section 6)",
+        help="TOML experiment file (default: the embedded default, docs/model.md section 6)",
     )
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
