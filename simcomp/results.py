@@ -104,10 +104,14 @@ class RunView:
 
 @dataclass(frozen=True)
 class ExperimentView:
-    """What a getter of a comparison quantity reads: the summaries of every run, by run name."""
+    """What a getter of a comparison quantity reads: every run of the experiment, by run name."""
 
     cfg: Config
-    runs: dict  # run name -> run summary dict
+    runs: dict  # run name -> RunView
+
+    def value(self, run: str, name: str):
+        """The run-level quantity ``name`` of run ``run`` (as in its summary)."""
+        return _BY_NAME[name].get(self.runs[run])
 
 
 # --------------------------------------------------------------------------- value helpers
@@ -163,20 +167,19 @@ def _winner_coordinate(view: RunView) -> float | None:
 
 
 def _best(view: ExperimentView) -> str | None:
-    runs = view.runs
-    if "joint" not in runs:
+    """The uni-modal run of lowest test error; None without joint and uni-modal runs."""
+    errors = {name: view.value(name, "test_error") for name in view.runs}
+    unimodal = [name for name in errors if name.startswith("unimodal-")]
+    if "joint" not in errors or not unimodal or None in errors.values():
         return None
-    unimodal = {name: run for name, run in runs.items() if name.startswith("unimodal-")}
-    if not unimodal or any(run["test_error"] is None for run in runs.values()):
-        return None
-    return min(unimodal, key=lambda name: (unimodal[name]["test_error"], name))
+    return min(unimodal, key=lambda name: (errors[name], name))
 
 
 def _comparison_value(view: ExperimentView, what: str):
     best = _best(view)
     if best is None:
         return None
-    joint, alone = view.runs["joint"]["test_error"], view.runs[best]["test_error"]
+    joint, alone = view.value("joint", "test_error"), view.value(best, "test_error")
     return {"joint": joint, "name": best.removeprefix("unimodal-"), "best": alone,
             "gap": joint - alone}[what]
 
@@ -316,30 +319,34 @@ def run_summary(cfg: Config, data, run, prediction) -> dict[str, Any]:
     return out
 
 
-def comparison(cfg: Config, runs: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+def comparison(exp) -> dict[str, Any] | None:
     """Joint vs. best uni-modal network; None unless the experiment has both (compare mode)."""
-    view = ExperimentView(cfg, runs)
+    view = _experiment_view(exp)
     if _best(view) is None:
         return None
     return {q.name: q.get(view) for q in QUANTITIES if q.level == "comparison"}
 
 
-def _run_summaries(exp) -> dict[str, dict[str, Any]]:
-    return {run.name: run_summary(exp.cfg, exp.data, run, exp.predictions[run.name])
+def _views(exp) -> dict[str, RunView]:
+    return {run.name: RunView(exp.cfg, exp.data, run, exp.predictions[run.name])
             for run in exp.runs}
+
+
+def _experiment_view(exp) -> ExperimentView:
+    return ExperimentView(exp.cfg, _views(exp))
 
 
 def summarize(exp) -> dict[str, Any]:
     """The whole ``summary.json`` object: provenance, seed, resolved config, runs, comparison."""
     from .outputs import provenance
 
-    runs = _run_summaries(exp)
     out = provenance()
     out.update({
         "seed": exp.cfg.seed,
         "config": exp.cfg.to_dict(),
-        "runs": runs,
-        "comparison": comparison(exp.cfg, runs),
+        "runs": {run.name: run_summary(exp.cfg, exp.data, run, exp.predictions[run.name])
+                 for run in exp.runs},
+        "comparison": comparison(exp),
     })
     return out
 
@@ -396,19 +403,16 @@ def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
     for s in SETTINGS:
         for r, name in enumerate(names):
             row[f"{s}_{name}"] = getattr(cfg.data.modality[r], s)
-    views = {run.name: RunView(cfg, exp.data, run, exp.predictions[run.name])
-             for run in exp.runs}
+    experiment = _experiment_view(exp)
+    views = experiment.runs
+    compared = _best(experiment) is not None
     by_tag = {("joint" if name == "joint" else "alone_" + name.removeprefix("unimodal-")): view
               for name, view in views.items()}
-    summaries = None
     for q in QUANTITIES:
         if not q.csv:
             continue
         if q.level == "comparison":
-            if summaries is None:
-                summaries = _run_summaries(exp)
-            comp = ExperimentView(cfg, summaries)
-            row[q.name] = q.get(comp) if _best(comp) is not None else None
+            row[q.name] = q.get(experiment) if compared else None  # as summary.json's null
             continue
         for col in _columns_of(q, names):
             row[col] = None
