@@ -46,7 +46,10 @@ gives ``summary.json`` its ``coefficient`` object, ``results.csv`` its
 ``coefficient_joint_<M>`` and ``coefficient_alone_<M>`` columns, and the
 Python API its key; ``tests/test_results.py`` checks every entry in every
 format.  A per-experiment value (a predicted gap, a Shapley value) is a
-``comparison`` entry whose getter receives the :class:`ExperimentView`.
+``comparison`` entry whose getter receives the :class:`ExperimentView`
+(``view.value(run_name, quantity_name)`` reads any run's quantity).  A
+prediction that needs no training is marked ``before_training=True`` and
+then also appears in :func:`theory_summary`.
 """
 
 from __future__ import annotations
@@ -61,12 +64,14 @@ from .config import Config, ModalityConfig
 
 __all__ = [
     "Quantity",
+    "Unrun",
     "RunView",
     "ExperimentView",
     "QUANTITIES",
     "SETTINGS",
     "quantity",
     "run_summary",
+    "theory_summary",
     "comparison",
     "summarize",
     "setting_columns",
@@ -86,6 +91,9 @@ class Quantity:
     csv: str  # "all", "joint", "shared" or ""
     meaning: str
     get: Callable[[Any], Any]
+    # Known before training: from the data, the initial weights and the theory alone
+    # (what ``simcomp theory`` reports, see :func:`theory_summary`).
+    before_training: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,11 +213,13 @@ QUANTITIES: tuple[Quantity, ...] = (
              "Lambda_M(0): the largest alignment of M's neurons with its signal atom at step 0 "
              "(the theory's Gamma is max(0, this))",
              lambda v: [_float(a) for a in
-                        v.run.initial_alignment.reshape(len(v.names), -1).max(axis=1)]),
+                        v.run.initial_alignment.reshape(len(v.names), -1).max(axis=1)],
+             before_training=True),
     Quantity("presence_fraction", "modality", "float", "shared",
              "pi_M: weight of the training samples in which M carries signal",
              lambda v: [_float(p) for p in
-                        v.data.train.weight @ v.data.train.presence[:, v.run.trained]]),
+                        v.data.train.weight @ v.data.train.presence[:, v.run.trained]],
+             before_training=True),
     Quantity("learned_step", "modality", "int", "all",
              "measured step at which M is learned (its leading alignment reaches the "
              "threshold); None: not by the horizon",
@@ -239,33 +249,42 @@ QUANTITIES: tuple[Quantity, ...] = (
     # predicted
     Quantity("kappa", "modality", "rate", "",
              "the theory's growth rate of M's leading alignment (per bank for class banks)",
-             lambda v: [_rate(row) for row in v.prediction.kappa]),
+             lambda v: [_rate(row) for row in v.prediction.kappa],
+             before_training=True),
     Quantity("race_learned_step", "modality", "float", "all",
              "learned step predicted by the leading-neuron race (fractional); None: never",
-             lambda v: [_float(s) for s in v.prediction.race_learned_step]),
+             lambda v: [_float(s) for s in v.prediction.race_learned_step],
+             before_training=True),
     Quantity("race_learned_step_noisy", "modality", "float", "",
              "the same race with the noise's share of the pre-activation; None: never, or "
              "no trained modality has noise",
-             _noisy_race),
+             _noisy_race,
+             before_training=True),
     Quantity("predicted_learned_step", "modality", "int", "all",
              "learned step predicted by the reduced dynamics; None: not by the horizon",
-             lambda v: [_step(s) for s in v.prediction.predicted_learned_step]),
+             lambda v: [_step(s) for s in v.prediction.predicted_learned_step],
+             before_training=True),
     Quantity("predicted_learned_by_horizon", "modality", "bool", "joint",
              "whether the reduced dynamics learns M within train.steps",
-             lambda v: [bool(b) for b in v.prediction.learned_by_horizon]),
+             lambda v: [bool(b) for b in v.prediction.learned_by_horizon],
+             before_training=True),
     Quantity("predicted_winner", "run", "str", "joint",
              "the modality the race predicts to be learned first; None: none",
-             lambda v: _winner(v.prediction.predicted_winner, v)),
+             lambda v: _winner(v.prediction.predicted_winner, v),
+             before_training=True),
     Quantity("winner_coordinate", "run", "float", "joint",
              "two modalities only: ln(kappa_2 Gamma_2^(q-2) / (kappa_1 Gamma_1^(q-2))); > 0 "
              "predicts the second wins; None: K != 2 or a Gamma of 0",
-             _winner_coordinate),
+             _winner_coordinate,
+             before_training=True),
     Quantity("predicted_test_error_noiseless", "run", "float", "all",
              "predicted test error: learned modalities classify perfectly",
-             lambda v: _float(v.prediction.test_error_noiseless)),
+             lambda v: _float(v.prediction.test_error_noiseless),
+             before_training=True),
     Quantity("predicted_test_error_coin_flip", "run", "float", "all",
              "predicted test error: samples without a learned modality are a coin flip",
-             lambda v: _float(v.prediction.test_error_coinflip)),
+             lambda v: _float(v.prediction.test_error_coinflip),
+             before_training=True),
     # execution (not a result: depends on the machine)
     Quantity("seconds", "run", "float", "", "wall time of the run's training",
              lambda v: _float(v.run.seconds)),
@@ -304,6 +323,29 @@ SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(ModalityConfig) if f.na
 
 
 # --------------------------------------------------------------------------- summary.json
+
+
+@dataclass(frozen=True)
+class Unrun:
+    """A run before training: what the ``before_training`` quantities read of a run."""
+
+    trained: list
+    initial_alignment: Any  # (K_run, m) or (K_run, B, m)
+
+
+def theory_summary(cfg: Config, data, trained, alignment0, prediction) -> dict[str, Any]:
+    """The quantities known before training, for one planned run, keyed as in summary.json.
+
+    ``alignment0`` is the run's initial alignment, ``prediction`` the theory's
+    :class:`~simcomp.theory.Prediction` of the run.
+    """
+    view = RunView(cfg, data, Unrun(list(trained), alignment0), prediction)
+    out: dict[str, Any] = {}
+    for q in QUANTITIES:
+        if q.before_training:
+            out[q.name] = dict(zip(view.names, q.get(view))) if q.level == "modality" \
+                else q.get(view)
+    return out
 
 
 def run_summary(cfg: Config, data, run, prediction) -> dict[str, Any]:

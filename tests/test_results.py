@@ -210,3 +210,20 @@ def test_every_quantity_is_documented():
             assert q.name in sweeps, q.name
     for setting in results.SETTINGS:
         assert setting in sweeps
+
+
+def test_theory_summary_is_the_before_training_part_of_the_run_summary(compare):
+    from simcomp.experiment import predict_run
+    from simcomp.trace import geometry
+    from simcomp.train import run_plan
+
+    cfg, data = compare.cfg, compare.data
+    summary = results.summarize(compare)["runs"]
+    before = [q.name for q in results.QUANTITIES if q.before_training]
+    assert {"kappa", "race_learned_step", "predicted_winner", "presence_fraction"} <= set(before)
+    assert not {"learned_step", "test_error", "winner", "seconds"} & set(before)
+    for name, trained in run_plan(cfg):
+        a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
+        got = results.theory_summary(cfg, data, trained, a0, predict_run(cfg, data, trained, a0))
+        assert list(got) == before
+        assert got == {key: summary[name][key] for key in before}
