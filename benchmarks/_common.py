@@ -58,7 +58,7 @@ python benchmarks/run_all.py
 
 or one section with `python benchmarks/<name>.py`. The per-run data are in
 `benchmarks/results/<name>.csv`, the figures in `docs/figures/`. The theory
-(spec section 5) is used exactly as `simcomp.theory` implements it; nothing
+(docs/model.md section 5) is used exactly as `simcomp.theory` implements it; nothing
 is tuned to the simulation.
 """
 
@@ -66,6 +66,7 @@ is tuned to the simulation.
 # --------------------------------------------------------------------------- configs
 
 from simcomp.config import Config, apply_overrides, config_from_dict, load_config  # noqa: E402
+from simcomp.outputs import write_text_atomic  # noqa: E402
 
 
 def small_config(K: int = 2, dim: int = 32, n_train: int = 256, n_test: int = 512, width: int = 8,
@@ -73,7 +74,7 @@ def small_config(K: int = 2, dim: int = 32, n_train: int = 256, n_test: int = 51
                  sets: dict[str, Any] | None = None) -> Config:
     """A small K-modality problem of the sizes the benchmarks use (one numba thread per run).
 
-    Starts from the embedded default (so unspecified keys keep their spec
+    Starts from the embedded default (so unspecified keys keep their default
     values), sets K modalities of dimension ``dim`` without noise, then
     applies ``sets`` (dotted keys, e.g. ``{"data.modality.1.beta": 1.5}``).
     """
@@ -214,18 +215,6 @@ def write_csv(name: str, rows: Sequence[dict[str, Any]], columns: Sequence[str] 
     return path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 _SECTION_RE = re.compile(r"^<!-- BEGIN (\w+) -->$.*?^<!-- END \1 -->$\n?", re.S | re.M)
 
 
@@ -256,6 +245,7 @@ def update_section(name: str, body: str, path: Path | None = None) -> Path:
             text = text.rstrip("\n") + "\n\n" + block
         else:
             text = text[:insert_at] + block + "\n" + text[insert_at:]
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
     return path
 
@@ -404,29 +394,21 @@ def script_main(fn: Callable[[list[str] | None], Any]) -> None:
 
 
 def initial_race(cfg: Config, trained: Sequence[int] | None = None):
-    """The section 5.2 race of a run before it runs: (Gamma, kappa, race steps per modality).
+    """The race of a run before it runs: (Gamma, kappa, race steps per modality).
 
     Draws the run's data and initial weights exactly as the simulator will
-    (the same seed streams), so it can size a run's horizon; uses only the
-    public functions of ``simcomp.theory`` and ``simcomp.data``.
+    (the same seed streams) and asks the theory's own prediction
+    (:func:`simcomp.experiment.predict_run`), so it can size a run's horizon.
     """
-    from simcomp import theory
-    from simcomp.data import empirical_patterns, make_experiment_data
+    from simcomp.data import make_experiment_data
+    from simcomp.experiment import predict_run
     from simcomp.trace import geometry
 
     trained = list(range(cfg.K)) if trained is None else list(trained)
     data = make_experiment_data(cfg.replace(**{"data.n_test": 1}))
     a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
-    y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
-    pi = theory.presence_fraction(y_pat, s_pat, w_pat, cfg.model.banks)
-    beta = np.array([cfg.data.modality[r].beta for r in trained])
-    relu = cfg.model.activation == "relu"
-    q, rho = (1.0, cfg.model.threshold) if relu else (cfg.model.q, cfg.model.rho)
-    kappa = theory.rate(beta, pi, q, rho)
-    gamma = theory.initial_gamma(a0)
-    race = theory.race_learn_step(gamma, kappa, beta[:, None], q, rho, cfg.train.lr,
-                                  cfg.model.threshold).min(axis=1)
-    return gamma, kappa, race
+    pred = predict_run(cfg, data, trained, a0)
+    return pred.gamma, pred.kappa, pred.race_learned_step
 
 
 def horizon_for(cfg: Config, which: str = "min", factor: float = 1.5, pad: int = 10,
@@ -441,11 +423,13 @@ def horizon_for(cfg: Config, which: str = "min", factor: float = 1.5, pad: int =
 
 
 def winner_x(row: dict[str, Any], names=("A", "B")) -> float:
-    """The row's x; an empty x (a Gamma of 0: that modality never starts) becomes -inf or +inf."""
-    x = row.get("x")
+    """The row's winner coordinate; an empty one (a Gamma of 0: that modality never starts)
+    becomes -inf or +inf."""
+    x = row.get("winner_coordinate_joint")
     if x is not None:
         return float(x)
-    g1, g2 = row.get(f"gamma_{names[0]}") or 0.0, row.get(f"gamma_{names[1]}") or 0.0
+    g1 = row.get(f"initial_leading_alignment_{names[0]}") or 0.0
+    g2 = row.get(f"initial_leading_alignment_{names[1]}") or 0.0
     if g2 <= 0 and g1 > 0:
         return -math.inf
     if g1 <= 0 and g2 > 0:

@@ -10,7 +10,7 @@ slower.  In the plane (p_A, T) a run is
 * "competition"   if exactly one is (the loser is not learned by T),
 * "co-learning"   if both are,
 
-and the reduced dynamics of spec 5.4 (run on each run's own training
+and the reduced dynamics of docs/model.md section 5.4 (run on each run's own training
 patterns from its own initial alignments) predicts the same.  Gradient
 descent is deterministic and a run with horizon T is the first T steps of a
 run with a longer horizon, so each (p_A, seed) is trained once to T_max and
@@ -84,13 +84,14 @@ def measure(quick: bool, workers):
     sim = C.run_configs(configs, workers, label=NAME)
     runs, cells = [], []
     for meta, row in zip(metas, sim):
-        run = {**meta, "seed": row["seed"], "T_max": g["t_max"], "pi_A": row["pi_A"],
-               "gamma_A": row["gamma_A"], "gamma_B": row["gamma_B"], "winner": row["winner"],
-               "predicted_winner": row["predicted_winner"],
+        run = {**meta, "seed": row["seed"], "T_max": g["t_max"], "pi_A": row["presence_fraction_A"],
+               "gamma_A": row["initial_leading_alignment_A"],
+               "gamma_B": row["initial_leading_alignment_B"], "winner": row["winner_joint"],
+               "predicted_winner": row["predicted_winner_joint"],
                "learned_step_A": row["learned_step_joint_A"],
                "learned_step_B": row["learned_step_joint_B"],
-               "predicted_step_A": row["predicted_step_joint_A"],
-               "predicted_step_B": row["predicted_step_joint_B"]}
+               "predicted_step_A": row["predicted_learned_step_joint_A"],
+               "predicted_step_B": row["predicted_learned_step_joint_B"]}
         steps = [s for s in (run["learned_step_A"], run["learned_step_B"])]
         pred = [s for s in (run["predicted_step_A"], run["predicted_step_B"])]
         run["colearn_step"] = None if None in steps else max(steps)

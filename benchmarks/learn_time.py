@@ -1,4 +1,4 @@
-"""When is a modality learned: measured learned step against the race of spec 5.2.
+"""When is a modality learned: measured learned step against the race of docs/model.md section 5.2.
 
 Compare-mode runs (the joint network and each modality alone, from the same
 data and initial weights).  For every run the measured learned step (first
@@ -86,19 +86,21 @@ def measure(quick: bool, workers):
     cases = []  # one row per (run, category, modality)
     for meta, row in zip(metas, sim):
         base = {**meta, "seed": row["seed"]}
-        w = row["winner"]
+        w = row["winner_joint"]
         if w is not None:
             cases.append({**base, "category": "joint winner", "modality": w,
-                          "gamma": row[f"gamma_{w}"], "pi": row[f"pi_{w}"],
+                          "gamma": row[f"initial_leading_alignment_{w}"],
+                          "pi": row[f"presence_fraction_{w}"],
                           "measured": row[f"learned_step_joint_{w}"],
-                          "race": row[f"race_step_joint_{w}"],
-                          "reduced": row[f"predicted_step_joint_{w}"]})
+                          "race": row[f"race_learned_step_joint_{w}"],
+                          "reduced": row[f"predicted_learned_step_joint_{w}"]})
         for m in ("A", "B"):
             cases.append({**base, "category": "uni-modal", "modality": m,
-                          "gamma": row[f"gamma_{m}"], "pi": row[f"pi_{m}"],
+                          "gamma": row[f"initial_leading_alignment_{m}"],
+                          "pi": row[f"presence_fraction_{m}"],
                           "measured": row[f"learned_step_alone_{m}"],
-                          "race": row[f"race_step_alone_{m}"],
-                          "reduced": row[f"predicted_step_alone_{m}"]})
+                          "race": row[f"race_learned_step_alone_{m}"],
+                          "reduced": row[f"predicted_learned_step_alone_{m}"]})
         if w is None:
             cases.append({**base, "category": "joint winner", "modality": None, "gamma": None,
                           "pi": None, "measured": None, "race": None, "reduced": None})
@@ -178,7 +180,7 @@ def figure(cases, stats, path: Path):
                     label=f"within {TARGET:.0%}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("predicted learned step (race, spec 5.2)")
+    ax.set_xlabel("predicted learned step (race, docs/model.md section 5.2)")
     ax.set_ylabel("measured learned step")
     ax.set_title(f"Learned step: {stats['all']['n']} cases, median |ratio - 1| = "
                  f"{C.pct(stats['all']['median'])}")
@@ -197,7 +199,7 @@ def figure(cases, stats, path: Path):
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_ylim(-15, 15)
-    ax.set_xlabel("predicted learned step (race, spec 5.2)")
+    ax.set_xlabel("predicted learned step (race, docs/model.md section 5.2)")
     ax.set_ylabel("measured / predicted - 1  (%)")
     ax.set_title("Relative error against race length")
     ax.legend(loc="upper right")
@@ -224,11 +226,12 @@ def section(stats, cases, configs, seconds, quick):
         f"**Runs:** {len(configs)} compare-mode experiments ({3 * len(configs)} networks), "
         f"{len(cases)} learned steps compared, {seconds:.0f} s.",
         "",
-        "Error = |measured / predicted - 1| with the race of spec 5.2 (continuous solution + "
-        "Euler lag) from each run's own Gamma and pi; a modality not learned by T counts as an "
-        "infinite error. Censored (left out): the race predicts no learning by T (Gamma = 0, "
-        "or a predicted step beyond the 3000-step cap) and indeed none was measured. "
-        "'reduced' is the same error with the reduced dynamics' learned step (5.4).",
+        "Error = |measured / predicted - 1| with the race of docs/model.md section 5.2 "
+        "(continuous solution + Euler lag) from each run's own Gamma and pi; a modality not "
+        "learned by T counts as an infinite error. Censored (left out): the race predicts no "
+        "learning by T (Gamma = 0, or a predicted step beyond the 3000-step cap) and indeed "
+        "none was measured. 'reduced' is the same error with the reduced dynamics' learned step "
+        "(5.4).",
         "",
     ]
     table = []

@@ -83,18 +83,18 @@ def measure(quick: bool, workers):
     for meta, r in zip(metas, sim):
         out = dict(meta)
         out["seed"] = r["seed"]
-        out["winner"] = r["winner"]
+        out["winner"] = r["winner_joint"]
         for m in ("A", "B"):
             out[f"learned_joint_{m}"] = r[f"learned_step_joint_{m}"]
-            out[f"predicted_learned_joint_{m}"] = r[f"predicted_step_joint_{m}"]
+            out[f"predicted_learned_joint_{m}"] = r[f"predicted_learned_step_joint_{m}"]
             out[f"learned_alone_{m}"] = r[f"learned_step_alone_{m}"]
             out[f"err_alone_{m}"] = r[f"test_error_alone_{m}"]
-            out[f"pred_alone_noiseless_{m}"] = r[f"predicted_error_alone_noiseless_{m}"]
-            out[f"pred_alone_coinflip_{m}"] = r[f"predicted_error_alone_coinflip_{m}"]
+            out[f"pred_alone_noiseless_{m}"] = r[f"predicted_test_error_noiseless_alone_{m}"]
+            out[f"pred_alone_coinflip_{m}"] = r[f"predicted_test_error_coin_flip_alone_{m}"]
         out["err_joint"] = r["test_error_joint"]
-        out["pred_joint_noiseless"] = r["predicted_error_joint_noiseless"]
-        out["pred_joint_coinflip"] = r["predicted_error_joint_coinflip"]
-        out["err_best"] = r["best_unimodal_error"]
+        out["pred_joint_noiseless"] = r["predicted_test_error_noiseless_joint"]
+        out["pred_joint_coinflip"] = r["predicted_test_error_coin_flip_joint"]
+        out["err_best"] = r["best_unimodal_test_error"]
         out["best_unimodal"] = r["best_unimodal"]
         out["gap"] = r["gap"]
         for kind in ("noiseless", "coinflip"):
@@ -104,20 +104,20 @@ def measure(quick: bool, workers):
         # Diagnostic, not a spec prediction: the coin flip only in a network where some
         # encoder is (predicted to be) learned -- its noise response is what drowns the
         # unlearned votes -- and the noiseless vote otherwise.
-        learned_any = any(r[f"predicted_by_T_joint_{m}"] for m in ("A", "B"))
+        learned_any = any(r[f"predicted_learned_by_horizon_joint_{m}"] for m in ("A", "B"))
         out["pred_joint_refined"] = out["pred_joint_coinflip" if learned_any else
                                         "pred_joint_noiseless"]
         alone = []
         for m in ("A", "B"):
-            learned_m = r[f"predicted_step_alone_{m}"] is not None
+            learned_m = r[f"predicted_learned_step_alone_{m}"] is not None
             alone.append(out[f"pred_alone_{'coinflip' if learned_m else 'noiseless'}_{m}"])
         out["pred_best_refined"] = min(alone)
         out["pred_gap_refined"] = out["pred_joint_refined"] - out["pred_best_refined"]
         # Competition runs: A learned and B not, in the joint network (measured and predicted).
         out["competition"] = bool(out["learned_joint_A"] is not None
                                   and out["learned_joint_B"] is None
-                                  and r["predicted_by_T_joint_A"]
-                                  and not r["predicted_by_T_joint_B"])
+                                  and r["predicted_learned_by_horizon_joint_A"]
+                                  and not r["predicted_learned_by_horizon_joint_B"])
         rows.append(out)
     return rows, configs
 

@@ -75,7 +75,7 @@ def summary_section(results, timings, failures, total, workers, quick):
         f"pessimistic).",
         "",
         f"Problem sizes: {sizes_text(quick)}; the throughput benchmark uses the default "
-        f"config of spec section 6 (d = 128, n_train = 512, n_test = 4096, T = 300). Each "
+        f"config of docs/model.md section 6 (d = 128, n_train = 512, n_test = 4096, T = 300). Each "
         f"section gives its sizes, seeds and horizons.",
         "",
         C.md_table(["benchmark", "measure", "measured", "target", "verdict"], rows),

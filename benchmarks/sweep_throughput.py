@@ -65,6 +65,8 @@ def measure(quick: bool, full: bool, workers: int | None):
         cmd = [sys.executable, "-m", "simcomp.cli", "sweep", *args, "--out", str(out),
                "--workers", str(workers), "--quiet"]
         env = dict(os.environ)
+        # This checkout's simcomp, installed or not (the command runs in a temporary directory).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(C.ROOT), env.get("PYTHONPATH")]))
         start = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp)
         seconds = time.perf_counter() - start
@@ -93,7 +95,8 @@ def measure(quick: bool, full: bool, workers: int | None):
         "executor": info["execution"]["executor"], "batch_size": info["execution"]["batch_size"],
         "cpu_count": os.cpu_count(), "load_after": load,
         "gap_mean": statistics.mean(float(r["gap"]) for r in rows if r["gap"]),
-        "winner_matches": sum(1 for r in rows if r["winner"] == r["predicted_winner"]),
+        "winner_matches": sum(1 for r in rows
+                              if r["winner_joint"] == r["predicted_winner_joint"]),
     }
 
 

@@ -105,13 +105,13 @@ def measure_limits(quick: bool, workers):
         out = dict(meta)
         out["seed"] = r["seed"]
         out["x"] = C.winner_x(r)
-        out["winner"] = r["winner"]
-        out["agree"] = r["winner"] == ("B" if out["x"] > 0 else "A")
-        w = r["winner"]
-        out["winner_err"] = (_err(r[f"learned_step_joint_{w}"], r[f"race_step_joint_{w}"],
+        out["winner"] = r["winner_joint"]
+        out["agree"] = r["winner_joint"] == ("B" if out["x"] > 0 else "A")
+        w = r["winner_joint"]
+        out["winner_err"] = (_err(r[f"learned_step_joint_{w}"], r[f"race_learned_step_joint_{w}"],
                                   meta["T"]) if w else math.inf)
         out["learned_joint_winner"] = r[f"learned_step_joint_{w}"] if w else None
-        out["race_joint_winner"] = r[f"race_step_joint_{w}"] if w else None
+        out["race_joint_winner"] = r[f"race_learned_step_joint_{w}"] if w else None
         rows.append(out)
     return rows, configs
 

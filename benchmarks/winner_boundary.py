@@ -1,4 +1,4 @@
-"""Who wins the race: measured winner against the theory coordinate x (spec 5.3).
+"""Who wins the race: measured winner against the theory's x (docs/model.md section 5.3).
 
 K = 2.  Modality A (beta_1, presence 1) against modality B whose signal
 strength beta_2 is swept across the predicted boundary for a few presence
@@ -115,8 +115,23 @@ def analyse(rows):
     return out
 
 
+# This benchmark's CSV columns (kept stable) from the result columns of simcomp.results.
+_ROW_COLUMNS = {
+    "seed": "seed",
+    "gamma_A": "initial_leading_alignment_A", "gamma_B": "initial_leading_alignment_B",
+    "pi_A": "presence_fraction_A", "pi_B": "presence_fraction_B",
+    "learned_step_joint_A": "learned_step_joint_A", "learned_step_joint_B": "learned_step_joint_B",
+    "race_step_joint_A": "race_learned_step_joint_A",
+    "race_step_joint_B": "race_learned_step_joint_B",
+    "predicted_step_joint_A": "predicted_learned_step_joint_A",
+    "predicted_step_joint_B": "predicted_learned_step_joint_B",
+    "winner": "winner_joint", "predicted_winner": "predicted_winner_joint",
+    "x": "winner_coordinate_joint", "status": "status",
+}
+
+
 def reduced_winner(row):
-    steps = {m: row.get(f"predicted_step_joint_{m}") for m in ("A", "B")}
+    steps = {m: row.get(f"predicted_learned_step_joint_{m}") for m in ("A", "B")}
     done = [(s, m) for m, s in steps.items() if s is not None]
     return min(done)[1] if done else None
 
@@ -127,11 +142,7 @@ def measure(quick: bool, workers: int | None):
     rows = []
     for meta, cfg, row in zip(metas, configs, sim):
         out = dict(meta)
-        out.update({k: row[k] for k in (
-            "seed", "gamma_A", "gamma_B", "pi_A", "pi_B", "learned_step_joint_A",
-            "learned_step_joint_B", "race_step_joint_A", "race_step_joint_B",
-            "predicted_step_joint_A", "predicted_step_joint_B", "winner", "predicted_winner",
-            "x", "status")})
+        out.update({k: row[column] for k, column in _ROW_COLUMNS.items()})
         out["x_theory"] = C.winner_x(row)
         out["reduced_winner"] = reduced_winner(row)
         out["agree"] = out["winner"] == ("B" if out["x_theory"] > 0 else "A")
@@ -252,7 +263,7 @@ def section(stats, rows, configs, seconds, quick):
         ])
     lines.append(C.md_table(
         ["learner", "runs", "A / B first", "agree (sign x), all", f"agree, |x| >= {BAND}",
-         f"agree, |x| < {BAND}", "agree (race 5.2)", "agree (reduced 5.4)",
+         f"agree, |x| < {BAND}", "agree (race)", "agree (reduced dynamics)",
          "logistic boundary x0", "logistic width", f"target >= {TARGET:.0%}"], table))
     lines += [
         "",

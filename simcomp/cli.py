@@ -25,7 +25,7 @@ class UsageError(Exception):
 def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="FILE",
-        help="TOML experiment file (default: the embedded default of the spec, section 6)",
+        help="TOML experiment file (default: the embedded default, docs/model.md section 6)",
     )
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
@@ -147,6 +147,127 @@ def run_config(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- sweep
+
+
+def run_sweep_command(args) -> int:
+    """The runner of ``simcomp sweep``: exit 0 when every run is recorded (see docs/sweeps.md).
+
+    Ctrl-C and SIGTERM stop the sweep at once (the finished runs stay
+    recorded): exit 130 and 143.
+    """
+    import signal
+
+    from .progress import ProgressBar
+    from .sweep import SweepRunError, plan_sweep, run_sweep, sweep_report
+
+    base = build_config(args.config, args.overrides)
+    plan = plan_sweep(base, args.grids, args.seeds, max_runs=args.max_runs)
+
+    def log(message: str) -> None:
+        if not args.quiet:
+            print(f"simcomp sweep: {message}", file=sys.stderr)
+
+    bar = None
+
+    def on_start(done_before: int, pending: int) -> None:
+        # The bar counts the runs still to do, known once the directory is read.
+        nonlocal bar
+        bar = ProgressBar(pending, "sweep", enabled=not args.quiet and pending > 0)
+
+    def progress(amount: int) -> None:
+        if bar is not None:
+            bar.update(amount)
+
+    received = []
+
+    def on_term(signum, frame):  # SIGTERM takes the Ctrl-C path: records kept, lock released
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        result = run_sweep(
+            plan, args.out, workers=args.workers, scheduler=args.scheduler,
+            batch_size=args.batch_size, force=args.force, progress=progress, log=log,
+            on_start=on_start, connect_timeout=args.connect_timeout,
+        )
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        what = "terminated" if received else "interrupted"
+        print(f"simcomp: sweep {what}; the finished runs are recorded in {args.out}/runs, "
+              f"rerun the same command to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM if received else 130
+    except SweepRunError as exc:
+        if bar is not None:
+            bar.close()
+        print(f"simcomp: error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if bar is not None:
+        bar.close()
+    if not args.quiet:
+        print(sweep_report(result))
+    if result.not_ok:
+        print(f"simcomp: {result.not_ok} of {result.total} runs did not end ok (see the status "
+              f"column of results.csv)", file=sys.stderr)
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _add_sweep_parser(sub) -> argparse.ArgumentParser:
+    from .sweep import CONNECT_TIMEOUT, MAX_RUNS
+
+    parser = sub.add_parser(
+        "sweep", help="run grids of configs times seeds in parallel (local or Dask), resumably",
+        description="Run every grid point of the cartesian product of the --grid axes, --seeds "
+        "times each, and tabulate measured against predicted in DIR/results.csv. Rerunning the "
+        "same command resumes an interrupted sweep. See docs/sweeps.md.",
+    )
+    _add_config_arguments(parser)
+    parser.add_argument(
+        "--grid", metavar="KEY=START:STOP:NUM|KEY=V1,V2,...", action="append", default=[],
+        dest="grids",
+        help="a grid axis: NUM evenly spaced values from START to STOP, or a list of TOML values "
+        "(repeatable; the sweep is the cartesian product)",
+    )
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="runs per grid point, each with its own derived seed (default: 1)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="sweep directory (results.csv, sweep.json, runs/); rerun to resume")
+    parser.add_argument("--workers", type=int, default=None, metavar="W",
+                        help="parallel local worker processes, or LocalCluster workers "
+                        "(default: the number of cores)")
+    parser.add_argument("--scheduler", metavar="ADDRESS|local",
+                        help="run on a dask.distributed scheduler at ADDRESS, or 'local' for a "
+                        "LocalCluster (needs simcomp[distributed])")
+    parser.add_argument("--connect-timeout", type=_positive_float, default=CONNECT_TIMEOUT,
+                        metavar="S", help="seconds to reach the --scheduler and complete its "
+                        "handshake (default: %(default)g)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="B",
+                        help="runs per dispatched batch (default: a few seconds of work)")
+    parser.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
+                        help="refuse to plan a sweep of more runs than this "
+                        "(default: %(default)d)")
+    parser.add_argument("--force", action="store_true",
+                        help="start over: delete the runs of a different (or the same) sweep "
+                        "in DIR (only a sweep directory simcomp wrote)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, messages or table")
+    parser.set_defaults(runner=run_sweep_command)
+    return parser
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -189,9 +310,7 @@ def get_parser() -> argparse.ArgumentParser:
     conf.add_argument("--force", action="store_true", help="replace an existing --out file")
     conf.set_defaults(runner=run_config)
 
-    from .sweep import add_sweep_parser
-
-    add_sweep_parser(sub)
+    _add_sweep_parser(sub)
 
     return parser
 

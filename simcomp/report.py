@@ -26,42 +26,45 @@ def _fmt_rate(kappa) -> str:
     return format(kappa, ".4g")
 
 
-def _noisy(run: dict[str, Any], mod: str) -> str:
-    noisy = run.get("race_learned_step_noisy")
-    return "-" if noisy is None else fmt_step(noisy[mod])
+def _noisy(run: dict[str, Any], mod: str, noise: dict[str, float]) -> str:
+    """The noisy race's step; "-" when no trained modality has noise (the plain race applies)."""
+    if not any(noise.get(name, 0.0) > 0 for name in run["trained_modalities"]):
+        return "-"
+    return fmt_step(run["race_learned_step_noisy"][mod])
 
 
 def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     """What ``simcomp simulate`` prints: per run, per modality, then the comparison."""
     cfg = summary["config"]
     model, train = cfg["model"], cfg["train"]
+    noise = {m["name"]: m["noise"] for m in cfg["data"]["modality"]}
     lines = [
         f"simcomp {summary['simcomp_version']}  seed {summary['seed']}  mode {train['mode']}  "
         f"{model['learner']} learner (q={model['q']:g}, rho={model['rho']:g}, m={model['width']})  "
         f"lr {train['lr']:g}, {train['steps']} steps",
         "",
-        f"{'run':<16}{'modality':<10}{'pi':>7}{'Gamma(0)':>10}{'learned':>9}"
-        f"{'race 5.2':>10}{'+noise':>8}{'reduced':>9}{'final L':>9}{'err alone':>11}",
+        f"{'run':<16}{'modality':<10}{'presence':>9}{'align(0)':>10}{'learned':>9}"
+        f"{'race':>9}{'noisy race':>12}{'reduced':>9}{'align(T)':>10}{'encoder err':>13}",
     ]
     for name, run in summary["runs"].items():
         for k, mod in enumerate(run["trained_modalities"]):
             lines.append(
                 f"{name if k == 0 else '':<16}{mod:<10}"
-                f"{run['presence_fraction'][mod]:>7.3f}"
+                f"{run['presence_fraction'][mod]:>9.3f}"
                 f"{run['initial_leading_alignment'][mod]:>10.4f}"
                 f"{fmt_step(run['learned_step'][mod]):>9}"
-                f"{fmt_step(run['race_learned_step'][mod]):>10}"
-                f"{_noisy(run, mod):>8}"
+                f"{fmt_step(run['race_learned_step'][mod]):>9}"
+                f"{_noisy(run, mod, noise):>12}"
                 f"{fmt_step(run['predicted_learned_step'][mod]):>9}"
-                f"{_fmt(run['final_leading_alignment'][mod], '.3f'):>9}"
-                f"{_fmt(run['modality_test_error'][mod]):>11}"
+                f"{_fmt(run['final_leading_alignment'][mod], '.3f'):>10}"
+                f"{_fmt(run['modality_test_error'][mod]):>13}"
             )
         status = "" if run["status"] == "ok" else f"  [{run['status']} at step {run['steps_run']}]"
-        pred_err = run["predicted_test_error"]
         lines.append(
             f"{'':<16}winner {run['winner'] or 'none'} (predicted {run['predicted_winner'] or 'none'})"
-            f"  test error {_fmt(run['test_error'])} (predicted {_fmt(pred_err['noiseless'])} "
-            f"noiseless, {_fmt(pred_err['coin_flip'])} coin flip)  train loss "
+            f"  test error {_fmt(run['test_error'])} (predicted "
+            f"{_fmt(run['predicted_test_error_noiseless'])} noiseless, "
+            f"{_fmt(run['predicted_test_error_coin_flip'])} coin flip)  train loss "
             f"{_fmt(run['train_loss'])}{status}"
         )
     comp = summary.get("comparison")
@@ -78,9 +81,12 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
             f"gap {comp['gap']:+.4f}, {verdict}",
         ]
     lines.append(
-        "(learned: measured step; race 5.2: predicted by the leading-neuron race; +noise: the "
-        "same race with the noise's share of the pre-activation; reduced: predicted by the "
-        "reduced dynamics; never = not by the horizon)"
+        "(presence: share of the training samples in which the modality carries signal; "
+        "align(0), align(T): its leading alignment at the start and at the end; learned: the "
+        "step at which it was learned; race, noisy race, reduced: that step as predicted by the "
+        "leading-neuron race, by the same race counting the noise, and by the reduced dynamics "
+        "(docs/theory.md); encoder err: test error of its encoder alone; never: not within "
+        "the steps run)"
     )
     if out_dir:
         lines.append(f"results in {out_dir}/ (summary.json, config.toml, <run>/trace.npz, figures/)")
@@ -93,24 +99,31 @@ def theory_report(cfg, rows: list[dict[str, Any]]) -> str:
         f"predictions for seed {cfg.seed}: {cfg.model.learner} learner, q={cfg.model.q:g}, "
         f"rho={cfg.model.rho:g}, lr {cfg.train.lr:g}, horizon {cfg.train.steps} steps",
         "",
-        f"{'run':<16}{'modality':<10}{'pi':>7}{'Gamma(0)':>10}{'kappa':>10}"
-        f"{'race 5.2':>10}{'reduced':>9}{'by T':>6}",
+        f"{'run':<16}{'modality':<10}{'presence':>9}{'align(0)':>10}{'rate':>10}"
+        f"{'race':>9}{'reduced':>9}{'by end':>8}",
     ]
     for row in rows:
         pred = row["prediction"]
         for k, mod in enumerate(row["trained_modalities"]):
             lines.append(
                 f"{row['run'] if k == 0 else '':<16}{mod:<10}"
-                f"{row['presence_fraction'][mod]:>7.3f}"
+                f"{row['presence_fraction'][mod]:>9.3f}"
                 f"{row['initial_leading_alignment'][mod]:>10.4f}"
                 f"{_fmt_rate(pred['kappa'][mod]):>10}"
-                f"{fmt_step(pred['race_learned_step'][mod]):>10}"
+                f"{fmt_step(pred['race_learned_step'][mod]):>9}"
                 f"{fmt_step(pred['predicted_learned_step'][mod]):>9}"
-                f"{'yes' if pred['predicted_learned_step'][mod] is not None else 'no':>6}"
+                f"{'yes' if pred['predicted_learned_step'][mod] is not None else 'no':>8}"
             )
         lines.append(
             f"{'':<16}predicted winner {pred['predicted_winner'] or 'none'}; test error "
             f"{_fmt(pred['test_error_noiseless'])} noiseless, "
             f"{_fmt(pred['test_error_coinflip'])} coin flip"
         )
+    lines.append(
+        "(presence: share of the training samples in which the modality carries signal; "
+        "align(0): its leading alignment at the start; rate: the growth rate kappa of that "
+        "alignment (c=+1/c=-1 for class banks); race, reduced: the step at which it is learned "
+        "as predicted by the leading-neuron race and by the reduced dynamics; by end: learned "
+        "within train.steps; never: not within the steps run)"
+    )
     return "\n".join(lines)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import numpy as np
 import pytest
 
 from simcomp import sweep as sw
-from simcomp import theory
+from simcomp import results
 from simcomp.cli import main
 from simcomp.config import ConfigError, build_config
 from simcomp.experiment import run_experiment, summarize
@@ -44,6 +43,19 @@ def read_csv(path):
     with open(path, newline="") as handle:
         rows = list(csv.reader(handle))
     return rows[0], rows[1:]
+
+
+def spawn_cli(args):
+    """``python -m simcomp.cli ARGS`` as a child that takes Ctrl-C whatever its parent ignores.
+
+    A shell starts background jobs with SIGINT ignored, and children inherit
+    that: without restoring the default here, a simulated Ctrl-C would never
+    arrive when pytest itself runs in the background.
+    """
+    return subprocess.Popen(
+        [sys.executable, "-m", "simcomp.cli"] + args, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def table(path):
@@ -196,73 +208,58 @@ def test_run_id_ignores_threads_only():
 
 
 def cell(value):
-    return "" if value is None else value
+    """What results.csv holds for a value of summary.json."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def check_row_against_summary(row, cfg, names):
-    exp = run_experiment(cfg)
-    summary = summarize(exp)
+    """Every result column equals its summary.json value, by the naming rule of simcomp.results.
+
+    ``<q>_joint_<M>`` / ``<q>_alone_<M>`` are ``runs.joint.<q>.<M>`` /
+    ``runs.unimodal-<M>.<q>``, ``<q>_<M>`` a value shared by the runs,
+    comparison quantities keep their name; missing runs give empty cells.
+    """
+    summary = summarize(run_experiment(cfg))
     runs = summary["runs"]
-    seen_empty = 0
-    for name in names:
-        for tag, run_name in (("joint", "joint"), ("alone", f"unimodal-{name}")):
-            run = runs.get(run_name)
-            if run is None:
-                for key in ("learned_step", "race_step", "predicted_step", "final_alignment"):
-                    assert row[f"{key}_{tag}_{name}"] == ""
-                continue
-            learned = run["learned_step"][name]
-            assert row[f"learned_step_{tag}_{name}"] == ("" if learned is None else str(learned))
-            seen_empty += learned is None
-            race = run["race_learned_step"][name]
-            assert row[f"race_step_{tag}_{name}"] == ("" if race is None else repr(race))
-            pred = run["predicted_learned_step"][name]
-            assert row[f"predicted_step_{tag}_{name}"] == ("" if pred is None else str(pred))
-            assert float(row[f"final_alignment_{tag}_{name}"]) == \
-                run["final_leading_alignment"][name]
-        any_run = runs.get("joint") or runs[f"unimodal-{name}"]
-        assert float(row[f"gamma_{name}"]) == any_run["initial_leading_alignment"][name]
-        assert float(row[f"pi_{name}"]) == any_run["presence_fraction"][name]
-        alone = runs.get(f"unimodal-{name}")
-        if alone is not None:
-            assert float(row[f"test_error_alone_{name}"]) == alone["test_error"]
-            assert float(row[f"predicted_error_alone_noiseless_{name}"]) == \
-                alone["predicted_test_error"]["noiseless"]
-            assert float(row[f"predicted_error_alone_coinflip_{name}"]) == \
-                alone["predicted_test_error"]["coin_flip"]
+    checked, empty = set(), 0
+    for q in results.QUANTITIES:
+        if not q.csv:
+            continue
+        if q.level == "comparison":
+            comp = summary["comparison"]
+            expected = {q.name: None if comp is None else comp[q.name]}
         else:
-            assert row[f"test_error_alone_{name}"] == ""
-        if "joint" in runs:
-            assert row[f"learned_by_T_joint_{name}"] == (
-                "1" if runs["joint"]["learned_step"][name] is not None else "0")
-            assert row[f"predicted_by_T_joint_{name}"] == (
-                "1" if runs["joint"]["learned_by_horizon"][name] else "0")
-    if "joint" in runs:
-        joint = runs["joint"]
-        assert row["winner"] == cell(joint["winner"])
-        assert row["predicted_winner"] == cell(joint["predicted_winner"])
-        assert float(row["test_error_joint"]) == joint["test_error"]
-        predicted = joint["predicted_test_error"]
-        assert float(row["predicted_error_joint_noiseless"]) == predicted["noiseless"]
-        assert float(row["predicted_error_joint_coinflip"]) == predicted["coin_flip"]
-        if cfg.K == 2:
-            pred = exp.predictions["joint"]
-            x = theory.winner_coordinate(pred.kappa, pred.gamma, cfg.model.q)
-            assert row["x"] == (repr(x) if math.isfinite(x) else "")
-        else:
-            assert row["x"] == ""
-    else:
-        assert row["winner"] == row["test_error_joint"] == row["x"] == ""
-    comp = summary["comparison"]
-    if comp is None:
-        assert row["gap"] == row["best_unimodal"] == row["best_unimodal_error"] == ""
-    else:
-        assert row["best_unimodal"] == comp["best_unimodal"]
-        assert float(row["best_unimodal_error"]) == comp["best_unimodal_test_error"]
-        assert float(row["gap"]) == comp["gap"]
+            expected = {}
+            for name in names:
+                joint, alone = runs.get("joint"), runs.get(f"unimodal-{name}")
+                if q.csv == "shared":
+                    holder = joint or alone
+                    expected[f"{q.name}_{name}"] = holder[q.name][name]
+                    continue
+                pick = (lambda run: run[q.name][name]) if q.level == "modality" else (
+                    lambda run: run[q.name])
+                key = f"{q.name}_joint_{name}" if q.level == "modality" else f"{q.name}_joint"
+                expected[key] = None if joint is None else pick(joint)
+                if q.csv == "all":
+                    expected[f"{q.name}_alone_{name}"] = None if alone is None else (
+                        alone[q.name][name] if q.level == "modality" else alone[q.name])
+        for column, value in expected.items():
+            assert row[column] == cell(value), (column, row[column], value)
+            checked.add(column)
+            empty += value is None
+    for s in results.SETTINGS:
+        for r, name in enumerate(names):
+            assert row[f"{s}_{name}"] == cell(getattr(cfg.data.modality[r], s))
+            checked.add(f"{s}_{name}")
     assert row["status"] == "ok"
+    assert checked | {"status"} == set(results.result_columns(names))  # every column checked
     assert "seconds" not in row
-    return seen_empty
+    return sum(1 for name in names if row[f"learned_step_joint_{name}"] == ""
+               or row.get(f"learned_step_alone_{name}") == "")
 
 
 def test_csv_columns_and_values_k2(tmp_path):
@@ -271,11 +268,10 @@ def test_csv_columns_and_values_k2(tmp_path):
     header, rows = read_csv(tmp_path / "s" / "results.csv")
     assert header == sw.csv_columns(plan.grid_keys, ("A", "B")) == plan.columns
     assert header[:4] == ["data.modality.0.beta", "train.mode", "repeat", "seed"]
-    assert header[4:8] == ["gamma_A", "gamma_B", "pi_A", "pi_B"]
-    assert header[-10:] == ["winner", "predicted_winner", "test_error_joint",
-                            "predicted_error_joint_noiseless", "predicted_error_joint_coinflip",
-                            "best_unimodal", "best_unimodal_error", "gap", "x", "status"]
-    assert "learned_by_T_joint_B" in header and "predicted_error_alone_coinflip_A" in header
+    assert header[4:8] == ["dim_A", "dim_B", "beta_A", "beta_B"]
+    assert header[-5:] == ["predicted_test_error_coin_flip_alone_B", "best_unimodal",
+                           "best_unimodal_test_error", "gap", "status"]
+    assert "learned_by_horizon_joint_B" in header and "race_learned_step_alone_A" in header
     assert len(rows) == 4 and result.ran == 4 and result.done_before == 0
     empties = 0
     for run, values in zip(plan.runs, rows):
@@ -285,7 +281,7 @@ def test_csv_columns_and_values_k2(tmp_path):
         assert row["repeat"] == str(run.repeat) and row["seed"] == str(run.seed)
         empties += check_row_against_summary(row, run.cfg, ("A", "B"))
     assert empties > 0  # a "never" was checked to be an empty cell
-    assert sum(1 for v in rows if v[header.index("x")]) >= 1
+    assert sum(1 for v in rows if v[header.index("winner_coordinate_joint")]) >= 1
 
 
 def test_csv_k3(tmp_path):
@@ -294,10 +290,10 @@ def test_csv_k3(tmp_path):
     header, rows = read_csv(tmp_path / "s" / "results.csv")
     assert plan.names == ("A", "B", "C")
     assert header == plan.columns
-    assert header[3:9] == ["gamma_A", "gamma_B", "gamma_C", "pi_A", "pi_B", "pi_C"]
+    assert header[3:9] == ["dim_A", "dim_B", "dim_C", "beta_A", "beta_B", "beta_C"]
     row = dict(zip(header, rows[0]))
     check_row_against_summary(row, plan.runs[0].cfg, ("A", "B", "C"))
-    assert row["x"] == ""
+    assert row["winner_coordinate_joint"] == ""
 
 
 def test_sweep_json_and_records(tmp_path):
@@ -378,12 +374,21 @@ def test_interrupted_sweep_resumes_to_the_same_table(tmp_path, workers, executor
     assert table(part / "results.csv") == table(whole / "results.csv")
 
 
-def test_killed_cli_sweep_resumes(tmp_path):
+@pytest.fixture(params=["default", "ignored"])
+def parent_sigint(request):
+    """Run a test as from a terminal, and as from a background job (SIGINT ignored)."""
+    handler = signal.SIG_IGN if request.param == "ignored" else signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, handler)
+    yield request.param
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_killed_cli_sweep_resumes(tmp_path, parent_sigint):
     out = tmp_path / "s"
-    args = [sys.executable, "-m", "simcomp.cli", "sweep", "--out", str(out), "--seeds", "12",
+    args = ["sweep", "--out", str(out), "--seeds", "12",
             "--grid", "data.modality.0.beta=1.5,2.5", "--workers", "2", "--batch-size", "1",
             "--quiet"] + sets("train.steps=200")
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn_cli(args)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if len(list((out / "runs").glob("*.json"))) >= 2:
@@ -410,22 +415,20 @@ def test_killed_cli_sweep_resumes(tmp_path):
         table(tmp_path / "whole" / "results.csv")
 
 
-def test_ctrl_c_abandons_the_runs_in_flight(tmp_path):
+def test_ctrl_c_abandons_the_runs_in_flight(tmp_path, parent_sigint):
     out = tmp_path / "s"
-    args = [sys.executable, "-m", "simcomp.cli", "sweep", "--out", str(out), "--seeds", "2",
-            "--grid", "train.steps=30,200000", "--workers", "2", "--batch-size", "1",
+    args = ["sweep", "--out", str(out), "--seeds", "2",
+            "--grid", "train.steps=30,20000000", "--workers", "2", "--batch-size", "1",
             "--quiet"] + sets()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn_cli(args)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list((out / "runs").glob("*.json"))) < 2:
         time.sleep(0.05)
-    time.sleep(0.5)  # both workers are now inside a 200000-step run
+    time.sleep(0.5)  # both workers are now inside a run of hours (20 million steps)
     assert proc.poll() is None
-    start = time.monotonic()
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=60)  # only the abandoned runs could have taken longer
     assert proc.returncode == 130
-    assert time.monotonic() - start < 5.0  # the workers were terminated, not waited for
     assert len(list((out / "runs").glob("*.json"))) == 2
     assert json.loads((out / "sweep.json").read_text())["counts"]["done"] == 2
 
@@ -527,7 +530,7 @@ def test_dask_retries_a_failed_batch(tmp_path, monkeypatch):
             raise OSError("worker lost")
         return real(configs)
 
-    monkeypatch.setattr(sw, "run_batch", flaky)
+    monkeypatch.setattr(sw.execute, "run_batch", flaky)
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
@@ -538,7 +541,7 @@ def test_dask_retries_a_failed_batch(tmp_path, monkeypatch):
 
 
 def test_dask_survives_a_worker_process_dying(tmp_path):
-    """A real worker process exits mid-sweep: its batches are rerun elsewhere, the table is whole."""
+    """A worker process exits mid-sweep: its batches are rerun elsewhere, the table is whole."""
     import os
 
     distributed = pytest.importorskip("distributed")
@@ -591,7 +594,7 @@ def test_cli_end_to_end(tmp_path, capsys):
                  "--batch-size", "2"] + sets()) == 0
     captured = capsys.readouterr()
     assert "8 runs (4 grid points x 2 seeds)" in captured.out
-    assert "winner=pred" in captured.out and "mean gap" in captured.out
+    assert "as predicted" in captured.out and "mean gap" in captured.out
     assert str(out / "results.csv") in captured.out and "sweep.json" in captured.out
     assert "running 8 runs" in captured.err
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
@@ -627,3 +630,262 @@ def test_default_batch_size():
     big = sw.plan_sweep(build_config(None, []), ["data.modality.0.beta=1:2:40"], 1)
     assert sw.default_batch_size(big.runs, workers=2) <= 2  # default-size runs take seconds
     assert sw.default_batch_size([], workers=2) == 1
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_one_worker_sweep_stops_at_once(tmp_path, how):
+    """--workers 1: the run in flight is abandoned on Ctrl-C and SIGTERM, the records stay."""
+    out = tmp_path / "s"
+    proc = spawn_cli(["sweep", "--out", str(out), "--grid", "train.steps=30,20000000",
+                      "--workers", "1", "--batch-size", "1", "--quiet"] + sets())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((out / "runs").glob("*.json")):
+        time.sleep(0.05)
+    time.sleep(0.5)  # now inside the run of 20 million steps
+    assert proc.poll() is None
+    proc.send_signal(how)
+    _, err = proc.communicate(timeout=60)  # the run itself would take hours
+    assert proc.returncode == (130 if how == signal.SIGINT else 143)
+    assert ("interrupted" if how == signal.SIGINT else "terminated") in err and "rerun" in err
+    assert len(list((out / "runs").glob("*.json"))) == 1
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["counts"]["done"] == 1 and meta["counts"]["complete"] is False
+    import fcntl
+
+    with open(out / ".simcomp-sweep.lock", "a+") as handle:  # released by the dead process
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+# --------------------------------------------------------------------------- values and columns
+
+
+def test_linspace_values_are_the_decimals_meant(tmp_path):
+    axis = sw.parse_grid("data.modality.0.beta=1:2:6")
+    assert axis.values == (1.0, 1.2, 1.4, 1.6, 1.8, 2.0)
+    assert sw.parse_grid("data.modality.0.noise=0:0.3:4").values == (0.0, 0.1, 0.2, 0.3)
+    assert sw.parse_grid("model.q=2.5:3.5:3").values == (2.5, 3.0, 3.5)
+    plan = sw.plan_sweep(base(), ["data.modality.1.presence=0.7:0.9:3"], 1)
+    sw.run_sweep(plan, tmp_path / "s", workers=1)
+    header, rows = read_csv(tmp_path / "s" / "results.csv")
+    assert [r[0] for r in rows] == ["0.7", "0.8", "0.9"]
+    assert [r[header.index("presence_B")] for r in rows] == ["0.7", "0.8", "0.9"]
+
+
+def test_every_modality_setting_is_a_column(tmp_path):
+    plan = sw.plan_sweep(base("data.modality.1.noise=0.05"), ["data.modality.0.beta=1.5"], 1)
+    sw.run_sweep(plan, tmp_path / "s", workers=1)
+    rows = sw.read_results(tmp_path / "s" / "results.csv")
+    cfg = plan.runs[0].cfg
+    for setting in results.SETTINGS:
+        for r, name in enumerate("AB"):
+            value = getattr(cfg.data.modality[r], setting)
+            assert rows[0][f"{setting}_{name}"] == (repr(value) if isinstance(value, float)
+                                                    else str(value))
+    assert rows[0]["noise_B"] == "0.05" and rows[0]["beta_A"] == "1.5"
+    assert rows[0]["beta_B"] == repr(cfg.data.modality[1].beta)  # not swept, still there
+
+
+def test_sweep_report_names_the_measured_winner(tmp_path):
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 2)
+    result = sw.run_sweep(plan, tmp_path / "s", workers=1)
+    text = sw.sweep_report(result)
+    header = text.splitlines()[2]
+    assert "winner" in header and "as predicted" in header and "joint loses" in header
+    for p, point in enumerate(plan.points):
+        rows = result.rows[p * 2:(p + 1) * 2]
+        winners = [r["winner_joint"] or "none" for r in rows]
+        top = max(sorted(set(winners)), key=winners.count)
+        line = next(ln for ln in text.splitlines()
+                    if ln.startswith(f"data.modality.0.beta={dict(point)['data.modality.0.beta']}"))
+        assert f"{top} {winners.count(top)}/2" in line
+
+
+# --------------------------------------------------------------------------- hardening
+
+
+def test_force_never_touches_a_directory_simcomp_did_not_write(tmp_path, capsys):
+    out = tmp_path / "mine"
+    (out / "runs").mkdir(parents=True)
+    (out / "runs" / "keep.json").write_text("{}")
+    (out / "results.csv").write_text("my,table\n")
+    for extra in ([], ["--force"]):
+        assert main(["sweep", "--out", str(out), "--quiet", "--workers", "1"] + extra
+                    + sets()) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "holds no simcomp sweep" in err
+    assert (out / "runs" / "keep.json").read_text() == "{}"
+    assert (out / "results.csv").read_text() == "my,table\n"
+    # a sweep.json that is not simcomp's (no format key) is the user's too
+    (out / "sweep.json").write_text('{"definition": {}}')
+    assert main(["sweep", "--out", str(out), "--quiet", "--force"] + sets()) == 2
+    assert "not a sweep.json written by simcomp" in capsys.readouterr().err
+    assert (out / "runs" / "keep.json").exists() and (out / "sweep.json").exists()
+    # an empty directory is fine, with or without --force
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["sweep", "--out", str(empty), "--quiet", "--workers", "1", "--force"]
+                + sets()) == 0
+
+
+def test_runs_that_is_a_file_and_an_unwritable_directory(tmp_path, capsys, monkeypatch):
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
+    out = tmp_path / "s"
+    sw.run_sweep(plan, out, workers=1)
+    records = sorted(p.name for p in (out / "runs").iterdir())
+
+    # --force in a directory it cannot write to: refused before anything is deleted
+    import simcomp.sweep.store as store
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(store.tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError, match="cannot write to .*Permission denied"):
+        sw.run_sweep(plan, out, workers=1, force=True)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (out / "runs").iterdir()) == records
+    assert (out / "results.csv").exists()
+
+    other = tmp_path / "t"
+    other.mkdir()
+    (other / "runs").write_text("not a directory")
+    assert main(["sweep", "--out", str(other), "--quiet", "--workers", "1"] + sets()) == 2
+    assert "holds no simcomp sweep" in capsys.readouterr().err
+    sw.run_sweep(plan, tmp_path / "u", workers=1)
+    import shutil
+
+    shutil.rmtree(tmp_path / "u" / "runs")
+    (tmp_path / "u" / "runs").write_text("not a directory")
+    assert main(["sweep", "--out", str(tmp_path / "u"), "--grid", "data.modality.0.beta=1.5,2.5",
+                 "--quiet", "--workers", "1"] + sets()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "runs" in err and "not a directory" in err
+
+
+@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+                    reason="root writes to read-only directories")
+def test_read_only_sweep_directory(tmp_path, capsys):
+    plan = sw.plan_sweep(base(), [], 1)
+    out = tmp_path / "s"
+    sw.run_sweep(plan, out, workers=1)
+    records = sorted(p.name for p in (out / "runs").iterdir())
+    out.chmod(0o555)
+    (out / "runs").chmod(0o555)
+    try:
+        assert main(["sweep", "--out", str(out), "--quiet", "--force"] + sets()) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert sorted(p.name for p in (out / "runs").iterdir()) == records
+    finally:
+        (out / "runs").chmod(0o755)
+        out.chmod(0o755)
+
+
+def test_too_many_runs_are_refused_before_planning(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "--seeds", "100000000"] + sets()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "100000000 runs" in err and "limit of 100000" in err
+    assert "--max-runs" in err
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1:2:100000000"]
+                + sets()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--max-runs" in err
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1:2:400",
+                 "--grid", "data.modality.1.beta=1:2:400"] + sets()) == 2
+    assert "160000 runs (160000 grid points x 1 seed)" in capsys.readouterr().err
+    assert main(["sweep", "--out", str(out), "--seeds", "3", "--max-runs", "2"] + sets()) == 2
+    assert "3 runs" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["sweep", "--out", str(out), "--seeds", "2", "--max-runs", "2", "--quiet",
+                 "--workers", "1"] + sets()) == 0
+    with pytest.raises(sw.SweepError, match="--max-runs"):
+        sw.plan_sweep(base(), [], 1, max_runs=0)
+
+
+def test_tampered_record_is_recomputed(tmp_path):
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
+    out = tmp_path / "s"
+    sw.run_sweep(plan, out, workers=1)
+    first = table(out / "results.csv")
+    path = out / "runs" / f"{plan.runs[0].run_id}.json"
+    record = json.loads(path.read_text())
+    assert record["checksum"] == sw.record_checksum(record) and record["format"] == 2
+    record["row"]["test_error_joint"] = 0.123  # a plausible, valid, wrong value
+    path.write_text(json.dumps(record, indent=2))
+    messages = []
+    again = sw.run_sweep(plan, out, workers=1, log=messages.append)
+    assert again.ran == 1 and again.done_before == 1
+    assert any("fails its checksum" in m and plan.runs[0].run_id in m for m in messages)
+    assert table(out / "results.csv") == first
+    assert json.loads(path.read_text())["row"]["test_error_joint"] != 0.123
+
+
+class _Silent:
+    """A TCP server on 127.0.0.1 that accepts connections and answers ``reply`` (or nothing)."""
+
+    def __init__(self, reply=None):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.reply, self.conns = reply, []
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            if self.reply is not None:  # a banner, as an SSH or SMTP server sends
+                try:
+                    conn.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def close(self):
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("server", ["silent", "banner", "http"])
+def test_scheduler_that_is_not_one_exits_2(tmp_path, capsys, server):
+    """An address that accepts but is not a dask scheduler: exit 2 within the timeout."""
+    pytest.importorskip("distributed")
+    if server == "http":  # e.g. the dashboard's port given by mistake
+        import http.server
+        import threading
+
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                http.server.SimpleHTTPRequestHandler)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        address, close = f"tcp://127.0.0.1:{httpd.server_address[1]}", httpd.shutdown
+        words = ["no dask scheduler answered within 1 s", "dashboard"]
+    else:
+        fake = _Silent(b"SSH-2.0-OpenSSH_9.6\r\n" if server == "banner" else None)
+        address, close = fake.address, fake.close
+        words = (["not a dask scheduler", "8786"] if server == "banner"
+                 else ["no dask scheduler answered within 1 s"])
+    try:
+        out = tmp_path / "s"
+        assert main(["sweep", "--out", str(out), "--scheduler", address,
+                     "--connect-timeout", "1", "--quiet"] + sets()) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("simcomp: error: --scheduler") and err.count("\n") == 1
+        for word in words:
+            assert word in err
+        assert not out.exists()
+    finally:
+        close()
+
+
+def test_connect_timeout_must_be_positive(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "--out", str(tmp_path / "s"), "--connect-timeout", "0"])
+    assert exc.value.code == 2
+    assert "--connect-timeout" in capsys.readouterr().err

@@ -133,7 +133,7 @@ def test_summary_contract():
     for key in ("trained_modalities", "initial_leading_alignment", "presence_fraction",
                 "learned_step", "final_leading_alignment", "modality_test_error", "winner",
                 "test_error", "train_error", "train_loss", "steps_run", "predicted_learned_step",
-                "predicted_winner", "predicted_test_error"):
+                "predicted_winner", "predicted_test_error_noiseless"):
         assert key in joint, key
     assert joint["trained_modalities"] == ["A", "B"]
     assert set(joint["learned_step"]) == {"A", "B"}

@@ -1,0 +1,495 @@
+"""The result schema: every reported quantity, defined once.
+
+Each :class:`Quantity` of :data:`QUANTITIES` has a name, a meaning, a type,
+a level and a getter that reads it from the trained run and the theory's
+prediction.  From this one table come
+
+- the ``runs.<run>`` entries of ``summary.json`` (:func:`run_summary`,
+  :func:`summarize`), in table order;
+- the result columns of a sweep's ``results.csv`` (:func:`result_columns`)
+  and the row of one experiment (:func:`result_row`), built directly from the
+  result objects, not from a summary;
+- the objects of the Python API, which hold exactly these dicts.
+
+A quantity keeps its name everywhere: the JSON key, the CSV column's stem
+and the dict key are the same word.  "Never" / "not applicable" is ``None``
+in Python, ``null`` in JSON and an empty CSV cell; the kernels' -1 and the
+theory's inf are turned into ``None`` here, in the getters, and nowhere else.
+
+Levels
+------
+``modality``
+    One value per trained modality of a run: a dict keyed by modality name
+    in ``summary.json``; CSV columns ``<name>_joint_<M>`` and
+    ``<name>_alone_<M>`` (the run that trains M alone).
+``run``
+    One value per run: CSV columns ``<name>_joint`` and ``<name>_alone_<M>``.
+``comparison``
+    One value per experiment (joint against the best uni-modal network):
+    ``summary.json``'s ``comparison`` object; CSV column ``<name>``.
+
+``csv`` says which runs get columns: ``"all"`` (joint and every uni-modal
+run), ``"joint"``, ``"shared"`` (a per-modality value that is the same in
+every run of an experiment, such as the initial alignment: one column
+``<name>_<M>``) or ``""`` (summary only).
+
+Adding a quantity
+-----------------
+One entry in :data:`QUANTITIES`; for example, a method's per-modality
+coefficient kept on the run as ``run.coefficient``::
+
+    Quantity("coefficient", "modality", "float", "all",
+             "the training rule's per-modality coefficient at the horizon",
+             lambda v: [_float(c) for c in v.run.coefficient]),
+
+gives ``summary.json`` its ``coefficient`` object, ``results.csv`` its
+``coefficient_joint_<M>`` and ``coefficient_alone_<M>`` columns, and the
+Python API its key; ``tests/test_results.py`` checks every entry in every
+format.  A per-experiment value (a predicted gap, a Shapley value) is a
+``comparison`` entry whose getter receives the :class:`ExperimentView`
+(``view.value(run_name, quantity_name)`` reads any run's quantity).  A
+prediction that needs no training is marked ``before_training=True`` and
+then also appears in :func:`theory_summary`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .config import Config, ModalityConfig
+
+__all__ = [
+    "Quantity",
+    "Unrun",
+    "RunView",
+    "ExperimentView",
+    "QUANTITIES",
+    "SETTINGS",
+    "quantity",
+    "run_summary",
+    "theory_summary",
+    "comparison",
+    "summarize",
+    "setting_columns",
+    "result_columns",
+    "result_row",
+    "csv_cell",
+]
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One reported quantity (see the module docstring for the levels and ``csv``)."""
+
+    name: str
+    level: str  # "modality", "run" or "comparison"
+    kind: str  # "int", "float", "str", "bool", "names", "rate" (float or per-bank list)
+    csv: str  # "all", "joint", "shared" or ""
+    meaning: str
+    get: Callable[[Any], Any]
+    # Known before training: from the data, the initial weights and the theory alone
+    # (what ``simcomp theory`` reports, see :func:`theory_summary`).
+    before_training: bool = False
+
+
+@dataclass(frozen=True)
+class RunView:
+    """What a getter of a run-level or modality-level quantity reads."""
+
+    cfg: Config
+    data: Any  # simcomp.data.ExperimentData
+    run: Any  # simcomp.train.RunResult
+    prediction: Any  # simcomp.theory.Prediction
+
+    @property
+    def names(self) -> list[str]:
+        return [self.cfg.names[r] for r in self.run.trained]
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    """What a getter of a comparison quantity reads: every run of the experiment, by run name."""
+
+    cfg: Config
+    runs: dict  # run name -> RunView
+
+    def value(self, run: str, name: str):
+        """The run-level quantity ``name`` of run ``run`` (as in its summary)."""
+        return _BY_NAME[name].get(self.runs[run])
+
+
+# --------------------------------------------------------------------------- value helpers
+
+
+def _float(x) -> float | None:
+    """A plain float; inf and nan (diverged, never) become None."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _step(x) -> int | None:
+    """A step of the kernels (-1: never) as an int or None."""
+    return None if x is None or x < 0 else int(x)
+
+
+def _rate(row) -> float | list | None:
+    """A per-bank value: a float for one bank, [c = +1, c = -1] for class banks."""
+    row = np.asarray(row, dtype=float).ravel()
+    return _float(row[0]) if row.size == 1 else [_float(v) for v in row]
+
+
+def _last(view: RunView, key: str):
+    # A run whose very first loss is not finite has no record at all.
+    records = view.run.trace.records[key]
+    return records[-1] if records else None
+
+
+def _last_per_modality(view: RunView, key: str) -> list:
+    last = _last(view, key)
+    return [None] * len(view.names) if last is None else [_float(v) for v in last]
+
+
+def _noisy_race(view: RunView) -> list:
+    noisy = view.prediction.race_learned_step_noisy
+    return [None] * len(view.names) if noisy is None else [_float(v) for v in noisy]
+
+
+def _winner(index, view: RunView) -> str | None:
+    return None if index is None else view.names[index]
+
+
+def _winner_coordinate(view: RunView) -> float | None:
+    if len(view.run.trained) != 2:
+        return None
+    from .theory import winner_coordinate
+
+    cfg, pred = view.cfg, view.prediction
+    q = 1.0 if cfg.model.activation == "relu" else cfg.model.q  # as the theory's race
+    return _float(winner_coordinate(pred.kappa, pred.gamma, q))
+
+
+def _best(view: ExperimentView) -> str | None:
+    """The uni-modal run of lowest test error; None without joint and uni-modal runs."""
+    errors = {name: view.value(name, "test_error") for name in view.runs}
+    unimodal = [name for name in errors if name.startswith("unimodal-")]
+    if "joint" not in errors or not unimodal or None in errors.values():
+        return None
+    return min(unimodal, key=lambda name: (errors[name], name))
+
+
+def _comparison_value(view: ExperimentView, what: str):
+    best = _best(view)
+    if best is None:
+        return None
+    joint, alone = view.value("joint", "test_error"), view.value(best, "test_error")
+    return {"joint": joint, "name": best.removeprefix("unimodal-"), "best": alone,
+            "gap": joint - alone}[what]
+
+
+# --------------------------------------------------------------------------- the table
+
+QUANTITIES: tuple[Quantity, ...] = (
+    # what was trained and how it ended
+    Quantity("trained_modalities", "run", "names", "",
+             "names of the modalities this run trains, in config order",
+             lambda v: v.names),
+    Quantity("status", "run", "str", "",
+             "ok, stop_loss (train.stop_loss reached) or nonfinite (the loss diverged)",
+             lambda v: v.run.status),
+    Quantity("failed_step", "run", "int", "",
+             "the step whose loss was not finite (None unless status is nonfinite)",
+             lambda v: v.run.failed_step),
+    Quantity("steps_run", "run", "int", "",
+             "GD steps taken (train.steps unless the run stopped early)",
+             lambda v: int(v.run.steps_run)),
+    # measured, per modality
+    Quantity("initial_leading_alignment", "modality", "float", "shared",
+             "Lambda_M(0): the largest alignment of M's neurons with its signal atom at step 0 "
+             "(the theory's Gamma is max(0, this))",
+             lambda v: [_float(a) for a in
+                        v.run.initial_alignment.reshape(len(v.names), -1).max(axis=1)],
+             before_training=True),
+    Quantity("presence_fraction", "modality", "float", "shared",
+             "pi_M: weight of the training samples in which M carries signal",
+             lambda v: [_float(p) for p in
+                        v.data.train.weight @ v.data.train.presence[:, v.run.trained]],
+             before_training=True),
+    Quantity("learned_step", "modality", "int", "all",
+             "measured step at which M is learned (its leading alignment reaches the "
+             "threshold); None: not by the horizon",
+             lambda v: [_step(s) for s in v.run.learned_step]),
+    Quantity("learned_by_horizon", "modality", "bool", "joint",
+             "whether M was learned within train.steps (learned_step is not None)",
+             lambda v: [bool(s >= 0) for s in v.run.learned_step]),
+    Quantity("final_leading_alignment", "modality", "float", "all",
+             "leading alignment of M at the last traced step",
+             lambda v: _last_per_modality(v, "leading_alignment")),
+    Quantity("modality_test_error", "modality", "float", "",
+             "test error of M's encoder alone as a classifier, at the last traced step",
+             lambda v: _last_per_modality(v, "modality_test_error")),
+    # measured, per run
+    Quantity("winner", "run", "str", "joint",
+             "the modality learned first (ties: config order); None: none learned",
+             lambda v: _winner(v.run.winner, v)),
+    Quantity("test_error", "run", "float", "all",
+             "test error of the network at the last traced step (an output of 0 counts half)",
+             lambda v: _float(_last(v, "test_error"))),
+    Quantity("train_error", "run", "float", "",
+             "training error at the last traced step",
+             lambda v: _float(_last(v, "train_error"))),
+    Quantity("train_loss", "run", "float", "",
+             "training loss at the last traced step",
+             lambda v: _float(_last(v, "train_loss"))),
+    # predicted
+    Quantity("kappa", "modality", "rate", "",
+             "the theory's growth rate of M's leading alignment (per bank for class banks)",
+             lambda v: [_rate(row) for row in v.prediction.kappa],
+             before_training=True),
+    Quantity("race_learned_step", "modality", "float", "all",
+             "learned step predicted by the leading-neuron race (fractional); None: never",
+             lambda v: [_float(s) for s in v.prediction.race_learned_step],
+             before_training=True),
+    Quantity("race_learned_step_noisy", "modality", "float", "",
+             "the same race with the noise's share of the pre-activation; None: never, or "
+             "no trained modality has noise",
+             _noisy_race,
+             before_training=True),
+    Quantity("predicted_learned_step", "modality", "int", "all",
+             "learned step predicted by the reduced dynamics; None: not by the horizon",
+             lambda v: [_step(s) for s in v.prediction.predicted_learned_step],
+             before_training=True),
+    Quantity("predicted_learned_by_horizon", "modality", "bool", "joint",
+             "whether the reduced dynamics learns M within train.steps",
+             lambda v: [bool(b) for b in v.prediction.learned_by_horizon],
+             before_training=True),
+    Quantity("predicted_winner", "run", "str", "joint",
+             "the modality the race predicts to be learned first; None: none",
+             lambda v: _winner(v.prediction.predicted_winner, v),
+             before_training=True),
+    Quantity("winner_coordinate", "run", "float", "joint",
+             "two modalities only: ln(kappa_2 Gamma_2^(q-2) / (kappa_1 Gamma_1^(q-2))); > 0 "
+             "predicts the second wins; None: K != 2 or a Gamma of 0",
+             _winner_coordinate,
+             before_training=True),
+    Quantity("predicted_test_error_noiseless", "run", "float", "all",
+             "predicted test error: learned modalities classify perfectly",
+             lambda v: _float(v.prediction.test_error_noiseless),
+             before_training=True),
+    Quantity("predicted_test_error_coin_flip", "run", "float", "all",
+             "predicted test error: samples without a learned modality are a coin flip",
+             lambda v: _float(v.prediction.test_error_coinflip),
+             before_training=True),
+    # execution (not a result: depends on the machine)
+    Quantity("seconds", "run", "float", "", "wall time of the run's training",
+             lambda v: _float(v.run.seconds)),
+    Quantity("threads", "run", "int", "", "numba threads the run could use",
+             lambda v: int(v.run.threads)),
+    Quantity("parallel", "run", "bool", "",
+             "whether the parallel gradient kernel was used (results do not depend on it)",
+             lambda v: bool(v.run.parallel)),
+    # joint against the best uni-modal network (compare mode)
+    Quantity("joint_test_error", "comparison", "float", "",
+             "test error of the joint network (the joint run's test_error)",
+             lambda e: _comparison_value(e, "joint")),
+    Quantity("best_unimodal", "comparison", "str", "all",
+             "the modality whose uni-modal network has the lowest test error",
+             lambda e: _comparison_value(e, "name")),
+    Quantity("best_unimodal_test_error", "comparison", "float", "all",
+             "test error of that uni-modal network",
+             lambda e: _comparison_value(e, "best")),
+    Quantity("gap", "comparison", "float", "all",
+             "joint_test_error - best_unimodal_test_error; positive: joint training loses",
+             lambda e: _comparison_value(e, "gap")),
+)
+
+_BY_NAME = {q.name: q for q in QUANTITIES}
+assert len(_BY_NAME) == len(QUANTITIES), "quantity names must be unique"
+
+
+def quantity(name: str) -> Quantity:
+    """The :class:`Quantity` called ``name`` (KeyError if there is none)."""
+    return _BY_NAME[name]
+
+
+# The settings of every modality written to results.csv (``<field>_<M>``), so that a table
+# stands alone: the unswept modalities' values are there too.
+SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(ModalityConfig) if f.name != "name")
+
+
+# --------------------------------------------------------------------------- summary.json
+
+
+@dataclass(frozen=True)
+class Unrun:
+    """A run before training: what the ``before_training`` quantities read of a run."""
+
+    trained: list
+    initial_alignment: Any  # (K_run, m) or (K_run, B, m)
+
+
+def theory_summary(cfg: Config, data, trained, alignment0, prediction) -> dict[str, Any]:
+    """The quantities known before training, for one planned run, keyed as in summary.json.
+
+    ``alignment0`` is the run's initial alignment, ``prediction`` the theory's
+    :class:`~simcomp.theory.Prediction` of the run.
+    """
+    view = RunView(cfg, data, Unrun(list(trained), alignment0), prediction)
+    out: dict[str, Any] = {}
+    for q in QUANTITIES:
+        if q.before_training:
+            out[q.name] = dict(zip(view.names, q.get(view))) if q.level == "modality" \
+                else q.get(view)
+    return out
+
+
+def run_summary(cfg: Config, data, run, prediction) -> dict[str, Any]:
+    """The ``summary.json`` entry of one run: every run/modality quantity, in table order."""
+    view = RunView(cfg, data, run, prediction)
+    names = view.names
+    out: dict[str, Any] = {}
+    for q in QUANTITIES:
+        if q.level == "modality":
+            out[q.name] = dict(zip(names, q.get(view)))
+        elif q.level == "run":
+            out[q.name] = q.get(view)
+    return out
+
+
+def comparison(exp) -> dict[str, Any] | None:
+    """Joint vs. best uni-modal network; None unless the experiment has both (compare mode)."""
+    view = _experiment_view(exp)
+    if _best(view) is None:
+        return None
+    return {q.name: q.get(view) for q in QUANTITIES if q.level == "comparison"}
+
+
+def _views(exp) -> dict[str, RunView]:
+    return {run.name: RunView(exp.cfg, exp.data, run, exp.predictions[run.name])
+            for run in exp.runs}
+
+
+def _experiment_view(exp) -> ExperimentView:
+    return ExperimentView(exp.cfg, _views(exp))
+
+
+def summarize(exp) -> dict[str, Any]:
+    """The whole ``summary.json`` object: provenance, seed, resolved config, runs, comparison."""
+    from .outputs import provenance
+
+    out = provenance()
+    out.update({
+        "seed": exp.cfg.seed,
+        "config": exp.cfg.to_dict(),
+        "runs": {run.name: run_summary(exp.cfg, exp.data, run, exp.predictions[run.name])
+                 for run in exp.runs},
+        "comparison": comparison(exp),
+    })
+    return out
+
+
+# --------------------------------------------------------------------------- results.csv
+
+
+def setting_columns(names: Sequence[str]) -> list[str]:
+    """``<setting>_<M>`` for every modality setting of :data:`SETTINGS`, grouped by setting."""
+    return [f"{s}_{name}" for s in SETTINGS for name in names]
+
+
+def _columns_of(q: Quantity, names: Sequence[str]) -> list[str]:
+    if q.level == "comparison":
+        return [q.name] if q.csv else []
+    tags = {"all": ["joint"] + [f"alone_{m}" for m in names], "joint": ["joint"],
+            "shared": [""], "": []}[q.csv]
+    out = []
+    for tag in tags:
+        if q.level == "run":
+            out.append(f"{q.name}_{tag}")
+        elif tag == "":
+            out += [f"{q.name}_{m}" for m in names]
+        elif tag == "joint":
+            out += [f"{q.name}_joint_{m}" for m in names]
+        else:
+            out.append(f"{q.name}_{tag}")  # alone_<M>: the one modality of that run
+    return out
+
+
+def result_columns(names: Sequence[str]) -> list[str]:
+    """The columns of one experiment's row: settings, then every CSV quantity, then ``status``.
+
+    Grid keys, ``repeat`` and ``seed`` come before these in results.csv.
+    """
+    cols = setting_columns(names)
+    for q in QUANTITIES:
+        cols += _columns_of(q, names)
+    return cols + ["status"]
+
+
+def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
+    """The result row of one experiment: ``seed``, :func:`result_columns`, and ``seconds``.
+
+    Built from the run objects through the getters of :data:`QUANTITIES`;
+    values are plain Python (``None``: never / not applicable).  ``status``
+    is ``ok`` or the runs that did not end ok (``joint=nonfinite;...``).
+    ``seconds`` (the wall time, not a function of the config) is kept in the
+    record but not in results.csv.
+    """
+    cfg = exp.cfg
+    names = list(cfg.names)
+    row: dict[str, Any] = {"seed": cfg.seed}
+    for s in SETTINGS:
+        for r, name in enumerate(names):
+            row[f"{s}_{name}"] = getattr(cfg.data.modality[r], s)
+    experiment = _experiment_view(exp)
+    views = experiment.runs
+    compared = _best(experiment) is not None
+    by_tag = {("joint" if name == "joint" else "alone_" + name.removeprefix("unimodal-")): view
+              for name, view in views.items()}
+    for q in QUANTITIES:
+        if not q.csv:
+            continue
+        if q.level == "comparison":
+            row[q.name] = q.get(experiment) if compared else None  # as summary.json's null
+            continue
+        for col in _columns_of(q, names):
+            row[col] = None
+        if q.csv == "shared":
+            seen: set[str] = set()
+            for view in views.values():  # joint first: the first run holding M gives its value
+                for name, value in zip(view.names, q.get(view)):
+                    if name not in seen:
+                        row[f"{q.name}_{name}"] = value
+                        seen.add(name)
+            continue
+        for tag, view in by_tag.items():
+            if q.csv == "joint" and tag != "joint":
+                continue
+            value = q.get(view)
+            if q.level == "run":
+                row[f"{q.name}_{tag}"] = value
+            elif tag == "joint":
+                row.update({f"{q.name}_joint_{m}": x for m, x in zip(view.names, value)})
+            else:
+                row[f"{q.name}_{tag}"] = value[0]
+    bad = [f"{run.name}={run.status}" for run in exp.runs if run.status != "ok"]
+    row["status"] = ";".join(bad) if bad else "ok"
+    row["seconds"] = _float(seconds)
+    return row
+
+
+def csv_cell(value: Any) -> str:
+    """One results.csv cell: None empty, booleans 1/0, floats in shortest round-trip form."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return str(value)

@@ -1,0 +1,269 @@
+"""Executing the runs of a sweep: one batch function, a local pool, the calling process, Dask."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time
+from typing import Any, Sequence
+
+from ..config import Config
+from ..results import result_row
+from .grid import SweepError
+from .plan import SweepRun
+
+__all__ = ["SweepRunError", "CONNECT_TIMEOUT", "run_batch", "default_batch_size"]
+
+# What a batch of runs should take, in seconds, when --batch-size is not given.
+_BATCH_SECONDS = 3.0
+# At least this many batches per worker, so that the last batches do not leave cores idle.
+_BATCHES_PER_WORKER = 4
+# Rough single-thread speed of the training loop (multiply-adds per second) and fixed costs,
+# measured on the default config; used only to size batches.
+_MADDS_PER_SECOND = 1.2e9
+_SECONDS_PER_RUN = 0.02
+_SECONDS_PER_STEP = 1e-4
+# Seconds to reach a dask scheduler and complete its handshake (--connect-timeout).
+CONNECT_TIMEOUT = 30.0
+
+
+class SweepRunError(RuntimeError):
+    """Runs could not be executed (a worker died, a batch failed on the cluster)."""
+
+
+def run_batch(configs: list[Config]) -> list[dict[str, Any]]:
+    """Train and predict every config of a batch; one result row per config, in order.
+
+    The single point where a sweep executes runs (local pools and Dask
+    workers call it).  Runs of equal shape across the batch train together
+    inside compiled calls (:func:`simcomp.train.train_batch`), traced only at
+    their first and last step: a row needs nothing in between.
+    """
+    from ..experiment import run_experiments
+
+    start = time.perf_counter()
+    experiments = run_experiments(list(configs), record=False)
+    share = (time.perf_counter() - start) / max(len(experiments), 1)
+    return [result_row(exp, share) for exp in experiments]
+
+
+# --------------------------------------------------------------------------- batch size
+
+
+def _estimate_seconds(cfg: Config) -> float:
+    """A rough single-thread cost of one run of ``cfg`` (only used to size batches)."""
+    from ..train import run_plan
+
+    n_train = 2 ** (cfg.K + 1) if cfg.data.population else cfg.data.n_train
+    n_test = 0 if cfg.data.population else cfg.data.n_test
+    per_neuron = cfg.model.banks * cfg.model.width
+    records = cfg.train.steps / cfg.train.trace_every + 1
+    madds, plan = 0.0, run_plan(cfg)
+    for _, trained in plan:
+        width = max(cfg.data.modality[r].dim for r in trained)
+        unit = len(trained) * width * per_neuron
+        madds += 2.0 * cfg.train.steps * n_train * unit + records * (n_train + n_test) * unit
+    return (madds / _MADDS_PER_SECOND + len(plan) * (_SECONDS_PER_RUN + cfg.train.steps
+                                                    * _SECONDS_PER_STEP))
+
+
+def default_batch_size(runs: Sequence[SweepRun], workers: int) -> int:
+    """Runs per batch: about :data:`_BATCH_SECONDS` of work, but enough batches for every worker."""
+    if not runs:
+        return 1
+    sample = runs[:: max(1, len(runs) // 200)]  # grids may change the cost (steps, n, dim)
+    per_run = max(sum(_estimate_seconds(run.cfg) for run in sample) / len(sample), 1e-3)
+    by_time = max(1, int(_BATCH_SECONDS / per_run))
+    by_balance = max(1, math.ceil(len(runs) / (_BATCHES_PER_WORKER * max(workers, 1))))
+    return max(1, min(by_time, by_balance))
+
+
+# --------------------------------------------------------------------------- executors
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
+    """Worker processes leave Ctrl-C to the parent and exit when the parent dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _execute_serial(batches, on_done) -> None:
+    """Run the batches one after the other, in a helper thread of this process.
+
+    The compiled kernels release the GIL, so the main thread stays free to
+    take Ctrl-C and SIGTERM at once: it stops waiting and abandons the batch
+    in flight (a daemon thread, gone when the process exits).
+    """
+    for batch in batches:
+        box: dict[str, Any] = {}
+
+        def work(configs=[run.cfg for run in batch]):
+            try:
+                box["rows"] = run_batch(configs)
+            except BaseException as exc:  # handed to the main thread
+                box["error"] = exc
+
+        thread = threading.Thread(target=work, name="simcomp-sweep", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            thread.join(0.1)
+        if "error" in box:
+            raise box["error"]
+        on_done(batch, box["rows"])
+
+
+def _execute_pool(batches, workers: int, kind: str, on_done) -> None:
+    import concurrent.futures as cf
+    import multiprocessing
+
+    if kind == "threads":
+        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="simcomp-sweep")
+    else:
+        # spawn: numba's thread pools are not fork-safe, and a fresh process costs ~1 s once.
+        pool = cf.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init, initargs=(os.getpid(),),
+        )
+    futures: dict = {}
+    try:
+        futures = {pool.submit(run_batch, [run.cfg for run in batch]): batch for batch in batches}
+        for future in cf.as_completed(futures):
+            try:
+                rows = future.result()
+            except cf.process.BrokenProcessPool:
+                raise SweepRunError(
+                    "a worker process died (killed? out of memory? or, from a Python script, a "
+                    "missing `if __name__ == '__main__':` guard: workers are started with spawn); "
+                    "the runs recorded so far are kept, rerun the same command to resume"
+                ) from None
+            on_done(futures[future], rows)
+    except BaseException:
+        # Abandon the runs in flight: terminate the workers (shutdown() forgets them, so first).
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for future in futures:
+            future.cancel()
+        for proc in processes:
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise SweepError(
+            "--scheduler needs dask.distributed, which is not installed; install "
+            "simcomp[distributed] (pip install 'simcomp[distributed]')"
+        ) from None
+    return distributed
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Check within ``timeout`` seconds that a dask scheduler answers at a tcp address.
+
+    A dask listener sends its handshake as soon as it accepts a connection:
+    a little-endian count of frames (a small number) and their lengths.  An
+    endpoint that accepts and stays silent (a hung process, an HTTP server
+    waiting for a request) or that sends something else is not a scheduler;
+    ``distributed.Client`` itself may wait far past its timeout on the first
+    and allocate whatever the second's bytes spell.
+    """
+    import socket
+    import struct
+
+    text = address.removeprefix("tcp://")
+    if "://" in text:
+        return  # tls:// or another transport: left to distributed
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port_number = int(port)
+    except ValueError:
+        raise SweepError(f"--scheduler {address}: expected HOST:PORT, e.g. "
+                         f"tcp://10.0.0.5:8786") from None
+    deadline = time.monotonic() + timeout
+    try:
+        with socket.create_connection((host, port_number), timeout=timeout) as sock:
+            head = b""
+            while len(head) < 8:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+                chunk = sock.recv(8 - len(head))
+                if not chunk:
+                    raise ConnectionError("the connection was closed")
+                head += chunk
+    except (TimeoutError, socket.timeout):
+        raise SweepError(
+            f"--scheduler {address}: no dask scheduler answered within {timeout:g} s; the "
+            f"address accepts connections but does not greet as a scheduler does (an HTTP "
+            f"server such as the dashboard, or a hung process?): give the scheduler's address, "
+            f"usually tcp://HOST:8786") from None
+    except (OSError, ConnectionError) as exc:
+        raise SweepError(f"--scheduler {address}: cannot connect to a dask scheduler there: "
+                         f"{getattr(exc, 'strerror', None) or exc}") from None
+    frames = struct.unpack("<Q", head)[0]
+    if not 1 <= frames <= 1024 or head.startswith(b"HTTP"):
+        raise SweepError(
+            f"--scheduler {address}: the server there is not a dask scheduler (it answered "
+            f"{head[:8]!r}); give the scheduler's address, usually tcp://HOST:8786")
+
+
+def _connect(address: str, timeout: float = CONNECT_TIMEOUT):
+    """A Client of the dask scheduler at ``address`` within ``timeout`` s; else SweepError."""
+    distributed = _import_distributed()
+    _probe(address, timeout)
+    try:
+        return distributed.Client(address, timeout=f"{timeout}s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SweepError(f"--scheduler {address}: cannot connect to a dask scheduler there: "
+                         f"{exc}") from None
+
+
+def _execute_dask(batches, scheduler, workers: int, on_done, own_client: bool) -> None:
+    """Run the batches on ``scheduler`` ("local" or a Client; closed after if ``own_client``)."""
+    distributed = _import_distributed()
+    cluster = None
+    if scheduler == "local":
+        cluster = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        )
+        client, own_client = distributed.Client(cluster), True
+    else:
+        client = scheduler
+    futures = []
+    try:
+        by_key = {}
+        for batch in batches:
+            future = client.submit(run_batch, [run.cfg for run in batch], retries=2, pure=False)
+            futures.append(future)
+            by_key[future.key] = batch
+        for future in distributed.as_completed(futures):
+            try:
+                rows = future.result()
+            except Exception as exc:
+                raise SweepRunError(
+                    f"a batch failed on the cluster after 2 retries ({type(exc).__name__}: {exc}); "
+                    f"the runs recorded so far are kept, rerun the same command to resume"
+                ) from exc
+            on_done(by_key[future.key], rows)
+    finally:
+        for future in futures:
+            if not future.done():
+                future.cancel()
+        if own_client:
+            client.close()
+        if cluster is not None:
+            cluster.close()

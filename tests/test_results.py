@@ -1,0 +1,229 @@
+"""The result schema: every quantity in summary.json, in the result row and its CSV cells, alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from simcomp import results
+from simcomp.config import build_config
+from simcomp.experiment import run_experiment
+from simcomp.outputs import dumps_json
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["data.n_train=64", "data.n_test=64", "data.modality.0.dim=8", "data.modality.1.dim=8",
+         "model.width=2", "train.steps=30", "train.trace_every=10", "train.threads=1"]
+KINDS = {"int": (int,), "float": (float,), "str": (str,), "bool": (bool,), "names": (list,),
+         "rate": (float, list)}
+
+
+def small(*extra):
+    return build_config(None, SMALL + list(extra))
+
+
+@pytest.fixture(scope="module")
+def compare():
+    """A compare-mode experiment in which B is never learned within its 30 steps."""
+    exp = run_experiment(small())
+    assert exp.runs[0].learned_step[1] == -1  # the kernels' "never"
+    return exp
+
+
+def test_every_quantity_is_well_formed():
+    assert len({q.name for q in results.QUANTITIES}) == len(results.QUANTITIES)
+    for q in results.QUANTITIES:
+        assert re.fullmatch(r"[a-z][a-z_]*", q.name), q.name
+        assert q.level in ("modality", "run", "comparison")
+        assert q.kind in KINDS
+        assert q.csv in ("all", "joint", "shared", "")
+        assert q.csv != "shared" or q.level == "modality"
+        assert len(q.meaning) > 20
+        assert results.quantity(q.name) is q
+
+
+def test_summary_holds_every_quantity_with_its_type(compare):
+    summary = results.summarize(compare)
+    assert set(summary["runs"]) == {"joint", "unimodal-A", "unimodal-B"}
+    run_level = [q for q in results.QUANTITIES if q.level != "comparison"]
+    for name, run in summary["runs"].items():
+        assert list(run) == [q.name for q in run_level]  # table order, nothing else
+        trained = run["trained_modalities"]
+        assert trained == (["A", "B"] if name == "joint" else [name.removeprefix("unimodal-")])
+        for q in run_level:
+            values = list(run[q.name].values()) if q.level == "modality" else [run[q.name]]
+            if q.level == "modality":
+                assert list(run[q.name]) == trained
+            for value in values:
+                assert value is None or isinstance(value, KINDS[q.kind]), (q.name, value)
+                assert not (q.kind in ("int", "float") and not isinstance(value, bool)
+                            and value is not None and type(value) not in (int, float))
+    comp = summary["comparison"]
+    assert list(comp) == [q.name for q in results.QUANTITIES if q.level == "comparison"]
+    assert comp["joint_test_error"] == summary["runs"]["joint"]["test_error"]
+    best = min("AB", key=lambda m: (summary["runs"][f"unimodal-{m}"]["test_error"], m))
+    assert comp["best_unimodal"] == best
+    assert comp["gap"] == comp["joint_test_error"] - comp["best_unimodal_test_error"]
+    # plain JSON: what summary.json holds is what Python holds
+    assert json.loads(dumps_json(summary)) == json.loads(json.dumps(summary))
+
+
+def test_never_is_none_everywhere(compare):
+    joint = results.summarize(compare)["runs"]["joint"]
+    assert joint["learned_step"]["B"] is None and joint["learned_by_horizon"]["B"] is False
+    assert joint["learned_step"]["A"] == int(compare.runs[0].learned_step[0]) >= 0
+    assert joint["learned_by_horizon"]["A"] is True
+    assert joint["winner"] == "A"
+    pred = compare.predictions["joint"]
+    for k, m in enumerate("AB"):
+        raw = pred.predicted_learned_step[k]
+        assert joint["predicted_learned_step"][m] == (None if raw < 0 else int(raw))
+        race = float(pred.race_learned_step[k])
+        assert joint["race_learned_step"][m] == (race if math.isfinite(race) else None)
+    # no kernel "-1" and no inf survive in any step
+    text = dumps_json(results.summarize(compare))
+    assert "Infinity" not in text and "NaN" not in text
+    for run in results.summarize(compare)["runs"].values():
+        for key in ("learned_step", "predicted_learned_step", "race_learned_step"):
+            assert all(v is None or v >= 0 for v in run[key].values())
+    row = results.result_row(compare)
+    assert row["learned_step_joint_B"] is None and results.csv_cell(None) == ""
+    assert row["learned_by_horizon_joint_B"] is False and results.csv_cell(False) == "0"
+
+
+def test_noisy_race_is_none_without_noise():
+    quiet = run_experiment(small("train.mode=joint", "data.modality.0.noise=0",
+                                 "data.modality.1.noise=0"))
+    assert quiet.predictions["joint"].race_learned_step_noisy is None
+    assert results.summarize(quiet)["runs"]["joint"]["race_learned_step_noisy"] == {
+        "A": None, "B": None}
+    noisy = run_experiment(small("train.mode=joint", "data.modality.0.noise=0.05"))
+    steps = results.summarize(noisy)["runs"]["joint"]["race_learned_step_noisy"]
+    raw = noisy.predictions["joint"].race_learned_step_noisy
+    assert steps["A"] == float(raw[0]) and math.isfinite(raw[0])
+    assert steps["B"] == (float(raw[1]) if math.isfinite(raw[1]) else None)
+
+
+def expected_row(summary, names):
+    """The row by the naming rule of the module docstring, from summary.json alone."""
+    runs = summary["runs"]
+    out = {}
+    for q in results.QUANTITIES:
+        if not q.csv:
+            continue
+        if q.level == "comparison":
+            out[q.name] = None if summary["comparison"] is None else summary["comparison"][q.name]
+            continue
+        for m in names:
+            joint, alone = runs.get("joint"), runs.get(f"unimodal-{m}")
+            if q.csv == "shared":
+                out[f"{q.name}_{m}"] = (joint or alone)[q.name][m]
+                continue
+            if q.level == "modality":
+                out[f"{q.name}_joint_{m}"] = None if joint is None else joint[q.name][m]
+                if q.csv == "all":
+                    out[f"{q.name}_alone_{m}"] = None if alone is None else alone[q.name][m]
+            else:
+                out[f"{q.name}_joint"] = None if joint is None else joint[q.name]
+                if q.csv == "all":
+                    out[f"{q.name}_alone_{m}"] = None if alone is None else alone[q.name]
+    return out
+
+
+@pytest.mark.parametrize("mode", ["compare", "joint", "unimodal"])
+def test_row_agrees_with_summary(compare, mode):
+    exp = compare if mode == "compare" else run_experiment(small(f"train.mode={mode}"))
+    summary = results.summarize(exp)
+    row = results.result_row(exp, seconds=1.5)
+    names = list(exp.cfg.names)
+    assert list(row) == ["seed"] + results.result_columns(names) + ["seconds"]
+    assert row["seed"] == exp.cfg.seed and row["seconds"] == 1.5 and row["status"] == "ok"
+    expected = expected_row(summary, names)
+    for column, value in expected.items():
+        assert row[column] == value, column
+    for setting in results.SETTINGS:
+        for r, m in enumerate(names):
+            assert row[f"{setting}_{m}"] == getattr(exp.cfg.data.modality[r], setting)
+    assert set(expected) | {f"{s}_{m}" for s in results.SETTINGS for m in names} | {"status"} \
+        == set(results.result_columns(names))
+    # the record keeps the row as JSON; the CSV cell reads back to the same value
+    assert json.loads(dumps_json(row)) == row
+    for column, value in row.items():
+        cell = results.csv_cell(value)
+        if isinstance(value, float):
+            assert float(cell) == value
+        elif value is None:
+            assert cell == ""
+    if mode == "joint":
+        assert row["test_error_alone_A"] is None and row["gap"] is None
+        assert row["winner_coordinate_joint"] is not None
+    if mode == "unimodal":
+        assert row["winner_joint"] is None and row["test_error_joint"] is None
+
+
+def test_status_names_the_runs_that_did_not_end_ok(compare):
+    runs = [dataclasses.replace(compare.runs[0], status="nonfinite")] + compare.runs[1:]
+    broken = dataclasses.replace(compare, runs=runs)
+    assert results.result_row(broken)["status"] == "joint=nonfinite"
+    assert results.result_row(compare)["status"] == "ok"
+
+
+def test_csv_cells():
+    assert results.csv_cell(None) == ""
+    assert results.csv_cell(True) == "1" and results.csv_cell(False) == "0"
+    assert results.csv_cell(3) == "3" and results.csv_cell("A") == "A"
+    assert results.csv_cell(0.1 + 0.2) == "0.30000000000000004"  # exact, shortest round trip
+    assert results.csv_cell(1.4) == "1.4"
+    assert results.csv_cell(math.inf) == "" and results.csv_cell(math.nan) == ""
+
+
+def test_adding_a_quantity_is_one_entry(compare, monkeypatch):
+    extra = (
+        results.Quantity("coefficient", "modality", "float", "all", "a test-only coefficient",
+                         lambda v: [0.5 * (k + 1) for k in range(len(v.names))]),
+        results.Quantity("predicted_gap", "comparison", "float", "all", "a test-only gap",
+                         lambda e: 0.25),
+    )
+    monkeypatch.setattr(results, "QUANTITIES", results.QUANTITIES + extra)
+    summary = results.summarize(compare)
+    assert summary["runs"]["joint"]["coefficient"] == {"A": 0.5, "B": 1.0}
+    assert summary["runs"]["unimodal-B"]["coefficient"] == {"B": 0.5}
+    assert summary["comparison"]["predicted_gap"] == 0.25
+    columns = results.result_columns(["A", "B"])
+    assert {"coefficient_joint_A", "coefficient_joint_B", "coefficient_alone_A",
+            "coefficient_alone_B", "predicted_gap"} <= set(columns)
+    row = results.result_row(compare)
+    assert row["coefficient_joint_B"] == 1.0 and row["coefficient_alone_B"] == 0.5
+    assert row["predicted_gap"] == 0.25
+
+
+def test_every_quantity_is_documented():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    sweeps = (ROOT / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    for q in results.QUANTITIES:
+        assert f"`{q.name}`" in readme, q.name
+        if q.csv:
+            assert q.name in sweeps, q.name
+    for setting in results.SETTINGS:
+        assert setting in sweeps
+
+
+def test_theory_summary_is_the_before_training_part_of_the_run_summary(compare):
+    from simcomp.experiment import predict_run
+    from simcomp.trace import geometry
+    from simcomp.train import run_plan
+
+    cfg, data = compare.cfg, compare.data
+    summary = results.summarize(compare)["runs"]
+    before = [q.name for q in results.QUANTITIES if q.before_training]
+    assert {"kappa", "race_learned_step", "predicted_winner", "presence_fraction"} <= set(before)
+    assert not {"learned_step", "test_error", "winner", "seconds"} & set(before)
+    for name, trained in run_plan(cfg):
+        a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
+        got = results.theory_summary(cfg, data, trained, a0, predict_run(cfg, data, trained, a0))
+        assert list(got) == before
+        assert got == {key: summary[name][key] for key in before}
