@@ -19,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simcomp import theory as th
+from simcomp.theory import activation as th_act
+from simcomp.theory import reduced as th_red
 from simcomp.config import default_config
 
 QS = [2.0, 2.5, 3.0, 4.0, 5.0]
@@ -525,7 +527,7 @@ def test_reduced_compiled_matches_numpy_reference(seed, K, m, form, q, rho, eta,
     args = (a0, beta, y_pat, s_pat, w_pat, q, rho, eta, steps, learner, activation,
             thr_factor * rho, record_every)
     fast = th.reduced_dynamics(*args)
-    slow = th._reduced_dynamics_numpy(*args)
+    slow = th_red._reduced_dynamics_numpy(*args)
     assert_same_dynamics(fast, slow, rtol=1e-12)
     np.testing.assert_array_equal(fast.alignment[0], a0)
 
@@ -538,7 +540,7 @@ def test_reduced_compiled_matches_numpy_reference_long(learner, activation):
     pats = th.population_patterns([0.8, 1.0])
     args = (a0, [2.0, 1.0], *pats, 3.0, 1.0, 1.0, 2000, learner, activation, 1.0, 5)
     fast = th.reduced_dynamics(*args)
-    assert_same_dynamics(fast, th._reduced_dynamics_numpy(*args), rtol=1e-12)
+    assert_same_dynamics(fast, th_red._reduced_dynamics_numpy(*args), rtol=1e-12)
     assert fast.loss[-1] < 1e-2 * fast.loss[0]  # the trajectory goes somewhere
     if activation == "srelu":  # (ReLU fits with all 8 neurons below the threshold)
         np.testing.assert_array_equal(fast.learned_step >= 0, True)
@@ -554,7 +556,7 @@ def test_reduced_nan_alignment_matches_numpy_reference():
         args = (a0, [2.0, 1.0], *pats, 3.0, 1.0, 1.0, 20, learner, activation, 1.0, 1)
         fast = th.reduced_dynamics(*args)
         with np.errstate(invalid="ignore"):
-            slow = th._reduced_dynamics_numpy(*args)
+            slow = th_red._reduced_dynamics_numpy(*args)
         np.testing.assert_array_equal(fast.learned_step_bank, slow.learned_step_bank)
         assert fast.learned_step_bank[0, 0] == -1
         np.testing.assert_allclose(fast.alignment, slow.alignment, rtol=1e-12, equal_nan=True)
@@ -567,15 +569,15 @@ def test_reduced_nan_alignment_matches_numpy_reference():
                                            st.floats(1.0, 10.0)), rho=st.floats(0.1, 3.0))
 def test_srelu_pair_matches_srelu(z, q, rho):
     """The kernels' one-power srelu agrees with srelu / srelu_prime to rounding."""
-    n = int(q - 1) if q == math.floor(q) and q - 1 <= th._POW_INT_MAX else -1
-    v, d = th._srelu_pair(z, q, rho, (1.0 - 1.0 / q) * rho, n)
+    n = int(q - 1) if q == math.floor(q) and q - 1 <= th_act._POW_INT_MAX else -1
+    v, d = th_act._srelu_pair(z, q, rho, (1.0 - 1.0 / q) * rho, n)
     assert v == pytest.approx(float(th.srelu(z, q, rho)), rel=1e-14, abs=1e-300)
     assert d == pytest.approx(float(th.srelu_prime(z, q, rho)), rel=1e-14, abs=1e-300)
 
 
 def test_reduced_kernel_compiles_once():
     """Python ints, float32, int labels and strided arrays all reach one compiled version."""
-    kernel = th._reduced_kernel
+    kernel = th_red._reduced_kernel
     if not hasattr(kernel, "signatures"):
         pytest.skip("numba JIT disabled")
     pats = th.population_patterns([0.8, 1.0])

@@ -5,6 +5,7 @@ Run from the repository root: ``PYTHONPATH=. python tests/theory_golden_gen.py``
 """
 import numpy as np
 from simcomp import theory as th
+from simcomp.theory import reduced as th_red
 
 def cases():
     rng = np.random.default_rng(12345)
@@ -22,7 +23,7 @@ def record():
     data = {}
     for name, a0, beta, pres, q, rho, eta, steps, learner, act, thr, rec in cases():
         pats = th.population_patterns(pres)
-        for kind, fn in (("k", th.reduced_dynamics), ("np", th._reduced_dynamics_numpy)):
+        for kind, fn in (("k", th.reduced_dynamics), ("np", th_red._reduced_dynamics_numpy)):
             r = fn(a0, beta, *pats, q, rho, eta, steps, learner, act, thr, rec)
             for f in ("steps", "alignment", "learned_step", "learned_step_bank", "final_alignment", "loss"):
                 data[f"{name}/{kind}/{f}"] = getattr(r, f)
