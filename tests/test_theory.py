@@ -846,3 +846,80 @@ def test_predict_reports_noisy_race_only_with_noise():
     pred0 = th.predict(cfg0, [0, 1], a0, *pats)
     assert pred0.race_learned_step_noisy is None
     assert pred0.to_json(["A", "B"])["race_learned_step_noisy"] is None
+
+
+# --------------------------------------------------------------------------- each modality's own parameters
+
+
+def three_modality_config(learner="symmetric"):
+    from simcomp.config import config_from_dict
+
+    mods = [
+        {"name": "A", "dim": 16, "beta": 2.0, "presence": 0.5, "noise": 0.03},
+        {"name": "B", "dim": 64, "beta": 1.3, "presence": 0.9, "noise": 0.01},
+        {"name": "C", "dim": 40, "beta": 0.8, "presence": 1.0, "noise": 0.05},
+    ]
+    return config_from_dict({"seed": 0, "data": {"modality": mods},
+                             "model": {"learner": learner, "width": 4},
+                             "train": {"steps": 120, "trace_every": 7}})
+
+
+@pytest.mark.parametrize("learner", ["symmetric", "class_banks"])
+def test_predict_uses_each_modalitys_own_parameters(learner):
+    """K = 3, different betas, presences, noises and dims, trained in a permuted order.
+
+    Every per-modality quantity must equal the one computed from that
+    modality's own config entry alone: a race with another modality's beta,
+    presence, noise or dim changes at least one of these numbers.
+    """
+    cfg = three_modality_config(learner)
+    trained = [2, 0, 1]
+    mods = [cfg.data.modality[r] for r in trained]
+    B = cfg.model.banks
+    a0 = np.random.default_rng(5).normal(0, 0.01, size=(3, B, cfg.model.width))
+    # training patterns whose presence frequencies differ from the configured p_r
+    freq = [0.7, 0.35, 0.6]
+    y_pat, s_pat, w_pat = th.population_patterns(freq)
+    pred = th.predict(cfg, trained, a0, y_pat, s_pat, w_pat)
+    q, rho, eta = cfg.model.q, cfg.model.rho, cfg.train.lr
+    for j, mod in enumerate(mods):
+        # the presence fraction is the training set's, not the configured presence
+        pi_j = freq[j] if B == 1 else np.array([freq[j], freq[j]]) / 2
+        np.testing.assert_allclose(pred.pi[j], pi_j, rtol=1e-12)
+        kappa_j = np.atleast_1d(pi_j) * mod.beta**q / (2 * rho ** (q - 1))
+        np.testing.assert_allclose(pred.kappa[j], kappa_j, rtol=1e-12)
+        gamma_j = np.maximum(a0[j].max(axis=1), 0.0)
+        np.testing.assert_array_equal(pred.gamma[j], gamma_j)
+        # kappa checked above; the races reuse pred.kappa so that equality is exact
+        alone = th.race_learn_step(gamma_j, pred.kappa[j], mod.beta, q, rho, eta)
+        np.testing.assert_array_equal(pred.race_learned_step_bank[j], alone)
+        noisy = th.race_learn_step_noisy(
+            a0[j].max(axis=1), pred.kappa[j], mod.beta, q, rho, eta, mod.noise,
+            cfg.model.init_scale * np.sqrt(mod.dim - 1.0), symmetric=learner == "symmetric",
+            max_steps=10 * cfg.train.steps)
+        assert pred.race_learned_step_noisy[j] == np.min(noisy)
+    # the reduced dynamics runs with the trained modalities' own betas
+    betas = [mod.beta for mod in mods]
+    red = th.reduced_dynamics(a0, betas, y_pat, s_pat, w_pat, q, rho, eta, cfg.train.steps,
+                              learner, record_every=cfg.train.trace_every)
+    np.testing.assert_array_equal(pred.reduced.final_alignment, red.final_alignment)
+    np.testing.assert_array_equal(pred.predicted_learned_step, red.learned_step)
+    # the test errors use the distribution's presence p_r, in trained order
+    pres = [mod.presence for mod in mods]
+    assert pred.test_error_noiseless == th.test_error_noiseless(
+        red.final_alignment, betas, pres, learner, "srelu", q, rho)
+    assert pred.test_error_coinflip == th.test_error_coinflip(red.learned_step >= 0, pres)
+    # and the betas differ enough that the winner depends on which beta goes where
+    swapped = th.predict(cfg, [0, 2, 1], a0, y_pat, s_pat, w_pat)
+    assert not np.array_equal(swapped.kappa, pred.kappa)
+
+
+def test_presence_fraction_is_the_training_sets():
+    """pi counts the training patterns' weights, whatever the configured presence says."""
+    cfg = three_modality_config()
+    a0 = np.full((2, 1, 4), 0.01)
+    # one pattern only: y = +1, modality A absent, B present
+    pred = th.predict(cfg, [0, 1], a0, np.array([1.0]), np.array([[0, 1]]), np.array([1.0]))
+    np.testing.assert_array_equal(pred.pi, [[0.0], [1.0]])
+    assert pred.race_learned_step[0] == np.inf and np.isfinite(pred.race_learned_step[1])
+    assert pred.predicted_winner == 1
