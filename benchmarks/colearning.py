@@ -10,7 +10,7 @@ slower.  In the plane (p_A, T) a run is
 * "competition"   if exactly one is (the loser is not learned by T),
 * "co-learning"   if both are,
 
-and the reduced dynamics of spec 5.4 (run on each run's own training
+and the reduced dynamics of docs/model.md section 5.4 (run on each run's own training
 patterns from its own initial alignments) predicts the same.  Gradient
 descent is deterministic and a run with horizon T is the first T steps of a
 run with a longer horizon, so each (p_A, seed) is trained once to T_max and

@@ -1,4 +1,4 @@
-"""When is a modality learned: measured learned step against the race of spec 5.2.
+"""When is a modality learned: measured learned step against the race of docs/model.md section 5.2.
 
 Compare-mode runs (the joint network and each modality alone, from the same
 data and initial weights).  For every run the measured learned step (first
@@ -178,7 +178,7 @@ def figure(cases, stats, path: Path):
                     label=f"within {TARGET:.0%}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("predicted learned step (race, spec 5.2)")
+    ax.set_xlabel("predicted learned step (race, docs/model.md section 5.2)")
     ax.set_ylabel("measured learned step")
     ax.set_title(f"Learned step: {stats['all']['n']} cases, median |ratio - 1| = "
                  f"{C.pct(stats['all']['median'])}")
@@ -197,7 +197,7 @@ def figure(cases, stats, path: Path):
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_ylim(-15, 15)
-    ax.set_xlabel("predicted learned step (race, spec 5.2)")
+    ax.set_xlabel("predicted learned step (race, docs/model.md section 5.2)")
     ax.set_ylabel("measured / predicted - 1  (%)")
     ax.set_title("Relative error against race length")
     ax.legend(loc="upper right")
@@ -224,7 +224,7 @@ def section(stats, cases, configs, seconds, quick):
         f"**Runs:** {len(configs)} compare-mode experiments ({3 * len(configs)} networks), "
         f"{len(cases)} learned steps compared, {seconds:.0f} s.",
         "",
-        "Error = |measured / predicted - 1| with the race of spec 5.2 (continuous solution + "
+        "Error = |measured / predicted - 1| with the race of docs/model.md section 5.2 (continuous solution + "
         "Euler lag) from each run's own Gamma and pi; a modality not learned by T counts as an "
         "infinite error. Censored (left out): the race predicts no learning by T (Gamma = 0, "
         "or a predicted step beyond the 3000-step cap) and indeed none was measured. "

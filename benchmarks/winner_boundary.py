@@ -1,4 +1,4 @@
-"""Who wins the race: measured winner against the theory coordinate x (spec 5.3).
+"""Who wins the race: measured winner against the theory coordinate x (docs/model.md section 5.3).
 
 K = 2.  Modality A (beta_1, presence 1) against modality B whose signal
 strength beta_2 is swept across the predicted boundary for a few presence

@@ -1,10 +1,10 @@
-"""Tests of simcomp.theory (spec section 5).
+"""Tests of simcomp.theory (docs/model.md section 5).
 
 The reference computations here are written independently of theory.py:
 explicit input points X = y s beta v in R^d (with a random orthogonal
 dictionary), the fused network evaluated neuron by neuron on them, and its
 loss differentiated by finite differences or by the weight-space gradient
-formula of spec section 3.
+formula of docs/model.md section 3.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def ref_act_prime(z, activation, q, rho):
 
 
 class BruteNet:
-    """Weights in input space, explicit pattern points, spec section 2-3 verbatim."""
+    """Weights in input space, explicit pattern points, docs/model.md section 2-3 verbatim."""
 
     def __init__(self, beta, presence_patterns, q, rho, learner, activation, d, seed):
         self.beta = list(beta)
@@ -94,7 +94,7 @@ class BruteNet:
         )
 
     def grad(self, W):
-        """The weight-space gradient formula of spec section 3."""
+        """The weight-space gradient formula of docs/model.md section 3."""
         G = [[np.zeros_like(W[r][b]) for b in range(len(self.banks))] for r in range(self.K)]
         for p in range(len(self.y)):
             fp = self.f(W, p)
@@ -193,7 +193,7 @@ def test_initial_gamma_and_rate():
     assert th.rate(2.0, 0.8, 3.0, 2.0) == pytest.approx(0.8 * 8 / (2 * 4))
     k = th.rate(np.array([2.0, 1.0]), np.array([[0.4, 0.4], [0.5, 0.5]]), 3.0, 1.0)
     np.testing.assert_allclose(k, [[1.6, 1.6], [0.25, 0.25]])
-    # spec section 6: kappa_A / kappa_B = 6.4
+    # docs/model.md section 6: kappa_A / kappa_B = 6.4
     ka, kb = th.rate(np.array([2.0, 1.0]), np.array([0.8, 1.0]), 3.0, 1.0)
     assert ka / kb == pytest.approx(6.4)
 
@@ -366,7 +366,7 @@ def test_reduced_one_step_matches_finite_difference_gradient(learner, activation
 
 @pytest.mark.parametrize("learner,activation", FORMS)
 def test_reduced_trajectory_matches_brute_force_gd(learner, activation):
-    """Full-X gradient descent (spec 3 formula) vs the reduced dynamics, 120 steps."""
+    """Full-X gradient descent (docs/model.md section 3 formula) vs the reduced dynamics, 120 steps."""
     q, rho, eta, m, d, T = 3.0, 1.0, 1.0, 2, 3, 120
     beta = [2.0, 1.0]
     pats = th.population_patterns([0.8, 0.9])
