@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from simcomp.theory.activation import srelu, srelu_prime
 from simcomp.theory.errors import test_error_coinflip, test_error_noiseless
+from simcomp.theory.expected_error import ExpectedTestError, expected_test_error
 from simcomp.theory.patterns import (
     pattern_margins,
     population_loss,
@@ -83,4 +84,6 @@ __all__ = [
     "predict",
     "winner_coordinate",
     "phase_boundary",
+    "ExpectedTestError",
+    "expected_test_error",
 ]
