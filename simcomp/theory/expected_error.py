@@ -27,13 +27,21 @@ Imports only numpy and the theory's activation helpers; never the simulator.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from simcomp.theory.activation import _check_form, srelu
 
-__all__ = ["ExpectedTestError", "expected_test_error", "normal_quantile"]
+__all__ = [
+    "ExpectedTestError",
+    "GaussianEncoder",
+    "encoders_from_weights",
+    "expected_test_error",
+    "expected_error_gaussian",
+    "normal_quantile",
+]
 
 # Acklam's rational approximation of the standard normal quantile (relative
 # error below 1.2e-9, far below the quasi-Monte Carlo error it feeds).
@@ -108,6 +116,64 @@ def _tie_error(margin: np.ndarray) -> np.ndarray:
     return (margin < 0.0) + 0.5 * (margin == 0.0)
 
 
+@dataclass
+class GaussianEncoder:
+    """One modality's pre-activations on a fresh test sample, as a Gaussian (plus distractors).
+
+    For label y and presence s_r the B m pre-activations (bank-major, the
+    order of ``W.reshape(-1, d)``) are
+    ``y beta s_r signal + factor @ Z + strength * sum_{j in S} eps_j atoms[:, j]``
+    with Z ~ N(0, I) and S a uniform ``distractors``-subset of the columns of
+    ``atoms`` (None: no distractor part, e.g. when it is folded into ``factor``).
+    """
+
+    signal: np.ndarray  # (B m,) response to the unit signal vector, W v
+    factor: np.ndarray  # (B m, rank), factor @ factor.T = noise covariance
+    beta: float
+    presence: float
+    atoms: np.ndarray | None = None  # (B m, d - 1) responses to the distractor atoms
+    distractors: int = 0
+    strength: float = 0.0
+
+
+def encoders_from_weights(weights, modalities, dictionaries=None, banks: int = 1):
+    """The :class:`GaussianEncoder` of each trained modality from its weights (B, m, d_r).
+
+    The noise factor is sigma_r times a square root of W_r W_r^T (eigenvalues
+    below 1e-14 of the largest dropped); the atoms are the columns 2..d_r of
+    W_r M_r.
+    """
+    K = len(weights)
+    if len(modalities) != K:
+        raise ValueError(f"{len(modalities)} modalities for {K} weight arrays")
+    if dictionaries is None:
+        dictionaries = [None] * K
+    if len(dictionaries) != K:
+        raise ValueError(f"{len(dictionaries)} dictionaries for {K} weight arrays")
+    out = []
+    for W, mod, M in zip(weights, modalities, dictionaries):
+        W = np.asarray(W, dtype=float)
+        if W.ndim != 3 or W.shape[0] != banks or W.shape[2] != mod.dim:
+            raise ValueError(f"weights of modality {mod.name} have shape {W.shape}; "
+                             f"expected ({banks}, m, {mod.dim})")
+        Wf = W.reshape(-1, mod.dim)
+        A = Wf if M is None else Wf @ np.asarray(M, dtype=float)
+        factor = (mod.noise * _sqrt_psd(Wf @ Wf.T) if mod.noise > 0.0
+                  else np.zeros((Wf.shape[0], 0)))
+        out.append(GaussianEncoder(
+            signal=A[:, 0].copy(), factor=factor,
+            beta=float(mod.beta), presence=float(mod.presence), atoms=A[:, 1:].copy(),
+            distractors=int(mod.distractors), strength=float(mod.distractor_strength)))
+    return out
+
+
+def _sqrt_psd(C: np.ndarray) -> np.ndarray:
+    """L with L L^T = C for a symmetric positive semi-definite C (tiny eigenvalues dropped)."""
+    lam, vec = np.linalg.eigh(C)
+    keep = lam > max(lam.max(initial=0.0), 0.0) * 1e-14
+    return vec[:, keep] * np.sqrt(lam[keep])
+
+
 def expected_test_error(
     weights: Sequence[np.ndarray],
     modalities: Sequence,
@@ -128,8 +194,8 @@ def expected_test_error(
     weights : sequence of (B, m, d_r) arrays
         The trained weights, one per trained modality (``RunResult.final_weights``).
     modalities : sequence of ModalityConfig (or objects with the same fields)
-        Each trained modality's beta, presence, noise, distractors,
-        distractor_strength and dim, in the order of ``weights``.
+        Each trained modality's name, dim, beta, presence, noise, distractors
+        and distractor_strength, in the order of ``weights``.
     dictionaries : sequence of (d_r, d_r) arrays or None, optional
         The orthogonal dictionaries M_r; None (or a None entry) is the identity.
     learner, activation, q, rho
@@ -148,47 +214,36 @@ def expected_test_error(
 
     Notes
     -----
-    Without noise and distractors every u_r is deterministic given (y, s)
-    and the result is exact (standard error 0).  Cost: about
-    2 replicates x points x 2^(K+1) / 2 evaluations of every neuron.
+    Without noise and distractors every pre-activation is fixed by (y, s)
+    and the result is exact (standard error 0).
     """
     _check_form(learner, activation)
-    K = len(weights)
-    if len(modalities) != K:
-        raise ValueError(f"{len(modalities)} modalities for {K} weight arrays")
-    if dictionaries is None:
-        dictionaries = [None] * K
-    if len(dictionaries) != K:
-        raise ValueError(f"{len(dictionaries)} dictionaries for {K} weight arrays")
+    banks = 1 if learner == "symmetric" else 2
+    encoders = encoders_from_weights(weights, modalities, dictionaries, banks)
+    return expected_error_gaussian(encoders, banks, activation, q, rho,
+                                   points=points, replicates=replicates, seed=seed)
+
+
+def expected_error_gaussian(encoders: Sequence[GaussianEncoder], banks: int, activation: str,
+                            q: float, rho: float, *, points: int = 4096, replicates: int = 16,
+                            seed: int = 0) -> ExpectedTestError:
+    """:func:`expected_test_error` from each modality's :class:`GaussianEncoder`."""
+    K = len(encoders)
     points, replicates = int(points), int(replicates)
     if points < 1 or replicates < 2:
         raise ValueError(f"need points >= 1 and replicates >= 2, got {points}, {replicates}")
-    banks = 1 if learner == "symmetric" else 2
     rng = np.random.default_rng(seed)
-
-    A, L, noisy, ranks = [], [], [], []
-    for W, mod, M in zip(weights, modalities, dictionaries):
-        W = np.asarray(W, dtype=float)
-        if W.ndim != 3 or W.shape[0] != banks or W.shape[2] != mod.dim:
-            raise ValueError(f"weights of modality {mod.name} have shape {W.shape}; "
-                             f"expected ({banks}, m, {mod.dim})")
-        Wf = W.reshape(-1, mod.dim)
-        A.append(Wf if M is None else Wf @ np.asarray(M, dtype=float))
-        # noise factor: W xi = L z, z ~ N(0, I), L L^T = sigma^2 W W^T
-        lam, vec = np.linalg.eigh(Wf @ Wf.T)
-        keep = lam > lam.max(initial=0.0) * 1e-14
-        L.append(mod.noise * vec[:, keep] * np.sqrt(lam[keep]))
-        noisy.append(mod.noise > 0.0 and keep.any())
-        ranks.append(int(keep.sum()) if noisy[-1] else 0)
-    offsets = np.concatenate([[0], np.cumsum(ranks)])
+    ranks = [enc.factor.shape[1] for enc in encoders]
+    offsets = np.concatenate([[0], np.cumsum(ranks)]).astype(int)
     alpha = _kronecker_alpha(max(int(offsets[-1]), 1))
-    random_part = any(noisy) or any(
-        mod.distractors > 0 and mod.distractor_strength > 0.0 for mod in modalities)
+    has_dist = [enc.atoms is not None and enc.distractors > 0 and enc.strength > 0.0
+                for enc in encoders]
+    random_part = offsets[-1] > 0 or any(has_dist)
     n_pts = points if random_part else 1
     reps = replicates if random_part else 2
 
     # exact enumeration of (y, s) with its probability
-    p = np.array([mod.presence for mod in modalities], dtype=float)
+    p = np.array([enc.presence for enc in encoders], dtype=float)
     combos = np.array(list(itertools.product([-1.0, 1.0], *([[0, 1]] * K))))
     ys, ss = combos[:, 0], combos[:, 1:].astype(int)
     w_pat = 0.5 * np.prod(np.where(ss == 1, p, 1.0 - p), axis=1)
@@ -198,25 +253,26 @@ def expected_test_error(
     idx = np.arange(1, n_pts + 1, dtype=float)[:, None]
     for rep in range(reps):
         z = None
-        if any(noisy):
+        if offsets[-1] > 0:
             shift = rng.random(alpha.size)
             z = normal_quantile((idx * alpha[None, :] + shift[None, :]) % 1.0)
         # phi[r][(y, s_r)] = encoder r's output on the points, for the four label/presence cases
         phi = []
-        for r, (mod, Ar) in enumerate(zip(modalities, A)):
-            base = np.zeros((n_pts, Ar.shape[0]))
-            if noisy[r]:
-                base += z[:, offsets[r]:offsets[r + 1]] @ L[r].T
-            if mod.distractors > 0 and mod.distractor_strength > 0.0:
-                atoms = np.argsort(rng.random((n_pts, mod.dim - 1)), axis=1)[:, :mod.distractors] + 1
-                signs = rng.choice(np.array([-1.0, 1.0]), size=atoms.shape)
-                base += mod.distractor_strength * np.einsum("nk,nkj->nj", signs, Ar.T[atoms])
-            shape = (n_pts, banks, -1)
+        for r, enc in enumerate(encoders):
+            base = np.zeros((n_pts, enc.signal.size))
+            if ranks[r] > 0:
+                base += z[:, offsets[r]:offsets[r + 1]] @ enc.factor.T
+            if has_dist[r]:
+                n_atoms = enc.atoms.shape[1]
+                chosen = np.argsort(rng.random((n_pts, n_atoms)), axis=1)[:, :enc.distractors]
+                signs = rng.choice(np.array([-1.0, 1.0]), size=chosen.shape)
+                base += enc.strength * np.einsum("nk,nkj->nj", signs, enc.atoms.T[chosen])
             out = {}
             for y in (-1.0, 1.0):
                 for s in (0, 1):
-                    u = base + (y * mod.beta * s) * Ar[:, 0][None, :]
-                    out[(y, s)] = _encoder_output(u.reshape(shape), banks, activation, q, rho)
+                    u = base + (y * enc.beta * s) * enc.signal[None, :]
+                    out[(y, s)] = _encoder_output(u.reshape(n_pts, banks, -1), banks,
+                                                  activation, q, rho)
             phi.append(out)
         for y, s, w in zip(ys, ss, w_pat):
             if w == 0.0:
@@ -225,9 +281,9 @@ def expected_test_error(
             for r in range(1, K):
                 f += phi[r][(y, s[r])]
             fused_reps[rep] += w * _tie_error(y * f).mean()
-        for r, mod in enumerate(modalities):
+        for r, enc in enumerate(encoders):
             for y in (-1.0, 1.0):
-                for s, ps in ((0, 1.0 - mod.presence), (1, mod.presence)):
+                for s, ps in ((0, 1.0 - enc.presence), (1, enc.presence)):
                     if ps > 0.0:
                         mod_reps[rep, r] += 0.5 * ps * _tie_error(y * phi[r][(y, s)]).mean()
     se = np.sqrt(reps / (reps - 1.0)) / np.sqrt(reps)
