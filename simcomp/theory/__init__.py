@@ -50,6 +50,15 @@ from simcomp.theory.patterns import (
     population_patterns,
     presence_fraction,
 )
+from simcomp.theory.noisy_dynamics import (
+    NoisyDynamics,
+    NoisyPrediction,
+    TrainingNoise,
+    noise_aware_dynamics,
+    noise_aware_predict,
+    predicted_gap,
+    training_noise,
+)
 from simcomp.theory.prediction import Prediction, predict
 from simcomp.theory.race import (
     initial_gamma,
@@ -86,4 +95,11 @@ __all__ = [
     "phase_boundary",
     "ExpectedTestError",
     "expected_test_error",
+    "TrainingNoise",
+    "training_noise",
+    "NoisyDynamics",
+    "noise_aware_dynamics",
+    "NoisyPrediction",
+    "noise_aware_predict",
+    "predicted_gap",
 ]

@@ -1,0 +1,206 @@
+"""Where the noise-aware dynamics holds: learned steps, winner and gap under noise and distractors.
+
+The set-up of ``theory_limits.py`` (K = 2, symmetric learner, q = 3; A: beta 1,
+presence 1; B: presence p_B, beta_2 with xbar = q ln(beta_2/beta_1) + ln(p_B)),
+in compare mode, at noise sigma sqrt(d)/beta in {0.1, 0.2, 0.4, 0.8} without
+distractors and at distractor load gamma sqrt(k)/beta in {0.5, 1} (k = 4)
+without noise, for d = 32 and d = 128 (n_train = 256, m = 8, sigma_0 = 0.01,
+T = 2 x the faster modality's race + 10).  Per run and prediction:
+
+* the joint winner's learned step against the measured one, |measured/predicted - 1|,
+* the winner (agreement on runs with |x| >= 0.05, x the race coordinate),
+* the performance gap (joint minus best uni-modal expected test error of
+  the trained weights, ``theory.expected_test_error``) against the prediction.
+
+Predictions: ``race`` (noise-free race, docs/model.md section 5.2), ``noisy
+race`` (``race_learn_step_noisy``), ``limit`` (``noise_aware_dynamics`` in
+the high-dimensional limit with drawn initial noise pre-activations: config,
+training-noise norms and initial alignments only), ``limit+pre0`` (the same
+with the run's own initial noise pre-activations) and ``exact`` (the full
+training-noise Gram matrix: a check of the derivation, must equal the
+simulation).  The gap is predicted by the noise-aware theory (limit).
+
+Run:  python benchmarks/noise_theory.py [--quick]
+Writes benchmarks/results/noise_theory.csv and prints a summary table.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+from simcomp import theory  # noqa: E402
+from simcomp.data import make_experiment_data  # noqa: E402
+from simcomp.experiment import predict_run  # noqa: E402
+from simcomp.sweep import derive_seed  # noqa: E402
+from simcomp.theory import noisy_dynamics as nd  # noqa: E402
+from simcomp.train import train_run  # noqa: E402
+
+NAME = "noise_theory"
+BAND = 0.05
+K_DISTRACTORS = 4
+PREDICTORS = ("race", "noisy_race", "limit", "limit_pre0", "exact")
+
+
+def grid(quick: bool):
+    if quick:
+        return {"levels": [("noise", 0.8)], "dims": (16,), "xbar": (-0.6, 0.6), "presence": (1.0,),
+                "seeds": 1, "n_train": 64}
+    return {"levels": [("noise", v) for v in (0.1, 0.2, 0.4, 0.8)]
+            + [("distractors", v) for v in (0.5, 1.0)],
+            "dims": (32, 128), "xbar": (-0.6, -0.2, 0.2, 0.6), "presence": (0.5, 1.0),
+            "seeds": 1, "n_train": 256}
+
+
+def configs(quick: bool):
+    g = grid(quick)
+    out = []
+    beta1, q = 1.0, 3.0
+    for dim in g["dims"]:
+        for kind, level in g["levels"]:
+            for p2 in g["presence"]:
+                for xbar in g["xbar"]:
+                    beta2 = beta1 * math.exp((xbar - math.log(p2)) / q)
+                    for rep in range(g["seeds"]):
+                        sets = {"seed": derive_seed(11, {"p2": p2, "xbar": xbar, "d": dim}, rep),
+                                "data.modality.0.beta": beta1, "data.modality.0.presence": 1.0,
+                                "data.modality.1.beta": beta2, "data.modality.1.presence": p2}
+                        for r, beta in ((0, beta1), (1, beta2)):
+                            if kind == "noise":
+                                sets[f"data.modality.{r}.noise"] = level * beta / math.sqrt(dim)
+                            else:
+                                sets[f"data.modality.{r}.distractors"] = K_DISTRACTORS
+                                sets[f"data.modality.{r}.distractor_strength"] = (
+                                    level * beta / math.sqrt(K_DISTRACTORS))
+                        cfg = C.small_config(dim=dim, n_train=g["n_train"], n_test=64,
+                                             trace_every=1000, mode="compare", sets=sets)
+                        cfg = cfg.replace(**{"train.steps": C.horizon_for(cfg, "min", 2.0, 10,
+                                                                          3000)})
+                        out.append(({"d": dim, "kind": kind, "level": level, "p_B": p2,
+                                     "xbar": xbar, "T": cfg.train.steps}, cfg))
+    return out
+
+
+def _noise(cfg, data, trained, exact, pre0):
+    return [nd.training_noise(data.train.X[r], data.train.y, data.train.presence[:, r],
+                              cfg.data.modality[r].beta, data.signals[r],
+                              data.init[r] if pre0 else None, exact=exact) for r in trained]
+
+
+def _predict(cfg, data, trained, a0, exact=False, pre0=False):
+    return nd.noise_aware_predict(cfg, trained, a0, data.train.y, data.train.presence[:, trained],
+                                  _noise(cfg, data, trained, exact, pre0))
+
+
+def measure_one(meta, cfg):
+    data = make_experiment_data(cfg)
+    runs = {name: train_run(cfg, data, name, trained) for name, trained in
+            (("joint", [0, 1]), ("unimodal-A", [0]), ("unimodal-B", [1]))}
+    joint = runs["joint"]
+    a0 = joint.initial_alignment
+    pred = predict_run(cfg, data, [0, 1], a0)
+    x = theory.winner_coordinate(pred.kappa, pred.gamma, cfg.model.q)
+    steps = {"race": pred.race_learned_step, "noisy_race": pred.race_learned_step_noisy}
+    clock = time.perf_counter()
+    lim = _predict(cfg, data, [0, 1], a0)
+    seconds_limit = time.perf_counter() - clock
+    steps["limit"] = lim.learned_step
+    steps["limit_pre0"] = _predict(cfg, data, [0, 1], a0, pre0=True).learned_step
+    clock = time.perf_counter()
+    steps["exact"] = nd.noise_aware_dynamics(
+        cfg, [0, 1], a0, data.train.y, data.train.presence,
+        _noise(cfg, data, [0, 1], True, True)).learned_step
+    seconds_exact = time.perf_counter() - clock
+    row = dict(meta)
+    row.update({"seed": cfg.seed, "x": x, "seconds_sim_joint": joint.seconds,
+                "seconds_limit": seconds_limit, "seconds_exact": seconds_exact})
+    w = joint.winner
+    row["winner"] = None if w is None else "AB"[w]
+    row["measured_step"] = None if w is None else int(joint.learned_step[w])
+    for name in PREDICTORS:
+        if steps[name] is None:  # the noisy race is not reported without noise
+            continue
+        st = np.asarray(steps[name], dtype=float)
+        st = np.where(st < 0, np.inf, st) if name in ("limit", "limit_pre0", "exact") else st
+        finite = np.isfinite(st)
+        pw = int(np.argmin(np.where(finite, st, np.inf))) if finite.any() else None
+        row[f"winner_{name}"] = None if pw is None else "AB"[pw]
+        row[f"step_{name}"] = None if w is None else float(st[w])
+        row[f"err_{name}"] = (None if w is None else
+                              (abs(joint.learned_step[w] / st[w] - 1) if np.isfinite(st[w])
+                               else math.inf))
+    # the gap: measured with the exact expected test error of the trained weights
+    mods = list(cfg.data.modality)
+    exp_err = {}
+    for name, run in runs.items():
+        tr = run.trained
+        exp_err[name] = theory.expected_test_error(
+            run.final_weights, [mods[r] for r in tr], [data.dictionaries[r] for r in tr],
+            cfg.model.learner, cfg.model.activation, cfg.model.q, cfg.model.rho,
+            points=2048, replicates=8).fused
+    row["gap_measured"] = exp_err["joint"] - min(exp_err["unimodal-A"], exp_err["unimodal-B"])
+    uni = [_predict(cfg, data, [r], runs[f"unimodal-{'AB'[r]}"].initial_alignment)
+           for r in (0, 1)]
+    row["gap_limit"] = nd.predicted_gap(lim, uni)
+    row["joint_error_measured"] = exp_err["joint"]
+    row["joint_error_limit"] = lim.test_error.fused
+    return row
+
+
+def summarise(rows):
+    out = []
+    keys = sorted({(r["d"], r["kind"], r["level"]) for r in rows})
+    for d, kind, level in keys:
+        sub = [r for r in rows if (r["d"], r["kind"], r["level"]) == (d, kind, level)]
+        far = [r for r in sub if abs(r["x"]) >= BAND and r["winner"] is not None]
+        st = {"d": d, "kind": kind, "level": level, "runs": len(sub), "far": len(far)}
+        for name in PREDICTORS:
+            errs = [r.get(f"err_{name}") for r in sub if r.get(f"err_{name}") is not None]
+            st[f"median_err_{name}"] = float(np.median(errs)) if errs else float("nan")
+            st[f"winner_{name}"] = (float(np.mean([r[f"winner_{name}"] == r["winner"]
+                                                   for r in far])) if far else float("nan"))
+        gaps = np.array([r["gap_limit"] - r["gap_measured"] for r in sub])
+        st["gap_mae_limit"] = float(np.mean(np.abs(gaps)))
+        st["gap_sign_limit"] = float(np.mean([(r["gap_limit"] > 0.01) == (r["gap_measured"] > 0.01)
+                                              for r in sub]))
+        st["seconds_sim_joint"] = float(np.median([r["seconds_sim_joint"] for r in sub]))
+        st["seconds_limit"] = float(np.median([r["seconds_limit"] for r in sub]))
+        out.append(st)
+    return out
+
+
+def main(argv=None):
+    args = C.parse_args(__doc__, argv)
+    paths = C.output_paths(args.quick, NAME)
+    clock = time.perf_counter()
+    rows = [measure_one(meta, cfg) for meta, cfg in configs(args.quick)]
+    total = time.perf_counter() - clock
+    C.write_csv(NAME, rows, path=paths["csv"])
+    summary = summarise(rows)
+    C.write_csv(NAME + "_summary", summary,
+                path=paths["csv"].with_name(NAME + "_summary.csv"))
+    head = ["d", "perturbation", "level", "runs",
+            "median step err: race / noisy race / limit / limit+pre0 / exact",
+            "winner agrees (|x| >= 0.05): race / noisy / limit / limit+pre0 / exact",
+            "gap MAE (limit)", "gap > 0.01 sign right (limit)"]
+    table = []
+    for st in summary:
+        table.append([st["d"], st["kind"], st["level"], st["runs"],
+                      " / ".join(C.pct(st[f"median_err_{n}"]) for n in PREDICTORS),
+                      " / ".join(C.pct(st[f"winner_{n}"], 0) for n in PREDICTORS)
+                      + f" ({st['far']})",
+                      f"{st['gap_mae_limit']:.3f}", C.pct(st["gap_sign_limit"], 0)])
+    print(C.md_table(head, table))
+    print(f"{len(rows)} compare-mode runs in {total:.0f} s")
+    return True
+
+
+if __name__ == "__main__":
+    C.script_main(main)
