@@ -164,7 +164,7 @@ def summarise(rows):
         for name in PREDICTORS:
             errs = [r.get(f"err_{name}") for r in sub if r.get(f"err_{name}") is not None]
             st[f"median_err_{name}"] = float(np.median(errs)) if errs else float("nan")
-            st[f"winner_{name}"] = (float(np.mean([r[f"winner_{name}"] == r["winner"]
+            st[f"winner_{name}"] = (float(np.mean([r.get(f"winner_{name}") == r["winner"]
                                                    for r in far])) if far else float("nan"))
         gaps = np.array([r["gap_limit"] - r["gap_measured"] for r in sub])
         st["gap_mae_limit"] = float(np.mean(np.abs(gaps)))

@@ -1,28 +1,30 @@
 """The noise-aware dynamics: a signal-noise decomposition of every neuron (docs/theory.md 11).
 
 Every gradient step moves a neuron along the training inputs, so
-w(t) = w(0) + sum_j theta_j(t) X_j.  Write each training input as its signal
-part y_j s_j beta v plus the rest N_j (noise and distractors).  A neuron is
-then described by its alignment a = c <w, v> and its pre-activations on the
-training noise nu_j = <w, N_j>; its pre-activation on training sample k is
-u_k = c y_k s_k beta a + nu_k, and one GD step is
+w(t) = w(0) + sum_j theta_j(t) X_j.  Split each training input into its part
+along the signal vector, b_j v with b_j = <X_j, v> = y_j s_j beta + e_j
+(e_j the noise along v), and the rest N_j (noise and distractors orthogonal
+to v).  A neuron is then described by its alignment a = c <w, v> and its
+pre-activations on the orthogonal training noise nu_j = <w, N_j>; its
+pre-activation on training sample k is u_k = c b_k a + nu_k, and one GD step is
 
-    g_k       = omega_k l'_k c act'(u_k)
-    <w, v>   -= eta sum_j g_j (y_j s_j beta + e_j)               (a = c <w, v>)
-    nu_k     -= eta sum_j g_j (y_j s_j beta e_k + H_jk)
-    theta_k  -= eta g_k
+    g_k      = omega_k l'_k c act'(u_k)
+    a       -= eta c sum_j g_j b_j
+    nu_k    -= eta sum_j g_j H_jk
+    theta_k -= eta g_k
 
-with H the Gram matrix of the N_j and e_j = <N_j, v>.  With the exact H and
-e (``TrainingNoise.exact``) this is the simulation itself, in sample
-coordinates.  The high-dimensional limit keeps only the diagonal of H
-(||N_k||^2: the neuron memorises each sample along its own noise) and drops
-e: a step then costs O(n) per neuron instead of the simulation's O(n d).
+with H the Gram matrix of the N_j.  With the exact H (``TrainingNoise.gram``)
+this is the simulation itself, in sample coordinates.  The high-dimensional
+limit keeps only the diagonal of H (||N_k||^2: the neuron memorises each
+sample along its own noise): a step then costs O(n) per neuron instead of
+the simulation's O(n d).
 
 The initial noise pre-activations nu_k(0) are the run's own when given, else
-drawn from their distribution N(0, init_scale^2 ||N_k||^2) with a fixed seed.
-The final state gives each neuron's response to fresh noise (its weight
-Gram), from which :mod:`simcomp.theory.expected_error` computes the test
-error.  Never imports the simulator.
+drawn from their distribution N(0, init_scale^2 ||N_k||^2) with a fixed
+seed; e_k likewise (N(0, sigma^2)).  The final state gives each neuron's
+response to fresh noise (its weight Gram), from which
+:mod:`simcomp.theory.expected_error` computes the test error.  Never imports
+the simulator.
 """
 
 from __future__ import annotations
@@ -61,11 +63,11 @@ class TrainingNoise:
     Attributes
     ----------
     sq_norm : (n,) float
-        ||N_k||^2, the squared norm of each training input's non-signal part.
+        ||N_k||^2, the squared norm of each training input's part orthogonal to v.
     gram : (n, n) float or None
         The full Gram matrix <N_j, N_k> (exact mode); None: the limit (diagonal).
     along_signal : (n,) float or None
-        e_k = <N_k, v> (exact mode); None: 0.
+        e_k = <X_k, v> - y_k s_k beta, the noise along v; None: drawn N(0, sigma^2).
     pre0 : (B, m, n) float or None
         The run's initial noise pre-activations <w_i(0), N_k>; None: drawn.
     weight_gram0 : (B m, B m) float or None
@@ -101,15 +103,16 @@ def training_noise(X, y, presence, beta: float, signal, initial_weights=None,
     initial_weights : (B, m, d) array, optional
         With them, ``pre0`` and ``weight_gram0`` are the run's own.
     exact : bool
-        Keep the full Gram matrix and e (exact mode) rather than the diagonal.
+        Keep the full Gram matrix (exact mode) rather than its diagonal.
     """
     X = np.asarray(X, dtype=float)
     v = np.asarray(signal, dtype=float)
-    N = X - (np.asarray(y, dtype=float) * np.asarray(presence, dtype=float) * beta)[:, None] * v
-    out = TrainingNoise(sq_norm=np.einsum("nd,nd->n", N, N))
+    proj = X @ v
+    N = X - proj[:, None] * v
+    e = proj - np.asarray(y, dtype=float) * np.asarray(presence, dtype=float) * beta
+    out = TrainingNoise(sq_norm=np.einsum("nd,nd->n", N, N), along_signal=e)
     if exact:
         out.gram = N @ N.T
-        out.along_signal = N @ v
     if initial_weights is not None:
         W = np.asarray(initial_weights, dtype=float)
         out.pre0 = np.einsum("bmd,nd->bmn", W, N)
@@ -161,7 +164,7 @@ def _act_slope(u, act):
 def _forward(state, data, beta, act, symmetric, dact):
     """f on every training sample; dact[r, b, i, k] = c act'(u) (the sign c of bank b included)."""
     a, nu = state[0], state[1]
-    y, sig = data[0], data[2]
+    b_sig = data[2]
     K, B, m, n = nu.shape
     f = np.zeros(n)
     for r in range(K):
@@ -169,7 +172,7 @@ def _forward(state, data, beta, act, symmetric, dact):
             c = 1.0 if b == 0 else -1.0
             for i in range(m):
                 for k in range(n):
-                    u = c * sig[r, k] * a[r, b, i] + nu[r, b, i, k]
+                    u = c * b_sig[r, k] * a[r, b, i] + nu[r, b, i, k]
                     if symmetric:  # psi(u) = sign(u) srelu(|u|), psi'(u) = srelu'(|u|)
                         v, d = _act_slope(abs(u), act)
                         f[k] += math.copysign(v, u)
@@ -185,7 +188,7 @@ def _forward(state, data, beta, act, symmetric, dact):
 def _noisy_step(state, data, eta, coef, dact):
     """One GD step in (a, nu, theta) from g = coef_k * dact (all neurons at once)."""
     a, nu, theta = state
-    sig, e, diag, gram = data[2], data[3], data[4], data[5]
+    b_sig, diag, gram = data[2], data[3], data[4]
     K, B, m, n = nu.shape
     exact = gram.shape[1] > 0
     g = np.empty(n)
@@ -194,11 +197,9 @@ def _noisy_step(state, data, eta, coef, dact):
             c = 1.0 if b == 0 else -1.0
             for i in range(m):
                 dv = 0.0  # d<w, v> / (-eta)
-                gs = 0.0  # sum_j g_j y_j s_j beta
                 for k in range(n):
                     g[k] = coef[k] * dact[r, b, i, k]
-                    dv += g[k] * (sig[r, k] + e[r, k])
-                    gs += g[k] * sig[r, k]
+                    dv += g[k] * b_sig[r, k]
                 for k in range(n):
                     if exact:
                         h = 0.0
@@ -206,7 +207,7 @@ def _noisy_step(state, data, eta, coef, dact):
                             h += g[j] * gram[r, j, k]
                     else:
                         h = g[k] * diag[r, k]
-                    nu[r, b, i, k] -= eta * (gs * e[r, k] + h)
+                    nu[r, b, i, k] -= eta * h
                     theta[r, b, i, k] -= eta * g[k]
                 a[r, b, i] -= eta * c * dv
 
@@ -219,9 +220,9 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps):
     ----------
     state : tuple (a (K, B, m), nu (K, B, m, n), theta (K, B, m, n)) float64
         Alignments, noise pre-activations and input coefficients; updated in place.
-    data : tuple (y (n,), omega (n,), sig (K, n), e (K, n), diag (K, n), gram (K, n, n) or (K, 0, 0))
-        Labels, sample weights, y s beta per modality, <N_k, v>, ||N_k||^2
-        and the full noise Gram (empty: the diagonal limit).
+    data : tuple (y (n,), omega (n,), b (K, n), diag (K, n), gram (K, n, n) or (K, 0, 0))
+        Labels, sample weights, <X_k, v> per modality, ||N_k||^2 and the
+        full Gram of the orthogonal noise (empty: the diagonal limit).
     beta : (K,) float64
     form : tuple (q, rho, n_int, symmetric, relu)
     run : tuple (eta, thr, steps)
@@ -311,17 +312,18 @@ def noise_aware_dynamics(cfg: Config, trained: Sequence[int], alignment0, y, pre
         raise ValueError(f"{len(noise)} TrainingNoise entries for {K} trained modalities")
     omega = np.full(n, 1.0 / n) if weight is None else np.ascontiguousarray(weight, dtype=float)
     beta = np.array([mod.beta for mod in mods])
-    sig = np.ascontiguousarray((y[:, None] * s * beta).T)
     exact = [nz.exact for nz in noise]
     if any(exact) and not all(exact):
         raise ValueError("give the exact Gram matrix for every trained modality or for none")
+    rng = np.random.default_rng(seed)
     diag = np.array([np.asarray(nz.sq_norm, dtype=float).reshape(n) for nz in noise])
-    e = np.zeros((K, n))
+    e = np.array([rng.normal(0.0, mod.noise, n) if nz.along_signal is None
+                  else np.asarray(nz.along_signal, dtype=float).reshape(n)
+                  for mod, nz in zip(mods, noise)])
+    b_sig = np.ascontiguousarray((y[:, None] * s * beta).T + e)
     gram = np.zeros((K, 0, 0))
     if all(exact):
         gram = np.ascontiguousarray([nz.gram for nz in noise], dtype=float)
-        e = np.array([np.zeros(n) if nz.along_signal is None else nz.along_signal for nz in noise])
-    rng = np.random.default_rng(seed)
     nu0 = np.empty((K, B, m, n))
     for r, nz in enumerate(noise):
         if nz.pre0 is not None:
@@ -334,24 +336,20 @@ def noise_aware_dynamics(cfg: Config, trained: Sequence[int], alignment0, y, pre
     if rec_steps[-1] != steps:
         rec_steps = np.append(rec_steps, np.int64(steps))
     state = (a, nu0.copy(), np.zeros((K, B, m, n)))
-    data = (y, omega, sig, e, diag, gram)
+    data = (y, omega, b_sig, diag, gram)
     form = (float(model.q), float(model.rho), _pow_int(float(model.q)),
             model.learner == "symmetric", model.activation == "relu")
     rec_a, rec_loss, learned_bank = _noisy_kernel(
         state, data, beta, form, (float(cfg.train.lr), float(model.threshold), steps), rec_steps)
     learned = np.where(learned_bank >= 0, learned_bank, np.iinfo(np.int64).max).min(axis=1)
     learned = np.where(learned == np.iinfo(np.int64).max, -1, learned)
-    a0_flat = np.asarray(alignment0, dtype=float)
     grams = []
-    for r, (mod, nz) in enumerate(zip(mods, noise)):
+    for r, nz in enumerate(noise):
         theta = state[2][r].reshape(B * m, n)
-        c = np.where(np.arange(B) == 0, 1.0, -1.0)
-        wv0 = (c[:, None] * a0_flat[r]).reshape(-1)  # <w_i(0), v>
-        er = e[r]
-        cross = nu0[r].reshape(B * m, n) - np.outer(wv0, er)  # <w_i(0) perp, N_j perp>
-        G0 = (model.init_scale**2 * (mod.dim - 1) * np.eye(B * m) if nz.weight_gram0 is None
+        cross = nu0[r].reshape(B * m, n)  # <w_i(0), N_j>, both orthogonal to v
+        G0 = (model.init_scale**2 * (mods[r].dim - 1) * np.eye(B * m) if nz.weight_gram0 is None
               else np.asarray(nz.weight_gram0, dtype=float))
-        NN = (gram[r] if all(exact) else np.diag(diag[r])) - np.outer(er, er)
+        NN = gram[r] if all(exact) else np.diag(diag[r])
         grams.append(G0 + theta @ cross.T + cross @ theta.T + theta @ NN @ theta.T)
     return NoisyDynamics(
         steps=rec_steps, alignment=rec_a, leading_alignment=rec_a.max(axis=(2, 3)),
