@@ -148,11 +148,9 @@ class NoisyDynamics:
 
 @jit()
 def _act_slope(u, act):
-    """(signed output, slope) of one neuron at pre-activation u; act = (q, rho, shift, n_int, relu).
+    """(act(u), act'(u)) for srelu, or ReLU when ``relu``; act = (q, rho, shift, n_int, relu).
 
-    The symmetric learner's psi(u) = sign(u) srelu(|u|) is asked for with
-    the class-bank form flag off and relu off; ``symmetric`` in the caller
-    decides which.
+    The symmetric learner calls it at |u| and signs the output itself.
     """
     q, rho, shift, n_int, relu = act
     if relu:
@@ -161,7 +159,7 @@ def _act_slope(u, act):
 
 
 @jit()
-def _forward(state, data, beta, act, symmetric, dact):
+def _forward(state, data, act, symmetric, dact):
     """f on every training sample; dact[r, b, i, k] = c act'(u) (the sign c of bank b included)."""
     a, nu = state[0], state[1]
     b_sig = data[2]
@@ -250,7 +248,7 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps):
             for b in range(B):
                 if learned[r, b] < 0 and beta[r] * np.max(a[r, b]) >= thr:
                     learned[r, b] = t
-        f = _forward(state, data, beta, act, symmetric, dact)
+        f = _forward(state, data, act, symmetric, dact)
         loss = 0.0
         for k in range(n):
             mg = y[k] * f[k]
