@@ -1,6 +1,6 @@
 """Tests of simcomp.theory (docs/model.md section 5).
 
-The reference computations here are written independently of theory.py:
+The reference computations here are written independently of simcomp.theory:
 explicit input points X = y s beta v in R^d (with a random orthogonal
 dictionary), the fused network evaluated neuron by neuron on them, and its
 loss differentiated by finite differences or by the weight-space gradient

@@ -101,3 +101,19 @@ def _srelu_pair(z, q, rho, shift, n):
             d = x ** (q - 1.0)
         return z * d / q, d
     return 0.0, 0.0
+
+
+@jit()
+def _logistic(g):
+    """(sigmoid(-g), log(1 + exp(-g))) of a margin g, without overflow for any g.
+
+    The second is evaluated as ``np.logaddexp(0, -g)`` evaluates it, so that
+    the compiled losses agree with the NumPy ones.
+    """
+    e = math.exp(-abs(g))
+    sig = e / (1.0 + e) if g >= 0.0 else 1.0 / (1.0 + e)
+    if g > 0.0:
+        return sig, math.log1p(e)
+    if g == 0.0:
+        return sig, math.log(2.0)
+    return sig, -g + math.log1p(e)

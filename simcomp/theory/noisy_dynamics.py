@@ -37,13 +37,14 @@ import numpy as np
 
 from simcomp._jit import jit
 from simcomp.config import Config
-from simcomp.theory.activation import _check_form, _pow_int, _srelu_pair
+from simcomp.theory.activation import _check_form, _logistic, _pow_int, _srelu_pair
 from simcomp.theory.expected_error import (
     ExpectedTestError,
     GaussianEncoder,
     _sqrt_psd,
     expected_error_gaussian,
 )
+from simcomp.theory.reduced import _mark_learned
 
 __all__ = [
     "TrainingNoise",
@@ -244,18 +245,13 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps):
     learned = np.full((K, B), -1, dtype=np.int64)
     rec_i = 0
     for t in range(steps + 1):
-        for r in range(K):
-            for b in range(B):
-                if learned[r, b] < 0 and beta[r] * np.max(a[r, b]) >= thr:
-                    learned[r, b] = t
+        _mark_learned(a, beta, thr, t, learned)
         f = _forward(state, data, act, symmetric, dact)
         loss = 0.0
         for k in range(n):
-            mg = y[k] * f[k]
-            ex = math.exp(-abs(mg))
-            sgm = ex / (1.0 + ex) if mg >= 0.0 else 1.0 / (1.0 + ex)  # sigmoid(-y f)
+            sgm, lg = _logistic(y[k] * f[k])  # sigmoid(-y f), log(1 + exp(-y f))
             coef[k] = -omega[k] * y[k] * sgm  # omega l'
-            loss += omega[k] * (max(-mg, 0.0) + math.log1p(ex))
+            loss += omega[k] * lg
         if rec_steps[rec_i] == t:
             rec_a[rec_i] = a
             rec_loss[rec_i] = loss

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simcomp._jit import jit
-from simcomp.theory.activation import _pow_int, _srelu_pair
+from simcomp.theory.activation import _logistic, _pow_int, _srelu_pair
 from simcomp.theory.patterns import _Forward
 
 __all__ = ["ReducedDynamics", "reduced_dynamics"]
@@ -163,15 +163,8 @@ def _pattern_pass(pats, gsum, sig, want_loss):
         g = 0.0
         for r in range(K):
             g += s[p, r] * gsum[row, r]
-        e = math.exp(-abs(g))
-        sig[p] = e / (1.0 + e) if g >= 0.0 else 1.0 / (1.0 + e)
-        if want_loss:  # log(1 + exp(-g)) as np.logaddexp(0, -g)
-            if g > 0.0:
-                lg = math.log1p(e)
-            elif g == 0.0:
-                lg = math.log(2.0)
-            else:
-                lg = -g + math.log1p(e)
+        sig[p], lg = _logistic(g)
+        if want_loss:
             loss += w[p] * lg
     return loss
 
