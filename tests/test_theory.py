@@ -923,3 +923,22 @@ def test_presence_fraction_is_the_training_sets():
     np.testing.assert_array_equal(pred.pi, [[0.0], [1.0]])
     assert pred.race_learned_step[0] == np.inf and np.isfinite(pred.race_learned_step[1])
     assert pred.predicted_winner == 1
+
+
+def test_theory_never_imports_the_simulator():
+    """simcomp.theory (every module, the noise-aware ones included) loads no simulator code."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, simcomp.theory, simcomp.theory.noisy_dynamics, "
+            "simcomp.theory.expected_error; "
+            "print(sorted(m for m in sys.modules if m.startswith('simcomp')))")
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": root}, check=True).stdout
+    loaded = set(eval(out))
+    assert "simcomp.theory.noisy_dynamics" in loaded
+    assert not loaded & {"simcomp.train", "simcomp.data", "simcomp.trace", "simcomp.experiment",
+                         "simcomp._kernels", "simcomp.kernels"}, loaded
