@@ -160,6 +160,72 @@ def measure_one(meta, cfg):
     return row
 
 
+# --------------------------------------------------------------------------- part 3: the winner
+
+
+def winner_configs(quick: bool):
+    """Many joint runs near the boundary at the hardest levels (noise 0.8, load 1)."""
+    if quick:
+        dims, levels, xbars, pres, seeds, n = (16,), [("noise", 0.8)], (-0.2, 0.2), (1.0,), 1, 64
+    else:
+        dims, levels = (32, 128), [("noise", 0.8), ("distractors", 1.0)]
+        xbars, pres, seeds, n = (-0.3, -0.15, -0.05, 0.05, 0.15, 0.3), (0.5, 1.0), 4, 256
+    out = []
+    for dim in dims:
+        for kind, level in levels:
+            for p2 in pres:
+                for xbar in xbars:
+                    beta2 = math.exp((xbar - math.log(p2)) / 3.0)
+                    for rep in range(seeds):
+                        sets = {"seed": derive_seed(12, {"p2": p2, "xbar": xbar, "d": dim}, rep),
+                                "data.modality.0.beta": 1.0, "data.modality.0.presence": 1.0,
+                                "data.modality.1.beta": beta2, "data.modality.1.presence": p2}
+                        for r, beta in ((0, 1.0), (1, beta2)):
+                            if kind == "noise":
+                                sets[f"data.modality.{r}.noise"] = level * beta / math.sqrt(dim)
+                            else:
+                                sets[f"data.modality.{r}.distractors"] = K_DISTRACTORS
+                                sets[f"data.modality.{r}.distractor_strength"] = (
+                                    level * beta / math.sqrt(K_DISTRACTORS))
+                        cfg = C.small_config(dim=dim, n_train=n, n_test=16, trace_every=1000,
+                                             mode="joint", sets=sets)
+                        cfg = cfg.replace(**{"train.steps": C.horizon_for(cfg, "max", 1.5, 10,
+                                                                          3000)})
+                        out.append(({"d": dim, "kind": kind, "level": level}, cfg))
+    return out
+
+
+def measure_winner(meta, cfg):
+    data = make_experiment_data(cfg)
+    run = train_run(cfg, data, "joint", [0, 1])
+    a0 = run.initial_alignment
+    pred = predict_run(cfg, data, [0, 1], a0)
+    row = dict(meta)
+    row["x"] = theory.winner_coordinate(pred.kappa, pred.gamma, cfg.model.q)
+    row["winner"] = None if run.winner is None else "AB"[run.winner]
+    row["winner_race"] = "B" if row["x"] > 0 else "A"
+    for name, pre0 in (("limit", False), ("limit_pre0", True)):
+        dyn = nd.noise_aware_dynamics(cfg, [0, 1], a0, data.train.y, data.train.presence,
+                                      _noise(cfg, data, [0, 1], False, pre0))
+        learned = [(int(t), k) for k, t in enumerate(dyn.learned_step) if t >= 0]
+        row[f"winner_{name}"] = "AB"[min(learned)[1]] if learned else None
+    return row
+
+
+def summarise_winner(rows):
+    out = []
+    for d, kind, level in sorted({(r["d"], r["kind"], r["level"]) for r in rows}):
+        sub = [r for r in rows if (r["d"], r["kind"], r["level"]) == (d, kind, level)
+               and r["winner"] is not None]
+        far = [r for r in sub if abs(r["x"]) >= BAND]
+        st = {"d": d, "kind": kind, "level": level, "runs": len(sub), "far": len(far)}
+        for name in ("race", "limit", "limit_pre0"):
+            st[f"far_{name}"] = float(np.mean([r[f"winner_{name}"] == r["winner"] for r in far]))
+            st[f"all_{name}"] = float(np.mean([r[f"winner_{name}"] == r["winner"] for r in sub]))
+        out.append(st)
+    return out
+
+
 # --------------------------------------------------------------------------- part 2: the gap
 
 GAP_EPS = 0.01
@@ -272,7 +338,6 @@ def section(summary, gsum, step_table, gap_table, n_runs, n_gap, seconds):
     worst_mae = max(st["mae_limit"] for st in gsum)
     worst_sign = min(st["sign_limit"] for st in gsum)
     step_ok = worst_med <= 0.03
-    win_ok = worst_win >= 0.99
     mae_ok = worst_mae <= 0.01
     sign_ok = worst_sign >= 0.95
     return f"""## Noise-aware theory (`benchmarks/noise_theory.py`)
@@ -281,7 +346,7 @@ def section(summary, gsum, step_table, gap_table, n_runs, n_gap, seconds):
 
 {step_table}
 
-Target median learned-step error <= 3% up to noise 0.8 and load 1 ('limit'): worst level {C.pct(worst_med)} -- {C.verdict(step_ok)}. Winner agreement >= 99% outside |x| < 0.05 ('limit'): worst level {C.pct(worst_win, 0)}, on {far} runs in all -- {C.verdict(win_ok)} (8 runs per level or fewer: this resolves 'all agree', not 99%).
+Target median learned-step error <= 3% up to noise 0.8 and load 1 ('limit'): worst level {C.pct(worst_med)} -- {C.verdict(step_ok)}. Winner ('limit'), outside |x| < 0.05: worst level {C.pct(worst_win, 0)}, {far} runs in all; with 8 runs per level this cannot resolve 99%, which part 3 tests.
 
 **Part 2, the gap.** A subset of the `performance_gap` grid (beta_A in {{1.5, 2.5}}, p_A in {{0.7, 0.9}}, T in {{100, 300}}, the same noise sigma in both modalities), compare mode, one seed, d = 32 and 128. 'Measured' gap = joint minus best uni-modal *expected* test error of the trained weights (`theory.expected_test_error`, free of test-set sampling noise; the 'test-set gap MAE' column is how far the 2048-sample test-set gap is from it). Predictions: noiseless and coin flip (5.5, from the reduced dynamics) and the noise-aware dynamics ('limit', drawn pre-activations) with its expected test error.
 
@@ -297,9 +362,11 @@ def main(argv=None):
     clock = time.perf_counter()
     rows = [measure_one(meta, cfg) for meta, cfg in configs(args.quick)]
     gap_rows = [measure_gap(meta, cfg) for meta, cfg in gap_configs(args.quick)]
+    win_rows = [measure_winner(meta, cfg) for meta, cfg in winner_configs(args.quick)]
     total = time.perf_counter() - clock
     C.write_csv(NAME, rows, path=paths["csv"])
     C.write_csv(NAME + "_gap", gap_rows, path=paths["csv"].with_name(NAME + "_gap.csv"))
+    C.write_csv(NAME + "_winner", win_rows, path=paths["csv"].with_name(NAME + "_winner.csv"))
     summary = summarise(rows)
     C.write_csv(NAME + "_summary", summary,
                 path=paths["csv"].with_name(NAME + "_summary.csv"))
@@ -321,7 +388,23 @@ def main(argv=None):
               " / ".join(f"{st[f'mae_{n}']:.3f}" for n in GAP_PREDICTORS),
               " / ".join(C.pct(st[f"sign_{n}"], 0) for n in GAP_PREDICTORS)] for st in gsum]
     gap_table = C.md_table(head, table)
+    wsum = summarise_winner(win_rows)
+    head = ["d", "perturbation", "level", "runs", "|x| >= 0.05",
+            "winner agrees, |x| >= 0.05: race / limit / limit+pre0", "all runs: same"]
+    table = [[st["d"], st["kind"], st["level"], st["runs"], st["far"],
+              " / ".join(C.pct(st[f"far_{n}"]) for n in ("race", "limit", "limit_pre0")),
+              " / ".join(C.pct(st[f"all_{n}"]) for n in ("race", "limit", "limit_pre0"))]
+             for st in wsum]
+    win_table = C.md_table(head, table)
     body = section(summary, gsum, step_table, gap_table, len(rows), len(gap_rows), total)
+    worst = min(st["far_limit"] for st in wsum)
+    body += f"""
+**Part 3, the winner at the hardest levels.** Joint runs near the boundary (xbar in {{-0.3, -0.15, -0.05, 0.05, 0.15, 0.3}}, p_B in {{0.5, 1}}, 4 seeds each, T = 1.5 x the slower race + 10) at noise 0.8 and distractor load 1, d = 32 and 128: {len(win_rows)} runs. Race: sign of x; limit and limit+pre0: the first modality the noise-aware dynamics learns.
+
+{win_table}
+
+Target winner agreement >= 99% outside |x| < 0.05 ('limit'): worst level {C.pct(worst)} -- {C.verdict(worst >= 0.99)}.
+"""
     print(body)
     C.update_section(NAME, body, path=paths["doc"])
     return True
