@@ -9,7 +9,7 @@ uni-modal network and the gap
 
     gap = err(joint) - min_r err(unimodal r)
 
-are compared with the two predictions of spec 5.5, both taken from the
+are compared with the two predictions of docs/model.md section 5.5, both taken from the
 reduced dynamics at T:
 
 * noiseless: every modality votes with sign(sum_i psi(beta a_i)), however small;
@@ -101,7 +101,7 @@ def measure(quick: bool, workers):
             best = min(out[f"pred_alone_{kind}_A"], out[f"pred_alone_{kind}_B"])
             out[f"pred_best_{kind}"] = best
             out[f"pred_gap_{kind}"] = out[f"pred_joint_{kind}"] - best
-        # Diagnostic, not a spec prediction: the coin flip only in a network where some
+        # Diagnostic, not a prediction of docs/model.md: the coin flip only in a network where some
         # encoder is (predicted to be) learned -- its noise response is what drowns the
         # unlearned votes -- and the noiseless vote otherwise.
         learned_any = any(r[f"predicted_learned_by_horizon_joint_{m}"] for m in ("A", "B"))
@@ -232,7 +232,7 @@ def figure_mae(rows, stats, g, path: Path):
     ax.set_xticks(xs, [f"{n:g}" for n in noises])
     ax.set_xlabel(r"noise level $\sigma\sqrt{d}$  ($\beta_B = 1$)")
     ax.set_ylabel("mean absolute error of the prediction")
-    ax.set_title("Test-error predictions of spec 5.5: mean absolute error")
+    ax.set_title("Test-error predictions of docs/model.md section 5.5: mean absolute error")
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax = axes[1]
     for T, colour in zip(g["T"], ("tab:blue", "tab:orange", "tab:green", "tab:red")):
@@ -266,9 +266,9 @@ def section(stats, rows, configs, seconds, quick):
         f"{seconds:.0f} s. Test errors on {g['n_test']} fresh samples (standard error about "
         f"{math.sqrt(0.1 * 0.9 / g['n_test']):.3f} at an error of 0.1).",
         "",
-        "Mean absolute error (MAE) of each prediction of spec 5.5, both computed from the "
+        "Mean absolute error (MAE) of each prediction of docs/model.md section 5.5, both computed from the "
         "reduced dynamics at T, per noise level, as noiseless / coin flip / refined. 'Refined' "
-        "is a diagnostic of this benchmark, **not** a prediction of the spec: the coin flip in a "
+        "is a diagnostic of this benchmark, **not** a prediction of docs/model.md section 5.5: the coin flip in a "
         "network where some encoder is predicted learned by T, the noiseless vote in one where "
         "none is. 'gap > 0' counts runs whose measured gap exceeds "
         f"{GAP_EPS:g} (the best uni-modal network beats the joint one); 'sign right' is the "

@@ -9,11 +9,11 @@ symmetric learner, q = 3; B's beta chosen so that xbar = q ln(beta_2/beta_1)
 
 both measured relative to each modality's beta.  At every level: the winner
 agreement with sign(x) on runs with |x| >= 0.05, and the learned-step error
-|measured / race - 1| (spec 5.2) of the joint winner.
+|measured / race - 1| (docs/model.md section 5.2) of the joint winner.
 
 Part 2 -- population mode.  With noise = 0, distractors = 0 and
 ``data.population = true`` the simulator trains on the 2^(K+1) patterns
-weighted by their probability; the reduced dynamics of spec 5.4 must then
+weighted by their probability; the reduced dynamics of docs/model.md section 5.4 must then
 reproduce every neuron's alignment at every step to rounding error.  Several
 configs (q = 2, 3, 4; class banks with srelu and ReLU; K = 3; random
 dictionaries), 500 steps, compare mode, trace at every step.  Target: max

@@ -1,7 +1,7 @@
 """Slow, plain-NumPy reference of every training method (see docs/methods.md).
 
 Written from the definitions, deliberately sharing no code with the compiled
-kernels nor with ``simcomp.theory_methods``: every step recomputes the
+kernels nor with ``simcomp.theory.mitigation``: every step recomputes the
 forward pass with whole-array NumPy operations, forms the derivative of the
 method's loss with respect to each encoder output phi_{j,r}, and turns it
 into a weight gradient by the chain rule.

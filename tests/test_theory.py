@@ -1,10 +1,10 @@
-"""Tests of simcomp.theory (spec section 5).
+"""Tests of simcomp.theory (docs/model.md section 5).
 
-The reference computations here are written independently of theory.py:
+The reference computations here are written independently of simcomp.theory:
 explicit input points X = y s beta v in R^d (with a random orthogonal
 dictionary), the fused network evaluated neuron by neuron on them, and its
 loss differentiated by finite differences or by the weight-space gradient
-formula of spec section 3.
+formula of docs/model.md section 3.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simcomp import theory as th
+from simcomp.theory import activation as th_act
+from simcomp.theory import reduced as th_red
 from simcomp.config import default_config
 
 QS = [2.0, 2.5, 3.0, 4.0, 5.0]
@@ -52,7 +54,7 @@ def ref_act_prime(z, activation, q, rho):
 
 
 class BruteNet:
-    """Weights in input space, explicit pattern points, spec section 2-3 verbatim."""
+    """Weights in input space, explicit pattern points, docs/model.md section 2-3 verbatim."""
 
     def __init__(self, beta, presence_patterns, q, rho, learner, activation, d, seed):
         self.beta = list(beta)
@@ -92,7 +94,7 @@ class BruteNet:
         )
 
     def grad(self, W):
-        """The weight-space gradient formula of spec section 3."""
+        """The weight-space gradient formula of docs/model.md section 3."""
         G = [[np.zeros_like(W[r][b]) for b in range(len(self.banks))] for r in range(self.K)]
         for p in range(len(self.y)):
             fp = self.f(W, p)
@@ -191,7 +193,7 @@ def test_initial_gamma_and_rate():
     assert th.rate(2.0, 0.8, 3.0, 2.0) == pytest.approx(0.8 * 8 / (2 * 4))
     k = th.rate(np.array([2.0, 1.0]), np.array([[0.4, 0.4], [0.5, 0.5]]), 3.0, 1.0)
     np.testing.assert_allclose(k, [[1.6, 1.6], [0.25, 0.25]])
-    # spec section 6: kappa_A / kappa_B = 6.4
+    # docs/model.md section 6: kappa_A / kappa_B = 6.4
     ka, kb = th.rate(np.array([2.0, 1.0]), np.array([0.8, 1.0]), 3.0, 1.0)
     assert ka / kb == pytest.approx(6.4)
 
@@ -364,7 +366,7 @@ def test_reduced_one_step_matches_finite_difference_gradient(learner, activation
 
 @pytest.mark.parametrize("learner,activation", FORMS)
 def test_reduced_trajectory_matches_brute_force_gd(learner, activation):
-    """Full-X gradient descent (spec 3 formula) vs the reduced dynamics, 120 steps."""
+    """Full-X gradient descent (docs/model.md section 3 formula) vs the reduced dynamics, 120 steps."""
     q, rho, eta, m, d, T = 3.0, 1.0, 1.0, 2, 3, 120
     beta = [2.0, 1.0]
     pats = th.population_patterns([0.8, 0.9])
@@ -525,7 +527,7 @@ def test_reduced_compiled_matches_numpy_reference(seed, K, m, form, q, rho, eta,
     args = (a0, beta, y_pat, s_pat, w_pat, q, rho, eta, steps, learner, activation,
             thr_factor * rho, record_every)
     fast = th.reduced_dynamics(*args)
-    slow = th._reduced_dynamics_numpy(*args)
+    slow = th_red._reduced_dynamics_numpy(*args)
     assert_same_dynamics(fast, slow, rtol=1e-12)
     np.testing.assert_array_equal(fast.alignment[0], a0)
 
@@ -538,7 +540,7 @@ def test_reduced_compiled_matches_numpy_reference_long(learner, activation):
     pats = th.population_patterns([0.8, 1.0])
     args = (a0, [2.0, 1.0], *pats, 3.0, 1.0, 1.0, 2000, learner, activation, 1.0, 5)
     fast = th.reduced_dynamics(*args)
-    assert_same_dynamics(fast, th._reduced_dynamics_numpy(*args), rtol=1e-12)
+    assert_same_dynamics(fast, th_red._reduced_dynamics_numpy(*args), rtol=1e-12)
     assert fast.loss[-1] < 1e-2 * fast.loss[0]  # the trajectory goes somewhere
     if activation == "srelu":  # (ReLU fits with all 8 neurons below the threshold)
         np.testing.assert_array_equal(fast.learned_step >= 0, True)
@@ -554,7 +556,7 @@ def test_reduced_nan_alignment_matches_numpy_reference():
         args = (a0, [2.0, 1.0], *pats, 3.0, 1.0, 1.0, 20, learner, activation, 1.0, 1)
         fast = th.reduced_dynamics(*args)
         with np.errstate(invalid="ignore"):
-            slow = th._reduced_dynamics_numpy(*args)
+            slow = th_red._reduced_dynamics_numpy(*args)
         np.testing.assert_array_equal(fast.learned_step_bank, slow.learned_step_bank)
         assert fast.learned_step_bank[0, 0] == -1
         np.testing.assert_allclose(fast.alignment, slow.alignment, rtol=1e-12, equal_nan=True)
@@ -567,15 +569,15 @@ def test_reduced_nan_alignment_matches_numpy_reference():
                                            st.floats(1.0, 10.0)), rho=st.floats(0.1, 3.0))
 def test_srelu_pair_matches_srelu(z, q, rho):
     """The kernels' one-power srelu agrees with srelu / srelu_prime to rounding."""
-    n = int(q - 1) if q == math.floor(q) and q - 1 <= th._POW_INT_MAX else -1
-    v, d = th._srelu_pair(z, q, rho, (1.0 - 1.0 / q) * rho, n)
+    n = int(q - 1) if q == math.floor(q) and q - 1 <= th_act._POW_INT_MAX else -1
+    v, d = th_act._srelu_pair(z, q, rho, (1.0 - 1.0 / q) * rho, n)
     assert v == pytest.approx(float(th.srelu(z, q, rho)), rel=1e-14, abs=1e-300)
     assert d == pytest.approx(float(th.srelu_prime(z, q, rho)), rel=1e-14, abs=1e-300)
 
 
 def test_reduced_kernel_compiles_once():
     """Python ints, float32, int labels and strided arrays all reach one compiled version."""
-    kernel = th._reduced_kernel
+    kernel = th_red._reduced_kernel
     if not hasattr(kernel, "signatures"):
         pytest.skip("numba JIT disabled")
     pats = th.population_patterns([0.8, 1.0])
@@ -844,3 +846,99 @@ def test_predict_reports_noisy_race_only_with_noise():
     pred0 = th.predict(cfg0, [0, 1], a0, *pats)
     assert pred0.race_learned_step_noisy is None
     assert pred0.to_json(["A", "B"])["race_learned_step_noisy"] is None
+
+
+# --------------------------------------------------------------------------- each modality's own parameters
+
+
+def three_modality_config(learner="symmetric"):
+    from simcomp.config import config_from_dict
+
+    mods = [
+        {"name": "A", "dim": 16, "beta": 2.0, "presence": 0.5, "noise": 0.03},
+        {"name": "B", "dim": 64, "beta": 1.3, "presence": 0.9, "noise": 0.01},
+        {"name": "C", "dim": 40, "beta": 0.8, "presence": 1.0, "noise": 0.05},
+    ]
+    return config_from_dict({"seed": 0, "data": {"modality": mods},
+                             "model": {"learner": learner, "width": 4},
+                             "train": {"steps": 120, "trace_every": 7}})
+
+
+@pytest.mark.parametrize("learner", ["symmetric", "class_banks"])
+def test_predict_uses_each_modalitys_own_parameters(learner):
+    """K = 3, different betas, presences, noises and dims, trained in a permuted order.
+
+    Every per-modality quantity must equal the one computed from that
+    modality's own config entry alone: a race with another modality's beta,
+    presence, noise or dim changes at least one of these numbers.
+    """
+    cfg = three_modality_config(learner)
+    trained = [2, 0, 1]
+    mods = [cfg.data.modality[r] for r in trained]
+    B = cfg.model.banks
+    a0 = np.random.default_rng(5).normal(0, 0.01, size=(3, B, cfg.model.width))
+    # training patterns whose presence frequencies differ from the configured p_r
+    freq = [0.7, 0.35, 0.6]
+    y_pat, s_pat, w_pat = th.population_patterns(freq)
+    pred = th.predict(cfg, trained, a0, y_pat, s_pat, w_pat)
+    q, rho, eta = cfg.model.q, cfg.model.rho, cfg.train.lr
+    for j, mod in enumerate(mods):
+        # the presence fraction is the training set's, not the configured presence
+        pi_j = freq[j] if B == 1 else np.array([freq[j], freq[j]]) / 2
+        np.testing.assert_allclose(pred.pi[j], pi_j, rtol=1e-12)
+        kappa_j = np.atleast_1d(pi_j) * mod.beta**q / (2 * rho ** (q - 1))
+        np.testing.assert_allclose(pred.kappa[j], kappa_j, rtol=1e-12)
+        gamma_j = np.maximum(a0[j].max(axis=1), 0.0)
+        np.testing.assert_array_equal(pred.gamma[j], gamma_j)
+        # kappa checked above; the races reuse pred.kappa so that equality is exact
+        alone = th.race_learn_step(gamma_j, pred.kappa[j], mod.beta, q, rho, eta)
+        np.testing.assert_array_equal(pred.race_learned_step_bank[j], alone)
+        noisy = th.race_learn_step_noisy(
+            a0[j].max(axis=1), pred.kappa[j], mod.beta, q, rho, eta, mod.noise,
+            cfg.model.init_scale * np.sqrt(mod.dim - 1.0), symmetric=learner == "symmetric",
+            max_steps=10 * cfg.train.steps)
+        assert pred.race_learned_step_noisy[j] == np.min(noisy)
+    # the reduced dynamics runs with the trained modalities' own betas
+    betas = [mod.beta for mod in mods]
+    red = th.reduced_dynamics(a0, betas, y_pat, s_pat, w_pat, q, rho, eta, cfg.train.steps,
+                              learner, record_every=cfg.train.trace_every)
+    np.testing.assert_array_equal(pred.reduced.final_alignment, red.final_alignment)
+    np.testing.assert_array_equal(pred.predicted_learned_step, red.learned_step)
+    # the test errors use the distribution's presence p_r, in trained order
+    pres = [mod.presence for mod in mods]
+    assert pred.test_error_noiseless == th.test_error_noiseless(
+        red.final_alignment, betas, pres, learner, "srelu", q, rho)
+    assert pred.test_error_coinflip == th.test_error_coinflip(red.learned_step >= 0, pres)
+    # and the betas differ enough that the winner depends on which beta goes where
+    swapped = th.predict(cfg, [0, 2, 1], a0, y_pat, s_pat, w_pat)
+    assert not np.array_equal(swapped.kappa, pred.kappa)
+
+
+def test_presence_fraction_is_the_training_sets():
+    """pi counts the training patterns' weights, whatever the configured presence says."""
+    cfg = three_modality_config()
+    a0 = np.full((2, 1, 4), 0.01)
+    # one pattern only: y = +1, modality A absent, B present
+    pred = th.predict(cfg, [0, 1], a0, np.array([1.0]), np.array([[0, 1]]), np.array([1.0]))
+    np.testing.assert_array_equal(pred.pi, [[0.0], [1.0]])
+    assert pred.race_learned_step[0] == np.inf and np.isfinite(pred.race_learned_step[1])
+    assert pred.predicted_winner == 1
+
+
+def test_theory_never_imports_the_simulator():
+    """simcomp.theory (every module, the noise-aware ones included) loads no simulator code."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, simcomp.theory, simcomp.theory.noisy_dynamics, "
+            "simcomp.theory.expected_error; "
+            "print(sorted(m for m in sys.modules if m.startswith('simcomp')))")
+    root = str(Path(__file__).resolve().parent.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env={**os.environ, "PYTHONPATH": root}, check=True).stdout
+    loaded = set(eval(out))
+    assert "simcomp.theory.noisy_dynamics" in loaded
+    assert not loaded & {"simcomp.train", "simcomp.data", "simcomp.trace", "simcomp.experiment",
+                         "simcomp._kernels", "simcomp.kernels"}, loaded

@@ -9,7 +9,7 @@ import reference_methods as ref
 from simcomp.config import build_config
 from simcomp.data import empirical_patterns, make_experiment_data
 from simcomp.theory import population_patterns, reduced_dynamics
-from simcomp.theory_methods import (
+from simcomp.theory.mitigation import (
     effective_rates,
     method_dynamics,
     method_params,

@@ -29,8 +29,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .config import Config
-from .theory import initial_gamma, population_patterns, presence_fraction, race_learn_step, rate
+from ..config import Config
+from .patterns import population_patterns, presence_fraction
+from .race import initial_gamma, race_learn_step, rate
 
 __all__ = [
     "DETERMINISTIC_REDUCTION",

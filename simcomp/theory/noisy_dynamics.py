@@ -1,0 +1,420 @@
+"""The noise-aware dynamics: a signal-noise decomposition of every neuron (docs/theory.md 11).
+
+Every gradient step moves a neuron along the training inputs, so
+w(t) = w(0) + sum_j theta_j(t) X_j.  Split each training input into its part
+along the signal vector, b_j v with b_j = <X_j, v> = y_j s_j beta + e_j
+(e_j the noise along v), and the rest N_j (noise and distractors orthogonal
+to v).  A neuron is then described by its alignment a = c <w, v> and its
+pre-activations on the orthogonal training noise nu_j = <w, N_j>; its
+pre-activation on training sample k is u_k = c b_k a + nu_k, and one GD step is
+
+    g_k      = omega_k l'_k c act'(u_k)
+    a       -= eta c sum_j g_j b_j
+    nu_k    -= eta sum_j g_j H_jk
+    theta_k -= eta g_k
+
+with H the Gram matrix of the N_j.  With the exact H (``TrainingNoise.gram``)
+this is the simulation itself, in sample coordinates.  The high-dimensional
+limit keeps only the diagonal of H (||N_k||^2: the neuron memorises each
+sample along its own noise): a step then costs O(n) per neuron instead of
+the simulation's O(n d).
+
+The initial noise pre-activations nu_k(0) are the run's own when given, else
+drawn from their distribution N(0, init_scale^2 ||N_k||^2) with a fixed
+seed; e_k likewise (N(0, sigma^2)).  The final state gives each neuron's
+response to fresh noise (its weight Gram), from which
+:mod:`simcomp.theory.expected_error` computes the test error.  Never imports
+the simulator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from simcomp._jit import jit
+from simcomp.config import Config
+from simcomp.theory.activation import _check_form, _logistic, _pow_int, _srelu_pair
+from simcomp.theory.expected_error import (
+    ExpectedTestError,
+    GaussianEncoder,
+    _sqrt_psd,
+    expected_error_gaussian,
+)
+from simcomp.theory.reduced import _mark_learned
+
+__all__ = [
+    "TrainingNoise",
+    "training_noise",
+    "NoisyDynamics",
+    "noise_aware_dynamics",
+    "NoisyPrediction",
+    "noise_aware_predict",
+    "predicted_gap",
+]
+
+
+@dataclass
+class TrainingNoise:
+    """What the noise-aware dynamics needs to know about one modality's training noise.
+
+    Attributes
+    ----------
+    sq_norm : (n,) float
+        ||N_k||^2, the squared norm of each training input's part orthogonal to v.
+    gram : (n, n) float or None
+        The full Gram matrix <N_j, N_k> (exact mode); None: the limit (diagonal).
+    along_signal : (n,) float or None
+        e_k = <X_k, v> - y_k s_k beta, the noise along v; None: drawn N(0, sigma^2).
+    pre0 : (B, m, n) float or None
+        The run's initial noise pre-activations <w_i(0), N_k>; None: drawn.
+    weight_gram0 : (B m, B m) float or None
+        Inner products of the initial weights' parts orthogonal to v; None:
+        init_scale^2 (d - 1) times the identity.
+    """
+
+    sq_norm: np.ndarray
+    gram: np.ndarray | None = None
+    along_signal: np.ndarray | None = None
+    pre0: np.ndarray | None = None
+    weight_gram0: np.ndarray | None = None
+
+    @property
+    def exact(self) -> bool:
+        return self.gram is not None
+
+
+def training_noise(X, y, presence, beta: float, signal, initial_weights=None,
+                   exact: bool = False) -> TrainingNoise:
+    """:class:`TrainingNoise` of one modality from its training inputs.
+
+    Parameters
+    ----------
+    X : (n, d) array
+        The modality's training inputs.
+    y, presence : (n,) arrays
+        Labels (+-1) and this modality's presence s_k (0/1).
+    beta : float
+        Signal strength.
+    signal : (d,) array
+        The unit signal vector v = M e_1.
+    initial_weights : (B, m, d) array, optional
+        With them, ``pre0`` and ``weight_gram0`` are the run's own.
+    exact : bool
+        Keep the full Gram matrix (exact mode) rather than its diagonal.
+    """
+    X = np.asarray(X, dtype=float)
+    v = np.asarray(signal, dtype=float)
+    proj = X @ v
+    N = X - proj[:, None] * v
+    e = proj - np.asarray(y, dtype=float) * np.asarray(presence, dtype=float) * beta
+    out = TrainingNoise(sq_norm=np.einsum("nd,nd->n", N, N), along_signal=e)
+    if exact:
+        out.gram = N @ N.T
+    if initial_weights is not None:
+        W = np.asarray(initial_weights, dtype=float)
+        out.pre0 = np.einsum("bmd,nd->bmn", W, N)
+        Wf = W.reshape(-1, W.shape[-1])
+        Wp = Wf - np.outer(Wf @ v, v)
+        out.weight_gram0 = Wp @ Wp.T
+    return out
+
+
+@dataclass
+class NoisyDynamics:
+    """Trajectory of the noise-aware dynamics (same layout as ``ReducedDynamics``).
+
+    ``pre`` (K, B, m, n) and ``theta`` (K, B, m, n) are the final noise
+    pre-activations and input coefficients; ``weight_gram`` the final
+    (B m, B m) Gram of each modality's weights orthogonal to v.
+    """
+
+    steps: np.ndarray
+    alignment: np.ndarray
+    leading_alignment: np.ndarray
+    learned_step: np.ndarray
+    learned_step_bank: np.ndarray
+    final_alignment: np.ndarray
+    loss: np.ndarray
+    pre: np.ndarray
+    theta: np.ndarray
+    weight_gram: list
+
+
+# --------------------------------------------------------------------------- compiled loop
+
+
+@jit()
+def _act_slope(u, act):
+    """(act(u), act'(u)) for srelu, or ReLU when ``relu``; act = (q, rho, shift, n_int, relu).
+
+    The symmetric learner calls it at |u| and signs the output itself.
+    """
+    q, rho, shift, n_int, relu = act
+    if relu:
+        return (u, 1.0) if u > 0.0 else (0.0, 0.0)
+    return _srelu_pair(u, q, rho, shift, n_int) if u > 0.0 else (0.0, 0.0)
+
+
+@jit()
+def _forward(state, data, act, symmetric, dact):
+    """f on every training sample; dact[r, b, i, k] = c act'(u) (the sign c of bank b included)."""
+    a, nu = state[0], state[1]
+    b_sig = data[2]
+    K, B, m, n = nu.shape
+    f = np.zeros(n)
+    for r in range(K):
+        for b in range(B):
+            c = 1.0 if b == 0 else -1.0
+            for i in range(m):
+                for k in range(n):
+                    u = c * b_sig[r, k] * a[r, b, i] + nu[r, b, i, k]
+                    if symmetric:  # psi(u) = sign(u) srelu(|u|), psi'(u) = srelu'(|u|)
+                        v, d = _act_slope(abs(u), act)
+                        f[k] += math.copysign(v, u)
+                        dact[r, b, i, k] = d
+                    else:
+                        v, d = _act_slope(u, act)
+                        f[k] += c * v
+                        dact[r, b, i, k] = c * d
+    return f
+
+
+@jit()
+def _noisy_step(state, data, eta, coef, dact):
+    """One GD step in (a, nu, theta) from g = coef_k * dact (all neurons at once)."""
+    a, nu, theta = state
+    b_sig, diag, gram = data[2], data[3], data[4]
+    K, B, m, n = nu.shape
+    exact = gram.shape[1] > 0
+    g = np.empty(n)
+    for r in range(K):
+        for b in range(B):
+            c = 1.0 if b == 0 else -1.0
+            for i in range(m):
+                dv = 0.0  # d<w, v> / (-eta)
+                for k in range(n):
+                    g[k] = coef[k] * dact[r, b, i, k]
+                    dv += g[k] * b_sig[r, k]
+                for k in range(n):
+                    if exact:
+                        h = 0.0
+                        for j in range(n):
+                            h += g[j] * gram[r, j, k]
+                    else:
+                        h = g[k] * diag[r, k]
+                    nu[r, b, i, k] -= eta * h
+                    theta[r, b, i, k] -= eta * g[k]
+                a[r, b, i] -= eta * c * dv
+
+
+@jit()
+def _noisy_kernel(state, data, beta, form, run, rec_steps):
+    """The step loop of :func:`noise_aware_dynamics`.
+
+    Parameters
+    ----------
+    state : tuple (a (K, B, m), nu (K, B, m, n), theta (K, B, m, n)) float64
+        Alignments, noise pre-activations and input coefficients; updated in place.
+    data : tuple (y (n,), omega (n,), b (K, n), diag (K, n), gram (K, n, n) or (K, 0, 0))
+        Labels, sample weights, <X_k, v> per modality, ||N_k||^2 and the
+        full Gram of the orthogonal noise (empty: the diagonal limit).
+    beta : (K,) float64
+    form : tuple (q, rho, n_int, symmetric, relu)
+    run : tuple (eta, thr, steps)
+    rec_steps : (R,) int64
+
+    Returns
+    -------
+    rec_a (R, K, B, m), rec_loss (R,), learned (K, B) int64 (-1 never).
+    """
+    q, rho, n_int, symmetric, relu = form
+    eta, thr, steps = run
+    a = state[0]
+    y, omega = data[0], data[1]
+    K, B, m = a.shape
+    n = y.size
+    act = (q, rho, (1.0 - 1.0 / q) * rho, n_int, relu)
+    dact = np.empty(state[1].shape)
+    coef = np.empty(n)
+    rec_a = np.empty((rec_steps.size, K, B, m))
+    rec_loss = np.empty(rec_steps.size)
+    learned = np.full((K, B), -1, dtype=np.int64)
+    rec_i = 0
+    for t in range(steps + 1):
+        _mark_learned(a, beta, thr, t, learned)
+        f = _forward(state, data, act, symmetric, dact)
+        loss = 0.0
+        for k in range(n):
+            sgm, lg = _logistic(y[k] * f[k])  # sigmoid(-y f), log(1 + exp(-y f))
+            coef[k] = -omega[k] * y[k] * sgm  # omega l'
+            loss += omega[k] * lg
+        if rec_steps[rec_i] == t:
+            rec_a[rec_i] = a
+            rec_loss[rec_i] = loss
+            rec_i += 1
+        if t == steps:
+            break
+        _noisy_step(state, data, eta, coef, dact)
+    return rec_a, rec_loss, learned
+
+
+# --------------------------------------------------------------------------- public
+
+
+def noise_aware_dynamics(cfg: Config, trained: Sequence[int], alignment0, y, presence,
+                         noise: Sequence[TrainingNoise], *, weight=None, steps: int | None = None,
+                         record_every: int | None = None, seed: int = 0) -> NoisyDynamics:
+    """Run the noise-aware dynamics of one run.
+
+    Parameters
+    ----------
+    cfg : Config
+        Model, learning rate, horizon and each modality's beta / noise / dim.
+    trained : sequence of int
+        Indices into ``cfg.data.modality``.
+    alignment0 : (K_run, B, m) array
+        The run's initial alignments.
+    y : (n,) array
+        The training labels.
+    presence : (n, K_run) array
+        The training presence s_k of the trained modalities.
+    noise : sequence of TrainingNoise
+        One per trained modality (:func:`training_noise`).
+    weight : (n,) array, optional
+        Sample weights; default 1/n.
+    steps, record_every : int, optional
+        Default cfg.train.steps and cfg.train.trace_every.
+    seed : int
+        Seed of the drawn initial noise pre-activations (where ``pre0`` is None).
+    """
+    model = cfg.model
+    _check_form(model.learner, model.activation)
+    trained = [int(r) for r in trained]
+    mods = [cfg.data.modality[r] for r in trained]
+    K, B, m = len(trained), model.banks, model.width
+    a = np.array(alignment0, dtype=float, copy=True, order="C")
+    if a.shape != (K, B, m):
+        raise ValueError(f"alignment0 has shape {a.shape}; expected ({K}, {B}, {m})")
+    y = np.ascontiguousarray(y, dtype=float)
+    n = y.size
+    s = np.asarray(presence, dtype=float).reshape(n, K)
+    if len(noise) != K:
+        raise ValueError(f"{len(noise)} TrainingNoise entries for {K} trained modalities")
+    omega = np.full(n, 1.0 / n) if weight is None else np.ascontiguousarray(weight, dtype=float)
+    beta = np.array([mod.beta for mod in mods])
+    exact = [nz.exact for nz in noise]
+    if any(exact) and not all(exact):
+        raise ValueError("give the exact Gram matrix for every trained modality or for none")
+    rng = np.random.default_rng(seed)
+    diag = np.array([np.asarray(nz.sq_norm, dtype=float).reshape(n) for nz in noise])
+    e = np.array([rng.normal(0.0, mod.noise, n) if nz.along_signal is None
+                  else np.asarray(nz.along_signal, dtype=float).reshape(n)
+                  for mod, nz in zip(mods, noise)])
+    b_sig = np.ascontiguousarray((y[:, None] * s * beta).T + e)
+    gram = np.zeros((K, 0, 0))
+    if all(exact):
+        gram = np.ascontiguousarray([nz.gram for nz in noise], dtype=float)
+    nu0 = np.empty((K, B, m, n))
+    for r, nz in enumerate(noise):
+        if nz.pre0 is not None:
+            nu0[r] = nz.pre0
+        else:
+            nu0[r] = model.init_scale * np.sqrt(diag[r]) * rng.standard_normal((B, m, n))
+    steps = cfg.train.steps if steps is None else int(steps)
+    every = cfg.train.trace_every if record_every is None else int(record_every)
+    rec_steps = np.arange(0, steps + 1, every, dtype=np.int64)
+    if rec_steps[-1] != steps:
+        rec_steps = np.append(rec_steps, np.int64(steps))
+    state = (a, nu0.copy(), np.zeros((K, B, m, n)))
+    data = (y, omega, b_sig, diag, gram)
+    form = (float(model.q), float(model.rho), _pow_int(float(model.q)),
+            model.learner == "symmetric", model.activation == "relu")
+    rec_a, rec_loss, learned_bank = _noisy_kernel(
+        state, data, beta, form, (float(cfg.train.lr), float(model.threshold), steps), rec_steps)
+    learned = np.where(learned_bank >= 0, learned_bank, np.iinfo(np.int64).max).min(axis=1)
+    learned = np.where(learned == np.iinfo(np.int64).max, -1, learned)
+    grams = []
+    for r, nz in enumerate(noise):
+        theta = state[2][r].reshape(B * m, n)
+        cross = nu0[r].reshape(B * m, n)  # <w_i(0), N_j>, both orthogonal to v
+        G0 = (model.init_scale**2 * (mods[r].dim - 1) * np.eye(B * m) if nz.weight_gram0 is None
+              else np.asarray(nz.weight_gram0, dtype=float))
+        NN = gram[r] if all(exact) else np.diag(diag[r])
+        grams.append(G0 + theta @ cross.T + cross @ theta.T + theta @ NN @ theta.T)
+    return NoisyDynamics(
+        steps=rec_steps, alignment=rec_a, leading_alignment=rec_a.max(axis=(2, 3)),
+        learned_step=learned.astype(np.int64), learned_step_bank=learned_bank,
+        final_alignment=state[0], loss=rec_loss, pre=state[1], theta=state[2],
+        weight_gram=grams,
+    )
+
+
+@dataclass
+class NoisyPrediction:
+    """The noise-aware theory's prediction for one run.
+
+    ``learned_step`` (K_run,) int, -1 never; ``predicted_winner`` index into
+    ``trained`` (first learned, ties to the lower index) or None;
+    ``learned_by_horizon`` (K_run,) bool; ``test_error`` the expected test
+    error of the predicted final network (fused and each encoder alone,
+    with standard errors).
+    """
+
+    trained: list
+    learned_step: np.ndarray
+    predicted_winner: int | None
+    learned_by_horizon: np.ndarray
+    test_error: ExpectedTestError
+    dynamics: NoisyDynamics
+
+
+def final_encoders(cfg: Config, trained: Sequence[int], dyn: NoisyDynamics) -> list:
+    """Each modality's fresh-sample pre-activations at the end of ``dyn``, as a GaussianEncoder.
+
+    Noise: covariance sigma^2 <w_i, w_i'> (the v parts plus the orthogonal
+    Gram).  Distractors: their exact second moment gamma^2 k / (d - 1) times
+    the orthogonal Gram, taken as Gaussian.
+    """
+    out = []
+    B = cfg.model.banks
+    c = np.where(np.arange(B) == 0, 1.0, -1.0)
+    for r, mod in zip(range(len(trained)), (cfg.data.modality[t] for t in trained)):
+        wv = (c[:, None] * dyn.final_alignment[r]).reshape(-1)
+        G = dyn.weight_gram[r]
+        cov = mod.noise**2 * (np.outer(wv, wv) + G)
+        if mod.distractors > 0 and mod.dim > 1:
+            cov = cov + mod.distractor_strength**2 * mod.distractors / (mod.dim - 1) * G
+        out.append(GaussianEncoder(signal=wv, factor=_sqrt_psd(0.5 * (cov + cov.T)),
+                                   beta=float(mod.beta), presence=float(mod.presence)))
+    return out
+
+
+def noise_aware_predict(cfg: Config, trained: Sequence[int], alignment0, y, presence,
+                        noise: Sequence[TrainingNoise], *, seed: int = 0,
+                        points: int = 2048, replicates: int = 8) -> NoisyPrediction:
+    """Learned steps, winner, co-learning and expected test error from the noise-aware dynamics.
+
+    Arguments as :func:`noise_aware_dynamics`; ``points`` and ``replicates``
+    set the accuracy of the test error (:func:`expected_error_gaussian`).
+    """
+    dyn = noise_aware_dynamics(cfg, trained, alignment0, y, presence, noise, seed=seed)
+    learned = dyn.learned_step
+    order = [(int(t), k) for k, t in enumerate(learned) if t >= 0]
+    winner = min(order)[1] if order else None
+    err = expected_error_gaussian(final_encoders(cfg, trained, dyn), cfg.model.banks,
+                                  cfg.model.activation, cfg.model.q, cfg.model.rho,
+                                  points=points, replicates=replicates, seed=seed)
+    return NoisyPrediction(trained=[int(r) for r in trained], learned_step=learned,
+                           predicted_winner=winner, learned_by_horizon=learned >= 0,
+                           test_error=err, dynamics=dyn)
+
+
+def predicted_gap(joint: NoisyPrediction, unimodal: Sequence[NoisyPrediction]) -> float:
+    """Joint expected test error minus the best uni-modal one (> 0: a uni-modal network wins)."""
+    if not unimodal:
+        raise ValueError("predicted_gap needs at least one uni-modal prediction")
+    return float(joint.test_error.fused - min(u.test_error.fused for u in unimodal))
