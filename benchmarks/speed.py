@@ -81,7 +81,7 @@ else:  # imported (e.g. by a test): measure as the environment is
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from simcomp import _kernels as kern  # noqa: E402
+from simcomp import kernels as kern  # noqa: E402
 
 SIZES = {
     "small": dict(K=2, d=32, m=4, n=128),
@@ -342,7 +342,7 @@ def measure_sweep(quick):
 
 _STARTUP_CHILD = r"""
 import sys, time
-import simcomp._kernels as k
+import simcomp.kernels as k
 first = []
 orig = k.gd_segment
 def wrapped(*args, **kw):

@@ -18,6 +18,10 @@ train_loss             (R,)
 train_error            (R,)
 test_error             (R,)
 modality_test_error    (R, K)
+method_score           (R, K) float64, only for runs trained with a
+method_ratio           method (not plain training): the statistics of
+method_scale           the step that led to the record (NaN at step 0
+method_cosine          and where the method does not define them)
 =====================  ==============================================
 """
 
@@ -28,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "load_trace"]
+__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "METHOD_KEYS", "load_trace"]
 
 TRACE_KEYS = (
     "steps",
@@ -41,6 +45,8 @@ TRACE_KEYS = (
     "test_error",
     "modality_test_error",
 )
+
+METHOD_KEYS = ("method_score", "method_ratio", "method_scale", "method_cosine")
 
 
 def weighted_error(y: np.ndarray, f: np.ndarray, weight: np.ndarray) -> float:
@@ -103,6 +109,7 @@ class Trace:
         train_error: float,
         test_error: float,
         modality_test_error: np.ndarray,
+        method: dict | None = None,
     ) -> None:
         rec = self.records
         if rec["steps"] and rec["steps"][-1] == step:
@@ -116,6 +123,9 @@ class Trace:
         rec["train_error"].append(train_error)
         rec["test_error"].append(test_error)
         rec["modality_test_error"].append(modality_test_error)
+        if method is not None:
+            for key in METHOD_KEYS:
+                rec.setdefault(key, []).append(np.asarray(method[key], dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.records["steps"])
@@ -123,7 +133,9 @@ class Trace:
     def arrays(self) -> dict[str, np.ndarray]:
         """The trace as arrays in the documented ``trace.npz`` layout."""
         out = {}
-        for key in TRACE_KEYS:
+        for key in TRACE_KEYS + METHOD_KEYS:
+            if key not in self.records:
+                continue
             values = self.records[key]
             arr = np.asarray(values, dtype=np.int64 if key == "steps" else np.float64)
             if key in ("alignment", "orthogonal_norm") and self.banks == 1 and arr.ndim == 4:

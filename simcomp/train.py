@@ -27,10 +27,10 @@ from typing import Callable
 import numba
 import numpy as np
 
-from . import _kernels
+from . import kernels as _kernels
 from .config import Config
 from .data import Dataset, ExperimentData
-from .trace import Trace, geometry, weighted_error
+from .trace import METHOD_KEYS, Trace, geometry, weighted_error
 
 __all__ = [
     "RunResult",
@@ -183,7 +183,9 @@ class _Evaluator:
     :meth:`pack` asks for both), or filled in by :func:`_train_group`.
     """
 
-    def __init__(self, data: Dataset, trained: list, width: int, dtype, kind: int, q, rho):
+    def __init__(self, data: Dataset, trained: list, width: int, dtype, kind: int, q, rho,
+                 mix=None):
+        self.mix = None if mix is None else np.asarray(mix, dtype=np.float64)
         self.X = _pad([data.X[r] for r in trained], width, dtype)
         self.packed = None
         self.y = data.y.astype(dtype)
@@ -207,6 +209,8 @@ class _Evaluator:
         _kernels.forward(self.X, dims, W, self.kind, self.q, self.rho, self.f, self.phi,
                          packed=self.pack(backward=False))
         f = self.f.astype(np.float64)
+        if self.mix is not None:  # a method's own predictor, sum_r a_r phi_r
+            f = self.phi.astype(np.float64) @ self.mix
         with np.errstate(invalid="ignore", over="ignore"):  # a non-finite loss is handled by the caller
             loss = float(np.dot(self.weight64, np.logaddexp(0.0, -self.y64 * f)))
         error = weighted_error(self.y64, f, self.weight64)
@@ -228,8 +232,11 @@ class _Run:
     """
 
     def __init__(self, cfg: Config, data: ExperimentData, name: str, trained: list[int],
-                 record: bool = True):
+                 record: bool = True, rule: _kernels.Rule | None = None):
         clock = time.perf_counter()
+        if rule is not None and rule.K != len(trained):
+            raise ValueError(f"the rule is for {rule.K} modalities, the run trains {len(trained)}")
+        self.rule = None if rule is None or rule.name == "none" else rule
         self.cfg, self.name, self.trained = cfg, name, list(trained)
         self.record_all = record
         self.dtype = np.dtype(cfg.train.dtype)
@@ -239,7 +246,8 @@ class _Run:
         self.kind = KIND_CODES[(cfg.model.learner, cfg.model.activation)]
         self.q, self.rho = float(cfg.model.q), float(cfg.model.rho)
         self.n = data.train.n
-        self._eval_args = (trained, self.width, self.dtype, self.kind, self.q, self.rho)
+        mix = self.rule.par[3].copy() if self.rule is not None and self.rule.name == "alternating" else None
+        self._eval_args = (trained, self.width, self.dtype, self.kind, self.q, self.rho, mix)
         self.train_eval = _Evaluator(data.train, *self._eval_args)
         # The test set's padded and packed copies are kept only when the run
         # records often; with record=False they are made for each of the two
@@ -261,7 +269,8 @@ class _Run:
     @property
     def shape_key(self) -> tuple:
         """Runs with equal keys can share one batched kernel call."""
-        return (self.dtype.str, self.kind, self.q, self.rho) + self.W.shape + (self.n,)
+        code = 0 if self.rule is None else self.rule.code
+        return (self.dtype.str, self.kind, self.q, self.rho, code) + self.W.shape + (self.n,)
 
     def _weights(self) -> list:
         return [self.W[k, :, :, : mod.dim] for k, mod in enumerate(self.mods)]
@@ -278,8 +287,12 @@ class _Run:
             if self.record_all:
                 self.test_eval = test_eval
             _, test_err, modality_err = test_eval(self.W, self.dims)
+            method = None
+            if self.rule is not None:  # the statistics of the step just taken (NaN at step 0)
+                method = (self.rule.method_stats() if step > 0 else
+                          {key: np.full(len(self.trained), np.nan) for key in METHOD_KEYS})
             self.trace.append(step, alignment, distractor, orthogonal, loss, train_err, test_err,
-                              modality_err)
+                              modality_err, method)
             return True
         finally:
             self.seconds += time.perf_counter() - clock
@@ -336,6 +349,7 @@ def train_run(
     trained: list[int],
     progress: Callable[[int], None] | None = None,
     record: bool = True,
+    rule: "_kernels.Rule | None" = None,
 ) -> RunResult:
     """Train the late-fusion network on the modalities ``trained`` and trace it.
 
@@ -386,7 +400,7 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
                 ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
                 float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
                 run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
-                packed=packed,
+                packed=packed, rule=run.rule,
             )
             chooser.record(parallel, int(t_stop) - step, time.perf_counter() - clock)
             if progress is not None:
@@ -411,6 +425,7 @@ def train_batch(
     record: bool = True,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
+    rules: list | None = None,
 ) -> list[list[RunResult]]:
     """Train the runs of many experiments, batching runs of one shape into compiled calls.
 
@@ -443,6 +458,10 @@ def train_batch(
         of the configs (0 meaning every core).
     progress : callable, optional
         Called with the number of GD steps just done, after each call.
+    rules : list of list of Rule, optional
+        ``rules[i][k]`` is the training rule of run k of experiment i (None
+        for plain training); default plain training everywhere. Runs are
+        batched only with runs of the same method.
 
     Returns
     -------
@@ -461,8 +480,11 @@ def train_batch(
         return []
     threads = _batch_threads(cfgs) if threads is None else max(1, int(threads))
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
-    runs = [[_Run(cfg, data, name, trained, record) for name, trained in runs_plan]
-            for cfg, data, runs_plan in zip(cfgs, datas, plan)]
+    if rules is None:
+        rules = [[None] * len(runs_plan) for runs_plan in plan]
+    runs = [[_Run(cfg, data, name, trained, record, rule)
+             for (name, trained), rule in zip(runs_plan, exp_rules)]
+            for cfg, data, runs_plan, exp_rules in zip(cfgs, datas, plan, rules)]
     groups: dict[tuple, list[tuple[int, int]]] = {}
     for e, exp_runs in enumerate(runs):
         for k, run in enumerate(exp_runs):
@@ -508,6 +530,10 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         _kernels.fill_backward(run.train_eval.X, Xb[i])
         run.train_eval.adopt((Xf[i], Xb[i]))
         run.W, run.learned = W[i], learned[i]
+    stacked = _kernels.stack_rules([run.rule for run in group], W.shape[1])
+    for i, run in enumerate(group):  # the runs' rules work on views into the stacks
+        if run.rule is not None:
+            run.rule = run.rule._replace(state=stacked[3][i], stats=stacked[6][i])
     t_start = np.zeros(R, np.int64)
     n_steps = np.zeros(R, np.int64)
     status = np.zeros(R, np.int64)
@@ -526,7 +552,7 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         clock = time.perf_counter()
         _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
                                   group[0].rho, eta, signal, beta, threshold, learned, t_start,
-                                  n_steps, stop_loss, status, t_stop, last_loss)
+                                  n_steps, stop_loss, status, t_stop, last_loss, rules=stacked)
         share = (time.perf_counter() - clock) / len(active)
         if progress is not None:
             progress(int(sum(t_stop[i] - t_start[i] for i in active)))
