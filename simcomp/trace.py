@@ -23,6 +23,12 @@ method_ratio           method (not plain training): the statistics of
 method_scale           the step that led to the record (NaN at step 0
 method_cosine          and where the method does not define them)
 =====================  ==============================================
+
+A trace holds at most ``MAX_TRACE_POINTS`` records (plus step 0 and the
+last step), so that its memory does not grow with the number of steps:
+when ``steps / trace_every`` exceeds it, the stride is raised to
+``ceil(steps / MAX_TRACE_POINTS)`` and a one-line note says so on stderr
+(:func:`trace_stride`). Learned steps are still checked at every step.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import sys
 
-__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "METHOD_KEYS", "load_trace"]
+__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "METHOD_KEYS", "MAX_TRACE_POINTS", "trace_stride",
+           "load_trace"]
 
 TRACE_KEYS = (
     "steps",
@@ -46,7 +54,22 @@ TRACE_KEYS = (
     "modality_test_error",
 )
 
+MAX_TRACE_POINTS = 100_000
+"""Upper bound on the recorded points of one run (about 30 MB at the default size)."""
+
 METHOD_KEYS = ("method_score", "method_ratio", "method_scale", "method_cosine")
+
+
+def trace_stride(steps: int, trace_every: int, name: str = "run") -> int:
+    """The stride actually used: ``trace_every``, raised so that at most
+    ``MAX_TRACE_POINTS`` points are recorded (said once on stderr)."""
+    every = int(trace_every)
+    if steps // every > MAX_TRACE_POINTS:
+        every = -(-int(steps) // MAX_TRACE_POINTS)
+        print(f"simcomp: {name}: train.trace_every = {trace_every} would record "
+              f"{steps // int(trace_every)} points; recording every {every} steps instead "
+              f"(at most {MAX_TRACE_POINTS} points per run)", file=sys.stderr)
+    return every
 
 
 def weighted_error(y: np.ndarray, f: np.ndarray, weight: np.ndarray) -> float:

@@ -30,7 +30,7 @@ import numpy as np
 from . import kernels as _kernels
 from .config import Config
 from .data import Dataset, ExperimentData
-from .trace import METHOD_KEYS, Trace, geometry, weighted_error
+from .trace import METHOD_KEYS, Trace, geometry, trace_stride, weighted_error
 
 __all__ = [
     "RunResult",
@@ -65,6 +65,32 @@ _PARALLEL_MIN_WORK = 1 << 21
 # (multiply-adds) when both paths are in play, e.g. 64 steps at the default
 # size, 1 step at D = 1024, n = 4096. Segments do not change results.
 _PROBE_CALL_WORK = 1 << 26
+# Wall time of one compiled call. Python sees a signal (Ctrl-C, SIGTERM)
+# only between calls, so every segment is cut into calls of about this
+# length, sized from the measured time per step. Cutting never changes a
+# result: the learned check still runs at every step and trace points
+# stay where they are.
+_CALL_SECONDS = 0.25
+
+
+class _CallSizer:
+    """Steps per compiled call so that a call lasts about ``_CALL_SECONDS``.
+
+    Starts with a single step (which also pays any compilation), then
+    follows the measured time per step, growing by at most 4x per call.
+    """
+
+    def __init__(self):
+        self.steps = 1
+
+    def next(self, wanted: int) -> int:
+        return max(1, min(wanted, self.steps))
+
+    def record(self, steps: int, seconds: float) -> None:
+        if steps <= 0:
+            return
+        per_step = max(seconds / steps, 1e-9)
+        self.steps = max(1, min(int(_CALL_SECONDS / per_step), 4 * self.steps))
 
 
 @dataclass
@@ -263,6 +289,7 @@ class _Run:
         self.initial_alignment = geometry(self._weights(), self.dictionaries)[0]
         self.step, self.status, self.failed_step = 0, STATUS_OK, None
         self.done = False
+        self.every = trace_stride(cfg.train.steps, cfg.train.trace_every, name)
         self.work = self.n * self.width * len(trained) * cfg.model.banks * cfg.model.width
         self.seconds = time.perf_counter() - clock  # own time: preparation, tracing
 
@@ -305,18 +332,21 @@ class _Run:
 
     def segment(self) -> int:
         """Steps to the next trace point (to the horizon when only the end is recorded)."""
-        total, every = self.cfg.train.steps, self.cfg.train.trace_every
+        total, every = self.cfg.train.steps, self.every
         if not self.record_all:
             return total - self.step
         return min(every - self.step % every, total - self.step)
 
     def advance(self, status: int, t_stop: int) -> None:
-        """Take a segment's outcome; record at the new step unless the run failed."""
+        """Take a call's outcome; record at a trace point (or a stop) unless the run failed."""
         self.status = int(status)
         self.step = int(t_stop)
         if self.status == STATUS_NONFINITE:
             self.failed_step, self.done = self.step, True
             return
+        end = self.status == STATUS_STOP_LOSS or self.step >= self.cfg.train.steps
+        if not end and (not self.record_all or self.step % self.every):
+            return  # a call cut short of the trace point (see _CALL_SECONDS)
         if not self.record(self.step):
             self.status, self.failed_step, self.done = STATUS_NONFINITE, self.step, True
             return
@@ -385,6 +415,7 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     nblocks, _ = _kernels.chunk_layout(run.n)
     chooser = _PathChooser(threads > 1 and nblocks > 1 and run.work >= _PARALLEL_MIN_WORK)
     max_call = max(1, _PROBE_CALL_WORK // max(run.work, 1)) if chooser.enabled else None
+    sizer = _CallSizer()
     grad_buf = np.zeros_like(run.W)
     ev = run.train_eval
     packed = ev.pack()
@@ -392,9 +423,10 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     while not run.done:
         segment = run.segment()
         step = run.step
-        while True:  # one segment, in calls of at most max_call steps
-            steps = segment if max_call is None else min(segment, max_call)
+        while True:  # one segment, in calls bounded in steps and in wall time
+            steps = sizer.next(segment if max_call is None else min(segment, max_call))
             parallel = chooser.next()
+            _kernels.announce_compile("parallel" if parallel else "serial")
             clock = time.perf_counter()
             status, t_stop, _ = _kernels.gd_segment(
                 ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
@@ -402,7 +434,9 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
                 run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
                 packed=packed, rule=run.rule,
             )
-            chooser.record(parallel, int(t_stop) - step, time.perf_counter() - clock)
+            seconds = time.perf_counter() - clock
+            chooser.record(parallel, int(t_stop) - step, seconds)
+            sizer.record(int(t_stop) - step, seconds)
             if progress is not None:
                 progress(int(t_stop) - step)
             segment -= int(t_stop) - step
@@ -541,6 +575,7 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     last_loss = np.zeros(R, np.float64)
     for run in group:
         run.start()
+    sizer = _CallSizer()
     while True:
         active = [i for i, run in enumerate(group) if not run.done]
         if not active:
@@ -548,12 +583,15 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         n_steps[:] = -1  # runs that are done are left alone
         for i in active:
             t_start[i] = group[i].step
-            n_steps[i] = group[i].segment()
+            n_steps[i] = sizer.next(group[i].segment())
+        _kernels.announce_compile("batch")
         clock = time.perf_counter()
         _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
                                   group[0].rho, eta, signal, beta, threshold, learned, t_start,
                                   n_steps, stop_loss, status, t_stop, last_loss, rules=stacked)
-        share = (time.perf_counter() - clock) / len(active)
+        seconds = time.perf_counter() - clock
+        sizer.record(int(max(t_stop[i] - t_start[i] for i in active)), seconds)
+        share = seconds / len(active)
         if progress is not None:
             progress(int(sum(t_stop[i] - t_start[i] for i in active)))
         for i in active:

@@ -17,7 +17,7 @@ result and are never written. Float32 data is computed in float32 except
 the unit values, f, the loss and l', which are float64.
 """
 
-from simcomp.kernels.api import (STATUS_NONFINITE, STATUS_OK, STATUS_STOP_LOSS, alignments,
+from simcomp.kernels.api import (STATUS_NONFINITE, announce_compile, STATUS_OK, STATUS_STOP_LOSS, alignments,
                                  forward, gd_segment, gd_segment_batch, loss_and_grad,
                                  loss_and_grad_parallel, stack_rules)
 from simcomp.kernels.layout import (BLOCK, MAX_CHUNKS, chunk_layout, fill_backward,
@@ -30,5 +30,5 @@ __all__ = [
     "KIND_SYMMETRIC", "KIND_BANKS_SRELU", "KIND_BANKS_RELU", "METHOD_NAMES", "Rule",
     "make_rule", "chunk_layout", "tile_width", "packed_shapes", "pack_samples", "fill_forward",
     "fill_backward", "loss_and_grad", "loss_and_grad_parallel", "forward", "alignments",
-    "gd_segment", "gd_segment_batch", "stack_rules",
+    "gd_segment", "gd_segment_batch", "stack_rules", "announce_compile",
 ]

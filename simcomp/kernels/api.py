@@ -14,6 +14,8 @@ Status codes of :func:`gd_segment`: ``STATUS_OK = 0`` all steps taken;
 ``STATUS_NONFINITE = 2`` the loss or the gradient was not finite.
 """
 
+import sys
+
 import numba
 import numpy as np
 
@@ -27,8 +29,46 @@ from simcomp.kernels.rules import make_rule
 from simcomp.kernels.units import _q_code, _unit_rows
 from simcomp.kernels.tile import _block_preact
 
-__all__ = ["loss_and_grad", "loss_and_grad_parallel", "forward", "alignments", "gd_segment",
+__all__ = ["announce_compile", "loss_and_grad", "loss_and_grad_parallel", "forward", "alignments", "gd_segment",
            "gd_segment_batch", "STATUS_OK", "STATUS_STOP_LOSS", "STATUS_NONFINITE"]
+
+
+# Seconds a cold cache costs the default `simcomp simulate` on the 2-core
+# reference machine (benchmarks/speed.py measures it: docs/performance.md).
+COLD_START_SECONDS = 40
+_announced = set()
+
+
+def _cached(dispatcher) -> bool:
+    """Whether numba's on-disk cache holds a current entry for ``dispatcher``."""
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())
+    except Exception:  # an internal of numba changed: assume warm, say nothing
+        return True
+
+
+def announce_compile(path="serial", stream=None) -> bool:
+    """Say on stderr, once per process, that kernels are about to be compiled.
+
+    Parameters
+    ----------
+    path : {"serial", "parallel", "batch"}
+        The entry point a run is about to call.
+    stream : file, optional
+        Where to write (default ``sys.stderr``).
+
+    Returns
+    -------
+    bool
+        True if the cache was cold (and the note was written).
+    """
+    body = {"serial": _gd_serial, "parallel": _gd_parallel, "batch": _gd_batch}[path]
+    if path in _announced or _cached(body):
+        return False
+    _announced.add(path)
+    print(f"simcomp: compiling kernels for this machine (first run only, about "
+          f"{COLD_START_SECONDS} s)", file=stream or sys.stderr, flush=True)
+    return True
 
 
 def _need_c(name, arr):
