@@ -401,9 +401,13 @@ def train_run(
         Record every ``trace_every`` steps (default); False records only
         step 0 and the last step (learned steps are still checked at every
         step), which is all a sweep needs.
+    rule : Rule, optional
+        ``simcomp.kernels.make_rule(...)`` for ``len(trained)`` modalities;
+        default (None or "none") plain training. Its statistics are
+        recorded in the trace (``method_*`` keys) at every trace point.
     """
     start = time.perf_counter()
-    run = _Run(cfg, data, name, trained, record)
+    run = _Run(cfg, data, name, trained, record, rule)
     return _train_single(run, progress, start)
 
 
