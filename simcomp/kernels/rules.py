@@ -271,8 +271,9 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
 
     ``bufs = (Z, Z2, F, P, U, S)``: on entry F = f, P[0] = phi_r, U the unit
     values (umt), Z = act'(z). On return Z (and Z2 for mmpareto's uni-modal
-    gradient) hold the backward coefficients; S[0, r] += sum_j omega_j
-    p_{j,r}, S[1, r] += sum_j omega_j (-log max(p_{j,r}, 1e-8)).
+    gradient) hold the backward coefficients; for ogm and ogm_ge
+    S[0, r] += sum_j omega_j p_{j,r}, for agm S[1, r] += sum_j omega_j
+    (-log max(p_{j,r}, 1e-8)).
     """
     code, par, hyper, state, teacher, key, stats = rule
     Z, Z2, F, P, U, S = bufs
@@ -298,10 +299,14 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
         wj = np.float64(omega[j0 + jj])
         fused = _dlogistic(yj, F[jj])
         for r in range(K):
-            u = yj * phi[r, jj]
-            p = 1.0 / (1.0 + math.exp(-u))
-            S[0, r] += wj * p
-            S[1, r] += wj * (-math.log(max(p, 1e-8)))
+            if code == OGM or code == OGM_GE or code == AGM:  # the only rules that read them
+                u = yj * phi[r, jj]
+                e = _exp_nonpos(-abs(u))
+                p = (1.0 if u >= 0.0 else e) / (1.0 + e)  # sigmoid(u), one exp
+                if code == AGM:
+                    S[1, r] += wj * (-math.log(max(p, 1e-8)))
+                else:
+                    S[0, r] += wj * p
             if code == DROPOUT:
                 C[r, jj] = wj * (C[r, jj] * _dlogistic(yj, P[2, 0, jj]))
             elif code == AUX:
