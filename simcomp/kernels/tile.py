@@ -137,8 +137,14 @@ _set8p, _set4p, _acc8p, _acc4p = (_make_tile(h, a, True) for a in (False, True) 
 
 
 @jit()
-def _tiles_set(nrows, C, c_off, c_rs, A, a_off, a_rs, Bv, b_off, b_rs, count, pf):
-    """``nrows`` rows of tiles (eight, then four at a time) that start from zero."""
+def _tiles_set(nrows, C, c_at, A, a_at, Bv, b_at, count, pf):
+    """``nrows`` rows of tiles (eight, then four at a time) that start from zero.
+
+    ``c_at``, ``a_at``, ``b_at`` are (offset, row stride) of C, A and Bv.
+    """
+    c_off, c_rs = c_at
+    a_off, a_rs = a_at
+    b_off, b_rs = b_at
     h = 0
     if pf > 0 and nrows >= 8:
         _set8p(C, c_off, c_rs, A, a_off, a_rs, Bv, b_off, b_rs, count, pf)
@@ -162,8 +168,11 @@ def _tiles_set(nrows, C, c_off, c_rs, A, a_off, a_rs, Bv, b_off, b_rs, count, pf
 
 
 @jit()
-def _tiles_acc(nrows, C, c_off, c_rs, A, a_off, a_rs, Bv, b_off, b_rs, count, pf):
-    """``nrows`` rows of tiles (eight, then four at a time) that add to C."""
+def _tiles_acc(nrows, C, c_at, A, a_at, Bv, b_at, count, pf):
+    """``nrows`` rows of tiles (eight, then four at a time) that add to C (see :func:`_tiles_set`)."""
+    c_off, c_rs = c_at
+    a_off, a_rs = a_at
+    b_off, b_rs = b_at
     h = 0
     if pf > 0 and nrows >= 8:
         _acc8p(C, c_off, c_rs, A, a_off, a_rs, Bv, b_off, b_rs, count, pf)
@@ -213,7 +222,7 @@ def _block_preact(Xf, dims, W, blk, nb, Z):
         for s in range((nb + T - 1) // T):
             xoff = (((r * nblocks + blk) * nst + s) * D) * T
             zoff = r * BM * BL + s * T
-            _tiles_set(BM, Z, zoff, BL, W, r * BM * D, D, Xf, xoff, T, d, pf)
+            _tiles_set(BM, Z, (zoff, BL), W, (r * BM * D, D), Xf, (xoff, T), d, pf)
 
 
 @jit()
@@ -239,5 +248,6 @@ def _block_grad_acc(Xb, dims, blk, nb, Z, G):
         d = dims[r]
         for kt in range((d + T - 1) // T):
             xoff = (((r * nblocks + blk) * nkt + kt) * BLOCK) * T
-            _tiles_acc(BM, G, r * BM * Dp + kt * T, Dp, Z, r * BM * BL, BL, Xb, xoff, T, nb, pf)
+            _tiles_acc(BM, G, (r * BM * Dp + kt * T, Dp), Z, (r * BM * BL, BL), Xb, (xoff, T),
+                       nb, pf)
 
