@@ -78,6 +78,9 @@ if __name__ == "__main__":
 else:  # imported (e.g. by a test): measure as the environment is
     _REMOVED_ENV = {}
 
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 

@@ -41,11 +41,27 @@ __all__ = [
     "STATUS_OK",
     "STATUS_STOP_LOSS",
     "STATUS_NONFINITE",
+    "TrainingInterrupted",
 ]
 
 # Codes shared with the kernels.
 KIND_CODES = {("symmetric", "srelu"): 0, ("class_banks", "srelu"): 1, ("class_banks", "relu"): 2}
 STATUS_OK, STATUS_STOP_LOSS, STATUS_NONFINITE = 0, 1, 2
+STATUS_INTERRUPTED = 3  # trainer only: a signal ended the run between two compiled calls
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a SIGTERM turned into KeyboardInterrupt) during :func:`train_run`.
+
+    ``result`` is the run up to the interruption: status "interrupted",
+    its trace (every record taken so far), learned steps and the weights
+    at ``steps_run``. A subclass of KeyboardInterrupt, so code that does
+    not look for it still stops.
+    """
+
+    def __init__(self, result):
+        super().__init__(f"training of {result.name} interrupted at step {result.steps_run}")
+        self.result = result
 
 # Serial or parallel gradient. Both give bit-identical results, so train_run
 # may switch between them at any step; it times both on the run itself and
@@ -364,7 +380,7 @@ class _Run:
             final_weights=[w.astype(np.float64) for w in self._weights()],
             steps_run=self.step,
             status={STATUS_OK: "ok", STATUS_STOP_LOSS: "stop_loss",
-                    STATUS_NONFINITE: "nonfinite"}[self.status],
+                    STATUS_NONFINITE: "nonfinite", STATUS_INTERRUPTED: "interrupted"}[self.status],
             failed_step=self.failed_step,
             seconds=seconds,
             threads=threads,
@@ -424,30 +440,38 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     ev = run.train_eval
     packed = ev.pack()
     run.start()
-    while not run.done:
-        segment = run.segment()
-        step = run.step
-        while True:  # one segment, in calls bounded in steps and in wall time
-            steps = sizer.next(segment if max_call is None else min(segment, max_call))
-            parallel = chooser.next()
-            _kernels.announce_compile("parallel" if parallel else "serial")
-            clock = time.perf_counter()
-            status, t_stop, _ = _kernels.gd_segment(
-                ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
-                float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
-                run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
-                packed=packed, rule=run.rule,
-            )
-            seconds = time.perf_counter() - clock
-            chooser.record(parallel, int(t_stop) - step, seconds)
-            sizer.record(int(t_stop) - step, seconds)
-            if progress is not None:
-                progress(int(t_stop) - step)
-            segment -= int(t_stop) - step
-            step = int(t_stop)
-            if status != STATUS_OK or segment == 0:
-                break
-        run.advance(status, step)
+    try:
+        while not run.done:
+            segment = run.segment()
+            step = run.step
+            while True:  # one segment, in calls bounded in steps and in wall time
+                steps = sizer.next(segment if max_call is None else min(segment, max_call))
+                parallel = chooser.next()
+                _kernels.announce_compile("parallel" if parallel else "serial")
+                clock = time.perf_counter()
+                status, t_stop, _ = _kernels.gd_segment(
+                    ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
+                    float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
+                    run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
+                    packed=packed, rule=run.rule,
+                )
+                run.step = int(t_stop)  # first: W is W(t_stop) now, whatever comes next
+                seconds = time.perf_counter() - clock
+                chooser.record(parallel, int(t_stop) - step, seconds)
+                sizer.record(int(t_stop) - step, seconds)
+                if progress is not None:
+                    progress(int(t_stop) - step)
+                segment -= int(t_stop) - step
+                step = int(t_stop)
+                if status != STATUS_OK or segment == 0:
+                    break
+            run.advance(status, step)
+    except KeyboardInterrupt:
+        # Python sees the signal between compiled calls, which are short
+        # (_CALL_SECONDS); W and run.step are those of the last completed call.
+        run.status = STATUS_INTERRUPTED
+        raise TrainingInterrupted(run.result(threads, chooser.used_parallel,
+                                             time.perf_counter() - start)) from None
     return run.result(threads, chooser.used_parallel, time.perf_counter() - start)
 
 

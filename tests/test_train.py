@@ -338,3 +338,25 @@ def test_float32_runs_compute_in_float32_on_every_path(monkeypatch, extra):
             train_run(cfg, data, name, trained)
         train_batch([cfg, cfg.replace(seed=1)], [data, make_experiment_data(cfg.replace(seed=1))])
     assert seen and all(set(dt) == {np.dtype(np.float32)} for dt in seen)
+
+
+def test_interrupt_keeps_the_partial_run(monkeypatch):
+    cfg = small("train.trace_every=5")
+    data = make_experiment_data(cfg)
+    full = train_run(cfg, data, "joint", [0, 1])
+    monkeypatch.setattr(train_mod, "_CALL_SECONDS", 0.0)  # one step per call
+    done = []
+
+    def progress(steps):
+        done.append(steps)
+        if len(done) == 23:
+            raise KeyboardInterrupt
+
+    with pytest.raises(train_mod.TrainingInterrupted) as info:
+        train_run(cfg, data, "joint", [0, 1], progress=progress)
+    part = info.value.result
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert part.status == "interrupted" and part.steps_run == 23
+    assert part.trace.arrays()["steps"].tolist() == [0, 5, 10, 15, 20]
+    for key, value in part.trace.arrays().items():
+        assert np.array_equal(value, full.trace.arrays()[key][:5]), key
