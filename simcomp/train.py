@@ -30,6 +30,7 @@ import numpy as np
 from . import kernels as _kernels
 from .config import Config
 from .data import Dataset, ExperimentData
+from .pacing import CallSizer, PathChooser
 from .trace import METHOD_KEYS, Trace, geometry, trace_stride, weighted_error
 
 __all__ = [
@@ -65,7 +66,7 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 # Serial or parallel gradient. Both give bit-identical results, so train_run
 # may switch between them at any step; it times both on the run itself and
-# keeps the faster (_PathChooser). Measured with the register-tiled kernels
+# keeps the faster (PathChooser). Measured with the register-tiled kernels
 # (docs/performance.md): on an idle 2-core machine the parallel step is
 # 1.4x faster at 2**17 multiply-adds per step, 1.7x at the default problem
 # (2**20) and 1.5x at 2**27 (memory-bound); with another process holding a
@@ -81,34 +82,6 @@ _PARALLEL_MIN_WORK = 1 << 21
 # (multiply-adds) when both paths are in play, e.g. 64 steps at the default
 # size, 1 step at D = 1024, n = 4096. Segments do not change results.
 _PROBE_CALL_WORK = 1 << 26
-# Wall time of one compiled call. Python sees a signal (Ctrl-C, SIGTERM)
-# only between calls, so every segment is cut into calls of about this
-# length, sized from the measured time per step. Cutting never changes a
-# result: the learned check still runs at every step and trace points
-# stay where they are.
-_CALL_SECONDS = 0.25
-
-
-class _CallSizer:
-    """Steps per compiled call so that a call lasts about ``_CALL_SECONDS``.
-
-    Starts with a single step (which also pays any compilation), then
-    follows the measured time per step, growing by at most 4x per call.
-    """
-
-    def __init__(self):
-        self.steps = 1
-
-    def next(self, wanted: int) -> int:
-        return max(1, min(wanted, self.steps))
-
-    def record(self, steps: int, seconds: float) -> None:
-        if steps <= 0:
-            return
-        per_step = max(seconds / steps, 1e-9)
-        self.steps = max(1, min(int(_CALL_SECONDS / per_step), 4 * self.steps))
-
-
 @dataclass
 class RunResult:
     """One trained network: its trace, its learned steps and where it ended.
@@ -162,57 +135,6 @@ def _pad(arrays: list, width: int, dtype) -> np.ndarray:
 def _threads(cfg: Config) -> int:
     wanted = cfg.train.threads or numba.config.NUMBA_NUM_THREADS
     return max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
-
-
-class _PathChooser:
-    """Chooses the serial or the parallel gradient for each kernel call by timing both.
-
-    The first call of each path warms it up (the thread pool starts on the
-    first parallel call) and is not counted; then each path is timed once,
-    and the faster one (time per step of its latest call) is used. Every
-    ``probe_every`` calls the other path is timed again, so that a change of
-    load (another process taking or leaving a core) is followed; a probe
-    that loses doubles the interval (up to 64 calls), so a path that stalls
-    costs little. Results never depend on the choice.
-    """
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.per_step = {False: None, True: None}
-        self.warm = {False: False, True: False}
-        self.current = False
-        self.calls = 0
-        self.probe_every = 8
-        self.used_parallel = False
-
-    def next(self) -> bool:
-        """The path (parallel?) for the next call."""
-        if not self.enabled:
-            return False
-        for path in (False, True):
-            if not self.warm[path] or self.per_step[path] is None:
-                return path
-        if self.calls % self.probe_every == 0:
-            return not self.current
-        return self.current
-
-    def record(self, parallel: bool, steps: int, seconds: float) -> None:
-        self.used_parallel |= parallel
-        if not self.enabled or steps <= 0:
-            return
-        self.calls += 1
-        if not self.warm[parallel]:
-            self.warm[parallel] = True
-            return
-        self.per_step[parallel] = seconds / steps
-        other = self.per_step[not parallel]
-        if other is None:
-            self.current = parallel
-            return
-        best = min((False, True), key=lambda p: self.per_step[p])
-        if parallel != self.current:  # a probe
-            self.probe_every = 8 if best == parallel else min(2 * self.probe_every, 64)
-        self.current = best
 
 
 class _Evaluator:
@@ -433,9 +355,9 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     threads = _threads(cfg)
     numba.set_num_threads(threads)
     nblocks, _ = _kernels.chunk_layout(run.n)
-    chooser = _PathChooser(threads > 1 and nblocks > 1 and run.work >= _PARALLEL_MIN_WORK)
+    chooser = PathChooser(threads > 1 and nblocks > 1 and run.work >= _PARALLEL_MIN_WORK)
     max_call = max(1, _PROBE_CALL_WORK // max(run.work, 1)) if chooser.enabled else None
-    sizer = _CallSizer()
+    sizer = CallSizer()
     grad_buf = np.zeros_like(run.W)
     ev = run.train_eval
     packed = ev.pack()
@@ -603,7 +525,7 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     last_loss = np.zeros(R, np.float64)
     for run in group:
         run.start()
-    sizer = _CallSizer()
+    sizer = CallSizer()
     while True:
         active = [i for i, run in enumerate(group) if not run.done]
         if not active:

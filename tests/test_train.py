@@ -195,6 +195,7 @@ def test_default_experiment_shows_the_effect_and_matches_the_race():
 
 from simcomp import kernels as kern_pkg  # noqa: E402
 from simcomp import trace as trace_mod  # noqa: E402
+from simcomp import pacing as pacing_mod  # noqa: E402
 from simcomp import train as train_mod  # noqa: E402
 from simcomp.kernels import make_rule  # noqa: E402
 from simcomp.trace import METHOD_KEYS, weighted_error  # noqa: E402
@@ -270,7 +271,7 @@ def test_calls_cut_short_do_not_change_results(monkeypatch):
     data = make_experiment_data(cfg)
     ref_run = train_run(cfg, data, "joint", [0, 1])
     calls = []
-    monkeypatch.setattr(train_mod, "_CALL_SECONDS", 0.0)
+    monkeypatch.setattr(pacing_mod, "_CALL_SECONDS", 0.0)
     cut = train_run(cfg, data, "joint", [0, 1], progress=calls.append)
     assert calls == [1] * cfg.train.steps
     same_run(cut, ref_run)
@@ -279,7 +280,7 @@ def test_calls_cut_short_do_not_change_results(monkeypatch):
     calls.clear()
     cut_b = train_batch(cfgs, datas, record=False, progress=calls.append)
     assert calls == [2] * (3 * cfg.train.steps)  # 3 groups (joint, each uni-modal), 2 runs each
-    monkeypatch.setattr(train_mod, "_CALL_SECONDS", 0.25)
+    monkeypatch.setattr(pacing_mod, "_CALL_SECONDS", 0.25)
     for a, b in zip(cut_b, train_batch(cfgs, datas, record=False)):
         for ra, rb in zip(a, b):
             same_run(ra, rb)
@@ -344,7 +345,7 @@ def test_interrupt_keeps_the_partial_run(monkeypatch):
     cfg = small("train.trace_every=5")
     data = make_experiment_data(cfg)
     full = train_run(cfg, data, "joint", [0, 1])
-    monkeypatch.setattr(train_mod, "_CALL_SECONDS", 0.0)  # one step per call
+    monkeypatch.setattr(pacing_mod, "_CALL_SECONDS", 0.0)  # one step per call
     done = []
 
     def progress(steps):
