@@ -335,7 +335,7 @@ def stack_rules(rules, K):
     umt = rules[0].name == "umt"
     teacher = (np.stack([rule.teacher for rule in rules]) if umt
                else np.zeros((1, 0, 0, 0, 0)))
-    return (np.int64(rules[0].code), np.stack([rule.par for rule in rules]),
+    return (rules[0].kernel()[0], np.stack([rule.par for rule in rules]),
             np.stack([rule.hyper for rule in rules]), np.stack([rule.state for rule in rules]),
             teacher, np.array([rule.key for rule in rules], np.int64),
             np.stack([rule.stats for rule in rules]))

@@ -27,7 +27,7 @@ from simcomp._jit import jit, jit_parallel
 from simcomp.kernels.gradient import _lg, _scratch
 from simcomp.kernels.layout import (_check_args, _check_backward, _check_gd, _check_samples,
                                     chunk_layout)
-from simcomp.kernels.rules import OGM, _rule_step, _rule_update
+from simcomp.kernels.rules import _rule_code, _step, _update
 
 STATUS_OK = 0
 STATUS_STOP_LOSS = 1
@@ -91,20 +91,6 @@ def _all_finite(dims, A):
 
 
 @jit()
-def _gd_update(W, dims, eta, grad):
-    """``W -= eta * grad`` on the unpadded columns."""
-    K, B, m, _ = W.shape
-    for r in range(K):
-        d = dims[r]
-        for b in range(B):
-            for i in range(m):
-                w = W[r, b, i, :d]
-                g = grad[r, b, i, :d]
-                for k in range(d):
-                    w[k] = w[k] - eta * g[k]
-
-
-@jit()
 def _step_status(loss, need_loss, bound, dims, grad, stop_loss):
     """Status after evaluating one step: -1 (go on), STATUS_NONFINITE or STATUS_STOP_LOSS.
 
@@ -129,24 +115,20 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
     eta, t_start, n_steps, stop_loss = ctl
     K = W.shape[0]
     S = np.zeros((2, K), np.float64)
-    plain = rule[0] == 0
     loss = np.nan
     t_end = t_start + n_steps
     for t in range(t_start, t_end):
         need_loss = stop_loss > 0.0 or t == t_end - 1
         loss, bound = _lg(mode, data, unit, W, rule, t, grad_buf, scratch, S, need_loss)
         _check_learned(W, dims, signal, beta, threshold, learned, t)
-        _rule_step(rule, dims, grad_buf, scratch[8], S, t)
+        _step(rule, dims, grad_buf, scratch[8], S, t)
         status = _step_status(loss, need_loss, bound, dims, grad_buf, stop_loss)
         if status == STATUS_NONFINITE and not need_loss:
             # Stopping here: evaluate again with the loss, which is returned.
             loss, bound = _lg(mode, data, unit, W, rule, t, grad_buf, scratch, S, True)
         if status >= 0:
             return status, t, loss
-        if plain:
-            _gd_update(W, dims, eta, grad_buf)
-        else:
-            _rule_update(rule, W, dims, eta, grad_buf, t)
+        _update(rule, W, dims, eta, grad_buf, t)
     _check_learned(W, dims, signal, beta, threshold, learned, t_end)
     return STATUS_OK, t_end, loss
 
@@ -164,7 +146,8 @@ def _check_run(data, unit, W, watch, rule, grad_buf):
 
 @jit()
 def _check_rule(rule, W, n):
-    code, par, hyper, state, teacher, key, stats = rule
+    code = _rule_code(rule)
+    par, hyper, state, teacher, key, stats = rule[1], rule[2], rule[3], rule[4], rule[5], rule[6]
     K, B, m, _ = W.shape
     if code < 0 or code > 9:
         raise ValueError("unknown rule code")
@@ -202,7 +185,9 @@ def _check_batch(data, unit, W, watch, ctl, rules, out):
     Xf, Xb, dims, y, omega = data
     signal, beta, threshold, learned = watch
     eta, t_start, n_steps, stop_loss = ctl
-    code, par, hyper, state, teacher, key, stats = rules
+    code = _rule_code(rules)
+    par, hyper, state, teacher, key, stats = (rules[1], rules[2], rules[3], rules[4], rules[5],
+                                              rules[6])
     R = W.shape[0]
     for arr_len in (Xf.shape[0], Xb.shape[0], dims.shape[0], y.shape[0], omega.shape[0],
                     signal.shape[0], beta.shape[0], threshold.shape[0], learned.shape[0],
@@ -214,7 +199,7 @@ def _check_batch(data, unit, W, watch, ctl, rules, out):
     if code == 9 and teacher.shape[0] != R:
         raise ValueError("every batched array needs the same leading run axis R")
     for i in range(R):
-        rule_i = (code, par[i], hyper[i], state[i], teacher[i if code == 9 else 0], key[i],
+        rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if code == 9 else 0], key[i],
                   stats[i])
         _check_run((Xf[i], Xb[i], dims[i], y[i], omega[i]), unit, W[i],
                    (signal[i], beta[i], threshold[i], learned[i]), rule_i, W[i])
@@ -240,11 +225,14 @@ def _batch_run(i, data, unit, W, watch, ctl, rules, out):
     Xf, Xb, dims, y, omega = data
     signal, beta, threshold, learned = watch
     eta, t_start, n_steps, stop_loss = ctl
-    code, par, hyper, state, teacher, key, stats = rules
+    code = _rule_code(rules)
+    par, hyper, state, teacher, key, stats = (rules[1], rules[2], rules[3], rules[4], rules[5],
+                                              rules[6])
     if n_steps[i] < 0:
         return
     data_i = (Xf[i], Xb[i], dims[i], y[i], omega[i])
-    rule_i = (code, par[i], hyper[i], state[i], teacher[i if code == 9 else 0], key[i], stats[i])
+    rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if code == 9 else 0], key[i],
+              stats[i])
     grad_buf = np.zeros_like(W[i])
     scratch = _scratch(data_i, W[i], rule_i, 1)
     st, ts, ls = _gd_loop(None, data_i, unit, W[i], (signal[i], beta[i], threshold[i], learned[i]),

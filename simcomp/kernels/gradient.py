@@ -30,7 +30,7 @@ from numba.extending import overload
 
 from simcomp._jit import jit, jit_parallel
 from simcomp.kernels.layout import BLOCK, chunk_layout
-from simcomp.kernels.rules import MMPARETO, OGM, UMT, _block_coef
+from simcomp.kernels.rules import MMPARETO, OGM, UMT, _block_coef, _rule_code
 from simcomp.kernels.tile import _block_grad_acc, _block_preact
 
 
@@ -41,7 +41,7 @@ def _scratch(data, W, rule, nbuf):
     K, B, m, _ = W.shape
     T = Xb.shape[4]
     Dp = Xb.shape[2] * T
-    code = rule[0]
+    code = _rule_code(rule)
     two = code == MMPARETO
     Gc = np.zeros((nbuf, K, B, m, Dp), W.dtype)
     Zc = np.empty((nbuf, K, B * m, BLOCK), Xf.dtype)
@@ -68,7 +68,7 @@ def _chunk(data, unit, W, rule, t, c, e, scratch, need_loss):
     Z = Zc[e]
     G[...] = 0.0
     Sc[e] = 0.0
-    two = rule[0] == MMPARETO
+    two = _rule_code(rule) == MMPARETO
     if two:
         G2c[e] = 0.0
     bufs = (Z, Z2c[e], Fc[e], Pc[e], Uc[e], Sc[e])

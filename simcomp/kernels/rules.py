@@ -40,6 +40,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from numba import types
+from numba.extending import overload
+
 from simcomp._jit import jit
 from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
 
@@ -70,7 +73,11 @@ class Rule(NamedTuple):
     stats: np.ndarray
 
     def kernel(self) -> tuple:
-        return (np.int64(self.code), self.par, self.hyper, self.state, self.teacher,
+        # Plain training carries None as its code: a type of its own, so the
+        # compiled loop of a plain run is specialised without any rule code
+        # (a shorter first compilation, and nothing to pay per step).
+        code = None if self.code == NONE else np.int64(self.code)
+        return (code, self.par, self.hyper, self.state, self.teacher,
                 np.int64(self.key), self.stats)
 
     @property
@@ -341,7 +348,7 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
 
 
 @jit()
-def _block_coef(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+def _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
     """Units, then the rule's coefficients for one block; returns ``(loss, bound)``.
 
     ``Z`` (pre-activations on entry) becomes the backward coefficients. The
@@ -507,3 +514,89 @@ def _rule_update(rule, W, dims, eta, G, t):
                 else:
                     for k in range(d):
                         w[k] = w[k] - er * (kr * g[k])
+
+
+# --------------------------------------------------------------------------
+# Compile-time dispatch: plain training (code None) against the rules
+# --------------------------------------------------------------------------
+
+
+def _plain_type(rule):
+    return isinstance(rule.types[0], types.NoneType)
+
+
+def _rule_code(rule):
+    """The rule's code as an int (0 for plain training); compiled code only."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_rule_code)
+def _rule_code_overload(rule):
+    if _plain_type(rule):
+        return lambda rule: 0
+    return lambda rule: rule[0]
+
+
+def _block_coef(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+    """Units and coefficients of one block (plain, or :func:`_block_coef_rule`)."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_block_coef)
+def _block_coef_overload(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+    if _plain_type(rule):
+        def plain(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+            Z, F = bufs[0], bufs[2]
+            _block_units(unit, m, j1 - j0, Z, F)
+            return _plain_coef(y, omega, m, j0, j1, Z, F, need_loss)
+        return plain
+
+    def general(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+        return _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss)
+    return general
+
+
+def _step(rule, dims, G, G2, S, t):
+    """Once per step: nothing for plain training, else :func:`_rule_step`."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_step)
+def _step_overload(rule, dims, G, G2, S, t):
+    if _plain_type(rule):
+        return lambda rule, dims, G, G2, S, t: None
+
+    def general(rule, dims, G, G2, S, t):
+        _rule_step(rule, dims, G, G2, S, t)
+    return general
+
+
+def _update(rule, W, dims, eta, G, t):
+    """The update: ``W -= eta G`` for plain training, else :func:`_rule_update`."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_update)
+def _update_overload(rule, W, dims, eta, G, t):
+    if _plain_type(rule):
+        def plain(rule, W, dims, eta, G, t):
+            _gd_update(W, dims, eta, G)
+        return plain
+
+    def general(rule, W, dims, eta, G, t):
+        _rule_update(rule, W, dims, eta, G, t)
+    return general
+
+
+@jit()
+def _gd_update(W, dims, eta, grad):
+    """``W -= eta * grad`` on the unpadded columns."""
+    K, B, m, _ = W.shape
+    for r in range(K):
+        d = dims[r]
+        for b in range(B):
+            for i in range(m):
+                w = W[r, b, i, :d]
+                g = grad[r, b, i, :d]
+                for k in range(d):
+                    w[k] = w[k] - eta * g[k]
