@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import sys
 
-__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "METHOD_KEYS", "MAX_TRACE_POINTS", "trace_stride",
-           "load_trace"]
+__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "METHOD_KEYS",
+           "MAX_TRACE_POINTS", "trace_stride", "load_trace"]
 
 TRACE_KEYS = (
     "steps",

@@ -210,7 +210,8 @@ class _Run:
         self.kind = KIND_CODES[(cfg.model.learner, cfg.model.activation)]
         self.q, self.rho = float(cfg.model.q), float(cfg.model.rho)
         self.n = data.train.n
-        mix = self.rule.par[3].copy() if self.rule is not None and self.rule.name == "alternating" else None
+        alternating = self.rule is not None and self.rule.name == "alternating"
+        mix = self.rule.par[3].copy() if alternating else None  # its own predictor
         self._eval_args = (trained, self.width, self.dtype, self.kind, self.q, self.rho, mix)
         self.train_eval = _Evaluator(data.train, *self._eval_args)
         # The test set's padded and packed copies are kept only when the run

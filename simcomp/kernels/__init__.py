@@ -17,7 +17,8 @@ result and are never written. Float32 data is computed in float32 except
 the unit values, f, the loss and l', which are float64.
 """
 
-from simcomp.kernels.api import (STATUS_NONFINITE, announce_compile, STATUS_OK, STATUS_STOP_LOSS, alignments,
+from simcomp.kernels.api import (STATUS_NONFINITE, STATUS_OK, STATUS_STOP_LOSS, alignments,
+                                 announce_compile,
                                  forward, gd_segment, gd_segment_batch, loss_and_grad,
                                  loss_and_grad_parallel, stack_rules)
 from simcomp.kernels.layout import (BLOCK, MAX_CHUNKS, chunk_layout, fill_backward,

@@ -35,7 +35,7 @@ __all__ = ["announce_compile", "loss_and_grad", "loss_and_grad_parallel", "forwa
 
 # Seconds a cold cache costs the default `simcomp simulate` on the 2-core
 # reference machine (benchmarks/speed.py measures it: docs/performance.md).
-COLD_START_SECONDS = 40
+COLD_START_SECONDS = 30
 _announced = set()
 
 
