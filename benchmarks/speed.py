@@ -78,10 +78,13 @@ if __name__ == "__main__":
 else:  # imported (e.g. by a test): measure as the environment is
     _REMOVED_ENV = {}
 
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from simcomp import _kernels as kern  # noqa: E402
+from simcomp import kernels as kern  # noqa: E402
 
 SIZES = {
     "small": dict(K=2, d=32, m=4, n=128),
@@ -342,7 +345,7 @@ def measure_sweep(quick):
 
 _STARTUP_CHILD = r"""
 import sys, time
-import simcomp._kernels as k
+import simcomp.kernels as k
 first = []
 orig = k.gd_segment
 def wrapped(*args, **kw):
@@ -356,20 +359,28 @@ sys.exit(main(["simulate", "--out", sys.argv[1], "--quiet"]))
 """
 
 
+def _simulate_once(cache_dir):
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+        t0 = time.time()
+        proc = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, str(Path(tmp) / "o")],
+                              capture_output=True, text=True, env=env, cwd=ROOT)
+        t1 = time.time()
+    if proc.returncode != 0:
+        raise RuntimeError(f"simcomp simulate failed: {proc.stderr[-2000:]}")
+    first = [ln for ln in proc.stderr.splitlines() if ln.startswith("FIRST-STEP")]
+    return {"first_step_s": float(first[0].split()[1]) - t0, "total_s": t1 - t0,
+            "announced": "compiling kernels for this machine" in proc.stderr}
+
+
 def measure_startup(repeats):
-    """``simcomp simulate`` (default config) in a fresh process: first GD step and total."""
-    out = []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.time()
-            proc = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, str(Path(tmp) / "o")],
-                                  capture_output=True, text=True)
-            t1 = time.time()
-        if proc.returncode != 0:
-            raise RuntimeError(f"simcomp simulate failed: {proc.stderr[-2000:]}")
-        first = [ln for ln in proc.stderr.splitlines() if ln.startswith("FIRST-STEP")]
-        out.append({"first_step_s": float(first[0].split()[1]) - t0, "total_s": t1 - t0})
-    return out
+    """``simcomp simulate`` (default config) in fresh processes: one with an empty numba
+    cache (its own NUMBA_CACHE_DIR, so the user's cache is untouched), then ``repeats``
+    with the cache that run wrote."""
+    with tempfile.TemporaryDirectory() as cache:
+        cold = _simulate_once(cache)
+        warm = [_simulate_once(cache) for _ in range(repeats)]
+    return {"cold": cold, "warm": warm}
 
 
 # --------------------------------------------------------------------------- report
@@ -501,9 +512,12 @@ def render(info, limits, sizes, batch, sweep, startup, args) -> str:
         worst = max(best(s) / s["torch_s"] for s in sizes if "torch_s" in s)
         target("PyTorch CPU beaten at every size", f"simcomp/PyTorch time <= {worst:.2f}",
                beaten)
-    first = min(s["first_step_s"] for s in startup)
-    target("second `simcomp simulate` starts (first GD step) in < 2 s", f"{first:.2f} s",
-           first < 2)
+    warm = min(s["total_s"] for s in startup["warm"])
+    cold = startup["cold"]["total_s"]
+    target("warm `simcomp simulate` (default config, whole run) <= 1.5 s", f"{warm:.2f} s",
+           warm <= 1.5)
+    target("cold `simcomp simulate` (empty numba cache) <= 4x a warm one",
+           f"{cold:.1f} s = {cold / warm:.1f}x", cold <= 4 * warm)
     lines += ["", "## Sweep throughput", "",
               f"{sweep['runs']} small runs (K = 2, d = 32, m = 4, n = 128 training and 4096 "
               f"test samples), compare mode ({sweep['trainings']} trainings), {sweep['steps']} "
@@ -537,7 +551,7 @@ def render(info, limits, sizes, batch, sweep, startup, args) -> str:
               "as the products; the parallel kernel cannot help (128 samples are one block), "
               "which is why small runs go through the batched kernel, one run per thread.",
               "",
-              "How (details in the module notes of `simcomp/_kernels.py`): register tiles "
+              "How (details in the module notes of the `simcomp/kernels/` package): register tiles "
               "written in LLVM IR (`llvm.fma`, eight 512-bit accumulators), X packed once per "
               "run into a forward and a backward layout that the tiles stream in order, L2 "
               "prefetch for data beyond the caches, one vectorised exp per sample shared by the "
@@ -545,18 +559,25 @@ def render(info, limits, sizes, batch, sweep, startup, args) -> str:
               "a run-time choice between the serial and the parallel gradient (bit-identical) "
               "by timing both on the run.", ""]
     lines += ["## Start-up", "",
-              "`simcomp simulate` with the default config in a fresh process, warm numba cache "
-              "(time from starting the process):", "",
-              "| run | first GD step | total (incl. figures) |", "|---|---|---|"]
-    for i, s in enumerate(startup, 1):
-        lines.append(f"| {i} | {s['first_step_s']:.2f} s | {s['total_s']:.2f} s |")
+              "`simcomp simulate` with the default config in a fresh process (time from "
+              "starting the process): first with an empty numba cache (compiling every kernel "
+              "the run needs), then with the cache that run wrote.", "",
+              "| run | cache | first GD step | total (incl. figures) |", "|---|---|---|---|"]
+    c = startup["cold"]
+    lines.append(f"| 1 | cold{' (announced on stderr)' if c['announced'] else ''} | "
+                 f"{c['first_step_s']:.2f} s | {c['total_s']:.2f} s |")
+    for i, s in enumerate(startup["warm"], 2):
+        lines.append(f"| {i} | warm | {s['first_step_s']:.2f} s | {s['total_s']:.2f} s |")
     lines += ["", "## Reproduce", "", "```bash",
               "python benchmarks/speed.py          # this page (about 2 minutes)",
               "python benchmarks/speed.py --quick  # smoke run, prints only", "```", "",
               "PyTorch is measured only when installed (`pip install torch`; it is not a "
               "dependency). threadpoolctl, when installed, names the BLAS kernel. How the "
               "kernels reach these numbers is described in the module notes of "
-              "`simcomp/_kernels.py`.", ""]
+              "`simcomp/kernels/`.", ""]
+    history = ROOT / "benchmarks" / "kernel_history.md"
+    if history.exists():  # design notes and past measurements, kept as written then
+        lines += [history.read_text().rstrip(), ""]
     return "\n".join(lines)
 
 

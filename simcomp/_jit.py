@@ -22,7 +22,7 @@ non-finite guards) and reassociate sums (which would make results depend on
 the vector width of the machine that compiled them). Where the kernels need
 what fastmath would give -- fused multiply-adds, sums kept in vector
 registers -- they say so explicitly (the register tiles of
-``simcomp._kernels`` are written in LLVM IR with ``llvm.fma``), so the
+``simcomp.kernels.tile`` are written in LLVM IR with ``llvm.fma``), so the
 order and rounding of every operation stay fixed by the source.
 
 Compiled code is specialised on argument types: the public kernels are

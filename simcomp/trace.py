@@ -18,7 +18,17 @@ train_loss             (R,)
 train_error            (R,)
 test_error             (R,)
 modality_test_error    (R, K)
+method_score           (R, K) float64, only for runs trained with a
+method_ratio           method (not plain training): the statistics of
+method_scale           the step that led to the record (NaN at step 0
+method_cosine          and where the method does not define them)
 =====================  ==============================================
+
+A trace holds at most ``MAX_TRACE_POINTS`` records (plus step 0 and the
+last step), so that its memory does not grow with the number of steps:
+when ``steps / trace_every`` exceeds it, the stride is raised to
+``ceil(steps / MAX_TRACE_POINTS)`` and a one-line note says so on stderr
+(:func:`trace_stride`). Learned steps are still checked at every step.
 """
 
 from __future__ import annotations
@@ -27,8 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import sys
 
-__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "load_trace"]
+__all__ = ["Trace", "geometry", "weighted_error", "TRACE_KEYS", "METHOD_KEYS",
+           "MAX_TRACE_POINTS", "trace_stride", "load_trace"]
 
 TRACE_KEYS = (
     "steps",
@@ -41,6 +53,23 @@ TRACE_KEYS = (
     "test_error",
     "modality_test_error",
 )
+
+MAX_TRACE_POINTS = 100_000
+"""Upper bound on the recorded points of one run (about 30 MB at the default size)."""
+
+METHOD_KEYS = ("method_score", "method_ratio", "method_scale", "method_cosine")
+
+
+def trace_stride(steps: int, trace_every: int, name: str = "run") -> int:
+    """The stride actually used: ``trace_every``, raised so that at most
+    ``MAX_TRACE_POINTS`` points are recorded (said once on stderr)."""
+    every = int(trace_every)
+    if steps // every > MAX_TRACE_POINTS:
+        every = -(-int(steps) // MAX_TRACE_POINTS)
+        print(f"simcomp: {name}: train.trace_every = {trace_every} would record "
+              f"{steps // int(trace_every)} points; recording every {every} steps instead "
+              f"(at most {MAX_TRACE_POINTS} points per run)", file=sys.stderr)
+    return every
 
 
 def weighted_error(y: np.ndarray, f: np.ndarray, weight: np.ndarray) -> float:
@@ -103,6 +132,7 @@ class Trace:
         train_error: float,
         test_error: float,
         modality_test_error: np.ndarray,
+        method: dict | None = None,
     ) -> None:
         rec = self.records
         if rec["steps"] and rec["steps"][-1] == step:
@@ -116,6 +146,9 @@ class Trace:
         rec["train_error"].append(train_error)
         rec["test_error"].append(test_error)
         rec["modality_test_error"].append(modality_test_error)
+        if method is not None:
+            for key in METHOD_KEYS:
+                rec.setdefault(key, []).append(np.asarray(method[key], dtype=np.float64))
 
     def __len__(self) -> int:
         return len(self.records["steps"])
@@ -123,7 +156,9 @@ class Trace:
     def arrays(self) -> dict[str, np.ndarray]:
         """The trace as arrays in the documented ``trace.npz`` layout."""
         out = {}
-        for key in TRACE_KEYS:
+        for key in TRACE_KEYS + METHOD_KEYS:
+            if key not in self.records:
+                continue
             values = self.records[key]
             arr = np.asarray(values, dtype=np.int64 if key == "steps" else np.float64)
             if key in ("alignment", "orthogonal_norm") and self.banks == 1 and arr.ndim == 4:

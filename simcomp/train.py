@@ -27,10 +27,11 @@ from typing import Callable
 import numba
 import numpy as np
 
-from . import _kernels
+from . import kernels as _kernels
 from .config import Config
 from .data import Dataset, ExperimentData
-from .trace import Trace, geometry, weighted_error
+from .pacing import CallSizer, PathChooser
+from .trace import METHOD_KEYS, Trace, geometry, trace_stride, weighted_error
 
 __all__ = [
     "RunResult",
@@ -41,15 +42,31 @@ __all__ = [
     "STATUS_OK",
     "STATUS_STOP_LOSS",
     "STATUS_NONFINITE",
+    "TrainingInterrupted",
 ]
 
 # Codes shared with the kernels.
 KIND_CODES = {("symmetric", "srelu"): 0, ("class_banks", "srelu"): 1, ("class_banks", "relu"): 2}
 STATUS_OK, STATUS_STOP_LOSS, STATUS_NONFINITE = 0, 1, 2
+STATUS_INTERRUPTED = 3  # trainer only: a signal ended the run between two compiled calls
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or a SIGTERM turned into KeyboardInterrupt) during :func:`train_run`.
+
+    ``result`` is the run up to the interruption: status "interrupted",
+    its trace (every record taken so far), learned steps and the weights
+    at ``steps_run``. A subclass of KeyboardInterrupt, so code that does
+    not look for it still stops.
+    """
+
+    def __init__(self, result):
+        super().__init__(f"training of {result.name} interrupted at step {result.steps_run}")
+        self.result = result
 
 # Serial or parallel gradient. Both give bit-identical results, so train_run
 # may switch between them at any step; it times both on the run itself and
-# keeps the faster (_PathChooser). Measured with the register-tiled kernels
+# keeps the faster (PathChooser). Measured with the register-tiled kernels
 # (docs/performance.md): on an idle 2-core machine the parallel step is
 # 1.4x faster at 2**17 multiply-adds per step, 1.7x at the default problem
 # (2**20) and 1.5x at 2**27 (memory-bound); with another process holding a
@@ -65,8 +82,6 @@ _PARALLEL_MIN_WORK = 1 << 21
 # (multiply-adds) when both paths are in play, e.g. 64 steps at the default
 # size, 1 step at D = 1024, n = 4096. Segments do not change results.
 _PROBE_CALL_WORK = 1 << 26
-
-
 @dataclass
 class RunResult:
     """One trained network: its trace, its learned steps and where it ended.
@@ -122,57 +137,6 @@ def _threads(cfg: Config) -> int:
     return max(1, min(wanted, numba.config.NUMBA_NUM_THREADS))
 
 
-class _PathChooser:
-    """Chooses the serial or the parallel gradient for each kernel call by timing both.
-
-    The first call of each path warms it up (the thread pool starts on the
-    first parallel call) and is not counted; then each path is timed once,
-    and the faster one (time per step of its latest call) is used. Every
-    ``probe_every`` calls the other path is timed again, so that a change of
-    load (another process taking or leaving a core) is followed; a probe
-    that loses doubles the interval (up to 64 calls), so a path that stalls
-    costs little. Results never depend on the choice.
-    """
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.per_step = {False: None, True: None}
-        self.warm = {False: False, True: False}
-        self.current = False
-        self.calls = 0
-        self.probe_every = 8
-        self.used_parallel = False
-
-    def next(self) -> bool:
-        """The path (parallel?) for the next call."""
-        if not self.enabled:
-            return False
-        for path in (False, True):
-            if not self.warm[path] or self.per_step[path] is None:
-                return path
-        if self.calls % self.probe_every == 0:
-            return not self.current
-        return self.current
-
-    def record(self, parallel: bool, steps: int, seconds: float) -> None:
-        self.used_parallel |= parallel
-        if not self.enabled or steps <= 0:
-            return
-        self.calls += 1
-        if not self.warm[parallel]:
-            self.warm[parallel] = True
-            return
-        self.per_step[parallel] = seconds / steps
-        other = self.per_step[not parallel]
-        if other is None:
-            self.current = parallel
-            return
-        best = min((False, True), key=lambda p: self.per_step[p])
-        if parallel != self.current:  # a probe
-            self.probe_every = 8 if best == parallel else min(2 * self.probe_every, 64)
-        self.current = best
-
-
 class _Evaluator:
     """Forward passes on a fixed, padded dataset for losses and errors.
 
@@ -183,7 +147,9 @@ class _Evaluator:
     :meth:`pack` asks for both), or filled in by :func:`_train_group`.
     """
 
-    def __init__(self, data: Dataset, trained: list, width: int, dtype, kind: int, q, rho):
+    def __init__(self, data: Dataset, trained: list, width: int, dtype, kind: int, q, rho,
+                 mix=None):
+        self.mix = None if mix is None else np.asarray(mix, dtype=np.float64)
         self.X = _pad([data.X[r] for r in trained], width, dtype)
         self.packed = None
         self.y = data.y.astype(dtype)
@@ -207,6 +173,8 @@ class _Evaluator:
         _kernels.forward(self.X, dims, W, self.kind, self.q, self.rho, self.f, self.phi,
                          packed=self.pack(backward=False))
         f = self.f.astype(np.float64)
+        if self.mix is not None:  # a method's own predictor, sum_r a_r phi_r
+            f = self.phi.astype(np.float64) @ self.mix
         with np.errstate(invalid="ignore", over="ignore"):  # a non-finite loss is handled by the caller
             loss = float(np.dot(self.weight64, np.logaddexp(0.0, -self.y64 * f)))
         error = weighted_error(self.y64, f, self.weight64)
@@ -228,8 +196,11 @@ class _Run:
     """
 
     def __init__(self, cfg: Config, data: ExperimentData, name: str, trained: list[int],
-                 record: bool = True):
+                 record: bool = True, rule: _kernels.Rule | None = None):
         clock = time.perf_counter()
+        if rule is not None and rule.K != len(trained):
+            raise ValueError(f"the rule is for {rule.K} modalities, the run trains {len(trained)}")
+        self.rule = None if rule is None or rule.name == "none" else rule
         self.cfg, self.name, self.trained = cfg, name, list(trained)
         self.record_all = record
         self.dtype = np.dtype(cfg.train.dtype)
@@ -239,7 +210,9 @@ class _Run:
         self.kind = KIND_CODES[(cfg.model.learner, cfg.model.activation)]
         self.q, self.rho = float(cfg.model.q), float(cfg.model.rho)
         self.n = data.train.n
-        self._eval_args = (trained, self.width, self.dtype, self.kind, self.q, self.rho)
+        alternating = self.rule is not None and self.rule.name == "alternating"
+        mix = self.rule.par[3].copy() if alternating else None  # its own predictor
+        self._eval_args = (trained, self.width, self.dtype, self.kind, self.q, self.rho, mix)
         self.train_eval = _Evaluator(data.train, *self._eval_args)
         # The test set's padded and packed copies are kept only when the run
         # records often; with record=False they are made for each of the two
@@ -255,13 +228,15 @@ class _Run:
         self.initial_alignment = geometry(self._weights(), self.dictionaries)[0]
         self.step, self.status, self.failed_step = 0, STATUS_OK, None
         self.done = False
+        self.every = trace_stride(cfg.train.steps, cfg.train.trace_every, name)
         self.work = self.n * self.width * len(trained) * cfg.model.banks * cfg.model.width
         self.seconds = time.perf_counter() - clock  # own time: preparation, tracing
 
     @property
     def shape_key(self) -> tuple:
         """Runs with equal keys can share one batched kernel call."""
-        return (self.dtype.str, self.kind, self.q, self.rho) + self.W.shape + (self.n,)
+        code = 0 if self.rule is None else self.rule.code
+        return (self.dtype.str, self.kind, self.q, self.rho, code) + self.W.shape + (self.n,)
 
     def _weights(self) -> list:
         return [self.W[k, :, :, : mod.dim] for k, mod in enumerate(self.mods)]
@@ -278,8 +253,12 @@ class _Run:
             if self.record_all:
                 self.test_eval = test_eval
             _, test_err, modality_err = test_eval(self.W, self.dims)
+            method = None
+            if self.rule is not None:  # the statistics of the step just taken (NaN at step 0)
+                method = (self.rule.method_stats() if step > 0 else
+                          {key: np.full(len(self.trained), np.nan) for key in METHOD_KEYS})
             self.trace.append(step, alignment, distractor, orthogonal, loss, train_err, test_err,
-                              modality_err)
+                              modality_err, method)
             return True
         finally:
             self.seconds += time.perf_counter() - clock
@@ -292,18 +271,21 @@ class _Run:
 
     def segment(self) -> int:
         """Steps to the next trace point (to the horizon when only the end is recorded)."""
-        total, every = self.cfg.train.steps, self.cfg.train.trace_every
+        total, every = self.cfg.train.steps, self.every
         if not self.record_all:
             return total - self.step
         return min(every - self.step % every, total - self.step)
 
     def advance(self, status: int, t_stop: int) -> None:
-        """Take a segment's outcome; record at the new step unless the run failed."""
+        """Take a call's outcome; record at a trace point (or a stop) unless the run failed."""
         self.status = int(status)
         self.step = int(t_stop)
         if self.status == STATUS_NONFINITE:
             self.failed_step, self.done = self.step, True
             return
+        end = self.status == STATUS_STOP_LOSS or self.step >= self.cfg.train.steps
+        if not end and (not self.record_all or self.step % self.every):
+            return  # a call cut short of the trace point (see _CALL_SECONDS)
         if not self.record(self.step):
             self.status, self.failed_step, self.done = STATUS_NONFINITE, self.step, True
             return
@@ -321,7 +303,7 @@ class _Run:
             final_weights=[w.astype(np.float64) for w in self._weights()],
             steps_run=self.step,
             status={STATUS_OK: "ok", STATUS_STOP_LOSS: "stop_loss",
-                    STATUS_NONFINITE: "nonfinite"}[self.status],
+                    STATUS_NONFINITE: "nonfinite", STATUS_INTERRUPTED: "interrupted"}[self.status],
             failed_step=self.failed_step,
             seconds=seconds,
             threads=threads,
@@ -336,6 +318,7 @@ def train_run(
     trained: list[int],
     progress: Callable[[int], None] | None = None,
     record: bool = True,
+    rule: "_kernels.Rule | None" = None,
 ) -> RunResult:
     """Train the late-fusion network on the modalities ``trained`` and trace it.
 
@@ -357,9 +340,13 @@ def train_run(
         Record every ``trace_every`` steps (default); False records only
         step 0 and the last step (learned steps are still checked at every
         step), which is all a sweep needs.
+    rule : Rule, optional
+        ``simcomp.kernels.make_rule(...)`` for ``len(trained)`` modalities;
+        default (None or "none") plain training. Its statistics are
+        recorded in the trace (``method_*`` keys) at every trace point.
     """
     start = time.perf_counter()
-    run = _Run(cfg, data, name, trained, record)
+    run = _Run(cfg, data, name, trained, record, rule)
     return _train_single(run, progress, start)
 
 
@@ -369,33 +356,45 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     threads = _threads(cfg)
     numba.set_num_threads(threads)
     nblocks, _ = _kernels.chunk_layout(run.n)
-    chooser = _PathChooser(threads > 1 and nblocks > 1 and run.work >= _PARALLEL_MIN_WORK)
+    chooser = PathChooser(threads > 1 and nblocks > 1 and run.work >= _PARALLEL_MIN_WORK)
     max_call = max(1, _PROBE_CALL_WORK // max(run.work, 1)) if chooser.enabled else None
+    sizer = CallSizer()
     grad_buf = np.zeros_like(run.W)
     ev = run.train_eval
     packed = ev.pack()
     run.start()
-    while not run.done:
-        segment = run.segment()
-        step = run.step
-        while True:  # one segment, in calls of at most max_call steps
-            steps = segment if max_call is None else min(segment, max_call)
-            parallel = chooser.next()
-            clock = time.perf_counter()
-            status, t_stop, _ = _kernels.gd_segment(
-                ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
-                float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
-                run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
-                packed=packed,
-            )
-            chooser.record(parallel, int(t_stop) - step, time.perf_counter() - clock)
-            if progress is not None:
-                progress(int(t_stop) - step)
-            segment -= int(t_stop) - step
-            step = int(t_stop)
-            if status != STATUS_OK or segment == 0:
-                break
-        run.advance(status, step)
+    try:
+        while not run.done:
+            segment = run.segment()
+            step = run.step
+            while True:  # one segment, in calls bounded in steps and in wall time
+                steps = sizer.next(segment if max_call is None else min(segment, max_call))
+                parallel = chooser.next()
+                _kernels.announce_compile("parallel" if parallel else "serial")
+                clock = time.perf_counter()
+                status, t_stop, _ = _kernels.gd_segment(
+                    ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
+                    float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
+                    run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
+                    packed=packed, rule=run.rule,
+                )
+                run.step = int(t_stop)  # first: W is W(t_stop) now, whatever comes next
+                seconds = time.perf_counter() - clock
+                chooser.record(parallel, int(t_stop) - step, seconds)
+                sizer.record(int(t_stop) - step, seconds)
+                if progress is not None:
+                    progress(int(t_stop) - step)
+                segment -= int(t_stop) - step
+                step = int(t_stop)
+                if status != STATUS_OK or segment == 0:
+                    break
+            run.advance(status, step)
+    except KeyboardInterrupt:
+        # Python sees the signal between compiled calls, which are short
+        # (_CALL_SECONDS); W and run.step are those of the last completed call.
+        run.status = STATUS_INTERRUPTED
+        raise TrainingInterrupted(run.result(threads, chooser.used_parallel,
+                                             time.perf_counter() - start)) from None
     return run.result(threads, chooser.used_parallel, time.perf_counter() - start)
 
 
@@ -411,6 +410,7 @@ def train_batch(
     record: bool = True,
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
+    rules: list | None = None,
 ) -> list[list[RunResult]]:
     """Train the runs of many experiments, batching runs of one shape into compiled calls.
 
@@ -443,6 +443,10 @@ def train_batch(
         of the configs (0 meaning every core).
     progress : callable, optional
         Called with the number of GD steps just done, after each call.
+    rules : list of list of Rule, optional
+        ``rules[i][k]`` is the training rule of run k of experiment i (None
+        for plain training); default plain training everywhere. Runs are
+        batched only with runs of the same method.
 
     Returns
     -------
@@ -461,8 +465,11 @@ def train_batch(
         return []
     threads = _batch_threads(cfgs) if threads is None else max(1, int(threads))
     threads = min(threads, numba.config.NUMBA_NUM_THREADS)
-    runs = [[_Run(cfg, data, name, trained, record) for name, trained in runs_plan]
-            for cfg, data, runs_plan in zip(cfgs, datas, plan)]
+    if rules is None:
+        rules = [[None] * len(runs_plan) for runs_plan in plan]
+    runs = [[_Run(cfg, data, name, trained, record, rule)
+             for (name, trained), rule in zip(runs_plan, exp_rules)]
+            for cfg, data, runs_plan, exp_rules in zip(cfgs, datas, plan, rules)]
     groups: dict[tuple, list[tuple[int, int]]] = {}
     for e, exp_runs in enumerate(runs):
         for k, run in enumerate(exp_runs):
@@ -508,6 +515,10 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         _kernels.fill_backward(run.train_eval.X, Xb[i])
         run.train_eval.adopt((Xf[i], Xb[i]))
         run.W, run.learned = W[i], learned[i]
+    stacked = _kernels.stack_rules([run.rule for run in group], W.shape[1])
+    for i, run in enumerate(group):  # the runs' rules work on views into the stacks
+        if run.rule is not None:
+            run.rule = run.rule._replace(state=stacked[3][i], stats=stacked[6][i])
     t_start = np.zeros(R, np.int64)
     n_steps = np.zeros(R, np.int64)
     status = np.zeros(R, np.int64)
@@ -515,6 +526,7 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     last_loss = np.zeros(R, np.float64)
     for run in group:
         run.start()
+    sizer = CallSizer()
     while True:
         active = [i for i, run in enumerate(group) if not run.done]
         if not active:
@@ -522,12 +534,15 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         n_steps[:] = -1  # runs that are done are left alone
         for i in active:
             t_start[i] = group[i].step
-            n_steps[i] = group[i].segment()
+            n_steps[i] = sizer.next(group[i].segment())
+        _kernels.announce_compile("batch")
         clock = time.perf_counter()
         _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
                                   group[0].rho, eta, signal, beta, threshold, learned, t_start,
-                                  n_steps, stop_loss, status, t_stop, last_loss)
-        share = (time.perf_counter() - clock) / len(active)
+                                  n_steps, stop_loss, status, t_stop, last_loss, rules=stacked)
+        seconds = time.perf_counter() - clock
+        sizer.record(int(max(t_stop[i] - t_start[i] for i in active)), seconds)
+        share = seconds / len(active)
         if progress is not None:
             progress(int(sum(t_stop[i] - t_start[i] for i in active)))
         for i in active:

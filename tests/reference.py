@@ -1,4 +1,4 @@
-"""Slow, plain NumPy reference for the compiled kernels in ``simcomp._kernels``.
+"""Slow, plain NumPy reference for the compiled kernels in ``simcomp.kernels``.
 
 Written directly from the specification (sections 2-4) and deliberately
 sharing no code with the kernels: everything is computed in float64 with
@@ -6,7 +6,7 @@ whole-array NumPy operations, the loss uses ``np.logaddexp`` and the
 derivative of the loss uses ``exp(-logaddexp)``, so a mistake would have to
 be made twice, in two different styles, to go unnoticed.
 
-Array layout is the kernels' (see ``simcomp._kernels``): ``X`` (K, n, D),
+Array layout is the kernels' (see ``simcomp.kernels``): ``X`` (K, n, D),
 ``dims`` (K,), ``W`` (K, B, m, D), bank 0 has sign c = +1 and bank 1 has
 c = -1; ``kind`` 0 is the symmetric learner, 1 class banks with srelu, 2 class
 banks with plain ReLU.

@@ -7,7 +7,7 @@ second must load every kernel it calls from the cache and give bit-identical
 results -- through the serial, the parallel and the batched path. The
 parallel path loaded from a warm cache is what numba issue #8578 breaks
 (a cached function calling a ``parallel=True`` one crashes when loaded from
-the cache); the Python wrappers in ``simcomp._kernels`` work around it, and
+the cache); the Python wrappers in ``simcomp.kernels.api`` work around it, and
 this test is what shows that they do, in a fresh process.
 
 A first process caches only the parallel GD segment, so that the second
@@ -33,7 +33,7 @@ start = time.perf_counter()
 import numba
 import numpy as np
 import simcomp.train as train
-from simcomp import _kernels as kern
+from simcomp import kernels as kern
 from simcomp.config import build_config
 from simcomp.data import make_experiment_data
 
@@ -88,9 +88,10 @@ for runs in batched:
     for run in runs:
         add(run)
 stats = {}
-for name in ("_loss_and_grad", "_gd_segment_serial", "_gd_segment_parallel",
-             "_gd_segment_batch", "_forward"):
-    s = getattr(kern, name).stats
+from simcomp.kernels import api, gd
+for mod, name in ((api, "_loss_and_grad"), (gd, "_gd_serial"), (gd, "_gd_parallel"),
+                  (gd, "_gd_batch"), (api, "_forward")):
+    s = getattr(mod, name).stats
     stats[name] = [sum(s.cache_hits.values()), sum(s.cache_misses.values())]
 print(json.dumps({"digest": digest.hexdigest(), "stats": stats,
                   "seconds": time.perf_counter() - start}))
@@ -118,9 +119,9 @@ def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
     first = run_fresh(cache_dir)  # compiles the rest, linking cached callees
     written = cache_files(cache_dir)
     assert any(name.endswith(".nbi") for name in written)
-    assert any("_gd_segment_batch" in name for name in written)
+    assert any("_gd_batch" in name for name in written)
     for name, (hits, misses) in first["stats"].items():
-        if name != "_gd_segment_parallel":
+        if name != "_gd_parallel":
             assert misses >= 1 and hits == 0, (name, hits, misses)  # compiled here
 
     second = run_fresh(cache_dir)

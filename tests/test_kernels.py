@@ -6,7 +6,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from simcomp import _kernels as kern
+from simcomp import kernels as kern
+from simcomp.kernels.gd import _gd_serial
+from simcomp.kernels.units import _exp_nonpos
 
 import reference as ref  # tests/ is on sys.path under pytest's default import mode
 
@@ -539,12 +541,12 @@ def test_scalar_types_do_not_add_compiled_versions():
     """Python and NumPy ints and floats for the scalar arguments share one compiled version."""
     P = signal_problem(0, 0)
     run_gd(P, 0, 2.0, 1.0, 2)
-    before = len(kern._gd_segment_serial.signatures)
+    before = len(_gd_serial.signatures)
     W, g, learned = P["W"].copy(), np.zeros_like(P["W"]), -np.ones((2, 1), np.int64)
     kern.gd_segment(P["X"], P["dims"], P["y"], P["omega"], W, np.int32(0), 3, np.float32(1),
                     2, P["signal"], P["beta"], np.float64(1), learned, np.int64(0), 2.0, 0,
                     np.bool_(False), g)
-    assert len(kern._gd_segment_serial.signatures) == before
+    assert len(_gd_serial.signatures) == before
 
 
 def test_vectorisable_exp_matches_math_exp():
@@ -566,7 +568,7 @@ def test_vectorisable_exp_matches_math_exp():
 @numba.njit
 def _exp_loop(x, out):
     for i in range(x.shape[0]):
-        out[i] = kern._exp_nonpos(x[i])
+        out[i] = _exp_nonpos(x[i])
 
 
 def exp_nonpos_many(x):

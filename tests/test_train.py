@@ -187,3 +187,177 @@ def test_default_experiment_shows_the_effect_and_matches_the_race():
     summary = summarize(exp)
     assert summary["comparison"]["gap"] > 0
     assert summary["runs"]["unimodal-B"]["test_error"] == 0.0
+
+
+# --------------------------------------------------------------------------
+# Training rules, bounded calls, trace cap, pinned semantics
+# --------------------------------------------------------------------------
+
+from simcomp import kernels as kern_pkg  # noqa: E402
+from simcomp import trace as trace_mod  # noqa: E402
+from simcomp import pacing as pacing_mod  # noqa: E402
+from simcomp import train as train_mod  # noqa: E402
+from simcomp.kernels import make_rule  # noqa: E402
+from simcomp.trace import METHOD_KEYS, weighted_error  # noqa: E402
+from simcomp.train import train_batch  # noqa: E402
+
+
+def same_run(a, b):
+    ta, tb = a.trace.arrays(), b.trace.arrays()
+    assert sorted(ta) == sorted(tb)
+    for key in ta:
+        assert np.array_equal(ta[key], tb[key], equal_nan=True), key
+    assert np.array_equal(a.learned_step_bank, b.learned_step_bank)
+    for wa, wb in zip(a.final_weights, b.final_weights):
+        assert np.array_equal(wa, wb)
+
+
+def test_rule_none_and_lr_scale_one_are_plain_training():
+    cfg = small("model.learner=class_banks")
+    data = make_experiment_data(cfg)
+    plain = train_run(cfg, data, "joint", [0, 1])
+    for rule in (make_rule("none", 2), make_rule("lr_scale", 2, lr_scale=[1.0, 1.0])):
+        run = train_run(cfg, data, "joint", [0, 1], rule=rule)
+        ta = run.trace.arrays()
+        for key in plain.trace.arrays():
+            assert np.array_equal(ta[key], plain.trace.arrays()[key]), (rule.name, key)
+    assert not any(key in plain.trace.arrays() for key in METHOD_KEYS)
+
+
+def test_method_statistics_are_traced():
+    cfg = small()
+    data = make_experiment_data(cfg)
+    run = train_run(cfg, data, "joint", [0, 1], rule=make_rule("ogm", 2, alpha=0.5))
+    arrays = run.trace.arrays()
+    R = len(arrays["steps"])
+    for key in METHOD_KEYS:
+        assert arrays[key].shape == (R, 2) and arrays[key].dtype == np.float64
+    assert np.all(np.isnan(arrays["method_score"][0]))  # nothing computed before step 0
+    assert np.all(np.isfinite(arrays["method_scale"][1:]))
+    assert np.all((arrays["method_scale"][1:] > 0) & (arrays["method_scale"][1:] <= 1))
+    assert np.all(np.isnan(arrays["method_cosine"]))  # defined for mmpareto only
+
+
+@pytest.mark.parametrize("name", ["ogm", "dropout", "aux", "mmpareto", "agm"])
+def test_batched_rules_match_single_runs(name):
+    cfgs = [small("model.learner=class_banks", f"seed={s}", f"train.lr={1 + 0.5 * s}")
+            for s in range(3)]
+    datas = [make_experiment_data(cfg) for cfg in cfgs]
+
+    def rule(s):
+        return make_rule(name, 2, key=100 + s, drop=[0.2, 0.1] if name == "dropout" else None)
+
+    batched = train_batch(cfgs, datas, plan=[[("joint", [0, 1])]] * 3,
+                          rules=[[rule(s)] for s in range(3)])
+    for s, (cfg, data) in enumerate(zip(cfgs, datas)):
+        same_run(batched[s][0], train_run(cfg, data, "joint", [0, 1], rule=rule(s)))
+
+
+def test_alternating_joint_run_equals_the_unimodal_runs():
+    cfg = small("model.learner=class_banks", "train.lr=2.0")
+    data = make_experiment_data(cfg)
+    joint = train_run(cfg, data, "joint", [0, 1], rule=make_rule("alternating", 2))
+    for k in range(2):
+        alone = train_run(cfg, data, f"unimodal-{k}", [k])
+        np.testing.assert_allclose(joint.final_weights[k], alone.final_weights[0], rtol=1e-12,
+                                   atol=1e-14)
+        assert joint.learned_step[k] == alone.learned_step[0]
+
+
+def test_calls_cut_short_do_not_change_results(monkeypatch):
+    """Every compiled call is bounded in wall time; with a zero budget each call is one
+    step, and the run is bit-identical to the default."""
+    cfg = small("train.trace_every=25")
+    data = make_experiment_data(cfg)
+    ref_run = train_run(cfg, data, "joint", [0, 1])
+    calls = []
+    monkeypatch.setattr(pacing_mod, "_CALL_SECONDS", 0.0)
+    cut = train_run(cfg, data, "joint", [0, 1], progress=calls.append)
+    assert calls == [1] * cfg.train.steps
+    same_run(cut, ref_run)
+    cfgs = [cfg, cfg.replace(seed=1)]
+    datas = [data, make_experiment_data(cfgs[1])]
+    calls.clear()
+    cut_b = train_batch(cfgs, datas, record=False, progress=calls.append)
+    assert calls == [2] * (3 * cfg.train.steps)  # 3 groups (joint, each uni-modal), 2 runs each
+    monkeypatch.setattr(pacing_mod, "_CALL_SECONDS", 0.25)
+    for a, b in zip(cut_b, train_batch(cfgs, datas, record=False)):
+        for ra, rb in zip(a, b):
+            same_run(ra, rb)
+
+
+def test_trace_points_are_capped(monkeypatch, capsys):
+    monkeypatch.setattr(trace_mod, "MAX_TRACE_POINTS", 4)
+    cfg = small()  # 60 steps, trace_every 7: 8 points wanted
+    run = train_run(cfg, make_experiment_data(cfg), "joint", [0, 1])
+    assert run.trace.arrays()["steps"].tolist() == [0, 15, 30, 45, 60]
+    assert "recording every 15 steps instead" in capsys.readouterr().err
+
+
+def test_an_output_of_exactly_zero_counts_as_half_an_error():
+    y = np.array([1.0, -1.0, 1.0, -1.0])
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    assert weighted_error(y, np.array([0.0, 0.0, 1.0, 1.0]), w) == np.dot(w, [0.5, 0.5, 0, 1])
+    assert weighted_error(y, np.array([-0.0, 0.0, -2.0, -3.0]), w) == np.dot(w, [0.5, 0.5, 1, 0])
+
+
+def test_learned_check_counts_an_alignment_exactly_at_the_threshold():
+    X = np.zeros((1, 4, 3))
+    W = np.zeros((1, 1, 2, 3))
+    W[0, 0, 1, 0] = 0.5  # beta * <w, v> = 2 * 0.5 = 1.0 == threshold
+    learned = -np.ones((1, 1), np.int64)
+    signal = np.array([[1.0, 0.0, 0.0]])
+    kern_pkg.gd_segment(X, np.array([3]), np.ones(4), np.full(4, 0.25), W, 0, 3.0, 1.0, 0.0,
+                        signal, np.array([2.0]), 1.0, learned, 5, 0, 0.0, False, np.zeros_like(W))
+    assert learned[0, 0] == 5
+    learned[:] = -1
+    kern_pkg.gd_segment(X, np.array([3]), np.ones(4), np.full(4, 0.25), W, 0, 3.0, 1.0, 0.0,
+                        signal, np.array([2.0]), np.nextafter(1.0, 2.0), learned, 5, 0, 0.0,
+                        False, np.zeros_like(W))
+    assert learned[0, 0] == -1
+
+
+@pytest.mark.parametrize("extra", [[], ["data.modality.1.dim=10"]])
+def test_float32_runs_compute_in_float32_on_every_path(monkeypatch, extra):
+    seen = []
+    real_seg, real_batch = kern_pkg.gd_segment, kern_pkg.gd_segment_batch
+
+    def seg(X, dims, y, omega, W, *args, **kw):
+        seen.append((X.dtype, y.dtype, omega.dtype, W.dtype, kw["packed"][0].dtype))
+        return real_seg(X, dims, y, omega, W, *args, **kw)
+
+    def batch(Xf, Xb, dims, y, omega, W, *args, **kw):
+        seen.append((Xf.dtype, y.dtype, omega.dtype, W.dtype, Xb.dtype))
+        return real_batch(Xf, Xb, dims, y, omega, W, *args, **kw)
+
+    monkeypatch.setattr(train_mod._kernels, "gd_segment", seg)
+    monkeypatch.setattr(train_mod._kernels, "gd_segment_batch", batch)
+    for mode in ("joint", "unimodal", "compare"):
+        cfg = small("train.dtype=float32", f"train.mode={mode}", *extra)
+        data = make_experiment_data(cfg)
+        for name, trained in run_plan(cfg):
+            train_run(cfg, data, name, trained)
+        train_batch([cfg, cfg.replace(seed=1)], [data, make_experiment_data(cfg.replace(seed=1))])
+    assert seen and all(set(dt) == {np.dtype(np.float32)} for dt in seen)
+
+
+def test_interrupt_keeps_the_partial_run(monkeypatch):
+    cfg = small("train.trace_every=5")
+    data = make_experiment_data(cfg)
+    full = train_run(cfg, data, "joint", [0, 1])
+    monkeypatch.setattr(pacing_mod, "_CALL_SECONDS", 0.0)  # one step per call
+    done = []
+
+    def progress(steps):
+        done.append(steps)
+        if len(done) == 23:
+            raise KeyboardInterrupt
+
+    with pytest.raises(train_mod.TrainingInterrupted) as info:
+        train_run(cfg, data, "joint", [0, 1], progress=progress)
+    part = info.value.result
+    assert isinstance(info.value, KeyboardInterrupt)
+    assert part.status == "interrupted" and part.steps_run == 23
+    assert part.trace.arrays()["steps"].tolist() == [0, 5, 10, 15, 20]
+    for key, value in part.trace.arrays().items():
+        assert np.array_equal(value, full.trace.arrays()[key][:5]), key

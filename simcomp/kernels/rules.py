@@ -1,0 +1,602 @@
+"""Training rules: the stage between the forward units and the backward tiles.
+
+Every rule is an instance of the general update
+
+    W_r <- W_r - eta c_r ( k_r(t) sum_j g_{j,r}(t) y_j grad_r phi_{j,r} + xi_r(t) )
+
+(docs/methods.md). Inside a block of samples the rule turns the forward
+pass's f_j, phi_{j,r} (and unit values) into the coefficients
+``y_j g_{j,r}`` (:func:`_block_coef`) and accumulates per-chunk statistics;
+once per step, from the full-batch statistics, it sets k_r and the noise
+xi_r and, for ``mmpareto``, combines two gradients (:func:`_rule_step`);
+the update applies eta c_r (:func:`_rule_update`).
+
+The compiled form of a rule is the tuple
+``(code, par, hyper, state, teacher, key, stats)``:
+
+=========  ==============================================================
+code       int64, index into METHOD_NAMES
+par        float64 (4, K): lr_scale c_r, drop d_r, aux_weight, mix a_r
+hyper      float64 (6,): alpha, start, stop (inf: never), fused_weight,
+           distill_weight, rescale (0/1)
+state      float64 (1, K), in/out: agm's running mean of s_r
+teacher    float64 (K, B, m, n) umt's teacher unit values, else (0,0,0,0)
+key        int64, the bits of the method's 64-bit key
+stats      float64 (6, K), out: score, ratio, scale, cosine of the last
+           step (NaN where undefined), then k_r and the noise std used
+=========  ==============================================================
+
+``none`` and ``lr_scale`` keep the plain coefficient path of the kernels
+untouched (so ``none`` is bit-identical to plain training and pays
+nothing); the other rules compute phi_{j,r} too. Random numbers
+(dropout masks, ogm_ge noise) are a hash of (key, t, j or entry, r), so
+they depend neither on threads nor on batching.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from numba import types
+from numba.extending import overload
+
+from simcomp._jit import jit
+from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
+
+__all__ = ["METHOD_NAMES", "Rule", "make_rule", "rule_needs_phi"]
+
+METHOD_NAMES = ("none", "lr_scale", "ogm", "ogm_ge", "agm", "dropout", "aux",
+                "alternating", "mmpareto", "umt")
+NONE, LR_SCALE, OGM, OGM_GE, AGM, DROPOUT, AUX, ALTERNATING, MMPARETO, UMT = range(10)
+_DEFAULT_ALPHA = {"ogm": 0.1, "ogm_ge": 0.1, "agm": 1.0}
+# rows of ``stats``
+S_SCORE, S_RATIO, S_SCALE, S_COSINE, S_K, S_NOISE = range(6)
+
+
+class Rule(NamedTuple):
+    """A training rule, as :func:`make_rule` builds it.
+
+    ``kernel()`` is the tuple the compiled loop takes; ``state`` and
+    ``stats`` are updated in place by every segment.
+    """
+
+    name: str
+    code: int
+    par: np.ndarray
+    hyper: np.ndarray
+    state: np.ndarray
+    teacher: np.ndarray
+    key: int
+    stats: np.ndarray
+
+    def kernel(self) -> tuple:
+        # Plain training carries None as its code: a type of its own, so the
+        # compiled loop of a plain run is specialised without any rule code
+        # (a shorter first compilation, and nothing to pay per step).
+        code = None if self.code == NONE else np.int64(self.code)
+        return (code, self.par, self.hyper, self.state, self.teacher,
+                np.int64(self.key), self.stats)
+
+    @property
+    def K(self) -> int:
+        return self.par.shape[1]
+
+    def method_stats(self) -> dict[str, np.ndarray]:
+        """The per-modality statistics of the last step (copies), NaN where undefined."""
+        s = self.stats
+        return {"method_score": s[S_SCORE].copy(), "method_ratio": s[S_RATIO].copy(),
+                "method_scale": s[S_SCALE].copy(), "method_cosine": s[S_COSINE].copy()}
+
+
+def _per_modality(name, value, K, default, lo=None, hi=None, lo_open=False, hi_open=False):
+    if value is None:
+        return np.full(K, float(default))
+    arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    if arr.shape[0] != K:
+        raise ValueError(f"{name} needs {K} values (one per trained modality), got {arr.shape[0]}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if lo is not None and np.any(arr <= lo if lo_open else arr < lo):
+        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
+    if hi is not None and np.any(arr >= hi if hi_open else arr > hi):
+        raise ValueError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {value!r}")
+    return arr
+
+
+def make_rule(name, K, *, lr_scale=None, alpha=None, start=0, stop=None, drop=None,
+              rescale=False, fused_weight=1.0, aux_weight=None, mix=None, distill_weight=10.0,
+              teacher_units=None, key=0) -> Rule:
+    """The compiled training rule of a method.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`METHOD_NAMES`.
+    K : int
+        Number of trained modalities of the run.
+    lr_scale, drop, aux_weight, mix : sequence of float, optional
+        Per trained modality (length K, config order); None gives the
+        method default (lr_scale 1, drop 0, aux_weight 1, mix 1).
+    alpha : float, optional
+        Modulation strength; None gives 0.1 (ogm, ogm_ge) or 1.0 (agm).
+    start, stop : int
+        ogm, ogm_ge and agm modulate while ``start <= t < stop`` (stop None:
+        never stops).
+    rescale : bool
+        dropout: multiply a kept phi_{j,r} by 1 / (1 - d_r).
+    fused_weight : float
+        aux: weight w_0 of the fused loss.
+    distill_weight : float
+        umt: lambda.
+    teacher_units : ndarray, (K, B, m, n), optional
+        umt: the frozen teachers' unit values on the training set.
+    key : int
+        64-bit key of the method's random stream.
+
+    Returns
+    -------
+    Rule
+    """
+    if name not in METHOD_NAMES:
+        raise ValueError(f"method {name!r} is not one of {', '.join(METHOD_NAMES)}")
+    K = int(K)
+    if K < 1:
+        raise ValueError(f"K must be >= 1, got {K}")
+    par = np.empty((4, K))
+    par[0] = _per_modality("lr_scale", lr_scale, K, 1.0, lo=0.0, lo_open=True)
+    par[1] = _per_modality("drop", drop, K, 0.0, lo=0.0, hi=1.0, hi_open=True)
+    par[2] = _per_modality("aux_weight", aux_weight, K, 1.0, lo=0.0)
+    par[3] = _per_modality("mix", mix, K, 1.0)
+    a = _DEFAULT_ALPHA.get(name, 0.0) if alpha is None else float(alpha)
+    if not (math.isfinite(a) and a >= 0.0):
+        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+    stop_v = math.inf if stop is None else float(stop)
+    if int(start) < 0 or stop_v < int(start):
+        raise ValueError(f"need 0 <= start <= stop, got start={start!r}, stop={stop!r}")
+    hyper = np.array([a, float(int(start)), stop_v, float(fused_weight), float(distill_weight),
+                      1.0 if rescale else 0.0])
+    if not np.all(np.isfinite(hyper[[0, 1, 3, 4]])):
+        raise ValueError("fused_weight and distill_weight must be finite")
+    if name == "umt":
+        if teacher_units is None:
+            raise ValueError("umt needs teacher_units (K, B, m, n)")
+        teacher = np.ascontiguousarray(teacher_units, dtype=np.float64)
+        if teacher.ndim != 4 or teacher.shape[0] != K:
+            raise ValueError(f"teacher_units must be (K={K}, B, m, n), got {teacher.shape}")
+    else:
+        teacher = np.zeros((0, 0, 0, 0))
+    key64 = int(np.uint64(int(key) % (1 << 64)).view(np.int64))
+    stats = np.full((6, K), np.nan)
+    return Rule(name, METHOD_NAMES.index(name), par, hyper, np.zeros((1, K)), teacher, key64,
+                stats)
+
+
+def rule_needs_phi(code) -> bool:
+    """Whether a rule reads phi_{j,r} (all but none and lr_scale)."""
+    return code >= OGM
+
+
+# --------------------------------------------------------------------------
+# Counter-based random numbers
+# --------------------------------------------------------------------------
+
+
+@jit(inline="always")
+def _mix64(z):
+    """The splitmix64 finaliser (a bijection of uint64 with good avalanche)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@jit()
+def _uniform(key, t, a, b):
+    """A uniform number in [0, 1) that is a fixed function of (key, t, a, b)."""
+    h = _mix64(np.uint64(key) ^ np.uint64(0x9E3779B97F4A7C15))
+    h = _mix64(h ^ np.uint64(t))
+    h = _mix64(h ^ np.uint64(a))
+    h = _mix64(h ^ np.uint64(b))
+    return np.float64(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@jit()
+def _normal(key, t, a, b):
+    """A standard normal number, a fixed function of (key, t, a, b) (Box-Muller)."""
+    u1 = _uniform(key, t, a, 2 * b)
+    u2 = _uniform(key, t, a, 2 * b + 1)
+    return math.sqrt(-2.0 * math.log1p(-u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@jit()
+def _keep(key, t, j, r, d):
+    """Dropout mask delta_{j,r} at step t: 1 with probability 1 - d."""
+    if d <= 0.0:
+        return 1.0
+    return 1.0 if _uniform(key, t, j, r + 1) >= d else 0.0
+
+
+# --------------------------------------------------------------------------
+# Per block: coefficients
+# --------------------------------------------------------------------------
+
+
+@jit(inline="always")
+def _dlogistic(yj, f):
+    """``y l'(y f)`` = -y sigmoid(-y f), with the stable one-exp sigmoid of the plain path."""
+    u = -yj * f
+    e = _exp_nonpos(-abs(u))
+    sig = (1.0 if u >= 0.0 else e) / (1.0 + e)
+    return -yj * sig
+
+
+@jit()
+def _plain_coef(y, omega, m, j0, j1, Z, F, need_loss):
+    """Loss of samples ``j0:j1``; ``Z`` (act'(z)) becomes omega_j l'_j y_j c_b act'(z).
+
+    ``F`` (float64, >= 2 BLOCK) holds f on entry and is scratch. Returns
+    ``(loss, bound)``, accumulated in float64 in sample order: the block's
+    loss (0 unless ``need_loss``) and ``sum_j |omega_j| (max(u_j, 0) + e_j)``
+    with ``u_j = -y_j f_j``, ``e_j = exp(-|u_j|)``. As softplus(u) =
+    max(u, 0) + log1p(e) and 0 <= log1p(e) <= e, a finite bound proves a
+    finite loss without a ``log1p``. One exp serves the loss and the sigmoid.
+    """
+    nb = j1 - j0
+    BM = Z.shape[1]
+    loss = 0.0
+    if need_loss:
+        for jj in range(nb):
+            u = -np.float64(y[j0 + jj]) * F[jj]
+            e = _exp_nonpos(-abs(u))
+            loss += np.float64(omega[j0 + jj]) * (max(u, 0.0) + math.log1p(e))
+    half = F.shape[0] // 2
+    for jj in range(nb):
+        yj = np.float64(y[j0 + jj])
+        wj = np.float64(omega[j0 + jj])
+        u = -yj * F[jj]
+        e = _exp_nonpos(-abs(u))
+        F[half + jj] = abs(wj) * (max(u, 0.0) + e)
+        sig = (1.0 if u >= 0.0 else e) / (1.0 + e)
+        F[jj] = wj * (-yj * sig)
+    bound = 0.0
+    for jj in range(nb):
+        bound += F[half + jj]
+    for r in range(Z.shape[0]):
+        for bi in range(BM):
+            s = 1.0 if bi < m else -1.0
+            z = Z[r, bi]
+            for jj in range(nb):
+                z[jj] = (s * F[jj]) * z[jj]
+    return loss, bound
+
+
+@jit()
+def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
+    """The coefficients y_j g_{j,r} of a rule that reads phi, and its block statistics.
+
+    ``bufs = (Z, Z2, F, P, U, S)``: on entry F = f, P[0] = phi_r, U the unit
+    values (umt), Z = act'(z). On return Z (and Z2 for mmpareto's uni-modal
+    gradient) hold the backward coefficients; for ogm and ogm_ge
+    S[0, r] += sum_j omega_j p_{j,r}, for agm S[1, r] += sum_j omega_j
+    (-log max(p_{j,r}, 1e-8)).
+    """
+    code, par, hyper, state, teacher, key, stats = rule
+    Z, Z2, F, P, U, S = bufs
+    K = Z.shape[0]
+    BM = Z.shape[1]
+    nb = j1 - j0
+    phi = P[0]
+    C = P[1]
+    if code == DROPOUT:
+        rescale = hyper[5] != 0.0
+        ft = P[2]
+        for jj in range(nb):
+            acc = 0.0
+            for r in range(K):
+                keep = _keep(key, t, j0 + jj, r, par[1, r])
+                if rescale:
+                    keep = keep / (1.0 - par[1, r])
+                C[r, jj] = keep  # the mask (times the rescale), for now
+                acc += keep * phi[r, jj]
+            ft[0, jj] = acc
+    for jj in range(nb):
+        yj = np.float64(y[j0 + jj])
+        wj = np.float64(omega[j0 + jj])
+        fused = _dlogistic(yj, F[jj])
+        for r in range(K):
+            if code == OGM or code == OGM_GE or code == AGM:  # the only rules that read them
+                u = yj * phi[r, jj]
+                e = _exp_nonpos(-abs(u))
+                p = (1.0 if u >= 0.0 else e) / (1.0 + e)  # sigmoid(u), one exp
+                if code == AGM:
+                    S[1, r] += wj * (-math.log(max(p, 1e-8)))
+                else:
+                    S[0, r] += wj * p
+            if code == DROPOUT:
+                C[r, jj] = wj * (C[r, jj] * _dlogistic(yj, P[2, 0, jj]))
+            elif code == AUX:
+                C[r, jj] = wj * (hyper[3] * fused + par[2, r] * _dlogistic(yj, phi[r, jj]))
+            elif code == ALTERNATING:
+                C[r, jj] = wj * _dlogistic(yj, phi[r, jj])
+            elif code == MMPARETO:
+                C[r, jj] = wj * fused
+                P[2, r, jj] = wj * _dlogistic(yj, phi[r, jj])
+            else:  # ogm, ogm_ge, agm, umt: the plain coefficient
+                C[r, jj] = wj * fused
+    for r in range(K):
+        for bi in range(BM):
+            s = 1.0 if bi < m else -1.0
+            z = Z[r, bi]
+            if code == MMPARETO:
+                z2 = Z2[r, bi]
+                for jj in range(nb):
+                    z2[jj] = (s * P[2, r, jj]) * z[jj]
+            if code == UMT:
+                b = 0 if bi < m else 1
+                i = bi - b * m
+                lam = hyper[4] * 2.0 / BM
+                h = U[r, bi]
+                hT = teacher[r, b, i]
+                for jj in range(nb):
+                    dist = lam * np.float64(omega[j0 + jj]) * (h[jj] - hT[j0 + jj])
+                    z[jj] = (s * C[r, jj]) * z[jj] + dist * z[jj]
+            else:
+                for jj in range(nb):
+                    z[jj] = (s * C[r, jj]) * z[jj]
+
+
+@jit()
+def _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+    """Units, then the rule's coefficients for one block; returns ``(loss, bound)``.
+
+    ``Z`` (pre-activations on entry) becomes the backward coefficients. The
+    loss and bound are always those of the plain fused f (the early stop
+    and the non-finite guard mean the same for every rule).
+    """
+    Z, Z2, F, P, U, S = bufs
+    nb = j1 - j0
+    if rule[0] < OGM:
+        _block_units(unit, m, nb, Z, F)
+        return _plain_coef(y, omega, m, j0, j1, Z, F, need_loss)
+    _block_units_split(unit, m, nb, Z, F, P[0], U)
+    loss = 0.0
+    bound = 0.0
+    for jj in range(nb):
+        u = -np.float64(y[j0 + jj]) * F[jj]
+        e = _exp_nonpos(-abs(u))
+        wj = np.float64(omega[j0 + jj])
+        if need_loss:
+            loss += wj * (max(u, 0.0) + math.log1p(e))
+        bound += abs(wj) * (max(u, 0.0) + e)
+    _rule_coef(rule, y, omega, m, j0, j1, t, bufs)
+    return loss, bound
+
+
+# --------------------------------------------------------------------------
+# Per step: scales, noise, the two-gradient combination, the update
+# --------------------------------------------------------------------------
+
+
+@jit()
+def _others_mean(v, r):
+    K = v.shape[0]
+    if K < 2:
+        return v[r]
+    s = 0.0
+    for k in range(K):
+        if k != r:
+            s += v[k]
+    return s / (K - 1)
+
+
+@jit()
+def _grad_moments(dims, G, r):
+    """Sum of squares, sum and count of encoder r's real gradient entries."""
+    B, m = G.shape[1], G.shape[2]
+    s = 0.0
+    s2 = 0.0
+    for b in range(B):
+        for i in range(m):
+            g = G[r, b, i]
+            for k in range(dims[r]):
+                x = np.float64(g[k])
+                s += x
+                s2 += x * x
+    return s, s2, B * m * dims[r]
+
+
+@jit()
+def _dot_enc(dims, A, Bg, r):
+    B, m = A.shape[1], A.shape[2]
+    s = 0.0
+    for b in range(B):
+        for i in range(m):
+            for k in range(dims[r]):
+                s += np.float64(A[r, b, i, k]) * np.float64(Bg[r, b, i, k])
+    return s
+
+
+@jit()
+def _mmpareto(dims, G, G2, r):
+    """Combine encoder r's fused (G) and uni-modal (G2) gradients into G; returns the cosine."""
+    mm = _dot_enc(dims, G, G, r)
+    uu = _dot_enc(dims, G2, G2, r)
+    mu = _dot_enc(dims, G, G2, r)
+    denom = math.sqrt(mm) * math.sqrt(uu)
+    cos = mu / denom if denom > 0.0 else 0.0
+    if cos > 0.0:
+        k0 = 0.5
+    else:
+        diff = mm - 2.0 * mu + uu
+        k0 = (uu - mu) / diff if diff > 0.0 else 0.5
+        k0 = min(max(k0, 0.001), 0.999)
+    k1 = 1.0 - k0
+    sum2 = mm + 2.0 * mu + uu  # ||g_m + g_u||^2
+    new2 = 4.0 * (k0 * k0 * mm + 2.0 * k0 * k1 * mu + k1 * k1 * uu)  # ||new||^2
+    scale = 1.5 * max(1.0, math.sqrt(sum2) / math.sqrt(new2)) if new2 > 0.0 else 1.5
+    B, m = G.shape[1], G.shape[2]
+    for b in range(B):
+        for i in range(m):
+            g = G[r, b, i]
+            g2 = G2[r, b, i]
+            for k in range(dims[r]):
+                g[k] = scale * (2.0 * k0 * g[k] + 2.0 * k1 * g2[k])
+    return cos
+
+
+@jit()
+def _rule_step(rule, dims, G, G2, S, t):
+    """Once per step, from the full-batch statistics ``S`` (2, K): k_r, noise std, mmpareto.
+
+    Writes ``stats`` of the rule (score, ratio, scale, cosine; k_r; noise
+    std) and, for agm, updates its running mean after k_r is computed.
+    """
+    code, par, hyper, state, teacher, key, stats = rule
+    K = stats.shape[1]
+    stats[:, :] = np.nan
+    for r in range(K):
+        stats[S_K, r] = 1.0
+        stats[S_NOISE, r] = 0.0
+    if code < OGM:
+        return
+    alpha, start, stop = hyper[0], hyper[1], hyper[2]
+    active = start <= t < stop
+    if code == OGM or code == OGM_GE:
+        for r in range(K):
+            rho = S[0, r] / _others_mean(S[0], r) if K > 1 else 1.0
+            stats[S_SCORE, r] = S[0, r]
+            stats[S_RATIO, r] = rho
+            k = 1.0 - math.tanh(alpha * rho) if (active and rho > 1.0) else 1.0
+            stats[S_SCALE, r] = k
+            stats[S_K, r] = k
+            if code == OGM_GE and active:
+                s, s2, cnt = _grad_moments(dims, G, r)
+                var = (s2 - s * s / cnt) / (cnt - 1) if cnt > 1 else 0.0
+                stats[S_NOISE, r] = math.sqrt(max(var, 0.0)) + 1e-8
+    elif code == AGM:
+        sbar = state[0]
+        for r in range(K):
+            ratio = math.exp(_others_mean(S[1], r) - S[1, r]) if K > 1 else 1.0
+            optimal = math.exp(_others_mean(sbar, r) - sbar[r]) if K > 1 else 1.0
+            k = math.exp(alpha * min(optimal - ratio, 10.0)) if active else 1.0
+            stats[S_SCORE, r] = S[1, r]
+            stats[S_RATIO, r] = ratio
+            stats[S_SCALE, r] = k
+            stats[S_K, r] = k
+        for r in range(K):
+            sbar[r] = (t * sbar[r] + S[1, r]) / (t + 1.0)
+    elif code == MMPARETO:
+        for r in range(K):
+            stats[S_COSINE, r] = _mmpareto(dims, G, G2, r)
+
+
+@jit()
+def _rule_update(rule, W, dims, eta, G, t):
+    """``W_r -= eta c_r (k_r G_r + xi_r)`` on the unpadded columns (rules other than none)."""
+    code, par, hyper, state, teacher, key, stats = rule
+    K, B, m, _ = W.shape
+    for r in range(K):
+        d = dims[r]
+        er = eta * par[0, r]
+        kr = stats[S_K, r]
+        sd = stats[S_NOISE, r]
+        for b in range(B):
+            for i in range(m):
+                w = W[r, b, i, :d]
+                g = G[r, b, i, :d]
+                if sd > 0.0:
+                    base = (b * m + i) * d
+                    for k in range(d):
+                        xi = sd * _normal(key, t, r, base + k)
+                        w[k] = w[k] - er * (kr * g[k] + xi)
+                else:
+                    for k in range(d):
+                        w[k] = w[k] - er * (kr * g[k])
+
+
+# --------------------------------------------------------------------------
+# Compile-time dispatch: plain training (code None) against the rules
+# --------------------------------------------------------------------------
+
+
+def _plain_type(rule):
+    return isinstance(rule.types[0], types.NoneType)
+
+
+def _rule_code(rule):
+    """The rule's code as an int (0 for plain training); compiled code only."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_rule_code)
+def _rule_code_overload(rule):
+    if _plain_type(rule):
+        return lambda rule: 0
+    return lambda rule: rule[0]
+
+
+def _block_coef(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+    """Units and coefficients of one block (plain, or :func:`_block_coef_rule`)."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_block_coef)
+def _block_coef_overload(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+    if _plain_type(rule):
+        def plain(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+            Z, F = bufs[0], bufs[2]
+            _block_units(unit, m, j1 - j0, Z, F)
+            return _plain_coef(y, omega, m, j0, j1, Z, F, need_loss)
+        return plain
+
+    def general(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
+        return _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss)
+    return general
+
+
+def _step(rule, dims, G, G2, S, t):
+    """Once per step: nothing for plain training, else :func:`_rule_step`."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_step)
+def _step_overload(rule, dims, G, G2, S, t):
+    if _plain_type(rule):
+        return lambda rule, dims, G, G2, S, t: None
+
+    def general(rule, dims, G, G2, S, t):
+        _rule_step(rule, dims, G, G2, S, t)
+    return general
+
+
+def _update(rule, W, dims, eta, G, t):
+    """The update: ``W -= eta G`` for plain training, else :func:`_rule_update`."""
+    raise NotImplementedError("only callable from compiled code")
+
+
+@overload(_update)
+def _update_overload(rule, W, dims, eta, G, t):
+    if _plain_type(rule):
+        def plain(rule, W, dims, eta, G, t):
+            _gd_update(W, dims, eta, G)
+        return plain
+
+    def general(rule, W, dims, eta, G, t):
+        _rule_update(rule, W, dims, eta, G, t)
+    return general
+
+
+@jit()
+def _gd_update(W, dims, eta, grad):
+    """``W -= eta * grad`` on the unpadded columns."""
+    K, B, m, _ = W.shape
+    for r in range(K):
+        d = dims[r]
+        for b in range(B):
+            for i in range(m):
+                w = W[r, b, i, :d]
+                g = grad[r, b, i, :d]
+                for k in range(d):
+                    w[k] = w[k] - eta * g[k]
