@@ -35,6 +35,10 @@ __all__ = [
     "apply_overrides",
     "parse_override",
     "config_to_toml",
+    "NUMERIC_RANGES",
+    "MAX_MODALITIES",
+    "MAX_NAME_LENGTH",
+    "MAX_CONFIG_BYTES",
 ]
 
 LEARNERS = ("symmetric", "class_banks")
@@ -51,6 +55,8 @@ _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
 # could not be held in memory anyway (the pre-flight check refuses far
 # smaller ones on an ordinary machine).  docs/reliability.md lists them.
 MAX_NAME_LENGTH = 64
+# The theory enumerates the 2^(K+1) (label, presence) patterns: 131072 at K = 16.
+MAX_MODALITIES = 16
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; 1 MiB is generous
 NUMERIC_RANGES: dict[str, tuple[Any, Any, bool]] = {
     "seed": (0, 2**63 - 1, False),
@@ -223,6 +229,11 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.modality, tuple) or not self.modality:
             raise ConfigError("data.modality must list at least one modality")
+        if len(self.modality) > MAX_MODALITIES:
+            raise ConfigError(
+                f"data.modality lists {len(self.modality)} modalities; at most {MAX_MODALITIES} are "
+                "supported (the theory enumerates all 2^(K+1) label and presence patterns)"
+            )
         names = [mod.name for mod in self.modality]
         dupes = sorted({nm for nm in names if names.count(nm) > 1})
         if dupes:
@@ -408,6 +419,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         raise ConfigError("data.modality is missing: list at least one [[data.modality]] table")
     if not isinstance(mods_raw, list) or not mods_raw:
         raise ConfigError("data.modality must be a non-empty list of tables ([[data.modality]])")
+    if len(mods_raw) > MAX_MODALITIES:
+        raise ConfigError(
+            f"data.modality lists {len(mods_raw)} modalities; at most {MAX_MODALITIES} are "
+            "supported (the theory enumerates all 2^(K+1) label and presence patterns)"
+        )
     modalities = []
     valid_mod_keys = _field_names(ModalityConfig)
     for index, mod_raw in enumerate(mods_raw):
@@ -557,7 +573,7 @@ def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
         if isinstance(node, list):
             if not (part.isascii() and part.isdigit()):  # int() would also take '²' or '٣'
                 raise ConfigError(
-                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index, got {part!r}"
+                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index (digits 0-9), got {part!r}"
                 )
             # int() refuses strings of over 4300 digits; any index that long is out of range.
             index = int(part) if len(part) <= 18 else len(node) + 1
