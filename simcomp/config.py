@@ -63,7 +63,7 @@ NUMERIC_RANGES: dict[str, tuple[Any, Any, bool]] = {
     "data.n_train": (1, 10**9, False),
     "data.n_test": (1, 10**9, False),
     "data.modality.dim": (1, 10**7, False),
-    "data.modality.beta": (0.0, None, True),
+    "data.modality.beta": (0.0, 1e6, True),
     "data.modality.presence": (0.0, 1.0, False),
     "data.modality.noise": (0.0, None, False),
     "data.modality.distractors": (0, None, False),  # and <= dim - 1
@@ -106,11 +106,16 @@ def _range_text(lo, hi, lo_open: bool, fmt: str) -> str:
     return " and ".join(parts)
 
 
+def _digits(value: int) -> int:
+    # str() of an int over 4300 digits raises; the bit length gives the size of any int.
+    return int(abs(value).bit_length() * 0.30103) + 1
+
+
 def _need_int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     if not _is_int(value):
         raise ConfigError(f"{key} must be an integer, got {value!r} ({type(value).__name__})")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        shown = value if abs(value) < 10**30 else f"{float(value):.3g}"
+        shown = value if abs(value) < 10**30 else f"an integer of about {_digits(value)} digits"
         raise ConfigError(f"{key} must be {_range_text(lo, hi, False, 'd')}, got {shown}")
     return value
 
@@ -128,8 +133,9 @@ def _need_float(
     try:
         value = float(value)
     except OverflowError:  # an integer beyond the float range
-        raise ConfigError(f"{key} must be {_range_text(lo, hi, lo_open, 'g')}, got an integer "
-                          f"of {len(str(abs(value)))} digits") from None
+        raise ConfigError(f"{key} must be a finite number {_range_text(lo, hi, lo_open, 'g')}, "
+                          f"got an integer of about {_digits(value)} digits (beyond the float "
+                          "range)") from None
     if not math.isfinite(value):
         raise ConfigError(f"{key} must be a finite number, got {value}")
     if (lo is not None and (value <= lo if lo_open else value < lo)) or (
@@ -532,7 +538,7 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
 def _parse_toml(text: str, what: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an int of > 4300 digits
         raise ConfigError(f"{what} is not valid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{what} is not usable TOML: arrays or tables nested too deeply") from None
@@ -558,6 +564,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {value_text}")["v"]
     except tomllib.TOMLDecodeError:
         value = value_text
+    except ValueError:  # an integer of more than 4300 digits
+        raise ConfigError(f"--set {key}: the number has too many digits") from None
     except RecursionError:
         raise ConfigError(f"--set {key}: the value is nested too deeply") from None
     return key, value
