@@ -33,11 +33,16 @@ def _thin(steps: np.ndarray) -> np.ndarray:
     return np.unique(np.linspace(0, count - 1, _MAX_POINTS).round().astype(np.int64))
 
 
+# Beyond this magnitude matplotlib's axis transforms lose their inverse (a singular
+# matrix); such values only occur in overflowing runs and are not drawn.
+_PLOT_MAX = 1e100
+
+
 def _finite(values: np.ndarray) -> np.ndarray:
-    """Values as float64 with infinities and NaN (an overflowing run) left out of the line."""
+    """Values as float64, with NaN, infinities and |values| > 1e100 (an overflowing run) left out."""
     with np.errstate(over="ignore", invalid="ignore"):
         values = np.asarray(values, dtype=np.float64)
-        return np.where(np.isfinite(values), values, np.nan)
+        return np.where(np.isfinite(values) & (np.abs(values) <= _PLOT_MAX), values, np.nan)
 
 
 def _empty_panel(ax, title: str, why: str) -> None:
