@@ -103,8 +103,8 @@ def divergence_message(failed, traces: dict, out: str) -> str:
         else:
             parts.append(f"{run.name} at step {run.failed_step} (its trace is saved up to step "
                          f"{int(steps[-1])})")
-    advice = ("the initial loss overflows: try a smaller model.init_scale, data.modality.N.noise or "
-              "beta" if at_start else "try a smaller train.lr")
+    advice = ("the initial loss overflows: try a smaller model.init_scale, data.modality.N.noise "
+              "or beta" if at_start else "try a smaller train.lr")
     return (f"simcomp: the training loss is not finite: {'; '.join(parts)}; outputs in {out!r}; "
             f"{advice}")
 

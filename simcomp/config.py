@@ -49,15 +49,16 @@ DICTIONARIES = ("identity", "random")
 _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
 
 
+MAX_NAME_LENGTH = 64  # modality names become parts of file names
+# The theory enumerates the 2^(K+1) (label, presence) patterns: 131072 at K = 16.
+MAX_MODALITIES = 16
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; 1 MiB is generous
+
 # Valid ranges of the numeric keys: (lo, hi, lo_open); None is unbounded.  The
 # bounds keep every downstream computation (data, kernels, theory) finite or
 # reported as a divergence, never an overflow traceback; sizes beyond them
 # could not be held in memory anyway (the pre-flight check refuses far
 # smaller ones on an ordinary machine).  docs/reliability.md lists them.
-MAX_NAME_LENGTH = 64
-# The theory enumerates the 2^(K+1) (label, presence) patterns: 131072 at K = 16.
-MAX_MODALITIES = 16
-MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; 1 MiB is generous
 NUMERIC_RANGES: dict[str, tuple[Any, Any, bool]] = {
     "seed": (0, 2**63 - 1, False),
     "data.n_train": (1, 10**9, False),
@@ -202,13 +203,16 @@ class ModalityConfig:
                 f"data.modality name must be 1 to {MAX_NAME_LENGTH} letters (a-z, A-Z), digits, "
                 f"'_', '-' or '.' (it names output files), got {shown!r}"
             )
-        object.__setattr__(self, "dim", _need_int(f"{where}.dim", self.dim, **_bounds("data.modality.dim")))
-        object.__setattr__(self, "beta", _need_float(f"{where}.beta", self.beta, **_bounds("data.modality.beta")))
+        object.__setattr__(self, "dim",
+                           _need_int(f"{where}.dim", self.dim, **_bounds("data.modality.dim")))
+        object.__setattr__(self, "beta",
+                           _need_float(f"{where}.beta", self.beta, **_bounds("data.modality.beta")))
         object.__setattr__(
             self, "presence", _need_float(f"{where}.presence", self.presence,
                                      **_bounds("data.modality.presence"))
         )
-        object.__setattr__(self, "noise", _need_float(f"{where}.noise", self.noise, **_bounds("data.modality.noise")))
+        object.__setattr__(self, "noise", _need_float(f"{where}.noise", self.noise,
+                                                      **_bounds("data.modality.noise")))
         object.__setattr__(
             self,
             "distractors",
@@ -237,8 +241,8 @@ class DataConfig:
             raise ConfigError("data.modality must list at least one modality")
         if len(self.modality) > MAX_MODALITIES:
             raise ConfigError(
-                f"data.modality lists {len(self.modality)} modalities; at most {MAX_MODALITIES} are "
-                "supported (the theory enumerates all 2^(K+1) label and presence patterns)"
+                f"data.modality lists {len(self.modality)} modalities; at most {MAX_MODALITIES} "
+                "are supported (the theory enumerates all 2^(K+1) label and presence patterns)"
             )
         names = [mod.name for mod in self.modality]
         dupes = sorted({nm for nm in names if names.count(nm) > 1})
@@ -334,7 +338,8 @@ class TrainConfig:
         _need_int("train.trace_every", self.trace_every, **_bounds("train.trace_every"))
         _need_choice("train.mode", self.mode, MODES)
         _need_choice("train.dtype", self.dtype, DTYPES)
-        object.__setattr__(self, "stop_loss", _need_float("train.stop_loss", self.stop_loss, **_bounds("train.stop_loss")))
+        object.__setattr__(self, "stop_loss", _need_float("train.stop_loss", self.stop_loss,
+                                                          **_bounds("train.stop_loss")))
         _need_int("train.threads", self.threads, **_bounds("train.threads"))
 
 
@@ -541,7 +546,8 @@ def _parse_toml(text: str, what: str) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an int of > 4300 digits
         raise ConfigError(f"{what} is not valid TOML: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"{what} is not usable TOML: arrays or tables nested too deeply") from None
+        raise ConfigError(f"{what} is not usable TOML: arrays or tables nested too "
+                          "deeply") from None
 
 
 # --------------------------------------------------------------------------- overrides
@@ -581,7 +587,8 @@ def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
         if isinstance(node, list):
             if not (part.isascii() and part.isdigit()):  # int() would also take '²' or '٣'
                 raise ConfigError(
-                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index (digits 0-9), got {part!r}"
+                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index "
+                    f"(digits 0-9), got {part!r}"
                 )
             # int() refuses strings of over 4300 digits; any index that long is out of range.
             index = int(part) if len(part) <= 18 else len(node) + 1

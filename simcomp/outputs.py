@@ -131,7 +131,8 @@ def refuse_cwd_or_parent(path: str | Path, option: str = "--out") -> None:
     except (OSError, RuntimeError) as exc:  # a symlink loop, a vanished cwd
         raise OutputError(f"{option} {_shown(path)}: cannot resolve the path ({exc})") from None
     if resolved == cwd or resolved in cwd.parents or resolved.parent == resolved:
-        what = "the working directory" if resolved == cwd else "a directory containing the working directory"
+        what = ("the working directory" if resolved == cwd
+                else "a directory containing the working directory")
         raise OutputError(
             f"{option} {_shown(path)} is {what}; simcomp never replaces it (whatever --force): "
             "give a new subdirectory, e.g. --out simcomp-out"
@@ -206,7 +207,8 @@ def check_output_dir(path: str | Path, force: bool) -> Path:
         try:
             empty = not any(path.iterdir())
         except OSError as exc:
-            raise OutputError(f"cannot list output directory {_shown(path)}: {exc.strerror}") from None
+            raise OutputError(
+                f"cannot list output directory {_shown(path)}: {exc.strerror}") from None
         if not empty:
             reason = _foreign_reason(path)
             if reason is not None:
@@ -228,13 +230,15 @@ def check_output_dir(path: str | Path, force: bool) -> Path:
                 )
     parent = path.absolute().parent
     if not parent.is_dir():
-        raise OutputError(f"cannot create {_shown(path)}: parent directory {_shown(parent)} does not exist")
+        raise OutputError(
+            f"cannot create {_shown(path)}: parent directory {_shown(parent)} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot create {_shown(path)}: {_shown(parent)} is not writable")
     return path
 
 
-def check_output_file(path: str | Path, force: bool, option: str, suffix: str | None = None) -> Path:
+def check_output_file(path: str | Path, force: bool, option: str,
+                      suffix: str | None = None) -> Path:
     """Check a single output file (``config --out``, ``theory --plot``) before any work.
 
     Refused: a directory or a symbolic link (whatever ``force``), an existing

@@ -39,7 +39,7 @@ _PLOT_MAX = 1e100
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
-    """Values as float64, with NaN, infinities and |values| > 1e100 (an overflowing run) left out."""
+    """Values as float64; NaN, infinities and |values| > 1e100 (overflowing runs) left out."""
     with np.errstate(over="ignore", invalid="ignore"):
         values = np.asarray(values, dtype=np.float64)
         return np.where(np.isfinite(values) & (np.abs(values) <= _PLOT_MAX), values, np.nan)

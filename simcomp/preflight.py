@@ -107,7 +107,7 @@ def format_bytes(n: float) -> str:
 
 
 def _runs(cfg: Config) -> list[list[int]]:
-    """Trained modality indices of each run of the mode (as ``train.run_plan``, without importing it)."""
+    """Trained modality indices of each run of the mode (as ``train.run_plan``, not imported)."""
     joint = [list(range(cfg.K))]
     alone = [[r] for r in range(cfg.K)]
     return {"joint": joint, "unimodal": alone, "compare": joint + alone}[cfg.train.mode]
@@ -298,12 +298,13 @@ def disk_limit(path: str | Path) -> tuple[int | None, str]:
                 free = shutil.disk_usage(candidate).free
             except OSError:
                 return None, "unknown"
-            return int(DISK_FRACTION * free), f"{DISK_FRACTION:.0%} of the free space on {str(candidate)!r}"
+            source = f"{DISK_FRACTION:.0%} of the free space on {str(candidate)!r}"
+            return int(DISK_FRACTION * free), source
     return None, "unknown"  # pragma: no cover - the root always exists
 
 
 def check(est: Estimate, out: str | Path | None = None, hint: str = "") -> None:
-    """Raise :class:`ResourceError` if ``est`` exceeds the memory limit, or the disk limit at ``out``.
+    """Raise :class:`ResourceError` if ``est`` exceeds the memory limit or the disk limit at ``out``.
 
     The message gives the estimate, its largest part, the limit and its
     source, and how to override it; ``hint`` names the config keys that

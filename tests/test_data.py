@@ -146,7 +146,8 @@ def test_identity_dictionary_acts_as_the_identity_without_its_entries():
 
 def test_identity_dictionary_is_never_materialised():
     """A dimension whose dense identity would take 75 GiB costs only the samples."""
-    cfg = small("data.modality.0.dim=100000", "data.n_train=4", "data.n_test=4", "data.modality.0.noise=0.1")
+    cfg = small("data.modality.0.dim=100000", "data.n_train=4", "data.n_test=4",
+                "data.modality.0.noise=0.1")
     data = make_experiment_data(cfg)
     assert isinstance(data.dictionaries[0], IdentityDictionary)
     assert data.train.X[0].shape == (4, 100000)

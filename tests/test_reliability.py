@@ -162,7 +162,8 @@ def test_loss_not_finite_at_step_0_saves_the_trace_and_exits_1(tmp_path, capsys,
     out = tmp_path / "o"
     assert main(["simulate", "--quiet", "--out", str(out)] + sets(override)) == 1
     line = one_line_error(capsys.readouterr().err)
-    assert "the training loss is not finite" in line and "at step 0 (its trace has no record)" in line
+    assert "the training loss is not finite" in line
+    assert "at step 0 (its trace has no record)" in line
     summary = json.loads((out / "summary.json").read_text())
     failed = [name for name, run in summary["runs"].items() if run["status"] == "nonfinite"]
     assert "joint" in failed and "unimodal-A" in failed
@@ -182,7 +183,8 @@ def test_divergence_message_names_the_last_saved_step(tmp_path, capsys):
     for name, stopped, saved in found:
         steps = load_trace(out / name / "trace.npz")["steps"]
         assert int(saved) == steps[-1] and int(stopped) >= int(saved)
-        assert json.loads((out / "summary.json").read_text())["runs"][name]["failed_step"] == int(stopped)
+        run = json.loads((out / "summary.json").read_text())["runs"][name]
+        assert run["failed_step"] == int(stopped)
 
 
 def _fake_run(name, trained):
@@ -453,7 +455,10 @@ def test_full_disk_for_config_and_plot(tmp_path, capsys, monkeypatch):
 
 
 def test_read_only_targets(tmp_path, capsys, monkeypatch):
-    """A write the system refuses is one line (root ignores modes, so a refused os.access stands in)."""
+    """A write the system refuses is one line.
+
+    Root ignores file modes, so a refused os.access stands in for a read-only directory.
+    """
     real = os.access
     monkeypatch.setattr(os, "access",
                         lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
