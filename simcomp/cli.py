@@ -1,19 +1,36 @@
 """The ``simcomp`` command: a parser factory, one runner per subcommand, ``main(argv=None)``.
 
-Exit codes: 0 success; 1 a run failed (non-finite loss) after its outputs were
-saved; 2 bad input (config, arguments, output path), with a one-line message
-and no traceback.
+Exit codes (docs/reliability.md): 0 success; 1 a run failed (non-finite loss)
+after its outputs were saved, or the system failed the command (disk full, out
+of memory); 2 bad input refused before any work (config, arguments, output
+path, resource limits); 130 interrupted, 143 terminated.  Every failure is a
+one-line message, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import signal
 import sys
+import tempfile
+import threading
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from ._version import __version__
 from .config import ConfigError, build_config, config_to_toml
-from .outputs import AtomicDirectory, OutputError, dumps_json, write_text_atomic
+from .outputs import (
+    SIMULATE_FORMAT,
+    AtomicDirectory,
+    OutputError,
+    check_output_dir,
+    check_output_file,
+    dumps_json,
+    write_text_atomic,
+)
 
 __all__ = ["get_parser", "main"]
 
@@ -36,19 +53,27 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------- simulate
 
+_SIZE_HINT = ("fewer data.n_train / data.n_test, a smaller data.modality.N.dim or model.width, "
+              "fewer train.steps or a larger train.trace_every")
+
 
 def run_simulate(args) -> int:
     from .experiment import run_experiment, summarize, total_steps
+    from .preflight import check, estimate_simulate
     from .progress import ProgressBar
     from .report import simulate_report
 
     cfg = build_config(args.config, args.overrides)
+    check_output_dir(args.out, args.force)
+    check(estimate_simulate(cfg), out=args.out, hint=_SIZE_HINT)
     with AtomicDirectory(args.out, force=args.force) as out:
         with ProgressBar(total_steps(cfg), "simulate", enabled=not args.quiet) as bar:
             exp = run_experiment(cfg, progress=bar)
         from .plots import alignment_figure, save_figure  # matplotlib: only after training
 
-        summary = summarize(exp)
+        # The format key marks the directory as simcomp's: only such a directory
+        # is ever replaced by --force.
+        summary = {"format": SIMULATE_FORMAT, **summarize(exp)}
         (out.path / "config.toml").write_text(config_to_toml(cfg), encoding="utf-8")
         (out.path / "summary.json").write_text(dumps_json(summary), encoding="utf-8")
         traces = {}
@@ -62,13 +87,26 @@ def run_simulate(args) -> int:
         out.commit()
     if not args.quiet:
         print(simulate_report(summary, str(args.out)))
-    for run in exp.failed:
-        print(
-            f"simcomp: run {run.name} stopped at step {run.failed_step}: the training loss is not "
-            f"finite (try a smaller train.lr); the trace up to step {run.steps_run} was saved",
-            file=sys.stderr,
-        )
+    if exp.failed:
+        print(divergence_message(exp.failed, traces, str(args.out)), file=sys.stderr)
     return 1 if exp.failed else 0
+
+
+def divergence_message(failed, traces: dict, out: str) -> str:
+    """One line for the runs whose loss turned non-finite: where each stopped and what was saved."""
+    parts, at_start = [], False
+    for run in failed:
+        steps = traces[run.name]["steps"]
+        if len(steps) == 0:
+            at_start = True
+            parts.append(f"{run.name} at step {run.failed_step} (its trace has no record)")
+        else:
+            parts.append(f"{run.name} at step {run.failed_step} (its trace is saved up to step "
+                         f"{int(steps[-1])})")
+    advice = ("the initial loss overflows: try a smaller model.init_scale, data.modality.N.noise "
+              "or beta" if at_start else "try a smaller train.lr")
+    return (f"simcomp: the training loss is not finite: {'; '.join(parts)}; outputs in {out!r}; "
+            f"{advice}")
 
 
 # --------------------------------------------------------------------------- theory
@@ -78,13 +116,16 @@ def run_theory(args) -> int:
     from .data import make_experiment_data
     from .experiment import predict_run
     from .outputs import to_jsonable
+    from .preflight import check, estimate_theory
     from .report import theory_report
     from .trace import geometry
     from .train import run_plan
 
     cfg = build_config(args.config, args.overrides)
     if args.plot is not None:
-        _check_new_file(args.plot, args.force)
+        check_output_file(args.plot, args.force, "--plot", suffix=".png")
+    check(estimate_theory(cfg), hint="fewer data.n_train / data.n_test or a smaller "
+          "data.modality.N.dim")
     data = make_experiment_data(cfg)
     rows, predictions = [], {}
     for name, trained in run_plan(cfg):
@@ -109,26 +150,25 @@ def run_theory(args) -> int:
     if args.plot is not None:
         from .plots import reduced_dynamics_figure, save_figure
 
-        target = Path(args.plot)
-        tmp = target.with_name(f".{target.name}.partial.png")
+        target = check_output_file(args.plot, args.force, "--plot", suffix=".png")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial.png",
+                                   dir=target.absolute().parent)
+        os.close(fd)
         try:
             save_figure(reduced_dynamics_figure(cfg, predictions), tmp)
-            tmp.replace(target)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
         finally:
-            tmp.unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)
         if not args.json:
             print(f"reduced dynamics drawn in {target}")
     return 0
 
 
-def _check_new_file(path: str, force: bool) -> None:
-    target = Path(path)
-    if target.suffix.lower() != ".png":
-        raise UsageError(f"--plot {path!r}: the figure file must end in .png")
-    if target.exists() and not force:
-        raise UsageError(f"--plot {path!r} exists; choose another file or pass --force")
-    if not target.absolute().parent.is_dir():
-        raise UsageError(f"--plot {path!r}: directory {str(target.absolute().parent)!r} does not exist")
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # --------------------------------------------------------------------------- config
@@ -140,10 +180,7 @@ def run_config(args) -> int:
     if args.out is None:
         print(text, end="")
         return 0
-    target = Path(args.out)
-    if target.exists() and not args.force:
-        raise UsageError(f"{args.out!r} exists; choose another file or pass --force")
-    write_text_atomic(target, text)
+    write_text_atomic(check_output_file(args.out, args.force, "--out"), text)
     return 0
 
 
@@ -315,21 +352,72 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every cleanup an interrupt runs also runs."""
+
+
+@contextmanager
+def _sigterm_raises():
+    """While the command runs, SIGTERM raises :class:`Terminated` (a second one is ignored,
+    so that the cleanup it starts is not cut short)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _os_error_text(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full{where}; no complete output was written"
+    return f"{exc.strerror or exc}{where}; no complete output was written"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``simcomp`` console script; returns the exit code."""
+    """Entry point of the ``simcomp`` console script; returns the exit code.
+
+    0: success.  1: the command ran but did not succeed: a run's loss turned
+    non-finite (its outputs are saved), or the system failed it (disk full,
+    out of memory, a write refused).  2: bad input, refused before any work
+    (config, arguments, output path, resource limits).  130: interrupted
+    (Ctrl-C); 143: terminated (SIGTERM); no complete output is written then
+    and the hidden temporaries are removed.
+    """
     parser = get_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "runner"):
         parser.print_help()
         return 2
     try:
-        return args.runner(args)
+        with _sigterm_raises(), warnings.catch_warnings():
+            # Overflow in a diverging run is reported once, by the exit code and message.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return args.runner(args)
     except (ConfigError, OutputError, UsageError) as exc:
         print(f"simcomp: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("simcomp: terminated (SIGTERM); no complete output was written", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("simcomp: interrupted; no complete output was written", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("simcomp: error: out of memory; no complete output was written (the pre-flight "
+              "limit is set by SIMCOMP_MEMORY_LIMIT, see docs/reliability.md)", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"simcomp: error: {_os_error_text(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

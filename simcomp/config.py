@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import stat
 import string
 import tomllib
 from dataclasses import dataclass, field
@@ -37,6 +38,10 @@ __all__ = [
     "apply_overrides",
     "parse_override",
     "config_to_toml",
+    "NUMERIC_RANGES",
+    "MAX_MODALITIES",
+    "MAX_NAME_LENGTH",
+    "MAX_CONFIG_BYTES",
 ]
 
 LEARNERS = ("symmetric", "class_banks")
@@ -44,6 +49,45 @@ ACTIVATIONS = ("srelu", "relu")
 MODES = ("joint", "unimodal", "compare")
 DTYPES = ("float64", "float32")
 DICTIONARIES = ("identity", "random")
+_NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
+
+
+MAX_NAME_LENGTH = 64  # modality names become parts of file names
+# The theory enumerates the 2^(K+1) (label, presence) patterns: 131072 at K = 16.
+MAX_MODALITIES = 16
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; 1 MiB is generous
+
+# Valid ranges of the numeric keys: (lo, hi, lo_open); None is unbounded.  The
+# bounds keep every downstream computation (data, kernels, theory) finite or
+# reported as a divergence, never an overflow traceback; sizes beyond them
+# could not be held in memory anyway (the pre-flight check refuses far
+# smaller ones on an ordinary machine).  docs/reliability.md lists them.
+NUMERIC_RANGES: dict[str, tuple[Any, Any, bool]] = {
+    "seed": (0, 2**63 - 1, False),
+    "data.n_train": (1, 10**9, False),
+    "data.n_test": (1, 10**9, False),
+    "data.modality.dim": (1, 10**7, False),
+    "data.modality.beta": (0.0, 1e6, True),
+    "data.modality.presence": (0.0, 1.0, False),
+    "data.modality.noise": (0.0, None, False),
+    "data.modality.distractors": (0, None, False),  # and <= dim - 1
+    "data.modality.distractor_strength": (0.0, None, False),
+    "model.width": (1, 10**5, False),
+    "model.q": (2.0, 16.0, False),
+    "model.rho": (1e-6, 1e6, False),
+    "model.init_scale": (0.0, None, True),
+    "model.learned_threshold": (1e-6, 1e6, False),
+    "train.lr": (0.0, None, False),
+    "train.steps": (1, 10**12, False),
+    "train.trace_every": (1, 10**12, False),
+    "train.stop_loss": (0.0, None, False),
+    "train.threads": (0, 4096, False),
+}
+
+
+def _bounds(key: str) -> dict[str, Any]:
+    lo, hi, lo_open = NUMERIC_RANGES[key]
+    return {"lo": lo, "hi": hi} if isinstance(lo, int) else {"lo": lo, "hi": hi, "lo_open": lo_open}
 
 
 class ConfigError(ValueError):
@@ -57,13 +101,26 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _range_text(lo, hi, lo_open: bool, fmt: str) -> str:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo:{fmt}}")
+    if hi is not None:
+        parts.append(f"<= {hi:{fmt}}")
+    return " and ".join(parts)
+
+
+def _digits(value: int) -> int:
+    # str() of an int over 4300 digits raises; the bit length gives the size of any int.
+    return int(abs(value).bit_length() * 0.30103) + 1
+
+
 def _need_int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     if not _is_int(value):
         raise ConfigError(f"{key} must be an integer, got {value!r} ({type(value).__name__})")
-    if lo is not None and value < lo:
-        raise ConfigError(f"{key} must be >= {lo}, got {value}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{key} must be <= {hi}, got {value}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        shown = value if abs(value) < 10**30 else f"an integer of about {_digits(value)} digits"
+        raise ConfigError(f"{key} must be {_range_text(lo, hi, False, 'd')}, got {shown}")
     return value
 
 
@@ -77,16 +134,17 @@ def _need_float(
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__})")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise ConfigError(f"{key} must be a finite number {_range_text(lo, hi, lo_open, 'g')}, "
+                          f"got an integer of about {_digits(value)} digits (beyond the float "
+                          "range)") from None
     if not math.isfinite(value):
         raise ConfigError(f"{key} must be a finite number, got {value}")
-    if lo is not None:
-        if lo_open and value <= lo:
-            raise ConfigError(f"{key} must be > {lo:g}, got {value:g}")
-        if not lo_open and value < lo:
-            raise ConfigError(f"{key} must be >= {lo:g}, got {value:g}")
-    if hi is not None and value > hi:
-        raise ConfigError(f"{key} must be <= {hi:g}, got {value:g}")
+    if (lo is not None and (value <= lo if lo_open else value < lo)) or (
+            hi is not None and value > hi):
+        raise ConfigError(f"{key} must be {_range_text(lo, hi, lo_open, 'g')}, got {value:g}")
     return value
 
 
@@ -140,19 +198,24 @@ class ModalityConfig:
 
     def __post_init__(self) -> None:
         where = f"data.modality[{self.name}]"
-        if not isinstance(self.name, str) or not self.name or any(
-            ch not in string.ascii_letters + string.digits + "_-." for ch in self.name
-        ):
+        if (not isinstance(self.name, str) or not 0 < len(self.name) <= MAX_NAME_LENGTH
+                or any(ch not in _NAME_CHARS for ch in self.name)):
+            shown = self.name if not isinstance(self.name, str) or len(self.name) <= 80 else (
+                f"{self.name[:40]}... ({len(self.name)} characters)")
             raise ConfigError(
-                f"data.modality name must be a non-empty string of letters, digits, '_', '-' "
-                f"or '.', got {self.name!r}"
+                f"data.modality name must be 1 to {MAX_NAME_LENGTH} letters (a-z, A-Z), digits, "
+                f"'_', '-' or '.' (it names output files), got {shown!r}"
             )
-        object.__setattr__(self, "dim", _need_int(f"{where}.dim", self.dim, lo=1))
-        object.__setattr__(self, "beta", _need_float(f"{where}.beta", self.beta, lo=0.0, lo_open=True))
+        object.__setattr__(self, "dim",
+                           _need_int(f"{where}.dim", self.dim, **_bounds("data.modality.dim")))
+        object.__setattr__(self, "beta",
+                           _need_float(f"{where}.beta", self.beta, **_bounds("data.modality.beta")))
         object.__setattr__(
-            self, "presence", _need_float(f"{where}.presence", self.presence, lo=0.0, hi=1.0)
+            self, "presence", _need_float(f"{where}.presence", self.presence,
+                                     **_bounds("data.modality.presence"))
         )
-        object.__setattr__(self, "noise", _need_float(f"{where}.noise", self.noise, lo=0.0))
+        object.__setattr__(self, "noise", _need_float(f"{where}.noise", self.noise,
+                                                      **_bounds("data.modality.noise")))
         object.__setattr__(
             self,
             "distractors",
@@ -161,7 +224,8 @@ class ModalityConfig:
         object.__setattr__(
             self,
             "distractor_strength",
-            _need_float(f"{where}.distractor_strength", self.distractor_strength, lo=0.0),
+            _need_float(f"{where}.distractor_strength", self.distractor_strength,
+                        **_bounds("data.modality.distractor_strength")),
         )
         _need_choice(f"{where}.dictionary", self.dictionary, DICTIONARIES)
 
@@ -178,12 +242,17 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.modality, tuple) or not self.modality:
             raise ConfigError("data.modality must list at least one modality")
+        if len(self.modality) > MAX_MODALITIES:
+            raise ConfigError(
+                f"data.modality lists {len(self.modality)} modalities; at most {MAX_MODALITIES} "
+                "are supported (the theory enumerates all 2^(K+1) label and presence patterns)"
+            )
         names = [mod.name for mod in self.modality]
         dupes = sorted({nm for nm in names if names.count(nm) > 1})
         if dupes:
             raise ConfigError(f"data.modality names must be unique; repeated: {', '.join(dupes)}")
-        _need_int("data.n_train", self.n_train, lo=1)
-        _need_int("data.n_test", self.n_test, lo=1)
+        _need_int("data.n_train", self.n_train, **_bounds("data.n_train"))
+        _need_int("data.n_test", self.n_test, **_bounds("data.n_test"))
         _need_bool("data.population", self.population)
         if self.population:
             for mod in self.modality:
@@ -219,23 +288,25 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _need_choice("model.learner", self.learner, LEARNERS)
-        _need_int("model.width", self.width, lo=1)
+        _need_int("model.width", self.width, **_bounds("model.width"))
         _need_choice("model.activation", self.activation, ACTIVATIONS)
         if self.learner == "symmetric" and self.activation == "relu":
             raise ConfigError(
                 "model.activation = 'relu' needs model.learner = 'class_banks' "
                 "(the symmetric learner is built from srelu only)"
             )
-        object.__setattr__(self, "q", _need_float("model.q", self.q, lo=2.0))
-        object.__setattr__(self, "rho", _need_float("model.rho", self.rho, lo=0.0, lo_open=True))
+        object.__setattr__(self, "q", _need_float("model.q", self.q, **_bounds("model.q")))
+        object.__setattr__(self, "rho", _need_float("model.rho", self.rho, **_bounds("model.rho")))
         object.__setattr__(
-            self, "init_scale", _need_float("model.init_scale", self.init_scale, lo=0.0, lo_open=True)
+            self, "init_scale", _need_float("model.init_scale", self.init_scale,
+                                       **_bounds("model.init_scale"))
         )
         if self.learned_threshold is not None:
             object.__setattr__(
                 self,
                 "learned_threshold",
-                _need_float("model.learned_threshold", self.learned_threshold, lo=0.0, lo_open=True),
+                _need_float("model.learned_threshold", self.learned_threshold,
+                            **_bounds("model.learned_threshold")),
             )
 
     @property
@@ -265,13 +336,14 @@ class TrainConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", _need_float("train.lr", self.lr, lo=0.0))
-        _need_int("train.steps", self.steps, lo=1)
-        _need_int("train.trace_every", self.trace_every, lo=1)
+        object.__setattr__(self, "lr", _need_float("train.lr", self.lr, **_bounds("train.lr")))
+        _need_int("train.steps", self.steps, **_bounds("train.steps"))
+        _need_int("train.trace_every", self.trace_every, **_bounds("train.trace_every"))
         _need_choice("train.mode", self.mode, MODES)
         _need_choice("train.dtype", self.dtype, DTYPES)
-        object.__setattr__(self, "stop_loss", _need_float("train.stop_loss", self.stop_loss, lo=0.0))
-        _need_int("train.threads", self.threads, lo=0)
+        object.__setattr__(self, "stop_loss", _need_float("train.stop_loss", self.stop_loss,
+                                                          **_bounds("train.stop_loss")))
+        _need_int("train.threads", self.threads, **_bounds("train.threads"))
 
 
 # The mitigation methods and the keys each one takes (besides ``name``).
@@ -460,7 +532,7 @@ class Config:
     method: MethodConfig = field(default_factory=MethodConfig)
 
     def __post_init__(self) -> None:
-        _need_int("seed", self.seed, lo=0)
+        _need_int("seed", self.seed, **_bounds("seed"))
         if not isinstance(self.method, MethodConfig):
             raise ConfigError(f"method must be a [method] table, got {self.method!r}")
         object.__setattr__(self, "method", self.method.resolved(self.K))
@@ -541,6 +613,11 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         raise ConfigError("data.modality is missing: list at least one [[data.modality]] table")
     if not isinstance(mods_raw, list) or not mods_raw:
         raise ConfigError("data.modality must be a non-empty list of tables ([[data.modality]])")
+    if len(mods_raw) > MAX_MODALITIES:
+        raise ConfigError(
+            f"data.modality lists {len(mods_raw)} modalities; at most {MAX_MODALITIES} are "
+            "supported (the theory enumerates all 2^(K+1) label and presence patterns)"
+        )
     modalities = []
     valid_mod_keys = _field_names(ModalityConfig)
     for index, mod_raw in enumerate(mods_raw):
@@ -624,17 +701,42 @@ def load_config(path: str | Path | None) -> dict[str, Any]:
         return tomllib.loads(DEFAULT_CONFIG_TOML)
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
+    if not stat.S_ISREG(info.st_mode):
+        # A device or a pipe could be endless (/dev/zero) or block forever.
+        raise ConfigError(f"config file {str(path)!r} is not a regular file (a device, pipe or "
+                          "socket); give a TOML file")
+    if info.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {str(path)!r} is {info.st_size} bytes; a config may have "
+                          f"at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {str(path)!r} has more than {MAX_CONFIG_BYTES} bytes")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: {exc.reason} at byte "
+                          f"{exc.start}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
+    return _parse_toml(text, f"config file {str(path)!r}")
+
+
+def _parse_toml(text: str, what: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from None
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an int of > 4300 digits
+        raise ConfigError(f"{what} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is not usable TOML: arrays or tables nested too "
+                          "deeply") from None
 
 
 # --------------------------------------------------------------------------- overrides
@@ -657,6 +759,10 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {value_text}")["v"]
     except tomllib.TOMLDecodeError:
         value = value_text
+    except ValueError:  # an integer of more than 4300 digits
+        raise ConfigError(f"--set {key}: the number has too many digits") from None
+    except RecursionError:
+        raise ConfigError(f"--set {key}: the value is nested too deeply") from None
     return key, value
 
 
@@ -668,14 +774,17 @@ def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
         last = position == len(parts) - 1
         walked.append(part)
         if isinstance(node, list):
-            if not part.isdigit():
+            if not (part.isascii() and part.isdigit()):  # int() would also take '²' or '٣'
                 raise ConfigError(
-                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index, got {part!r}"
+                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index "
+                    f"(digits 0-9), got {part!r}"
                 )
-            index = int(part)
+            # int() refuses strings of over 4300 digits; any index that long is out of range.
+            index = int(part) if len(part) <= 18 else len(node) + 1
             if index > len(node):
+                shown = part if len(part) <= 20 else f"{part[:20]}..."
                 raise ConfigError(
-                    f"--set {key}: index {index} is out of range; {'.'.join(walked[:-1])} has "
+                    f"--set {key}: index {shown} is out of range; {'.'.join(walked[:-1])} has "
                     f"{len(node)} entries (use index {len(node)} to add one)"
                 )
             if index == len(node):

@@ -18,6 +18,7 @@ import numpy as np
 from .config import Config, ModalityConfig
 
 __all__ = [
+    "IdentityDictionary",
     "Dataset",
     "ExperimentData",
     "make_dictionary",
@@ -65,7 +66,7 @@ class Dataset:
 class ExperimentData:
     """Everything random about an experiment, drawn once from its seed."""
 
-    dictionaries: list  # (d_r, d_r) orthogonal matrices
+    dictionaries: list  # (d_r, d_r) orthogonal matrices (IdentityDictionary for the identity)
     train: Dataset
     test: Dataset
     init: list  # (B, m, d_r) initial weights per modality
@@ -85,14 +86,70 @@ def _streams(seed: int, n_modalities: int) -> list[tuple[np.random.Generator, li
     return streams
 
 
-def make_dictionary(mod: ModalityConfig, rng: np.random.Generator) -> np.ndarray:
+class IdentityDictionary:
+    """The d x d identity as a dictionary, without its d^2 entries.
+
+    A dense identity of d = 100000 would take 75 GiB; this stands in for it
+    wherever a dictionary is used: ``W @ M`` (coordinates in the dictionary's
+    basis) and ``M @ z`` return a copy of the other operand, ``M.T`` is
+    ``M``, and ``M[:, j]`` is the unit vector e_j.  Anything else (e.g.
+    ``np.asarray(M)``) builds the dense matrix, so results never differ
+    from ``np.eye(d)``.
+    """
+
+    # Makes numpy hand ``ndarray @ M`` to __rmatmul__ instead of converting M.
+    __array_ufunc__ = None
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, dim: int):
+        self.dim = int(dim)
+        self.shape = (self.dim, self.dim)
+
+    @property
+    def T(self) -> "IdentityDictionary":
+        return self
+
+    def __len__(self) -> int:
+        return self.dim
+
+    def _operand(self, other, axis: int) -> np.ndarray:
+        other = np.asarray(other)
+        if other.ndim == 0 or other.shape[axis] != self.dim:
+            raise ValueError(f"matmul: shape {other.shape} does not fit a ({self.dim}, {self.dim}) "
+                             "dictionary")
+        return np.array(other, dtype=np.result_type(other.dtype, np.float64))
+
+    def __rmatmul__(self, other) -> np.ndarray:
+        return self._operand(other, -1)
+
+    def __matmul__(self, other) -> np.ndarray:
+        return self._operand(other, 0 if np.ndim(other) == 1 else -2)
+
+    def __getitem__(self, index):
+        if (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None)
+                and isinstance(index[1], (int, np.integer))):
+            column = np.zeros(self.dim)
+            column[index[1]] = 1.0  # IndexError for a bad column, as for an array
+            return column
+        return np.eye(self.dim)[index]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return np.eye(self.dim, dtype=dtype)
+
+    def __repr__(self) -> str:
+        return f"IdentityDictionary({self.dim})"
+
+
+def make_dictionary(mod: ModalityConfig, rng: np.random.Generator):
     """The orthogonal dictionary M_r: identity, or Q of a Gaussian matrix with sign(diag R) fixed.
 
-    Fixing the signs makes Q a deterministic function of the Gaussian draw
-    (QR is unique only up to them).
+    The identity is an :class:`IdentityDictionary` (never materialised); a
+    random dictionary is a dense (d, d) array.  Fixing the signs makes Q a
+    deterministic function of the Gaussian draw (QR is unique only up to them).
     """
     if mod.dictionary == "identity":
-        return np.eye(mod.dim)
+        return IdentityDictionary(mod.dim)
     gauss = rng.standard_normal((mod.dim, mod.dim))
     q_mat, r_mat = np.linalg.qr(gauss)
     signs = np.sign(np.diag(r_mat))
@@ -120,7 +177,12 @@ def draw_dataset(
             order = np.argsort(rng.random((n, mod.dim - 1)), axis=1)[:, : mod.distractors] + 1
             signs = rng.choice(np.array([-1.0, 1.0]), size=order.shape)
             np.put_along_axis(z, order, signs * mod.distractor_strength, axis=1)
-        X = z @ M.T
+        if isinstance(M, IdentityDictionary):
+            # X = z directly; adding +0.0 turns the -0.0 of absent signals into +0.0,
+            # exactly what z @ eye(d).T gives, so the data do not depend on the path.
+            X = np.add(z, 0.0, out=z)
+        else:
+            X = z @ M.T
         if mod.noise > 0:
             X += rng.normal(0.0, mod.noise, size=X.shape)
         Xs.append(np.ascontiguousarray(X))

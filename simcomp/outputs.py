@@ -29,6 +29,11 @@ __all__ = [
     "to_jsonable",
     "dumps_json",
     "write_text_atomic",
+    "SIMULATE_FORMAT",
+    "refuse_cwd_or_parent",
+    "is_simcomp_output",
+    "check_output_dir",
+    "check_output_file",
     "AtomicDirectory",
 ]
 
@@ -100,21 +105,162 @@ def write_text_atomic(path: str | Path, text: str, fsync: bool = True) -> None:
         raise
 
 
-def check_output_dir(path: str | Path, force: bool) -> Path:
-    """Refuse a path that holds something unless ``force``; never accept a file."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"output path {str(path)!r} exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()) and not force:
+SIMULATE_FORMAT = "simcomp.simulate/1"
+"""The ``format`` key of a ``simulate`` output's summary.json: simcomp's marker."""
+
+# What a simulate output directory holds; --force replaces a directory only if
+# it holds nothing else (besides a summary.json that is simcomp's).
+_SIMULATE_ENTRIES = ("config.toml", "summary.json", "figures", "joint")
+_SIMULATE_PREFIXES = ("unimodal-",)
+_MARKER_MAX_BYTES = 64 << 20
+
+
+def _shown(path: str | Path) -> str:
+    return repr(str(path))
+
+
+def refuse_cwd_or_parent(path: str | Path, option: str = "--out") -> None:
+    """Refuse the working directory, any directory above it, or the root as an output.
+
+    Replacing such a directory would delete the place simcomp runs in (and
+    everything the user keeps there), so it is refused whatever ``--force``.
+    """
+    try:
+        resolved = Path(path).resolve()
+        cwd = Path.cwd().resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a vanished cwd
+        raise OutputError(f"{option} {_shown(path)}: cannot resolve the path ({exc})") from None
+    if resolved == cwd or resolved in cwd.parents or resolved.parent == resolved:
+        what = ("the working directory" if resolved == cwd
+                else "a directory containing the working directory")
         raise OutputError(
-            f"output directory {str(path)!r} exists and is not empty; "
-            "choose another --out or pass --force to replace it"
+            f"{option} {_shown(path)} is {what}; simcomp never replaces it (whatever --force): "
+            "give a new subdirectory, e.g. --out simcomp-out"
         )
+
+
+def is_simcomp_output(path: str | Path) -> bool:
+    """Whether ``path`` is a directory a ``simcomp simulate`` wrote, and nothing else.
+
+    Its summary.json must be a JSON object whose ``format`` is simcomp's (or,
+    from simcomp versions before the marker, that carries ``simcomp_version``
+    and ``runs``), and every entry must be one simcomp writes there
+    (config.toml, summary.json, figures, joint, unimodal-*).
+    """
+    return _foreign_reason(Path(path)) is None
+
+
+def _foreign_reason(path: Path) -> str | None:
+    """Why ``path`` is not a simcomp simulate output (None if it is one)."""
+    summary = path / "summary.json"
+    try:
+        if summary.is_symlink() or not summary.is_file():
+            return "it has no summary.json written by simcomp"
+        if summary.stat().st_size > _MARKER_MAX_BYTES:
+            return "its summary.json is too large to be simcomp's"
+        content = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return "its summary.json is not one written by simcomp"
+    if not isinstance(content, dict):
+        return "its summary.json is not one written by simcomp"
+    fmt = content.get("format")
+    legacy = fmt is None and "simcomp_version" in content and isinstance(content.get("runs"), dict)
+    if not (legacy or (isinstance(fmt, str) and fmt.startswith("simcomp.simulate/"))):
+        return "its summary.json has no simcomp format key"
+    try:
+        entries = sorted(os.listdir(path))
+    except OSError as exc:
+        return f"it cannot be listed ({exc.strerror})"
+    for name in entries:
+        if name not in _SIMULATE_ENTRIES and not name.startswith(_SIMULATE_PREFIXES):
+            return f"it holds {name!r}, which simcomp does not write"
+    return None
+
+
+def _unremovable(path: Path) -> str | None:
+    """A directory inside ``path`` whose entries cannot be deleted (None if all can)."""
+    for root, _dirs, _files in os.walk(path, onerror=None):
+        if not os.access(root, os.W_OK | os.X_OK):
+            return root
+    return None
+
+
+def check_output_dir(path: str | Path, force: bool) -> Path:
+    """Check a ``simulate`` output directory before any work; return it as a Path.
+
+    Refused (:class:`OutputError`): a symbolic link, a file, the working
+    directory or one of its parents, a non-empty directory that is not a
+    simcomp output (whatever ``force``), a simcomp output without ``force``,
+    one whose contents could not be deleted, and a missing or read-only
+    parent.
+    """
+    path = Path(path)
+    refuse_cwd_or_parent(path)
+    if path.is_symlink():
+        raise OutputError(
+            f"--out {_shown(path)} is a symbolic link; simcomp does not replace links: give the "
+            "directory itself (or a new path)"
+        )
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"output path {_shown(path)} exists and is not a directory")
+    if path.is_dir():
+        try:
+            empty = not any(path.iterdir())
+        except OSError as exc:
+            raise OutputError(
+                f"cannot list output directory {_shown(path)}: {exc.strerror}") from None
+        if not empty:
+            reason = _foreign_reason(path)
+            if reason is not None:
+                raise OutputError(
+                    f"output directory {_shown(path)} is not empty and is not a simcomp output "
+                    f"({reason}); simcomp replaces only its own outputs, even with --force: "
+                    "choose another --out"
+                )
+            if not force:
+                raise OutputError(
+                    f"output directory {_shown(path)} exists and is not empty; "
+                    "choose another --out or pass --force to replace it"
+                )
+            stuck = _unremovable(path)
+            if stuck is not None:
+                raise OutputError(
+                    f"--force cannot replace {_shown(path)}: {_shown(stuck)} is not writable, so "
+                    "its contents could not be deleted; nothing was changed"
+                )
     parent = path.absolute().parent
     if not parent.is_dir():
-        raise OutputError(f"cannot create {str(path)!r}: parent directory {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"cannot create {str(path)!r}: {str(parent)!r} is not writable")
+        raise OutputError(
+            f"cannot create {_shown(path)}: parent directory {_shown(parent)} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot create {_shown(path)}: {_shown(parent)} is not writable")
+    return path
+
+
+def check_output_file(path: str | Path, force: bool, option: str,
+                      suffix: str | None = None) -> Path:
+    """Check a single output file (``config --out``, ``theory --plot``) before any work.
+
+    Refused: a directory or a symbolic link (whatever ``force``), an existing
+    file without ``force``, a missing or read-only parent directory, and a
+    name not ending in ``suffix`` when one is given.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputError(f"{option} {_shown(path)} is a symbolic link; give a plain file path")
+    if path.is_dir():
+        raise OutputError(f"{option} {_shown(path)} is a directory; give a file path")
+    if suffix is not None and path.suffix.lower() != suffix:
+        raise OutputError(f"{option} {_shown(path)}: the file name must end in {suffix}")
+    if path.exists() and not path.is_file():
+        raise OutputError(f"{option} {_shown(path)} exists and is not a regular file")
+    if path.exists() and not force:
+        raise OutputError(f"{option} {_shown(path)} exists; choose another file or pass --force")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise OutputError(f"{option} {_shown(path)}: directory {_shown(parent)} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {_shown(path)}: directory {_shown(parent)} is not writable")
     return path
 
 
@@ -122,15 +268,21 @@ class AtomicDirectory:
     """A directory built in a temporary sibling and renamed into place on :meth:`commit`.
 
     Use as a context manager; leaving the block without commit (an error, a
-    Ctrl-C) removes the temporary directory, and a previous result at the
-    target survives untouched until the new one is complete.
+    Ctrl-C, a SIGTERM turned into an exception by the CLI) removes the
+    temporary directory, and a previous result at the target survives
+    untouched until the new one is complete.  The target is checked by
+    :func:`check_output_dir` on entry and again at commit.
     """
 
     def __init__(self, target: str | Path, force: bool = False):
         self.target = check_output_dir(target, force)
         self.force = force
         parent = self.target.absolute().parent
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=parent))
+        try:
+            self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=parent))
+        except OSError as exc:
+            raise OutputError(f"cannot create a directory next to {_shown(self.target)}: "
+                              f"{exc.strerror}") from None
         self.committed = False
 
     def __enter__(self) -> "AtomicDirectory":
@@ -141,16 +293,28 @@ class AtomicDirectory:
             shutil.rmtree(self.path, ignore_errors=True)
 
     def commit(self) -> Path:
-        """Move the finished directory to its target, replacing an old one only if forced."""
+        """Move the finished directory to its target, replacing an old one only if forced.
+
+        The old result is moved aside and deleted before the new one takes
+        its place; if it cannot be deleted completely, what is left of it
+        goes back to the target, no ``.NAME.old-*`` remains, and
+        :class:`OutputError` says so.
+        """
         check_output_dir(self.target, self.force)
         os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp's directory is owner-only
-        old = None
         if self.target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.path.parent))
             os.rmdir(old)
             os.replace(self.target, old)
+            try:
+                shutil.rmtree(old)
+            except OSError as exc:
+                os.replace(old, self.target)
+                raise OutputError(
+                    f"--force could not delete the old output {_shown(self.target)} "
+                    f"({exc.strerror or exc}: {exc.filename}); what is left of it stays there and "
+                    "the new result was not saved"
+                ) from None
         os.replace(self.path, self.target)
         self.committed = True
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return self.target

@@ -21,20 +21,57 @@ def save_figure(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
+# A figure needs no more points per line than it has pixels; long traces are thinned.
+_MAX_POINTS = 2000
+
+
+def _thin(steps: np.ndarray) -> np.ndarray:
+    """Indices of at most _MAX_POINTS records, evenly spread, first and last included."""
+    count = len(steps)
+    if count <= _MAX_POINTS:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, _MAX_POINTS).round().astype(np.int64))
+
+
+# Beyond this magnitude matplotlib's axis transforms lose their inverse (a singular
+# matrix); such values only occur in overflowing runs and are not drawn.
+_PLOT_MAX = 1e100
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """Values as float64; NaN, infinities and |values| > 1e100 (overflowing runs) left out."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.asarray(values, dtype=np.float64)
+        return np.where(np.isfinite(values) & (np.abs(values) <= _PLOT_MAX), values, np.nan)
+
+
+def _empty_panel(ax, title: str, why: str) -> None:
+    ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("GD step")
+
+
 def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title):
     """One modality of one run: every neuron's signal pre-activation beta * a over time."""
     # alignment: (R, B, m)
+    keep = _thin(steps)
+    steps, alignment = np.asarray(steps)[keep], alignment[keep]
+    marker = "o" if len(steps) == 1 else None  # a single record is a point, not a line
     B = alignment.shape[1]
     for b in range(B):
-        lines = beta * alignment[:, b, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            lines = _finite(beta * alignment[:, b, :])
         label = "neurons" if B == 1 else f"neurons, bank c={'+1' if b == 0 else '-1'}"
         for i in range(lines.shape[1]):
-            ax.plot(steps, lines[:, i], color=_BANK_COLOURS[b], lw=0.8, alpha=0.6,
-                    label=label if i == 0 else None)
-    if reduced is not None:
+            ax.plot(steps, lines[:, i], color=_BANK_COLOURS[b], lw=0.8, alpha=0.6, marker=marker,
+                    ms=3, label=label if i == 0 else None)
+    if reduced is not None and len(reduced[0]):
         r_steps, r_lead = reduced
+        keep = _thin(r_steps)
+        with np.errstate(over="ignore", invalid="ignore"):
+            r_line = _finite(beta * np.asarray(r_lead)[keep])
         # Drawn on top but thin, so the simulated leading neuron stays visible beneath it.
-        ax.plot(r_steps, beta * r_lead, color="black", lw=1.0, ls=(0, (4, 3)), zorder=5,
+        ax.plot(np.asarray(r_steps)[keep], r_line, color="black", lw=1.0, ls=(0, (4, 3)), zorder=5,
                 label="theory: reduced dynamics, leading neuron")
     ax.axhline(threshold, color="grey", lw=0.8, ls=":", label="learned threshold")
     if learned is not None and learned >= 0:
@@ -76,12 +113,16 @@ def alignment_figure(cfg, runs, traces, predictions=None):
                 continue
             k = run.trained.index(r)
             tr = traces[run.name]
+            title = f"{mod.name} in the joint network" if kind == "joint" else f"{mod.name} trained alone"
+            if len(tr["steps"]) == 0:
+                # The loss was not finite at step 0: the trace has no record to draw.
+                _empty_panel(ax, title, "no record: the loss at step 0 is not finite")
+                continue
             alignment = stack_alignment(tr["alignment"])
             reduced = None
             if predictions is not None and run.name in predictions:
                 red = predictions[run.name].reduced
                 reduced = (red.steps, red.leading_alignment[:, k])
-            title = f"{mod.name} in the joint network" if kind == "joint" else f"{mod.name} trained alone"
             _panel(ax, tr["steps"], alignment[:, k], mod.beta, cfg.model.threshold,
                    int(run.learned_step[k]), reduced, title)
             if col == 0:
@@ -92,8 +133,9 @@ def alignment_figure(cfg, runs, traces, predictions=None):
             if label not in labels and not label.startswith("learned at"):
                 handles.append(handle)
                 labels.append(label)
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
-               bbox_to_anchor=(0.5, -0.02 - 0.02 * (len(labels) > 4)))
+    if labels:  # none when no run has a record to draw
+        fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
+                   bbox_to_anchor=(0.5, -0.02 - 0.02 * (len(labels) > 4)))
     fig.suptitle("Alignment of every neuron with its modality's signal (green: learned step)",
                  fontsize=11)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
@@ -106,9 +148,13 @@ def reduced_dynamics_figure(cfg, predictions: dict):
     for ax, (name, pred) in zip(axes[0], predictions.items()):
         red = pred.reduced
         trained = pred.trained
+        keep = _thin(red.steps)
         for k, r in enumerate(trained):
             mod = cfg.data.modality[r]
-            line, = ax.plot(red.steps, mod.beta * red.leading_alignment[:, k], label=mod.name)
+            with np.errstate(over="ignore", invalid="ignore"):
+                values = _finite(mod.beta * np.asarray(red.leading_alignment)[keep, k])
+            line, = ax.plot(np.asarray(red.steps)[keep], values, label=mod.name,
+                            marker="o" if len(keep) == 1 else None, ms=3)
             step = int(red.learned_step[k])
             if step >= 0:
                 ax.axvline(step, color=line.get_color(), ls=":", lw=1)

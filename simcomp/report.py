@@ -11,12 +11,18 @@ def fmt_step(step) -> str:
     if step is None:
         return "never"
     if isinstance(step, float):
-        return f"{step:.1f}"
+        return f"{step:.1f}" if abs(step) < 1e6 else f"{step:.3g}"
     return str(step)
 
 
 def _fmt(value, spec: str = ".4f") -> str:
-    return "-" if value is None else format(value, spec)
+    """``value`` formatted, "-" when missing; huge or non-finite values in short form,
+    so that a diverged run's columns stay readable."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not (abs(value) < 1e6):
+        return format(value, ".3g")
+    return format(value, spec)
 
 
 def _fmt_rate(kappa) -> str:
@@ -50,8 +56,8 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
         for k, mod in enumerate(run["trained_modalities"]):
             lines.append(
                 f"{name if k == 0 else '':<16}{mod:<10}"
-                f"{run['presence_fraction'][mod]:>9.3f}"
-                f"{run['initial_leading_alignment'][mod]:>10.4f}"
+                f"{_fmt(run['presence_fraction'][mod], '.3f'):>9}"
+                f"{_fmt(run['initial_leading_alignment'][mod]):>10}"
                 f"{fmt_step(run['learned_step'][mod]):>9}"
                 f"{fmt_step(run['race_learned_step'][mod]):>9}"
                 f"{_noisy(run, mod, noise):>12}"
@@ -76,9 +82,9 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
         )
         lines += [
             "",
-            f"joint test error {comp['joint_test_error']:.4f} vs best uni-modal "
-            f"({comp['best_unimodal']}) {comp['best_unimodal_test_error']:.4f}: "
-            f"gap {comp['gap']:+.4f}, {verdict}",
+            f"joint test error {_fmt(comp['joint_test_error'])} vs best uni-modal "
+            f"({comp['best_unimodal']}) {_fmt(comp['best_unimodal_test_error'])}: "
+            f"gap {_fmt(comp['gap'], '+.4f')}, {verdict}",
         ]
     lines.append(
         "(presence: share of the training samples in which the modality carries signal; "
@@ -107,8 +113,8 @@ def theory_report(cfg, rows: list[dict[str, Any]]) -> str:
         for k, mod in enumerate(row["trained_modalities"]):
             lines.append(
                 f"{row['run'] if k == 0 else '':<16}{mod:<10}"
-                f"{row['presence_fraction'][mod]:>9.3f}"
-                f"{row['initial_leading_alignment'][mod]:>10.4f}"
+                f"{_fmt(row['presence_fraction'][mod], '.3f'):>9}"
+                f"{_fmt(row['initial_leading_alignment'][mod]):>10}"
                 f"{_fmt_rate(pred['kappa'][mod]):>10}"
                 f"{fmt_step(pred['race_learned_step'][mod]):>9}"
                 f"{fmt_step(pred['predicted_learned_step'][mod]):>9}"

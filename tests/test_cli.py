@@ -78,14 +78,17 @@ def test_config_file_and_overrides(tmp_path, capsys):
 
 def test_existing_output_refused_then_forced(tmp_path, capsys):
     out = tmp_path / "o"
-    out.mkdir()
-    (out / "precious.txt").write_text("keep me")
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets("train.mode=joint")) == 0
     assert main(["simulate", "--quiet", "--out", str(out)] + sets()) == 2
     err = capsys.readouterr().err
     assert "exists and is not empty" in err and "--force" in err
-    assert (out / "precious.txt").read_text() == "keep me"
     assert main(["simulate", "--quiet", "--force", "--out", str(out)] + sets()) == 0
-    assert not (out / "precious.txt").exists() and (out / "summary.json").exists()
+    assert (out / "unimodal-A").is_dir() and (out / "summary.json").exists()
+    # A directory simcomp did not write is never replaced, whatever --force.
+    (out / "precious.txt").write_text("keep me")
+    assert main(["simulate", "--quiet", "--force", "--out", str(out)] + sets()) == 2
+    assert "is not a simcomp output" in capsys.readouterr().err
+    assert (out / "precious.txt").read_text() == "keep me"
 
 
 def test_interrupted_run_leaves_nothing(tmp_path, monkeypatch, capsys):
@@ -123,7 +126,7 @@ def test_nonfinite_run_exits_1_and_saves_trace(tmp_path, monkeypatch, capsys):
     code = main(["simulate", "--quiet", "--out", str(out)] + sets("train.mode=joint"))
     assert code == 1
     err = capsys.readouterr().err
-    assert "run joint stopped at step 1" in err and "not finite" in err
+    assert "joint at step 1 (its trace is saved up to step 0)" in err and "not finite" in err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["runs"]["joint"]["status"] == "nonfinite"
     assert load_trace(out / "joint" / "trace.npz")["steps"].tolist() == [0]
@@ -133,7 +136,7 @@ def test_nonfinite_run_exits_1_and_saves_trace(tmp_path, monkeypatch, capsys):
     "argv, message",
     [
         (["--set", "train.colour=red"], "unknown config key train.colour; valid keys in train"),
-        (["--set", "data.modality.0.presence=2"], "data.modality.0.presence must be <= 1"),
+        (["--set", "data.modality.0.presence=2"], "data.modality.0.presence must be >= 0 and <= 1"),
         (["--set", "model.activation=relu"], "needs model.learner = 'class_banks'"),
         (["--set", "data.population=true"], "population = true needs noise = 0"),
         (["--set", "train.steps=0"], "train.steps must be >= 1"),

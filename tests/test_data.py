@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simcomp.config import build_config
-from simcomp.data import empirical_patterns, make_experiment_data
+from simcomp.data import IdentityDictionary, empirical_patterns, make_experiment_data
 
 
 def small(*overrides):
@@ -128,3 +128,38 @@ def test_k_modalities(k):
     data = make_experiment_data(cfg)
     assert len(data.train.X) == len(data.init) == len(data.dictionaries) == k
     assert data.train.presence.shape == (10, k)
+
+
+def test_identity_dictionary_acts_as_the_identity_without_its_entries():
+    M = IdentityDictionary(5)
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((2, 3, 5))
+    eye = np.eye(5)
+    assert np.array_equal(W @ M, W @ eye) and (W @ M) is not W
+    z = rng.standard_normal((4, 5))
+    assert np.array_equal(M @ z.T, eye @ z.T) and np.array_equal(z @ M.T, z @ eye.T)
+    assert np.array_equal(M[:, 3], eye[:, 3]) and np.array_equal(np.asarray(M), eye)
+    assert M.shape == (5, 5) and M.T is M
+    with pytest.raises(ValueError, match="does not fit a"):
+        np.ones((2, 4)) @ M
+
+
+def test_identity_dictionary_is_never_materialised():
+    """A dimension whose dense identity would take 75 GiB costs only the samples."""
+    cfg = small("data.modality.0.dim=100000", "data.n_train=4", "data.n_test=4",
+                "data.modality.0.noise=0.1")
+    data = make_experiment_data(cfg)
+    assert isinstance(data.dictionaries[0], IdentityDictionary)
+    assert data.train.X[0].shape == (4, 100000)
+    assert np.array_equal(data.signals[0][:2], [1.0, 0.0])
+
+
+def test_identity_data_equal_the_dense_product_bit_for_bit():
+    """X = z + 0 gives what z @ eye(d).T gave, signed zeros of absent signals included."""
+    cfg = small("data.modality.0.presence=0.5", "data.modality.0.noise=0")
+    data = make_experiment_data(cfg)
+    mod = cfg.data.modality[0]
+    z = np.zeros((data.train.n, mod.dim))
+    z[:, 0] = data.train.y * mod.beta * data.train.presence[:, 0]
+    assert np.any(np.signbit(z[:, 0]) & (z[:, 0] == 0))  # -0.0 present: the case is exercised
+    assert data.train.X[0].tobytes() == (z @ np.eye(mod.dim).T).tobytes()

@@ -1,0 +1,571 @@
+"""Destructive flags, bad paths, extreme values and failures: each refused or reported in one line.
+
+Every test here is a regression test of a defect that was found by trying
+the command line as a careless user would (docs/reliability.md lists the
+promises).  Slow ones (real signals, huge sizes) are in
+test_reliability_slow.py.
+"""
+
+import errno
+import json
+import os
+import re
+import signal
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from simcomp import cli, experiment, outputs, preflight
+from simcomp.cli import main
+from simcomp.config import (
+    MAX_CONFIG_BYTES,
+    MAX_MODALITIES,
+    NUMERIC_RANGES,
+    ConfigError,
+    build_config,
+)
+from simcomp.data import make_experiment_data
+from simcomp.outputs import OutputError, is_simcomp_output
+from simcomp.trace import Trace, geometry, load_trace
+from simcomp.train import run_plan
+
+SMALL = ["data.n_train=32", "data.n_test=32", "data.modality.0.dim=6", "data.modality.1.dim=5",
+         "model.width=2", "train.steps=12", "train.trace_every=4"]
+
+
+def sets(*extra):
+    out = []
+    for item in list(SMALL) + list(extra):
+        out += ["--set", item]
+    return out
+
+
+def one_line_error(err: str) -> str:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Make any attempt to train fail the test: a refusal must come before any work."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("training started although the command should have been refused")
+
+    monkeypatch.setattr(experiment, "run_experiment", forbidden)
+    monkeypatch.setattr(experiment, "make_experiment_data", forbidden)
+
+
+@pytest.fixture
+def fixed_limits(monkeypatch):
+    """Limits that do not depend on the machine running the tests."""
+    monkeypatch.setenv("SIMCOMP_MEMORY_LIMIT", "4G")
+    monkeypatch.setenv("SIMCOMP_DISK_LIMIT", "10G")
+
+
+# --------------------------------------------------------------------------- 1: --force
+
+
+def test_force_never_replaces_a_directory_simcomp_did_not_write(tmp_path, capsys, no_work):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    for flags in ([], ["--force"]):
+        assert main(["simulate", "--quiet", "--out", str(out)] + flags + sets()) == 2
+        line = one_line_error(capsys.readouterr().err)
+        assert "is not a simcomp output" in line and "even with --force" in line
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]  # no hidden temporaries
+
+
+def test_force_refuses_a_simcomp_output_with_a_foreign_file(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets("train.mode=joint")) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["format"] == outputs.SIMULATE_FORMAT
+    assert is_simcomp_output(out)
+    (out / "joint" / "notes.txt").write_text("mine")  # inside a run directory: still simcomp's
+    (out / "notes.txt").write_text("mine")
+    assert not is_simcomp_output(out)
+    assert main(["simulate", "--quiet", "--force", "--out", str(out)] + sets()) == 2
+    assert "holds 'notes.txt', which simcomp does not write" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("content, expected", [
+    ({"format": "simcomp.simulate/1", "runs": {}}, True),
+    ({"simcomp_version": "0.9", "runs": {}}, True),  # written before the marker existed
+    ({"format": "something-else/1", "runs": {}}, False),
+    ({"runs": {}}, False),
+    ([1, 2], False),
+])
+def test_marker_is_simcomps_summary(tmp_path, content, expected):
+    (tmp_path / "summary.json").write_text(json.dumps(content))
+    assert is_simcomp_output(tmp_path) is expected
+
+
+def test_marker_must_be_valid_json(tmp_path):
+    (tmp_path / "summary.json").write_text("{not json")
+    assert not is_simcomp_output(tmp_path)
+
+
+@pytest.mark.parametrize("target", [".", "..", "CWD", "", "/"])
+def test_working_directory_and_its_parents_are_never_outputs(tmp_path, monkeypatch, capsys,
+                                                             no_work, target):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "precious.txt").write_text("keep me")
+    monkeypatch.chdir(work)
+    target = str(work) if target == "CWD" else target
+    assert main(["simulate", "--quiet", "--force", "--out", target] + sets()) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "working directory" in line and "never replaces it" in line
+    assert (work / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+def test_file_outputs_refuse_directories_links_and_existing_files(tmp_path, capsys):
+    existing = tmp_path / "c.toml"
+    existing.write_text("mine")
+    cases = [
+        (["config", "--out", str(tmp_path), "--force"], "is a directory"),
+        (["config", "--out", str(tmp_path / "missing" / "c.toml")], "does not exist"),
+        (["config", "--out", str(existing)], "exists; choose another file or pass --force"),
+        (["theory", "--plot", str(tmp_path), "--force"] + sets(), "is a directory"),
+        (["theory", "--plot", str(tmp_path / "x.pdf")] + sets(), "must end in .png"),
+        (["config", "--out", "/dev/full", "--force"], "not a regular file"),
+    ]
+    link = tmp_path / "link.toml"
+    link.symlink_to(existing)
+    cases.append((["config", "--out", str(link), "--force"], "is a symbolic link"))
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in one_line_error(capsys.readouterr().err)
+    assert existing.read_text() == "mine" and link.is_symlink()
+    assert main(["config", "--out", str(existing), "--force"]) == 0
+    assert existing.read_text().startswith("# simcomp resolved config")
+
+
+# --------------------------------------------------------------------------- 3, 13: divergence
+
+
+@pytest.mark.parametrize("override", ["data.modality.0.noise=1e308", "model.init_scale=1e308"])
+def test_loss_not_finite_at_step_0_saves_the_trace_and_exits_1(tmp_path, capsys, override):
+    out = tmp_path / "o"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets(override)) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "the training loss is not finite" in line
+    assert "at step 0 (its trace has no record)" in line
+    summary = json.loads((out / "summary.json").read_text())
+    failed = [name for name, run in summary["runs"].items() if run["status"] == "nonfinite"]
+    assert "joint" in failed and "unimodal-A" in failed
+    for name in summary["runs"]:
+        trace = load_trace(out / name / "trace.npz")
+        if name in failed:
+            assert trace["steps"].size == 0
+    assert (out / "figures" / "alignment.png").stat().st_size > 1000
+
+
+def test_divergence_message_names_the_last_saved_step(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets("train.lr=1e308")) == 1
+    line = one_line_error(capsys.readouterr().err)
+    found = re.findall(r"(\S+) at step (\d+) \(its trace is saved up to step (\d+)\)", line)
+    assert found
+    for name, stopped, saved in found:
+        steps = load_trace(out / name / "trace.npz")["steps"]
+        assert int(saved) == steps[-1] and int(stopped) >= int(saved)
+        run = json.loads((out / "summary.json").read_text())["runs"][name]
+        assert run["failed_step"] == int(stopped)
+
+
+def _fake_run(name, trained):
+    return SimpleNamespace(name=name, trained=trained, learned_step=np.full(len(trained), -1))
+
+
+@pytest.mark.parametrize("records", [0, 1, 3])
+def test_alignment_figure_copes_with_short_and_overflowing_traces(records):
+    from simcomp.plots import alignment_figure, reduced_dynamics_figure, save_figure
+
+    cfg = build_config(None, SMALL)
+    runs = [_fake_run("joint", [0, 1]), _fake_run("unimodal-A", [0]), _fake_run("unimodal-B", [1])]
+    traces = {}
+    for run in runs:
+        K = len(run.trained)
+        alignment = np.full((records, K, 2), 1e308)
+        if records:
+            alignment[-1, 0, 0] = np.inf
+            alignment[0, -1, -1] = np.nan
+        traces[run.name] = {"steps": np.arange(records) * 4,
+                            "alignment": alignment if records else np.zeros(0)}
+    red = SimpleNamespace(steps=np.arange(records), learned_step=np.array([-1, 2]),
+                          leading_alignment=np.full((records, 2), np.inf))
+    preds = {"joint": SimpleNamespace(trained=[0, 1], reduced=red)}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_figure(alignment_figure(cfg, runs, traces, preds), Path(tmp) / "a.png")
+        save_figure(reduced_dynamics_figure(cfg, preds), Path(tmp) / "b.png")
+        assert (Path(tmp) / "a.png").stat().st_size > 1000
+
+
+def test_long_traces_are_thinned_for_the_figure():
+    from simcomp.plots import _MAX_POINTS, _thin
+
+    keep = _thin(np.arange(10 * _MAX_POINTS))
+    assert len(keep) <= _MAX_POINTS and keep[0] == 0 and keep[-1] == 10 * _MAX_POINTS - 1
+    assert np.array_equal(_thin(np.arange(5)), np.arange(5))
+
+
+# --------------------------------------------------------------------------- 4: pre-flight
+
+
+def test_huge_dimension_is_refused_before_any_work(tmp_path, capsys, no_work, fixed_limits):
+    assert main(["simulate", "--quiet", "--out", str(tmp_path / "o"),
+                 "--set", "data.modality.0.dim=100000"]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "would need about" in line and "limit of 4.0 GiB (SIMCOMP_MEMORY_LIMIT)" in line
+    assert "data.modality.N.dim" in line and "SIMCOMP_MEMORY_LIMIT" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_enormous_sample_counts_are_exit_2(tmp_path, capsys, no_work, fixed_limits):
+    for value, message in [("100000000000000000000", "data.n_train must be >= 1 and <= 1000000000"),
+                           ("1" + "0" * 400, "data.n_train must be >= 1 and <= 1000000000"),
+                           ("1000000000", "would need about")]:
+        assert main(["simulate", "--out", str(tmp_path / "o"),
+                     "--set", f"data.n_train={value}"]) == 2
+        assert message in one_line_error(capsys.readouterr().err)
+        assert main(["theory", "--set", f"data.n_train={value}"]) == 2
+        assert message in one_line_error(capsys.readouterr().err)
+
+
+def test_long_trace_is_refused_with_the_trace_as_largest_part(tmp_path, capsys, no_work,
+                                                               fixed_limits):
+    assert main(["simulate", "--out", str(tmp_path / "o"), "--set", "train.steps=1000000000",
+                 "--set", "train.trace_every=1"]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "largest part: trace" in line and "train.trace_every" in line
+
+
+def test_disk_limit_is_checked(tmp_path, capsys, no_work, monkeypatch):
+    monkeypatch.setenv("SIMCOMP_DISK_LIMIT", "1K")
+    assert main(["simulate", "--out", str(tmp_path / "o")] + sets()) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "would write about" in line and "SIMCOMP_DISK_LIMIT" in line
+
+
+def test_limits_can_be_overridden(monkeypatch):
+    monkeypatch.setenv("SIMCOMP_MEMORY_LIMIT", "off")
+    huge = preflight.estimate_simulate(build_config(None, ["data.modality.0.dim=100000"]))
+    preflight.check(huge)  # no limit: accepted
+    monkeypatch.setenv("SIMCOMP_MEMORY_LIMIT", "lots")
+    with pytest.raises(preflight.ResourceError, match="SIMCOMP_MEMORY_LIMIT='lots' is not a size"):
+        preflight.check(huge)
+    for text, value in [("64G", 64 << 30), ("500M", 500 << 20), ("1.5GiB", 3 << 29),
+                        ("12345", 12345), ("2kb", 2048)]:
+        monkeypatch.setenv("SIMCOMP_MEMORY_LIMIT", text)
+        assert preflight.memory_limit() == (value, "SIMCOMP_MEMORY_LIMIT")
+
+
+def test_default_limits_come_from_the_machine(monkeypatch):
+    monkeypatch.delenv("SIMCOMP_MEMORY_LIMIT", raising=False)
+    monkeypatch.delenv("SIMCOMP_DISK_LIMIT", raising=False)
+    limit, source = preflight.memory_limit()
+    assert limit is None or limit > 0
+    assert "available memory" in source or "free memory" in source or "ulimit" in source
+    disk, source = preflight.disk_limit(Path.cwd() / "no" / "such" / "dir")
+    assert disk > 0 and "free space" in source
+
+
+def test_the_estimate_bounds_the_arrays_a_run_allocates():
+    """tracemalloc sees numpy's buffers: the measured peak of a run lies under the estimate."""
+    cfg = build_config(None, ["data.n_train=3000", "data.n_test=3000", "data.modality.0.dim=150",
+                              "data.modality.1.dim=100", "data.modality.0.distractors=3",
+                              "data.modality.0.distractor_strength=0.1", "train.steps=20",
+                              "train.trace_every=10", "data.modality.1.dictionary=random"])
+    est = preflight.estimate_simulate(cfg)
+    experiment.run_experiment(cfg.replace(**{"train.steps": 1}))  # compile outside the measure
+    tracemalloc.start()
+    try:
+        experiment.run_experiment(cfg)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    arrays = est.memory_bytes - est.memory["fixed"]
+    assert peak <= arrays, (peak, est.memory)
+    assert peak >= 0.25 * arrays, (peak, est.memory)  # and it is not absurdly loose
+
+
+def test_sweep_planning_estimate():
+    per_run = preflight.estimate_simulate(build_config(None, SMALL), record=False)
+    est = preflight.estimate_sweep_planning(10**8, per_run, concurrent=2)
+    assert est.memory["planning"] == 10**8 * preflight.SWEEP_POINT_BYTES
+    assert est.memory["concurrent_runs"] == 2 * (per_run.memory_bytes - per_run.memory["fixed"])
+    with pytest.raises(preflight.ResourceError, match="largest part: planning"):
+        os.environ["SIMCOMP_MEMORY_LIMIT"] = "4G"
+        try:
+            preflight.check(est)
+        finally:
+            del os.environ["SIMCOMP_MEMORY_LIMIT"]
+
+
+def test_too_many_modalities_for_the_theory(capsys, no_work):
+    extra = [f"data.modality.{r}.dim=2" for r in range(2, MAX_MODALITIES + 1)]
+    argv = ["theory"]
+    for item in extra:
+        argv += ["--set", item]
+    assert main(argv) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert f"lists {MAX_MODALITIES + 1} modalities; at most {MAX_MODALITIES}" in line
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "big", "binary"])
+def test_config_file_must_be_a_small_regular_text_file(tmp_path, capsys, kind):
+    path = tmp_path / "c.toml"
+    if kind == "device":
+        path = Path("/dev/zero")
+        message = "is not a regular file"
+    elif kind == "fifo":
+        os.mkfifo(path)  # opening it would block forever
+        message = "is not a regular file"
+    elif kind == "big":
+        path.write_text("# " + "x" * MAX_CONFIG_BYTES + "\n")
+        message = f"a config may have at most {MAX_CONFIG_BYTES} bytes"
+    else:
+        path.write_bytes(b"seed = 1\n\xff\xfe\n")
+        message = "is not UTF-8 text"
+    assert main(["config", "--config", str(path)]) == 2
+    assert message in one_line_error(capsys.readouterr().err)
+
+
+# --------------------------------------------------------------------------- 8: extreme values
+
+
+_FLOAT_KEYS = {
+    "data.modality.0.beta": "data.modality.beta",
+    "data.modality.1.noise": "data.modality.noise",
+    "data.modality.0.distractor_strength": "data.modality.distractor_strength",
+    "data.modality.1.presence": "data.modality.presence",
+    "model.q": "model.q",
+    "model.rho": "model.rho",
+    "model.init_scale": "model.init_scale",
+    "model.learned_threshold": "model.learned_threshold",
+    "train.lr": "train.lr",
+    "train.stop_loss": "train.stop_loss",
+}
+
+
+def _in_range(rng_key):
+    lo, hi, lo_open = NUMERIC_RANGES[rng_key]
+    hi = 1.7e308 if hi is None else hi
+    inner = st.floats(min_value=lo, max_value=hi, exclude_min=lo_open, allow_nan=False,
+                      allow_infinity=False)
+    edges = [v for v in (lo, hi, 1e-300, 1e-8, 1.0, 1e8, 1e300) if lo <= v <= hi
+             and not (lo_open and v == lo)]
+    return st.one_of(inner, st.sampled_from(edges))
+
+
+_VALUES = st.fixed_dictionaries({key: _in_range(rng) for key, rng in _FLOAT_KEYS.items()})
+
+
+def _predict_every_run(cfg):
+    data = make_experiment_data(cfg)
+    for _, trained in run_plan(cfg):
+        a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
+        pred = experiment.predict_run(cfg, data, trained, a0)
+        json.dumps(pred.to_json([cfg.names[r] for r in trained]), allow_nan=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=_VALUES, learner=st.sampled_from(["symmetric", "class_banks"]))
+@example(values={**{k: 1.0 for k in _FLOAT_KEYS}, "model.q": 2.0, "data.modality.1.noise": 1e308,
+                 "model.init_scale": 1e308, "train.lr": 1e308, "model.rho": 1e6,
+                 "model.learned_threshold": 1e-6, "data.modality.0.beta": 1e6},
+         learner="symmetric")
+@example(values={**{k: 1.0 for k in _FLOAT_KEYS}, "model.q": 16.0, "model.rho": 1e-6,
+                 "model.init_scale": 1e-300, "data.modality.0.beta": 1e-300,
+                 "model.learned_threshold": 1e6, "data.modality.1.presence": 0.0},
+         learner="class_banks")
+@example(values={**{k: 0.0 for k in _FLOAT_KEYS}, "data.modality.0.beta": 1.4426950408889634,
+                 "data.modality.1.presence": 0.63, "model.q": 2.0, "model.rho": 8.0,
+                 "model.init_scale": 6.09e307, "model.learned_threshold": 527346.19,
+                 "train.lr": 1.05e307},
+         learner="symmetric")  # finite but huge alignments once broke the figure's axes
+def test_every_valid_value_is_safe_downstream(values, learner):
+    """Anything validation accepts runs through the theory and a tiny simulate: exit 0, 1 or 2."""
+    overrides = SMALL + ["train.steps=3", "train.trace_every=1", "data.modality.0.distractors=1",
+                         f"model.learner={learner}"]
+    overrides += [f"{key}={value!r}" for key, value in values.items()]
+    cfg = build_config(None, overrides)  # every value is in its documented range
+    _predict_every_run(cfg)
+    argv = []
+    for item in overrides:
+        argv += ["--set", item]
+    with tempfile.TemporaryDirectory() as tmp:  # the report is printed too: it must cope
+        assert main(["simulate", "--out", str(Path(tmp) / "o")] + argv) in (0, 1)
+        assert main(["theory"] + argv) == 0
+
+
+@pytest.mark.parametrize("key", sorted(NUMERIC_RANGES))
+def test_out_of_range_messages_state_the_valid_range(key):
+    lo, hi, lo_open = NUMERIC_RANGES[key]
+    path = key.replace("data.modality.", "data.modality.0.")
+    bad = (hi * 2 if isinstance(hi, float) else hi + 1) if hi is not None else (
+        lo - 1 if isinstance(lo, int) else -1.0)
+    if key == "data.modality.distractors":
+        bad = 10**6
+    with pytest.raises(ConfigError, match=re.escape(path) + r" must be >=? "):
+        build_config(None, [f"{path}={bad!r}"])
+
+
+# --------------------------------------------------------------------------- 9, 12: I/O
+
+
+def test_full_disk_is_one_line_exit_1_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+    def full(self, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(Trace, "save", full)
+    assert main(["simulate", "--quiet", "--out", str(tmp_path / "o")] + sets()) == 1
+    line = one_line_error(capsys.readouterr().err)
+    assert "the disk is full" in line and "no complete output was written" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_for_config_and_plot(tmp_path, capsys, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cli, "write_text_atomic", full)
+    assert main(["config", "--out", str(tmp_path / "c.toml")]) == 1
+    assert "the disk is full" in one_line_error(capsys.readouterr().err)
+    import simcomp.plots
+
+    monkeypatch.setattr(simcomp.plots, "save_figure", full)
+    assert main(["theory", "--plot", str(tmp_path / "p.png")] + sets()) == 1
+    assert "the disk is full" in one_line_error(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_only_targets(tmp_path, capsys, monkeypatch):
+    """A write the system refuses is one line.
+
+    Root ignores file modes, so a refused os.access stands in for a read-only directory.
+    """
+    real = os.access
+    monkeypatch.setattr(os, "access",
+                        lambda p, mode: False if str(p) == str(tmp_path) else real(p, mode))
+    assert main(["simulate", "--out", str(tmp_path / "o")] + sets()) == 2
+    assert "is not writable" in one_line_error(capsys.readouterr().err)
+    assert main(["config", "--out", str(tmp_path / "c.toml")]) == 2
+    assert "is not writable" in one_line_error(capsys.readouterr().err)
+    monkeypatch.setattr(os, "access", real)
+    if Path("/sys").is_dir():  # sysfs refuses new files, even to root
+        assert main(["config", "--out", "/sys/simcomp-test.toml"]) == 1
+        one_line_error(capsys.readouterr().err)
+
+
+def test_symlink_as_out_is_never_replaced(tmp_path, capsys, no_work):
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "nowhere")
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    for target in (dangling, link):
+        assert main(["simulate", "--force", "--out", str(target)] + sets()) == 2
+        assert "is a symbolic link" in one_line_error(capsys.readouterr().err)
+        assert target.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "link", "real"]
+
+
+def test_force_that_cannot_delete_leaves_no_old_directory(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "o"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets("train.mode=joint")) == 0
+
+    real_rmtree = outputs.shutil.rmtree
+
+    def stuck(path, *args, **kwargs):
+        if Path(path).name.startswith(".o.old-"):  # the old output, moved aside
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(outputs.shutil, "rmtree", stuck)
+    assert main(["simulate", "--quiet", "--force", "--out", str(out)] + sets()) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "could not delete the old output" in line and "new result was not saved" in line
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]  # no .o.old-*, no .o.partial-*
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "figures", "joint",
+                                                      "summary.json"]
+
+
+def test_force_refuses_up_front_what_it_could_not_delete(tmp_path, capsys, monkeypatch, no_work):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "joint").mkdir()
+    (out / "summary.json").write_text(json.dumps({"format": outputs.SIMULATE_FORMAT, "runs": {}}))
+    real = os.access
+    locked = str(out / "joint")
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == locked else real(p, mode))
+    assert main(["simulate", "--force", "--out", str(out)] + sets()) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert "is not writable" in line and "nothing was changed" in line
+
+
+def test_sigterm_removes_the_partial_directory(tmp_path, capsys, monkeypatch):
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises before this ends
+        raise AssertionError("SIGTERM was not turned into an exception")
+
+    monkeypatch.setattr(experiment, "run_experiment", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["simulate", "--quiet", "--out", str(tmp_path / "o")] + sets()) == 143
+    assert "terminated (SIGTERM)" in one_line_error(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the command's only
+
+
+# --------------------------------------------------------------------------- 10, 11: parsing
+
+
+@pytest.mark.parametrize("name, ok", [("x" * 64, True), ("x" * 65, False), ("x" * 300, False),
+                                      ("a/b", False), ("ü", False), ("a b", False),
+                                      ("A-1_b.c", True)])
+def test_modality_names_are_checked_up_front(name, ok):
+    if ok:
+        assert build_config(None, [f'data.modality.0.name="{name}"']).names[0] == name
+    else:
+        with pytest.raises(ConfigError, match=r"1 to 64 letters \(a-z, A-Z\), digits"):
+            build_config(None, [f'data.modality.0.name="{name}"'])
+
+
+def test_long_modality_name_is_refused_before_training(tmp_path, capsys, no_work):
+    assert main(["simulate", "--out", str(tmp_path / "o"),
+                 "--set", f'data.modality.0.name="{"n" * 247}"']) == 2
+    assert "(247 characters)" in one_line_error(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.modality.².beta=1", "expected an index (digits 0-9), got '²'"),
+    ("data.modality.٣.beta=1", "expected an index (digits 0-9)"),
+    ("data.modality." + "9" * 5000 + ".beta=1", "is out of range"),
+    ("train.lr=" + "[" * 100000, "nested too deeply"),
+])
+def test_override_parser_never_raises_a_traceback(capsys, override, message):
+    assert main(["config", "--set", override]) == 2
+    assert message in one_line_error(capsys.readouterr().err)
+
+
+def test_deeply_nested_toml_file(tmp_path, capsys):
+    path = tmp_path / "deep.toml"
+    path.write_text("a = " + "[" * 100000 + "\n")
+    assert main(["simulate", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "nested too deeply" in one_line_error(capsys.readouterr().err)

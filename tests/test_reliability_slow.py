@@ -1,0 +1,103 @@
+"""Reliability with real processes: signals, the machine's own limits, the largest K.
+
+Marked slow (each test starts a Python process that imports numba); CI runs
+them too.  The cheap regression tests are in test_reliability.py.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["data.n_train=32", "data.n_test=32", "data.modality.0.dim=6", "data.modality.1.dim=5",
+        "model.width=2"]
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    for key in ("SIMCOMP_MEMORY_LIMIT", "SIMCOMP_DISK_LIMIT"):
+        env.pop(key, None)
+    env.update(extra)
+    return env
+
+
+def _cli(*args, sets=()):
+    argv = [sys.executable, "-m", "simcomp.cli", *args]
+    for item in sets:
+        argv += ["--set", item]
+    return argv
+
+
+def _run(argv, cwd, timeout=120):
+    return subprocess.run(argv, cwd=cwd, env=_env(), capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def _one_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"),
+                                             (signal.SIGINT, 130, "interrupted")])
+def test_signal_during_simulate_leaves_no_debris(tmp_path, sig, code, word):
+    """Killed while training: the documented exit code, one line, no .DIR.partial-* left."""
+    argv = _cli("simulate", "--quiet", "--out", "o",
+                sets=TINY + ["train.steps=100000000", "train.trace_every=1000000"])
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=_env(SIMCOMP_MEMORY_LIMIT="off"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while not list(tmp_path.glob(".o.partial-*")):  # training has started
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    assert word in _one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_machine_limits_refuse_enormous_sizes_at_once(tmp_path):
+    """With the machine's own limits (no override), impossible sizes are exit 2 in seconds."""
+    for sets in (["data.n_train=1000000000"], ["data.modality.0.dim=10000000"]):
+        for command in (["simulate", "--out", "o"], ["theory"]):
+            proc = _run(_cli(*command, sets=sets), tmp_path, timeout=60)
+            assert proc.returncode == 2, proc.stderr
+            line = _one_line(proc.stderr)
+            assert "would need about" in line and "of the available memory" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_from_a_device_does_not_hang(tmp_path):
+    proc = _run(_cli("simulate", "--config", "/dev/zero", "--out", "o"), tmp_path, timeout=60)
+    assert proc.returncode == 2 and "not a regular file" in _one_line(proc.stderr)
+
+
+def test_theory_at_the_largest_supported_k(tmp_path):
+    """K = 16 (2^17 patterns) predicts; K = 17 is refused in one line."""
+    sets = ["train.mode=joint", "data.n_train=64", "data.n_test=64"]
+    for r in range(16):
+        sets += [f"data.modality.{r}.dim=3", f"data.modality.{r}.noise=0"]
+    proc = _run(_cli("theory", "--json", sets=sets), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert '"predicted_winner"' in proc.stdout
+    proc = _run(_cli("theory", sets=sets + ["data.modality.16.dim=3"]), tmp_path)
+    assert proc.returncode == 2
+    assert "at most 16 are supported" in _one_line(proc.stderr)
