@@ -375,6 +375,16 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _terminated(exc: BaseException) -> bool:
+    """Whether an interrupt is, or was caused by, SIGTERM (the trainer re-raises an
+    interrupt with the partial run attached, keeping the original as its cause)."""
+    while exc is not None:
+        if isinstance(exc, Terminated):
+            return True
+        exc = exc.__cause__
+    return False
+
+
 def _os_error_text(exc: OSError) -> str:
     where = f" ({exc.filename})" if exc.filename else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -405,10 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, OutputError, UsageError) as exc:
         print(f"simcomp: error: {exc}", file=sys.stderr)
         return 2
-    except Terminated:
-        print("simcomp: terminated (SIGTERM); no complete output was written", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if _terminated(exc):
+            print("simcomp: terminated (SIGTERM); no complete output was written",
+                  file=sys.stderr)
+            return 143
         print("simcomp: interrupted; no complete output was written", file=sys.stderr)
         return 130
     except MemoryError:

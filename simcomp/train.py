@@ -389,12 +389,13 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
                 if status != STATUS_OK or segment == 0:
                     break
             run.advance(status, step)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         # Python sees the signal between compiled calls, which are short
         # (_CALL_SECONDS); W and run.step are those of the last completed call.
+        # The original interrupt stays the cause: the CLI tells SIGTERM from Ctrl-C by it.
         run.status = STATUS_INTERRUPTED
         raise TrainingInterrupted(run.result(threads, chooser.used_parallel,
-                                             time.perf_counter() - start)) from None
+                                             time.perf_counter() - start)) from interrupt
     return run.result(threads, chooser.used_parallel, time.perf_counter() - start)
 
 
