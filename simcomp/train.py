@@ -1,4 +1,12 @@
-"""Full-batch gradient descent in the modes joint, unimodal and compare (spec section 3).
+"""Gradient descent in the modes joint, unimodal and compare (docs/model.md section 3).
+
+Full-batch by default; with ``train.batch_size = b > 0``, mini-batch SGD:
+every step is one compiled call whose sample weights are those of the
+step's batch (simcomp.batches: omega_j n / b inside the batch, 0 outside),
+so the full-batch path is untouched and SGD runs through the very same
+kernels, learned-step check, rules and early stop (which then compares the
+step's mini-batch loss). A rule's per-step statistics are then over the
+batch; trace records still evaluate the whole training and test sets.
 
 Python only runs between trace points: each segment of ``trace_every`` steps
 is one call (or, while the serial and the parallel gradient are being timed
@@ -29,7 +37,8 @@ import numpy as np
 
 from . import kernels as _kernels
 from .config import Config
-from .data import Dataset, ExperimentData
+from .batches import MiniBatches
+from .data import Dataset, ExperimentData, batch_seed_sequence
 from .pacing import CallSizer, PathChooser
 from .trace import METHOD_KEYS, Trace, geometry, trace_stride, weighted_error
 
@@ -230,13 +239,20 @@ class _Run:
         self.done = False
         self.every = trace_stride(cfg.train.steps, cfg.train.trace_every, name)
         self.work = self.n * self.width * len(trained) * cfg.model.banks * cfg.model.width
+        # SGD: the step's sample weights, rewritten before every (one-step) call.
+        self.batches = None
+        if cfg.train.batch_size:
+            self.batches = MiniBatches(batch_seed_sequence(cfg.seed), data.train.weight,
+                                       cfg.train.batch_size)
+            self.step_weight = np.zeros(self.n, dtype=self.dtype)
         self.seconds = time.perf_counter() - clock  # own time: preparation, tracing
 
     @property
     def shape_key(self) -> tuple:
         """Runs with equal keys can share one batched kernel call."""
         code = 0 if self.rule is None else self.rule.code
-        return (self.dtype.str, self.kind, self.q, self.rho, code) + self.W.shape + (self.n,)
+        sgd = self.batches is not None  # SGD groups take one step per call
+        return (self.dtype.str, self.kind, self.q, self.rho, code, sgd) + self.W.shape + (self.n,)
 
     def _weights(self) -> list:
         return [self.W[k, :, :, : mod.dim] for k, mod in enumerate(self.mods)]
@@ -369,11 +385,16 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
             step = run.step
             while True:  # one segment, in calls bounded in steps and in wall time
                 steps = sizer.next(segment if max_call is None else min(segment, max_call))
+                omega = ev.weight
+                if run.batches is not None:  # SGD: one step per call, its batch's weights
+                    steps = 1
+                    run.batches.fill(step, run.step_weight)
+                    omega = run.step_weight
                 parallel = chooser.next()
                 _kernels.announce_compile("parallel" if parallel else "serial")
                 clock = time.perf_counter()
                 status, t_stop, _ = _kernels.gd_segment(
-                    ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
+                    ev.X, run.dims, ev.y, omega, run.W, run.kind, run.q, run.rho,
                     float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
                     run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
                     packed=packed, rule=run.rule,
@@ -501,7 +522,8 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     Xf = np.zeros((R,) + shape_f, ev0.X.dtype)
     Xb = np.zeros((R,) + shape_b, ev0.X.dtype)
     y = np.stack([run.train_eval.y for run in group])
-    omega = np.stack([run.train_eval.weight for run in group])
+    sgd = group[0].batches is not None  # the shape key keeps SGD and GD runs apart
+    omega = np.stack([run.step_weight if sgd else run.train_eval.weight for run in group])
     W = np.stack([run.W for run in group])
     signal = np.stack([run.signal for run in group])
     learned = np.stack([run.learned for run in group])
@@ -515,6 +537,8 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         _kernels.fill_backward(run.train_eval.X, Xb[i])
         run.train_eval.adopt((Xf[i], Xb[i]))
         run.W, run.learned = W[i], learned[i]
+        if sgd:
+            run.step_weight = omega[i]
     stacked = _kernels.stack_rules([run.rule for run in group], W.shape[1])
     for i, run in enumerate(group):  # the runs' rules work on views into the stacks
         if run.rule is not None:
@@ -535,6 +559,9 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         for i in active:
             t_start[i] = group[i].step
             n_steps[i] = sizer.next(group[i].segment())
+            if sgd:
+                n_steps[i] = 1
+                group[i].batches.fill(group[i].step, group[i].step_weight)
         _kernels.announce_compile("batch")
         clock = time.perf_counter()
         _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
