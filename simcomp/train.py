@@ -352,6 +352,7 @@ def train_run(
         Indices of the trained modalities; the other encoders are absent.
     progress : callable, optional
         Called with the number of GD steps just done, after each segment.
+        (With ``train.batch_size > 0`` every call is one SGD step.)
     record : bool
         Record every ``trace_every`` steps (default); False records only
         step 0 and the last step (learned steps are still checked at every
@@ -441,7 +442,9 @@ def train_batch(
     ``trace_every`` and ``stop_loss`` may all differ) form a group, advanced
     by one call of :func:`simcomp._kernels.gd_segment_batch` per trace
     point: the runs are spread over the thread pool, each run's steps
-    serial. A group of one runs through :func:`train_run` (which may use
+    serial. Mini-batch runs (``train.batch_size > 0``, any batch
+    size) group only with each other and advance one step per call, each
+    with its own batch's sample weights. A group of one runs through :func:`train_run` (which may use
     the parallel gradient for a large run). Each result is bit-identical to
     ``train_run`` of the same run (same trace records, learned steps and
     final weights).
