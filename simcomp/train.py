@@ -379,6 +379,7 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     grad_buf = np.zeros_like(run.W)
     ev = run.train_eval
     packed = ev.pack()
+    announced = set()
     run.start()
     try:
         while not run.done:
@@ -392,7 +393,9 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
                     run.batches.fill(step, run.step_weight)
                     omega = run.step_weight
                 parallel = chooser.next()
-                _kernels.announce_compile("parallel" if parallel else "serial")
+                if parallel not in announced:  # it reads numba's cache index: once per path
+                    _kernels.announce_compile("parallel" if parallel else "serial")
+                    announced.add(parallel)
                 clock = time.perf_counter()
                 status, t_stop, _ = _kernels.gd_segment(
                     ev.X, run.dims, ev.y, omega, run.W, run.kind, run.q, run.rho,
@@ -554,6 +557,7 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     for run in group:
         run.start()
     sizer = CallSizer()
+    announce = True
     while True:
         active = [i for i, run in enumerate(group) if not run.done]
         if not active:
@@ -565,7 +569,9 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
             if sgd:
                 n_steps[i] = 1
                 group[i].batches.fill(group[i].step, group[i].step_weight)
-        _kernels.announce_compile("batch")
+        if announce:  # it reads numba's cache index: once per group
+            _kernels.announce_compile("batch")
+            announce = False
         clock = time.perf_counter()
         _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
                                   group[0].rho, eta, signal, beta, threshold, learned, t_start,
