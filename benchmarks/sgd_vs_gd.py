@@ -199,6 +199,10 @@ simcomp trains with full-batch gradient descent unless `train.batch_size` is set
 python -m simcomp.cli simulate --set train.batch_size=32
 ```
 
+or, as a sweep axis, `simcomp sweep --grid train.batch_size=0,32,8 ...` (not
+to be confused with the sweep's own `--batch-size`, the number of runs sent
+to a worker at once).
+
 ## What a mini-batch step is
 
 * `train.batch_size = 0` (the default): full-batch gradient descent, exactly as
@@ -294,6 +298,9 @@ def figure(path: Path, traj: dict, rows: list[dict], sizes, cfg) -> None:
         ax1.plot(steps, lead[:, 1], color=colors[k], lw=1.4, ls="--", label=f"{label(b, n)}: B")
     ax1.axhline(cfg.model.threshold, color="k", lw=0.8, ls=":")
     ax1.set_yscale("symlog", linthresh=0.01)  # B's small alignments stay visible
+    lowest = min(float(np.min(traj[b][1])) for b in sizes)
+    if lowest >= 0:
+        ax1.set_ylim(bottom=0)
     ax1.set_xlabel("step")
     ax1.set_ylabel("beta x leading alignment (joint run)")
     ax1.set_title("seed 0, joint run")
@@ -304,8 +311,7 @@ def figure(path: Path, traj: dict, rows: list[dict], sizes, cfg) -> None:
         ax2.scatter(xs, gaps, color=colors[k], s=14)
         if gaps:
             ax2.hlines(np.mean(gaps), k - 0.3, k + 0.3, color=colors[k], lw=2)
-    ax2.set_xticks(range(len(sizes)), [label(b, n).replace(" (full batch, n = ", "\n(n = ")
-                                       for b in sizes])
+    ax2.set_xticks(range(len(sizes)), ["GD" if b == 0 else f"b = {b}" for b in sizes])
     ax2.set_ylabel("gap = err(joint) - min err(uni-modal)")
     ax2.set_title("gap per seed (bar: mean)")
     C.save(fig, path)
