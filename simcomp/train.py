@@ -445,10 +445,10 @@ def train_batch(
     ``trace_every`` and ``stop_loss`` may all differ) form a group, advanced
     by one call of :func:`simcomp._kernels.gd_segment_batch` per trace
     point: the runs are spread over the thread pool, each run's steps
-    serial. Mini-batch runs (``train.batch_size > 0``, any batch
-    size) group only with each other and advance one step per call, each
-    with its own batch's sample weights. A group of one runs through :func:`train_run` (which may use
-    the parallel gradient for a large run). Each result is bit-identical to
+    serial. Mini-batch runs (``train.batch_size > 0``, any batch size)
+    group only with each other and advance one step per call, each with
+    its own batch's sample weights. A group of one runs through
+    :func:`train_run` (which may use the parallel gradient for a large run). Each result is bit-identical to
     ``train_run`` of the same run (same trace records, learned steps and
     final weights).
 
