@@ -448,9 +448,9 @@ def train_batch(
     serial. Mini-batch runs (``train.batch_size > 0``, any batch size)
     group only with each other and advance one step per call, each with
     its own batch's sample weights. A group of one runs through
-    :func:`train_run` (which may use the parallel gradient for a large run). Each result is bit-identical to
-    ``train_run`` of the same run (same trace records, learned steps and
-    final weights).
+    :func:`train_run` (which may use the parallel gradient for a large run).
+    Each result is bit-identical to ``train_run`` of the same run (same
+    trace records, learned steps and final weights).
 
     Parameters
     ----------
