@@ -65,6 +65,19 @@ def test_population_mode_refuses_mini_batches():
                             "data.modality.1.noise=0", "train.batch_size=4"])
 
 
+def test_simulate_records_batch_size_in_summary_and_config(tmp_path):
+    import json
+    import tomllib
+    args = ["simulate", "--quiet", "--out", str(tmp_path / "run")]
+    for item in SMALL + ["train.batch_size=16"]:
+        args += ["--set", item]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["config"]["train"]["batch_size"] == 16
+    written = [p for p in (tmp_path / "run").iterdir() if p.suffix == ".toml"]
+    assert written and tomllib.loads(written[0].read_text())["train"]["batch_size"] == 16
+
+
 def test_cli_exit_2_on_a_bad_batch_size(tmp_path, capsys):
     args = ["simulate", "--quiet", "--out", str(tmp_path / "run")]
     for item in SMALL + ["train.batch_size=1000"]:
@@ -249,6 +262,7 @@ def test_parallel_gradient_path_gives_the_same_sgd_run(monkeypatch):
     monkeypatch.setattr(T, "_PARALLEL_MIN_WORK", 0)  # let the chooser use the parallel gradient
     parallel = train_run(cfg, data, "joint", [0, 1])
     same_run(serial, parallel)
+    assert parallel.parallel and not serial.parallel
 
 
 RULES = [("ogm", {}), ("ogm_ge", {}), ("agm", {}), ("dropout", {"drop": [0.3, 0.2]}),
