@@ -82,6 +82,7 @@ NUMERIC_RANGES: dict[str, tuple[Any, Any, bool]] = {
     "train.trace_every": (1, 10**12, False),
     "train.stop_loss": (0.0, None, False),
     "train.threads": (0, 4096, False),
+    "train.batch_size": (0, 10**9, False),  # and <= data.n_train (checked by Config)
 }
 
 
@@ -322,9 +323,12 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Full-batch gradient descent (spec section 3).
+    """Gradient descent (docs/model.md section 3): full-batch, or mini-batch SGD.
 
     ``stop_loss = 0`` disables the early stop; ``threads = 0`` uses every core.
+    ``batch_size = 0`` (the default) is full-batch gradient descent; a value
+    b in [1, data.n_train] makes every step use a mini-batch of b training
+    samples (simcomp.batches, docs/sgd.md).
     """
 
     lr: float = 1.0
@@ -334,6 +338,7 @@ class TrainConfig:
     dtype: str = "float64"
     stop_loss: float = 0.0
     threads: int = 0
+    batch_size: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", _need_float("train.lr", self.lr, **_bounds("train.lr")))
@@ -344,6 +349,7 @@ class TrainConfig:
         object.__setattr__(self, "stop_loss", _need_float("train.stop_loss", self.stop_loss,
                                                           **_bounds("train.stop_loss")))
         _need_int("train.threads", self.threads, **_bounds("train.threads"))
+        _need_int("train.batch_size", self.batch_size, **_bounds("train.batch_size"))
 
 
 # The mitigation methods and the keys each one takes (besides ``name``).
@@ -536,6 +542,7 @@ class Config:
         if not isinstance(self.method, MethodConfig):
             raise ConfigError(f"method must be a [method] table, got {self.method!r}")
         object.__setattr__(self, "method", self.method.resolved(self.K))
+        _check_batch_size(self.train.batch_size, self.data)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -560,6 +567,20 @@ class Config:
         for key, value in changes.items():
             _set_path(raw, key, value)
         return config_from_dict(raw)
+
+
+def _check_batch_size(batch_size: int, data: DataConfig) -> None:
+    """A mini-batch needs a sampled training set of at least its size."""
+    if batch_size == 0:
+        return
+    if data.population:
+        raise ConfigError(
+            f"train.batch_size = {batch_size} needs a sampled training set; data.population = "
+            "true trains on the exact expected loss (valid: train.batch_size = 0, full batch)")
+    if batch_size > data.n_train:
+        raise ConfigError(
+            f"train.batch_size must be 0 (full batch) or between 1 and data.n_train = "
+            f"{data.n_train}, got {batch_size}")
 
 
 # --------------------------------------------------------------------------- building

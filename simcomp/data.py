@@ -27,6 +27,7 @@ __all__ = [
     "initial_weights",
     "make_experiment_data",
     "empirical_patterns",
+    "batch_seed_sequence",
 ]
 
 # Positions of the child streams; fixed forever, since changing them changes every run.
@@ -34,6 +35,9 @@ _STREAM_DICTIONARY, _STREAM_TRAIN, _STREAM_TEST, _STREAM_INIT = range(4)
 # Child 4 belongs to the training method's own random numbers (simcomp.methods);
 # the data never spawns it, so switching a method on changes no draw above.
 _STREAM_METHOD = 4
+# Child 5 orders the mini-batches of SGD (simcomp.batches, train.batch_size > 0);
+# full-batch training never spawns it, so it changes no draw above either.
+_STREAM_BATCH = 5
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,16 @@ def initial_weights(cfg: Config, rngs: list[np.random.Generator]) -> list:
         rng.normal(0.0, cfg.model.init_scale, size=shape + (mod.dim,))
         for mod, rng in zip(cfg.data.modality, rngs)
     ]
+
+
+def batch_seed_sequence(seed: int) -> np.random.SeedSequence:
+    """The mini-batch stream of a run: child 5 of ``SeedSequence(seed)`` (after the method's 4).
+
+    Only SGD (``train.batch_size > 0``) draws from it; every run of one
+    experiment (joint and uni-modal) gets the same stream, so they see the
+    same sequence of batches.
+    """
+    return np.random.SeedSequence(seed).spawn(_STREAM_BATCH + 1)[_STREAM_BATCH]
 
 
 def make_experiment_data(cfg: Config) -> ExperimentData:

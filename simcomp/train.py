@@ -1,4 +1,12 @@
-"""Full-batch gradient descent in the modes joint, unimodal and compare (spec section 3).
+"""Gradient descent in the modes joint, unimodal and compare (docs/model.md section 3).
+
+Full-batch by default; with ``train.batch_size = b > 0``, mini-batch SGD:
+every step is one compiled call whose sample weights are those of the
+step's batch (simcomp.batches: omega_j n / b inside the batch, 0 outside),
+so the full-batch path is untouched and SGD runs through the very same
+kernels, learned-step check, rules and early stop (which then compares the
+step's mini-batch loss). A rule's per-step statistics are then over the
+batch; trace records still evaluate the whole training and test sets.
 
 Python only runs between trace points: each segment of ``trace_every`` steps
 is one call (or, while the serial and the parallel gradient are being timed
@@ -29,7 +37,8 @@ import numpy as np
 
 from . import kernels as _kernels
 from .config import Config
-from .data import Dataset, ExperimentData
+from .batches import MiniBatches
+from .data import Dataset, ExperimentData, batch_seed_sequence
 from .pacing import CallSizer, PathChooser
 from .trace import METHOD_KEYS, Trace, geometry, trace_stride, weighted_error
 
@@ -230,13 +239,20 @@ class _Run:
         self.done = False
         self.every = trace_stride(cfg.train.steps, cfg.train.trace_every, name)
         self.work = self.n * self.width * len(trained) * cfg.model.banks * cfg.model.width
+        # SGD: the step's sample weights, rewritten before every (one-step) call.
+        self.batches = None
+        if cfg.train.batch_size:
+            self.batches = MiniBatches(batch_seed_sequence(cfg.seed), data.train.weight,
+                                       cfg.train.batch_size)
+            self.step_weight = np.zeros(self.n, dtype=self.dtype)
         self.seconds = time.perf_counter() - clock  # own time: preparation, tracing
 
     @property
     def shape_key(self) -> tuple:
         """Runs with equal keys can share one batched kernel call."""
         code = 0 if self.rule is None else self.rule.code
-        return (self.dtype.str, self.kind, self.q, self.rho, code) + self.W.shape + (self.n,)
+        sgd = self.batches is not None  # SGD groups take one step per call
+        return (self.dtype.str, self.kind, self.q, self.rho, code, sgd) + self.W.shape + (self.n,)
 
     def _weights(self) -> list:
         return [self.W[k, :, :, : mod.dim] for k, mod in enumerate(self.mods)]
@@ -336,6 +352,7 @@ def train_run(
         Indices of the trained modalities; the other encoders are absent.
     progress : callable, optional
         Called with the number of GD steps just done, after each segment.
+        (With ``train.batch_size > 0`` every call is one SGD step.)
     record : bool
         Record every ``trace_every`` steps (default); False records only
         step 0 and the last step (learned steps are still checked at every
@@ -362,6 +379,7 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     grad_buf = np.zeros_like(run.W)
     ev = run.train_eval
     packed = ev.pack()
+    announced = set()
     run.start()
     try:
         while not run.done:
@@ -369,11 +387,18 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
             step = run.step
             while True:  # one segment, in calls bounded in steps and in wall time
                 steps = sizer.next(segment if max_call is None else min(segment, max_call))
+                omega = ev.weight
+                if run.batches is not None:  # SGD: one step per call, its batch's weights
+                    steps = 1
+                    run.batches.fill(step, run.step_weight)
+                    omega = run.step_weight
                 parallel = chooser.next()
-                _kernels.announce_compile("parallel" if parallel else "serial")
+                if parallel not in announced:  # it reads numba's cache index: once per path
+                    _kernels.announce_compile("parallel" if parallel else "serial")
+                    announced.add(parallel)
                 clock = time.perf_counter()
                 status, t_stop, _ = _kernels.gd_segment(
-                    ev.X, run.dims, ev.y, ev.weight, run.W, run.kind, run.q, run.rho,
+                    ev.X, run.dims, ev.y, omega, run.W, run.kind, run.q, run.rho,
                     float(cfg.train.lr), run.signal, run.beta, float(cfg.model.threshold),
                     run.learned, step, steps, float(cfg.train.stop_loss), parallel, grad_buf,
                     packed=packed, rule=run.rule,
@@ -421,10 +446,12 @@ def train_batch(
     ``trace_every`` and ``stop_loss`` may all differ) form a group, advanced
     by one call of :func:`simcomp._kernels.gd_segment_batch` per trace
     point: the runs are spread over the thread pool, each run's steps
-    serial. A group of one runs through :func:`train_run` (which may use
-    the parallel gradient for a large run). Each result is bit-identical to
-    ``train_run`` of the same run (same trace records, learned steps and
-    final weights).
+    serial. Mini-batch runs (``train.batch_size > 0``, any batch size)
+    group only with each other and advance one step per call, each with
+    its own batch's sample weights. A group of one runs through
+    :func:`train_run` (which may use the parallel gradient for a large run).
+    Each result is bit-identical to ``train_run`` of the same run (same
+    trace records, learned steps and final weights).
 
     Parameters
     ----------
@@ -502,7 +529,8 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     Xf = np.zeros((R,) + shape_f, ev0.X.dtype)
     Xb = np.zeros((R,) + shape_b, ev0.X.dtype)
     y = np.stack([run.train_eval.y for run in group])
-    omega = np.stack([run.train_eval.weight for run in group])
+    sgd = group[0].batches is not None  # the shape key keeps SGD and GD runs apart
+    omega = np.stack([run.step_weight if sgd else run.train_eval.weight for run in group])
     W = np.stack([run.W for run in group])
     signal = np.stack([run.signal for run in group])
     learned = np.stack([run.learned for run in group])
@@ -516,6 +544,8 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         _kernels.fill_backward(run.train_eval.X, Xb[i])
         run.train_eval.adopt((Xf[i], Xb[i]))
         run.W, run.learned = W[i], learned[i]
+        if sgd:
+            run.step_weight = omega[i]
     stacked = _kernels.stack_rules([run.rule for run in group], W.shape[1])
     for i, run in enumerate(group):  # the runs' rules work on views into the stacks
         if run.rule is not None:
@@ -528,6 +558,7 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     for run in group:
         run.start()
     sizer = CallSizer()
+    announce = True
     while True:
         active = [i for i, run in enumerate(group) if not run.done]
         if not active:
@@ -536,7 +567,12 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
         for i in active:
             t_start[i] = group[i].step
             n_steps[i] = sizer.next(group[i].segment())
-        _kernels.announce_compile("batch")
+            if sgd:
+                n_steps[i] = 1
+                group[i].batches.fill(group[i].step, group[i].step_weight)
+        if announce:  # it reads numba's cache index: once per group
+            _kernels.announce_compile("batch")
+            announce = False
         clock = time.perf_counter()
         _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
                                   group[0].rho, eta, signal, beta, threshold, learned, t_start,

@@ -41,6 +41,21 @@ def test_quick_version_runs_and_writes_its_outputs(name, scratch):
     assert rows and all(len(row) == 4 for row in rows)
 
 
+def test_sgd_vs_gd_quick_writes_its_csv_figure_and_page(scratch):
+    """sgd_vs_gd writes its own page (docs/sgd.md; here into the scratch directory)."""
+    module = importlib.import_module("sgd_vs_gd")
+    result = module.main(["--quick", "--workers", "1"])
+    rows = result["rows"]
+    assert {row["batch_size"] for row in rows} == {0, 32} and len(rows) == 4
+    assert all(row["status"] == "ok" for row in rows)
+    assert (scratch / "sgd_vs_gd.csv").read_text().startswith("batch_size,seed,")
+    assert (scratch / "sgd_vs_gd.png").stat().st_size > 0
+    page = (scratch / "sgd.md").read_text()
+    assert "| SGD b = 32 |" in page and "| GD (full batch, n = 512) |" in page
+    assert [s["batch_size"] for s in result["summary"]] == [0, 32]
+    assert all(len(row) == 4 for row in module.summary_rows(result))
+
+
 def test_update_section_replaces_only_its_own_block(tmp_path):
     import _common as C
 
