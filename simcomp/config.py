@@ -6,20 +6,32 @@ overrides all go through one constructor and one set of checks.  Every error
 is a :class:`ConfigError` whose message names the offending key and what
 would be valid; the CLI turns it into a one-line message and exit code 2.
 
-This module imports nothing else from simcomp.
+This module imports only :mod:`simcomp.validation` and :mod:`simcomp.method_config`.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import stat
 import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .method_config import METHOD_KEYS, METHODS, MethodConfig
+from .validation import (  # noqa: F401  (re-exported: the checks belong to every table)
+    NUMERIC_RANGES,
+    ConfigError,
+    _bounds,
+    _field_names,
+    _is_int,
+    _need_bool,
+    _need_choice,
+    _need_float,
+    _need_int,
+)
 
 __all__ = [
     "ConfigError",
@@ -56,110 +68,6 @@ MAX_NAME_LENGTH = 64  # modality names become parts of file names
 # The theory enumerates the 2^(K+1) (label, presence) patterns: 131072 at K = 16.
 MAX_MODALITIES = 16
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; 1 MiB is generous
-
-# Valid ranges of the numeric keys: (lo, hi, lo_open); None is unbounded.  The
-# bounds keep every downstream computation (data, kernels, theory) finite or
-# reported as a divergence, never an overflow traceback; sizes beyond them
-# could not be held in memory anyway (the pre-flight check refuses far
-# smaller ones on an ordinary machine).  docs/reliability.md lists them.
-NUMERIC_RANGES: dict[str, tuple[Any, Any, bool]] = {
-    "seed": (0, 2**63 - 1, False),
-    "data.n_train": (1, 10**9, False),
-    "data.n_test": (1, 10**9, False),
-    "data.modality.dim": (1, 10**7, False),
-    "data.modality.beta": (0.0, 1e6, True),
-    "data.modality.presence": (0.0, 1.0, False),
-    "data.modality.noise": (0.0, None, False),
-    "data.modality.distractors": (0, None, False),  # and <= dim - 1
-    "data.modality.distractor_strength": (0.0, None, False),
-    "model.width": (1, 10**5, False),
-    "model.q": (2.0, 16.0, False),
-    "model.rho": (1e-6, 1e6, False),
-    "model.init_scale": (0.0, None, True),
-    "model.learned_threshold": (1e-6, 1e6, False),
-    "train.lr": (0.0, None, False),
-    "train.steps": (1, 10**12, False),
-    "train.trace_every": (1, 10**12, False),
-    "train.stop_loss": (0.0, None, False),
-    "train.threads": (0, 4096, False),
-    "train.batch_size": (0, 10**9, False),  # and <= data.n_train (checked by Config)
-}
-
-
-def _bounds(key: str) -> dict[str, Any]:
-    lo, hi, lo_open = NUMERIC_RANGES[key]
-    return {"lo": lo, "hi": hi} if isinstance(lo, int) else {"lo": lo, "hi": hi, "lo_open": lo_open}
-
-
-class ConfigError(ValueError):
-    """A configuration value or file is invalid; the message says which and why."""
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _range_text(lo, hi, lo_open: bool, fmt: str) -> str:
-    parts = []
-    if lo is not None:
-        parts.append(f"{'>' if lo_open else '>='} {lo:{fmt}}")
-    if hi is not None:
-        parts.append(f"<= {hi:{fmt}}")
-    return " and ".join(parts)
-
-
-def _digits(value: int) -> int:
-    # str() of an int over 4300 digits raises; the bit length gives the size of any int.
-    return int(abs(value).bit_length() * 0.30103) + 1
-
-
-def _need_int(key: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
-    if not _is_int(value):
-        raise ConfigError(f"{key} must be an integer, got {value!r} ({type(value).__name__})")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        shown = value if abs(value) < 10**30 else f"an integer of about {_digits(value)} digits"
-        raise ConfigError(f"{key} must be {_range_text(lo, hi, False, 'd')}, got {shown}")
-    return value
-
-
-def _need_float(
-    key: str,
-    value: Any,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key} must be a number, got {value!r} ({type(value).__name__})")
-    try:
-        value = float(value)
-    except OverflowError:  # an integer beyond the float range
-        raise ConfigError(f"{key} must be a finite number {_range_text(lo, hi, lo_open, 'g')}, "
-                          f"got an integer of about {_digits(value)} digits (beyond the float "
-                          "range)") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{key} must be a finite number, got {value}")
-    if (lo is not None and (value <= lo if lo_open else value < lo)) or (
-            hi is not None and value > hi):
-        raise ConfigError(f"{key} must be {_range_text(lo, hi, lo_open, 'g')}, got {value:g}")
-    return value
-
-
-def _need_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
-    return value
-
-
-def _need_bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    return value
-
 
 # --------------------------------------------------------------------------- sections
 
@@ -352,181 +260,6 @@ class TrainConfig:
         _need_int("train.batch_size", self.batch_size, **_bounds("train.batch_size"))
 
 
-# The mitigation methods and the keys each one takes (besides ``name``).
-METHODS = ("none", "lr_scale", "ogm", "ogm_ge", "agm", "dropout", "aux", "alternating",
-           "mmpareto", "umt", "ume")
-METHOD_KEYS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "lr_scale": ("lr_scale",),
-    "ogm": ("alpha", "start", "stop"),
-    "ogm_ge": ("alpha", "start", "stop"),
-    "agm": ("alpha", "start", "stop"),
-    "dropout": ("drop", "rescale"),
-    "aux": ("fused_weight", "aux_weight"),
-    "alternating": ("mix",),
-    "mmpareto": (),
-    "umt": ("distill_weight", "teacher_steps"),
-    "ume": (),
-}
-# Published defaults of the scalar keys (docs/methods.md gives the sources).
-_METHOD_ALPHA = {"ogm": 0.1, "ogm_ge": 0.1, "agm": 1.0}
-_METHOD_SCALAR_DEFAULTS = {
-    "start": 0,
-    "rescale": False,
-    "fused_weight": 1.0,
-    "aux_weight": 1.0,
-    "distill_weight": 10.0,
-}
-# Per-modality keys: default value of each entry.
-_METHOD_PER_MODALITY = {"lr_scale": 1.0, "drop": 0.0, "mix": 1.0}
-
-
-@dataclass(frozen=True)
-class MethodConfig:
-    """The training method: plain joint training or one of the mitigations.
-
-    Every key but ``name`` belongs to some methods only; a key the chosen
-    method does not take is refused.  Keys left out take the method's
-    default, so a resolved config names every setting of its method (and
-    ``None`` for the others).  Per-modality keys (``lr_scale``, ``drop``,
-    ``mix``, and ``aux_weight`` when given as a list) hold one value per
-    configured modality, in config order; their length is checked by
-    :class:`Config`, which knows the modalities.
-
-    Attributes
-    ----------
-    name : str
-        One of :data:`METHODS`; ``"none"`` is plain joint training.
-    alpha : float or None
-        Modulation strength (ogm, ogm_ge: 0.1; agm: 1.0), >= 0.
-    start, stop : int or None
-        The modulation acts on steps start <= t < stop (ogm, ogm_ge, agm);
-        ``stop = None`` never stops.
-    lr_scale : tuple of float or None
-        Per-modality learning-rate factors c_r > 0 (lr_scale; default 1).
-    drop : tuple of float or None
-        Per-modality drop probabilities d_r in [0, 1) (dropout; default 0).
-    rescale : bool or None
-        Inverted dropout, phi_r / (1 - d_r) (dropout; default false).
-    fused_weight : float or None
-        Weight w_0 >= 0 of the fused loss (aux; default 1).
-    aux_weight : float, tuple of float or None
-        Weights lambda_r >= 0 of the uni-modal losses, one number for all or
-        one per modality (aux; default 1).
-    mix : tuple of float or None
-        The alternating predictor's weights a_r >= 0 (alternating; default 1).
-    distill_weight : float or None
-        Weight lambda >= 0 of the distillation term (umt; default 10).
-    teacher_steps : int or None
-        Training steps of the uni-modal teachers (umt); ``None`` means
-        ``train.steps``.
-    """
-
-    name: str = "none"
-    alpha: float | None = None
-    start: int | None = None
-    stop: int | None = None
-    lr_scale: tuple | None = None
-    drop: tuple | None = None
-    rescale: bool | None = None
-    fused_weight: float | None = None
-    aux_weight: float | tuple | None = None
-    mix: tuple | None = None
-    distill_weight: float | None = None
-    teacher_steps: int | None = None
-
-    def __post_init__(self) -> None:
-        _need_choice("method.name", self.name, METHODS)
-        takes = METHOD_KEYS[self.name]
-        for key in _field_names(MethodConfig)[1:]:
-            if key not in takes and getattr(self, key) is not None:
-                valid = ", ".join(takes) if takes else "no keys besides name"
-                raise ConfigError(
-                    f"method.{key} is not a setting of method {self.name!r}; "
-                    f"method {self.name} takes: {valid}"
-                )
-        where = f"(method {self.name})"
-        set_ = lambda key, value: object.__setattr__(self, key, value)  # noqa: E731
-        if "alpha" in takes:
-            alpha = _METHOD_ALPHA[self.name] if self.alpha is None else self.alpha
-            set_("alpha", _need_float(f"method.alpha {where}", alpha, lo=0.0))
-        if "start" in takes:
-            start = _METHOD_SCALAR_DEFAULTS["start"] if self.start is None else self.start
-            set_("start", _need_int(f"method.start {where}", start, lo=0))
-            if self.stop is not None:
-                _need_int(f"method.stop {where}", self.stop, lo=self.start + 1)
-        if "rescale" in takes:
-            set_("rescale", _need_bool(f"method.rescale {where}",
-                                       False if self.rescale is None else self.rescale))
-        for key in ("fused_weight", "distill_weight"):
-            if key in takes:
-                value = _METHOD_SCALAR_DEFAULTS[key] if getattr(self, key) is None else getattr(self, key)
-                set_(key, _need_float(f"method.{key} {where}", value, lo=0.0))
-        if "teacher_steps" in takes and self.teacher_steps is not None:
-            _need_int(f"method.teacher_steps {where}", self.teacher_steps, lo=0)
-        if "aux_weight" in takes:
-            value = 1.0 if self.aux_weight is None else self.aux_weight
-            if isinstance(value, (list, tuple)):
-                set_("aux_weight", tuple(
-                    _need_float(f"method.aux_weight[{i}] {where}", v, lo=0.0) for i, v in enumerate(value)))
-            else:
-                set_("aux_weight", _need_float(f"method.aux_weight {where}", value, lo=0.0))
-        for key in _METHOD_PER_MODALITY:
-            value = getattr(self, key)
-            if key in takes and value is not None:
-                if not isinstance(value, (list, tuple)):
-                    raise ConfigError(
-                        f"method.{key} {where} must be a list with one number per modality, "
-                        f"got {value!r}"
-                    )
-                set_(key, tuple(self._entry(key, i, v) for i, v in enumerate(value)))
-
-    def _entry(self, key: str, index: int, value: Any) -> float:
-        label = f"method.{key}[{index}] (method {self.name})"
-        if key == "lr_scale":
-            return _need_float(label, value, lo=0.0, lo_open=True)
-        if key == "drop":
-            value = _need_float(label, value, lo=0.0)
-            if value >= 1.0:
-                raise ConfigError(f"{label} must be in [0, 1), got {value:g}")
-            return value
-        return _need_float(label, value, lo=0.0)
-
-    def resolved(self, n_modalities: int) -> "MethodConfig":
-        """This method with per-modality defaults filled in for ``n_modalities`` modalities.
-
-        Raises
-        ------
-        ConfigError
-            A per-modality list whose length is not ``n_modalities``.
-        """
-        changes: dict[str, Any] = {}
-        takes = METHOD_KEYS[self.name]
-        for key in ("lr_scale", "drop", "mix", "aux_weight"):
-            if key not in takes:
-                continue
-            value = getattr(self, key)
-            if value is None:
-                changes[key] = (_METHOD_PER_MODALITY[key],) * n_modalities
-            elif isinstance(value, tuple) and len(value) != n_modalities:
-                raise ConfigError(
-                    f"method.{key} (method {self.name}) must have one value per modality "
-                    f"({n_modalities}), got {len(value)}"
-                )
-        if self.name == "alternating" and sum(self.mix or (1.0,)) == 0.0:
-            raise ConfigError("method.mix (method alternating) must not be all zero")
-        return dataclasses.replace(self, **changes) if changes else self
-
-    def to_dict(self) -> dict[str, Any]:
-        """The TOML-shaped form: ``name`` and the method's resolved keys (``None`` left out)."""
-        out: dict[str, Any] = {"name": self.name}
-        for key in METHOD_KEYS[self.name]:
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = list(value) if isinstance(value, tuple) else value
-        return out
-
-
 @dataclass(frozen=True)
 class Config:
     """A whole experiment: data, model, training and the seed."""
@@ -587,10 +320,6 @@ def _check_batch_size(batch_size: int, data: DataConfig) -> None:
 
 _SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 _TOP_KEYS = ("seed", "data", "model", "train", "method")
-
-
-def _field_names(cls: type) -> list[str]:
-    return [f.name for f in dataclasses.fields(cls)]
 
 
 def _check_keys(where: str, given: dict[str, Any], valid: list[str]) -> None:
