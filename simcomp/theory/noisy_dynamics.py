@@ -395,13 +395,16 @@ def final_encoders(cfg: Config, trained: Sequence[int], dyn: NoisyDynamics) -> l
 
 def noise_aware_predict(cfg: Config, trained: Sequence[int], alignment0, y, presence,
                         noise: Sequence[TrainingNoise], *, seed: int = 0,
-                        points: int = 2048, replicates: int = 8) -> NoisyPrediction:
+                        points: int = 2048, replicates: int = 8,
+                        weight=None) -> NoisyPrediction:
     """Learned steps, winner, co-learning and expected test error from the noise-aware dynamics.
 
-    Arguments as :func:`noise_aware_dynamics`; ``points`` and ``replicates``
-    set the accuracy of the test error (:func:`expected_error_gaussian`).
+    Arguments as :func:`noise_aware_dynamics` (``weight``: the sample weights,
+    default 1/n); ``points`` and ``replicates`` set the accuracy of the test
+    error (:func:`expected_error_gaussian`).
     """
-    dyn = noise_aware_dynamics(cfg, trained, alignment0, y, presence, noise, seed=seed)
+    dyn = noise_aware_dynamics(cfg, trained, alignment0, y, presence, noise, weight=weight,
+                               seed=seed)
     learned = dyn.learned_step
     order = [(int(t), k) for k, t in enumerate(learned) if t >= 0]
     winner = min(order)[1] if order else None
