@@ -95,15 +95,21 @@ def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment
 def expected_error(cfg: Config, data: ExperimentData, run):
     """The exact expected test error of a trained run (``theory.expected_test_error``).
 
-    None when its final weights are not finite (a diverged run).
+    None when its final weights, or their squares, are not finite (a diverged run).
     """
-    if not all(np.all(np.isfinite(w)) for w in run.final_weights):
-        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        # weights that grew huge before the loss overflowed would give inf covariances
+        if not all(np.isfinite(np.sum(np.square(w))) for w in run.final_weights):
+            return None
     model = cfg.model
-    return theory.expected_test_error(
-        run.final_weights, [cfg.data.modality[r] for r in run.trained],
-        [data.dictionaries[r] for r in run.trained], model.learner, model.activation,
-        model.q, model.rho, points=EXPECTED_POINTS, replicates=EXPECTED_REPLICATES)
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return theory.expected_test_error(
+                run.final_weights, [cfg.data.modality[r] for r in run.trained],
+                [data.dictionaries[r] for r in run.trained], model.learner, model.activation,
+                model.q, model.rho, points=EXPECTED_POINTS, replicates=EXPECTED_REPLICATES)
+    except np.linalg.LinAlgError:
+        return None
 
 
 def run_experiment(
