@@ -343,9 +343,10 @@ def noise_aware_dynamics(cfg: Config, trained: Sequence[int], alignment0, y, pre
         cross = nu0[r].reshape(B * m, n)  # <w_i(0), N_j>, both orthogonal to v
         G0 = (model.init_scale**2 * (mods[r].dim - 1) * np.eye(B * m) if nz.weight_gram0 is None
               else np.asarray(nz.weight_gram0, dtype=float))
-        NN = gram[r] if all(exact) else np.diag(diag[r])
         with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: non-finite, checked
-            grams.append(G0 + theta @ cross.T + cross @ theta.T + theta @ NN @ theta.T)
+            # Theta H Theta^T; in the limit H is diagonal (no n x n matrix is formed)
+            noise_part = (theta @ gram[r] if all(exact) else theta * diag[r]) @ theta.T
+            grams.append(G0 + theta @ cross.T + cross @ theta.T + noise_part)
     return NoisyDynamics(
         steps=rec_steps, alignment=rec_a, leading_alignment=rec_a.max(axis=(2, 3)),
         learned_step=learned.astype(np.int64), learned_step_bank=learned_bank,
