@@ -44,6 +44,7 @@ SECTION_ORDER = (
     "performance_gap",
     "theory_limits",
     "sweep_throughput",
+    "noise_theory",
 )
 
 DOC_HEADER = """# Simulation against theory
