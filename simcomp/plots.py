@@ -21,7 +21,7 @@ def save_figure(fig, path: str | Path) -> None:
     plt.close(fig)
 
 
-def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title):
+def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title, noisy=None):
     """One modality of one run: every neuron's signal pre-activation beta * a over time."""
     # alignment: (R, B, m)
     B = alignment.shape[1]
@@ -36,6 +36,10 @@ def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title):
         # Drawn on top but thin, so the simulated leading neuron stays visible beneath it.
         ax.plot(r_steps, beta * r_lead, color="black", lw=1.0, ls=(0, (4, 3)), zorder=5,
                 label="theory: reduced dynamics, leading neuron")
+    if noisy is not None:  # where the run has noise or distractors (docs/theory.md section 12)
+        n_steps, n_lead = noisy
+        ax.plot(n_steps, beta * n_lead, color="tab:purple", lw=1.2, ls="-.", zorder=6,
+                label="theory: noise-aware dynamics, leading neuron")
     ax.axhline(threshold, color="grey", lw=0.8, ls=":", label="learned threshold")
     if learned is not None and learned >= 0:
         ax.axvline(learned, color="tab:green", lw=1.2, label=f"learned at step {learned}")
@@ -77,13 +81,16 @@ def alignment_figure(cfg, runs, traces, predictions=None):
             k = run.trained.index(r)
             tr = traces[run.name]
             alignment = stack_alignment(tr["alignment"])
-            reduced = None
+            reduced = noisy = None
             if predictions is not None and run.name in predictions:
                 red = predictions[run.name].reduced
                 reduced = (red.steps, red.leading_alignment[:, k])
+                aware = getattr(predictions[run.name], "noise_aware", None)
+                if aware is not None:
+                    noisy = (aware.dynamics.steps, aware.dynamics.leading_alignment[:, k])
             title = f"{mod.name} in the joint network" if kind == "joint" else f"{mod.name} trained alone"
             _panel(ax, tr["steps"], alignment[:, k], mod.beta, cfg.model.threshold,
-                   int(run.learned_step[k]), reduced, title)
+                   int(run.learned_step[k]), reduced, title, noisy)
             if col == 0:
                 ax.set_ylabel(f"{mod.name}: beta * <w, v>")
     handles, labels = [], []
@@ -112,9 +119,15 @@ def reduced_dynamics_figure(cfg, predictions: dict):
             step = int(red.learned_step[k])
             if step >= 0:
                 ax.axvline(step, color=line.get_color(), ls=":", lw=1)
+            aware = getattr(pred, "noise_aware", None)
+            if aware is not None:  # the run's theory where it has noise or distractors
+                dyn = aware.dynamics
+                ax.plot(dyn.steps, mod.beta * dyn.leading_alignment[:, k], ls="-.", lw=1.0,
+                        color=line.get_color(), label=f"{mod.name}, noise-aware")
         ax.axhline(cfg.model.threshold, color="grey", ls="--", lw=0.8)
         ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_title(f"{name}: reduced dynamics", fontsize=10)
+        ax.set_title(f"{name}: reduced" + (" and noise-aware" if getattr(
+            pred, "noise_aware", None) is not None else "") + " dynamics", fontsize=10)
         ax.set_xlabel("GD step")
         ax.set_ylabel("beta * leading alignment")
         ax.legend(fontsize=8)
