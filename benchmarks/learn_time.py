@@ -93,14 +93,14 @@ def measure(quick: bool, workers):
                           "pi": row[f"presence_fraction_{w}"],
                           "measured": row[f"learned_step_joint_{w}"],
                           "race": row[f"race_learned_step_joint_{w}"],
-                          "reduced": row[f"predicted_learned_step_joint_{w}"]})
+                          "reduced": row[f"reduced_learned_step_joint_{w}"]})
         for m in ("A", "B"):
             cases.append({**base, "category": "uni-modal", "modality": m,
                           "gamma": row[f"initial_leading_alignment_{m}"],
                           "pi": row[f"presence_fraction_{m}"],
                           "measured": row[f"learned_step_alone_{m}"],
                           "race": row[f"race_learned_step_alone_{m}"],
-                          "reduced": row[f"predicted_learned_step_alone_{m}"]})
+                          "reduced": row[f"reduced_learned_step_alone_{m}"]})
         if w is None:
             cases.append({**base, "category": "joint winner", "modality": None, "gamma": None,
                           "pi": None, "measured": None, "race": None, "reduced": None})

@@ -123,15 +123,15 @@ _ROW_COLUMNS = {
     "learned_step_joint_A": "learned_step_joint_A", "learned_step_joint_B": "learned_step_joint_B",
     "race_step_joint_A": "race_learned_step_joint_A",
     "race_step_joint_B": "race_learned_step_joint_B",
-    "predicted_step_joint_A": "predicted_learned_step_joint_A",
-    "predicted_step_joint_B": "predicted_learned_step_joint_B",
-    "winner": "winner_joint", "predicted_winner": "predicted_winner_joint",
+    "predicted_step_joint_A": "reduced_learned_step_joint_A",
+    "predicted_step_joint_B": "reduced_learned_step_joint_B",
+    "winner": "winner_joint", "predicted_winner": "race_winner_joint",
     "x": "winner_coordinate_joint", "status": "status",
 }
 
 
 def reduced_winner(row):
-    steps = {m: row.get(f"predicted_learned_step_joint_{m}") for m in ("A", "B")}
+    steps = {m: row.get(f"reduced_learned_step_joint_{m}") for m in ("A", "B")}
     done = [(s, m) for m, s in steps.items() if s is not None]
     return min(done)[1] if done else None
 
