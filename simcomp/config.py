@@ -254,6 +254,9 @@ class TrainConfig:
     """Full-batch gradient descent (spec section 3).
 
     ``stop_loss = 0`` disables the early stop; ``threads = 0`` uses every core.
+    ``noise_theory = false`` skips the noise-aware predictions and the expected
+    test errors (docs/theory.md section 12), which cost several times the
+    training of a small run: for fast sweeps of small problems.
     """
 
     lr: float = 1.0
@@ -263,6 +266,7 @@ class TrainConfig:
     dtype: str = "float64"
     stop_loss: float = 0.0
     threads: int = 0
+    noise_theory: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", _need_float("train.lr", self.lr, lo=0.0))
@@ -272,6 +276,7 @@ class TrainConfig:
         _need_choice("train.dtype", self.dtype, DTYPES)
         object.__setattr__(self, "stop_loss", _need_float("train.stop_loss", self.stop_loss, lo=0.0))
         _need_int("train.threads", self.threads, lo=0)
+        _need_bool("train.noise_theory", self.noise_theory)
 
 
 # The mitigation methods and the keys each one takes (besides ``name``).

@@ -70,9 +70,9 @@ def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment
     """The theory's prediction for one run, from its initial state and its training set.
 
     The reduced dynamics and the race always; the noise-aware dynamics
-    (``prediction.noise_aware``) where :func:`noise_aware_regime` says so, or
-    as ``noise_aware`` forces (False: skip it, e.g. where only the race is
-    needed).  The noise-aware theory is given the run's own training noise
+    (``prediction.noise_aware``) where :func:`noise_aware_regime` says so and
+    ``train.noise_theory`` is true, or as ``noise_aware`` forces (False: skip
+    it, e.g. where only the race is needed).  The noise-aware theory is given the run's own training noise
     (two statistics per sample) and its initial noise pre-activations
     <w_i(0), N_k> -- the initial weights, as the initial alignments are --
     never anything from training.
@@ -80,7 +80,7 @@ def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment
     y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
     pred = theory.predict(cfg, trained, alignment0, y_pat, s_pat, w_pat)
     if noise_aware is None:
-        noise_aware = noise_aware_regime(cfg, trained)
+        noise_aware = cfg.train.noise_theory and noise_aware_regime(cfg, trained)
     if noise_aware:
         train = data.train
         noise = [theory.training_noise(train.X[r], train.y, train.presence[:, r],
@@ -95,8 +95,11 @@ def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment
 def expected_error(cfg: Config, data: ExperimentData, run):
     """The exact expected test error of a trained run (``theory.expected_test_error``).
 
-    None when its final weights, or their squares, are not finite (a diverged run).
+    None when its final weights, or their squares, are not finite (a diverged run),
+    or when ``train.noise_theory`` is false (it is then not computed).
     """
+    if not cfg.train.noise_theory:
+        return None
     with np.errstate(over="ignore", invalid="ignore"):
         # weights that grew huge before the loss overflowed would give inf covariances
         if not all(np.isfinite(np.sum(np.square(w))) for w in run.final_weights):

@@ -379,3 +379,22 @@ def test_a_diverging_run_has_no_predicted_or_expected_error():
     assert joint["prediction_theory"] == "noise_aware"
     assert joint["predicted_test_error"] is None and joint["expected_test_error"] is None
     assert "NaN" not in dumps_json(joint)
+
+
+def test_noise_theory_switch_leaves_the_reduced_theory():
+    off = run_experiment(small("train.noise_theory=false"))
+    assert all(pred.noise_aware is None for pred in off.predictions.values())
+    summary = results.summarize(off)
+    for run in summary["runs"].values():
+        assert run["prediction_theory"] == "reduced" and run["expected_test_error"] is None
+        assert set(run["expected_modality_test_error"].values()) == {None}
+        assert run["predicted_test_error"] == run["predicted_test_error_noiseless"]
+    assert summary["comparison"]["expected_gap"] is None
+    assert summary["comparison"]["predicted_gap"] is not None
+    row = results.result_row(off)
+    assert row["expected_test_error_joint"] is None and row["prediction_theory_joint"] == "reduced"
+    # everything measured is unchanged by the switch
+    on = run_experiment(small())
+    assert [r.learned_step.tolist() for r in on.runs] == [r.learned_step.tolist() for r in off.runs]
+    with pytest.raises(Exception, match="train.noise_theory must be true or false"):
+        small("train.noise_theory=1")
