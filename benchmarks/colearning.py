@@ -61,6 +61,9 @@ def build(quick: bool):
         for rep in range(g["seeds"]):
             sets = {
                 "seed": derive_seed(2, {"p_A": p_a}, rep),
+                # the race and the reduced dynamics are measured here: skip the costlier
+                # noise-aware predictions and expected errors (docs/theory.md section 12)
+                "train.noise_theory": False,
                 "data.modality.0.beta": BETA_A, "data.modality.0.presence": p_a,
                 "data.modality.1.beta": BETA_B, "data.modality.1.presence": 1.0,
                 "data.modality.0.noise": NOISE_RATIO * BETA_A / math.sqrt(g["dim"]),

@@ -71,6 +71,9 @@ def build(quick: bool):
                 for rep in range(g["seeds"]):
                     sets = {
                         "seed": derive_seed(0, point, rep),
+                        # the race and the reduced dynamics are measured here: skip the costlier
+                        # noise-aware predictions and expected errors (docs/theory.md section 12)
+                        "train.noise_theory": False,
                         "model.learner": learner, "model.q": q, "model.init_scale": init,
                         "data.modality.0.beta": beta1, "data.modality.0.presence": 1.0,
                         "data.modality.1.beta": beta2, "data.modality.1.presence": p2,
