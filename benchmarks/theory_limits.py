@@ -294,6 +294,10 @@ def figure(stats, pop, path: Path, pop_path: Path):
     C.save(fig, pop_path)
 
 
+def level_text(level):
+    return "(not even the lowest level)" if level is None else format(level, "g")
+
+
 def section(stats, pop, rows, configs, seconds, quick):
     g = grid(quick)
     Ts = [c.train.steps for c in configs]
@@ -385,12 +389,12 @@ def section(stats, pop, rows, configs, seconds, quick):
                     f"targets hold (>= {WIN_TARGET:.0%}, <= {TIME_TARGET:.0%})"], theory_table),
         "",
         f"**Regime where the run's theory holds** (same targets): noise sigma sqrt(d) <= "
-        f"{'(not even the lowest level)' if theory_noise_ok is None else format(theory_noise_ok, 'g')}"
-        f" beta, distractor load gamma sqrt(k) <= "
-        f"{'(not even the lowest level)' if theory_dist_ok is None else format(theory_dist_ok, 'g')}"
+        f"{level_text(theory_noise_ok)} beta, distractor load gamma sqrt(k) <= "
+        f"{level_text(theory_dist_ok)}"
         f" beta, against {'-' if noise_ok is None else format(noise_ok, 'g')} and "
         f"{'-' if dist_ok is None else format(dist_ok, 'g')} for the race; "
-        f"{theory_bad_text('noise', 'noise')}; {theory_bad_text('distractors', 'distractor load')}.",
+        f"{theory_bad_text('noise', 'noise')}; "
+        f"{theory_bad_text('distractors', 'distractor load')}.",
         "",
         C.fig_link(NAME, "where theory stops"),
         "",

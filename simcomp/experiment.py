@@ -51,8 +51,8 @@ def total_steps(cfg: Config) -> int:
 
 
 # Accuracy of the expected test errors: quasi-Monte Carlo points per random shift and
-# shifts.  The standard error is reported with every value (about 1e-3 at an error of
-# 0.1 for the default config); more points cost time in every run of a sweep.
+# shifts.  The standard error is reported with every value (about 1e-4 for the default
+# config); more points cost time in every run of a sweep (docs/sweeps.md, Throughput).
 EXPECTED_POINTS = 2048
 EXPECTED_REPLICATES = 8
 
@@ -72,10 +72,10 @@ def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment
     The reduced dynamics and the race always; the noise-aware dynamics
     (``prediction.noise_aware``) where :func:`noise_aware_regime` says so and
     ``train.noise_theory`` is true, or as ``noise_aware`` forces (False: skip
-    it, e.g. where only the race is needed).  The noise-aware theory is given the run's own training noise
-    (two statistics per sample) and its initial noise pre-activations
-    <w_i(0), N_k> -- the initial weights, as the initial alignments are --
-    never anything from training.
+    it, e.g. where only the race is needed).  The noise-aware theory is given
+    the run's own training noise (two statistics per sample) and its initial
+    noise pre-activations <w_i(0), N_k> -- the initial weights, as the initial
+    alignments are -- never anything from training.
     """
     y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
     pred = theory.predict(cfg, trained, alignment0, y_pat, s_pat, w_pat)

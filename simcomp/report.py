@@ -127,8 +127,9 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
             f"{_fmt(row['predicted_test_error_coin_flip'])})"
         )
     if comparison and comparison.get("predicted_gap") is not None:
-        lines += ["", f"predicted gap (joint - best uni-modal, {comparison['predicted_best_unimodal']}"
-                      f"): {comparison['predicted_gap']:+.4f}"]
+        best = comparison["predicted_best_unimodal"]
+        lines += ["", f"predicted gap (joint - best uni-modal, {best}): "
+                      f"{comparison['predicted_gap']:+.4f}"]
     lines.append(
         "(presence: share of the training samples in which the modality carries signal; "
         "align(0): its leading alignment at the start; rate: the growth rate kappa of that "
