@@ -44,6 +44,7 @@ SECTION_ORDER = (
     "performance_gap",
     "theory_limits",
     "sweep_throughput",
+    "noise_theory",
 )
 
 DOC_HEADER = """# Simulation against theory
@@ -407,7 +408,7 @@ def initial_race(cfg: Config, trained: Sequence[int] | None = None):
     trained = list(range(cfg.K)) if trained is None else list(trained)
     data = make_experiment_data(cfg.replace(**{"data.n_test": 1}))
     a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
-    pred = predict_run(cfg, data, trained, a0)
+    pred = predict_run(cfg, data, trained, a0, noise_aware=False)  # the race is all it needs
     return pred.gamma, pred.kappa, pred.race_learned_step
 
 

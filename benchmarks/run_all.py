@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 BENCHMARKS = ("winner_boundary", "learn_time", "colearning", "performance_gap", "theory_limits",
-              "sweep_throughput")
+              "noise_theory", "sweep_throughput")
 BUDGET_MINUTES = 20
 
 
@@ -35,7 +35,8 @@ def sizes_text(quick):
     groups: dict[tuple, list[str]] = {}
     for name in BENCHMARKS[:-1]:
         g = importlib.import_module(name).grid(quick)
-        groups.setdefault((g["dim"], g["n_train"]), []).append(name)
+        dims = g["dims"] if "dims" in g else (g["dim"],)
+        groups.setdefault((" and ".join(map(str, dims)), g["n_train"]), []).append(name)
     parts = [f"d = {dim}, n_train = {n} ({', '.join(names)})"
              for (dim, n), names in groups.items()]
     return "; ".join(parts) + ", width m = 8"

@@ -9,7 +9,11 @@ symmetric learner, q = 3; B's beta chosen so that xbar = q ln(beta_2/beta_1)
 
 both measured relative to each modality's beta.  At every level: the winner
 agreement with sign(x) on runs with |x| >= 0.05, and the learned-step error
-|measured / race - 1| (docs/model.md section 5.2) of the joint winner.
+|measured / race - 1| (docs/model.md section 5.2) of the joint winner; and,
+on the same runs, the same two for the prediction every result now carries
+(``predicted_winner``, ``predicted_learned_step``: the noise-aware dynamics
+of docs/theory.md section 11 where there is noise or there are distractors,
+the reduced dynamics at level 0), to show the regime where each holds.
 
 Part 2 -- population mode.  With noise = 0, distractors = 0 and
 ``data.population = true`` the simulator trains on the 2^(K+1) patterns
@@ -112,6 +116,15 @@ def measure_limits(quick: bool, workers):
                                   meta["T"]) if w else math.inf)
         out["learned_joint_winner"] = r[f"learned_step_joint_{w}"] if w else None
         out["race_joint_winner"] = r[f"race_learned_step_joint_{w}"] if w else None
+        # the run's own theory (noise-aware with noise or distractors, else reduced)
+        out["theory"] = r["prediction_theory_joint"]
+        out["theory_winner"] = r["predicted_winner_joint"]
+        out["theory_agree"] = r["predicted_winner_joint"] == w
+        pred = r[f"predicted_learned_step_joint_{w}"] if w else None
+        out["theory_joint_winner"] = pred
+        out["theory_err"] = (math.inf if w is None or pred is None else
+                             abs(r[f"learned_step_joint_{w}"] / pred - 1) if pred > 0 else
+                             (0.0 if r[f"learned_step_joint_{w}"] == 0 else math.inf))
         rows.append(out)
     return rows, configs
 
@@ -134,15 +147,24 @@ def analyse_limits(rows):
                   "time_signed": float(np.median(signed)) if signed else float("nan"),
                   "time_cases": int(errs.size)}
             st["holds"] = bool(st["agree_far"] >= WIN_TARGET and st["time_median"] <= TIME_TARGET)
+            terr = np.array([r["theory_err"] for r in sub], dtype=float)
+            st["theory"] = "/".join(sorted({r["theory"] for r in sub}))
+            st["theory_agree_far"] = (float(np.mean([r["theory_agree"] for r in far])) if far
+                                      else float("nan"))
+            st["theory_agree_all"] = float(np.mean([r["theory_agree"] for r in sub]))
+            st["theory_median"] = float(np.median(terr))
+            st["theory_p90"] = float(np.quantile(terr, 0.9))
+            st["theory_holds"] = bool(st["theory_agree_far"] >= WIN_TARGET
+                                      and st["theory_median"] <= TIME_TARGET)
             out.append(st)
     return out
 
 
-def regime(stats, kind):
+def regime(stats, kind, key="holds"):
     """The largest level up to which both targets hold at every level (None: not the first)."""
     ok_up_to = None
     for st in [s for s in stats if s["kind"] == kind]:
-        if not st["holds"]:
+        if not st[key]:
             break
         ok_up_to = st["level"]
     return ok_up_to
@@ -224,6 +246,11 @@ def figure(stats, pop, path: Path, pop_path: Path):
                 label="winner's learned step: 90th percentile (%, cut at 1000)")
         ax.plot(xs, [100 * s["time_signed"] for s in sub], marker="^", ls=":", color="tab:red",
                 label="winner's learned step: median signed error (%)")
+        ax.plot(xs, [100 * (1 - s["theory_agree_far"]) for s in sub], marker="o", ls="-.",
+                color="tab:cyan", label="run's theory (noise-aware / reduced): % winner "
+                f"disagreeing, |x| >= {BAND}")
+        ax.plot(xs, [100 * s["theory_median"] for s in sub], marker="D", ls="-.",
+                color="tab:purple", label="run's theory: winner's learned step, median error (%)")
         ax.axhline(100 * (1 - WIN_TARGET), color="tab:blue", lw=0.9, ls=(0, (1, 3)),
                    label=f"target: {100 * (1 - WIN_TARGET):g}% disagreement")
         ax.axhline(100 * TIME_TARGET, color="tab:orange", lw=0.9, ls=(0, (1, 3)),
@@ -232,19 +259,21 @@ def figure(stats, pop, path: Path, pop_path: Path):
         if held is not None:
             k = [s["level"] for s in sub].index(held)
             ax.axvspan(-0.5, k + 0.5, color="tab:green", alpha=0.08, lw=0,
-                       label="both targets hold")
+                       label="both targets hold (race)")
         ax.axhline(0, color="k", lw=0.6)
         ax.set_yscale("symlog", linthresh=1)
         ax.set_xticks(xs, [f"{s['level']:g}" for s in sub])
         ax.set_xlim(-0.5, len(sub) - 0.5)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("%  (symlog scale)")
-        ax.set_title(f"{'Noise' if kind == 'noise' else 'Distractors'}: the formulas hold up to "
-                     f"{'-' if held is None else format(held, 'g')}")
+        held_t = regime(stats, kind, "theory_holds")
+        ax.set_title(f"{'Noise' if kind == 'noise' else 'Distractors'}: race holds up to "
+                     f"{'-' if held is None else format(held, 'g')}, run's theory up to "
+                     f"{'-' if held_t is None else format(held_t, 'g')}", fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8.5, frameon=False)
     fig.suptitle("Where the theory stops: agreement as noise and distractors grow", fontsize=12)
-    fig.tight_layout(rect=(0, 0.17, 1, 1))
+    fig.tight_layout(rect=(0, 0.22, 1, 1))
     C.save(fig, path)
 
     fig, ax = plt.subplots(figsize=(8, 0.45 * len(pop) + 1.6))
@@ -265,6 +294,10 @@ def figure(stats, pop, path: Path, pop_path: Path):
     C.save(fig, pop_path)
 
 
+def level_text(level):
+    return "(not even the lowest level)" if level is None else format(level, "g")
+
+
 def section(stats, pop, rows, configs, seconds, quick):
     g = grid(quick)
     Ts = [c.train.steps for c in configs]
@@ -276,6 +309,23 @@ def section(stats, pop, rows, configs, seconds, quick):
                       C.pct(s["time_median"], 2),
                       C.pct(s["time_p90"], 1) if np.isfinite(s["time_p90"]) else "inf",
                       f"{100 * s['time_signed']:+.2f}%", "yes" if s["holds"] else "**no**"])
+    theory_table = [[s["kind"], f"{s['level']:g}", s["theory"],
+                     f"{C.pct(s['theory_agree_far'], 1)} ({s['far']})",
+                     C.pct(s["theory_agree_all"], 1), C.pct(s["theory_median"], 2),
+                     C.pct(s["theory_p90"], 1) if np.isfinite(s["theory_p90"]) else "inf",
+                     "yes" if s["theory_holds"] else "**no**"] for s in stats]
+    theory_noise_ok = regime(stats, "noise", "theory_holds")
+    theory_dist_ok = regime(stats, "distractors", "theory_holds")
+    theory_bad = {kind: next((s for s in stats if s["kind"] == kind and not s["theory_holds"]),
+                             None) for kind in ("noise", "distractors")}
+
+    def theory_bad_text(kind, what):
+        s = theory_bad[kind]
+        if s is None:
+            return f"every level of {what} swept here meets both targets"
+        return (f"at {what} {s['level']:g} the winner agreement is "
+                f"{C.pct(s['theory_agree_far'])} and the median learned-step error "
+                f"{C.pct(s['theory_median'])}")
     pop_ok = all(p["max_rel_error"] <= POP_TARGET for p in pop)
     worst = max((p["max_rel_error"] for p in pop), default=float("nan"))
     pop_table = [[p["config"], p["runs"], p["steps"], f"{p['max_rel_error']:.2e}",
@@ -327,6 +377,25 @@ def section(stats, pop, rows, configs, seconds, quick):
         f"up (a negative signed error: learned earlier than predicted) and, once it is "
         f"comparable to beta Gamma, it decides the race instead of Gamma.",
         "",
+        "**The run's own theory on the same runs.** Every result now carries `prediction_theory`, "
+        "`predicted_winner` and `predicted_learned_step` from the noise-aware dynamics "
+        "(docs/theory.md section 11, given each run's training noise and initial weights) "
+        "where a modality has noise or distractors, and from the reduced dynamics otherwise "
+        "(level 0). Winner agreement is with the measured winner; learned-step error as above "
+        "(a winner the theory does not learn by T counts as infinite).",
+        "",
+        C.md_table(["perturbation", "level", "theory", f"winner agrees (|x| >= {BAND})",
+                    "winner agrees (all)", "learned step: median err", "90th pct",
+                    f"targets hold (>= {WIN_TARGET:.0%}, <= {TIME_TARGET:.0%})"], theory_table),
+        "",
+        f"**Regime where the run's theory holds** (same targets): noise sigma sqrt(d) <= "
+        f"{level_text(theory_noise_ok)} beta, distractor load gamma sqrt(k) <= "
+        f"{level_text(theory_dist_ok)}"
+        f" beta, against {'-' if noise_ok is None else format(noise_ok, 'g')} and "
+        f"{'-' if dist_ok is None else format(dist_ok, 'g')} for the race; "
+        f"{theory_bad_text('noise', 'noise')}; "
+        f"{theory_bad_text('distractors', 'distractor load')}.",
+        "",
         C.fig_link(NAME, "where theory stops"),
         "",
         "### Population mode against the reduced dynamics", "",
@@ -349,11 +418,15 @@ def summary_rows(result):
     stats, pop = result["stats"], result["population"]
     worst = max(p["max_rel_error"] for p in pop)
     n_ok, d_ok = regime(stats, "noise"), regime(stats, "distractors")
+    tn, td = regime(stats, "noise", "theory_holds"), regime(stats, "distractors", "theory_holds")
     return [["population mode vs reduced dynamics: max relative error", f"<= {POP_TARGET:g}",
              f"{worst:.1e} ({len(pop)} configs x {pop[0]['steps']} steps)", worst <= POP_TARGET],
-            ["regime where winner >= 99% and learn time <= 3% hold", "(report)",
+            ["regime where winner >= 99% and learn time <= 3% hold (race)", "(report)",
              f"noise sigma sqrt(d)/beta <= {n_ok if n_ok is not None else '-'}, distractor "
-             f"load gamma sqrt(k)/beta <= {d_ok if d_ok is not None else '-'}", None]]
+             f"load gamma sqrt(k)/beta <= {d_ok if d_ok is not None else '-'}", None],
+            ["the same for the run's theory (noise-aware / reduced)", "(report)",
+             f"noise sigma sqrt(d)/beta <= {tn if tn is not None else '-'}, distractor "
+             f"load gamma sqrt(k)/beta <= {td if td is not None else '-'}", None]]
 
 
 def main(argv=None):
@@ -373,7 +446,8 @@ def main(argv=None):
     for s in stats:
         print(f"{NAME}: {s['kind']} {s['level']:g}: winner agreement {C.pct(s['agree_far'])} "
               f"(|x| >= {BAND}), learned-step median err {C.pct(s['time_median'], 2)}"
-              f"{'' if s['holds'] else '  <- targets missed'}")
+              f"{'' if s['holds'] else '  <- targets missed'}; run's theory ({s['theory']}): "
+              f"{C.pct(s['theory_agree_far'])}, {C.pct(s['theory_median'], 2)}")
     for p in pop:
         print(f"{NAME}: population {p['config']}: max rel error {p['max_rel_error']:.2e}")
     print(f"{NAME}: wrote {paths['csv']} ({timer.seconds:.0f} s)")

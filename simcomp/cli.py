@@ -118,6 +118,7 @@ def run_theory(args) -> int:
     from .outputs import to_jsonable
     from .preflight import check, estimate_theory
     from .report import theory_report
+    from .results import theory_comparison, theory_summary
     from .trace import geometry
     from .train import run_plan
 
@@ -127,26 +128,20 @@ def run_theory(args) -> int:
     check(estimate_theory(cfg), hint="fewer data.n_train / data.n_test or a smaller "
           "data.modality.N.dim")
     data = make_experiment_data(cfg)
-    rows, predictions = [], {}
+    rows, predictions, planned = [], {}, []
     for name, trained in run_plan(cfg):
         alignment0 = geometry([data.init[r] for r in trained],
                               [data.dictionaries[r] for r in trained])[0]
         pred = predict_run(cfg, data, trained, alignment0)
         predictions[name] = pred
-        names = [cfg.names[r] for r in trained]
-        pi = data.train.weight @ data.train.presence[:, trained]
-        rows.append({
-            "run": name,
-            "trained_modalities": names,
-            "presence_fraction": dict(zip(names, pi.tolist())),
-            "initial_leading_alignment": dict(
-                zip(names, alignment0.reshape(len(trained), -1).max(axis=1).tolist())),
-            "prediction": pred.to_json(names),
-        })
+        planned.append((name, trained, alignment0, pred))
+        rows.append({"run": name, **theory_summary(cfg, data, trained, alignment0, pred)})
+    comparison = theory_comparison(cfg, data, planned)
     if args.json:
-        print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "runs": to_jsonable(rows)}), end="")
+        print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "runs": to_jsonable(rows),
+                          "comparison": comparison}), end="")
     else:
-        print(theory_report(cfg, rows))
+        print(theory_report(cfg, rows, comparison))
     if args.plot is not None:
         from .plots import reduced_dynamics_figure, save_figure
 

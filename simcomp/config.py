@@ -237,6 +237,9 @@ class TrainConfig:
     ``batch_size = 0`` (the default) is full-batch gradient descent; a value
     b in [1, data.n_train] makes every step use a mini-batch of b training
     samples (simcomp.batches, docs/sgd.md).
+    ``noise_theory = false`` skips the noise-aware predictions and the expected
+    test errors (docs/theory.md section 12), which cost several times the
+    training of a small run: for fast sweeps of small problems.
     """
 
     lr: float = 1.0
@@ -247,6 +250,7 @@ class TrainConfig:
     stop_loss: float = 0.0
     threads: int = 0
     batch_size: int = 0
+    noise_theory: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", _need_float("train.lr", self.lr, **_bounds("train.lr")))
@@ -258,6 +262,7 @@ class TrainConfig:
                                                           **_bounds("train.stop_loss")))
         _need_int("train.threads", self.threads, **_bounds("train.threads"))
         _need_int("train.batch_size", self.batch_size, **_bounds("train.batch_size"))
+        _need_bool("train.noise_theory", self.noise_theory)
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def _empty_panel(ax, title: str, why: str) -> None:
     ax.set_xlabel("GD step")
 
 
-def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title):
+def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title, noisy=None):
     """One modality of one run: every neuron's signal pre-activation beta * a over time."""
     # alignment: (R, B, m)
     keep = _thin(steps)
@@ -73,6 +73,12 @@ def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title):
         # Drawn on top but thin, so the simulated leading neuron stays visible beneath it.
         ax.plot(np.asarray(r_steps)[keep], r_line, color="black", lw=1.0, ls=(0, (4, 3)), zorder=5,
                 label="theory: reduced dynamics, leading neuron")
+    if noisy is not None:  # where the run has noise or distractors (docs/theory.md section 12)
+        n_steps, n_lead = noisy
+        with np.errstate(over="ignore", invalid="ignore"):
+            n_line = _finite(beta * np.asarray(n_lead))
+        ax.plot(n_steps, n_line, color="tab:purple", lw=1.2, ls="-.", zorder=6,
+                label="theory: noise-aware dynamics, leading neuron")
     ax.axhline(threshold, color="grey", lw=0.8, ls=":", label="learned threshold")
     if learned is not None and learned >= 0:
         ax.axvline(learned, color="tab:green", lw=1.2, label=f"learned at step {learned}")
@@ -119,12 +125,15 @@ def alignment_figure(cfg, runs, traces, predictions=None):
                 _empty_panel(ax, title, "no record: the loss at step 0 is not finite")
                 continue
             alignment = stack_alignment(tr["alignment"])
-            reduced = None
+            reduced = noisy = None
             if predictions is not None and run.name in predictions:
                 red = predictions[run.name].reduced
                 reduced = (red.steps, red.leading_alignment[:, k])
+                aware = getattr(predictions[run.name], "noise_aware", None)
+                if aware is not None:
+                    noisy = (aware.dynamics.steps, aware.dynamics.leading_alignment[:, k])
             _panel(ax, tr["steps"], alignment[:, k], mod.beta, cfg.model.threshold,
-                   int(run.learned_step[k]), reduced, title)
+                   int(run.learned_step[k]), reduced, title, noisy)
             if col == 0:
                 ax.set_ylabel(f"{mod.name}: beta * <w, v>")
     handles, labels = [], []
@@ -158,9 +167,15 @@ def reduced_dynamics_figure(cfg, predictions: dict):
             step = int(red.learned_step[k])
             if step >= 0:
                 ax.axvline(step, color=line.get_color(), ls=":", lw=1)
+            aware = getattr(pred, "noise_aware", None)
+            if aware is not None:  # the run's theory where it has noise or distractors
+                dyn = aware.dynamics
+                ax.plot(dyn.steps, mod.beta * dyn.leading_alignment[:, k], ls="-.", lw=1.0,
+                        color=line.get_color(), label=f"{mod.name}, noise-aware")
         ax.axhline(cfg.model.threshold, color="grey", ls="--", lw=0.8)
         ax.set_yscale("symlog", linthresh=1e-3)
-        ax.set_title(f"{name}: reduced dynamics", fontsize=10)
+        ax.set_title(f"{name}: reduced" + (" and noise-aware" if getattr(
+            pred, "noise_aware", None) is not None else "") + " dynamics", fontsize=10)
         ax.set_xlabel("GD step")
         ax.set_ylabel("beta * leading alignment")
         ax.legend(fontsize=8)

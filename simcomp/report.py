@@ -50,7 +50,7 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
         f"lr {train['lr']:g}, {train['steps']} steps",
         "",
         f"{'run':<16}{'modality':<10}{'presence':>9}{'align(0)':>10}{'learned':>9}"
-        f"{'race':>9}{'noisy race':>12}{'reduced':>9}{'align(T)':>10}{'encoder err':>13}",
+        f"{'race':>9}{'noisy race':>12}{'predicted':>11}{'align(T)':>10}{'encoder err':>13}",
     ]
     for name, run in summary["runs"].items():
         for k, mod in enumerate(run["trained_modalities"]):
@@ -61,17 +61,16 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
                 f"{fmt_step(run['learned_step'][mod]):>9}"
                 f"{fmt_step(run['race_learned_step'][mod]):>9}"
                 f"{_noisy(run, mod, noise):>12}"
-                f"{fmt_step(run['predicted_learned_step'][mod]):>9}"
+                f"{fmt_step(run['predicted_learned_step'][mod]):>11}"
                 f"{_fmt(run['final_leading_alignment'][mod], '.3f'):>10}"
                 f"{_fmt(run['modality_test_error'][mod]):>13}"
             )
         status = "" if run["status"] == "ok" else f"  [{run['status']} at step {run['steps_run']}]"
         lines.append(
             f"{'':<16}winner {run['winner'] or 'none'} (predicted {run['predicted_winner'] or 'none'})"
-            f"  test error {_fmt(run['test_error'])} (predicted "
-            f"{_fmt(run['predicted_test_error_noiseless'])} noiseless, "
-            f"{_fmt(run['predicted_test_error_coin_flip'])} coin flip)  train loss "
-            f"{_fmt(run['train_loss'])}{status}"
+            f"  test error {_fmt(run['test_error'])} (expected {_fmt(run['expected_test_error'])}, "
+            f"predicted {_fmt(run['predicted_test_error'])} by the {run['prediction_theory']} "
+            f"theory)  train loss {_fmt(run['train_loss'])}{status}"
         )
     comp = summary.get("comparison")
     if comp:
@@ -85,13 +84,17 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
             f"joint test error {_fmt(comp['joint_test_error'])} vs best uni-modal "
             f"({comp['best_unimodal']}) {_fmt(comp['best_unimodal_test_error'])}: "
             f"gap {_fmt(comp['gap'], '+.4f')}, {verdict}",
+            f"expected gap {_fmt(comp['expected_gap'], '+.4f')}, predicted gap "
+            f"{_fmt(comp['predicted_gap'], '+.4f')}",
         ]
     lines.append(
         "(presence: share of the training samples in which the modality carries signal; "
         "align(0), align(T): its leading alignment at the start and at the end; learned: the "
-        "step at which it was learned; race, noisy race, reduced: that step as predicted by the "
-        "leading-neuron race, by the same race counting the noise, and by the reduced dynamics "
-        "(docs/theory.md); encoder err: test error of its encoder alone; never: not within "
+        "step at which it was learned; race, noisy race, predicted: that step as predicted by "
+        "the leading-neuron race, by the same race counting the noise, and by the run's theory "
+        "(the noise-aware dynamics where a trained modality has noise or distractors, else the "
+        "reduced dynamics; docs/theory.md); encoder err: test error of its encoder alone; "
+        "expected: the exact expected test error of the trained weights; never: not within "
         "the steps run)"
     )
     if out_dir:
@@ -99,37 +102,47 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def theory_report(cfg, rows: list[dict[str, Any]]) -> str:
-    """What ``simcomp theory`` prints: one block per planned run."""
+def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | None = None) -> str:
+    """What ``simcomp theory`` prints: one block per planned run (rows of ``theory_summary``)."""
     lines = [
         f"predictions for seed {cfg.seed}: {cfg.model.learner} learner, q={cfg.model.q:g}, "
         f"rho={cfg.model.rho:g}, lr {cfg.train.lr:g}, horizon {cfg.train.steps} steps",
         "",
         f"{'run':<16}{'modality':<10}{'presence':>9}{'align(0)':>10}{'rate':>10}"
-        f"{'race':>9}{'reduced':>9}{'by end':>8}",
+        f"{'race':>9}{'reduced':>9}{'predicted':>11}{'by end':>8}{'encoder err':>13}",
     ]
     for row in rows:
-        pred = row["prediction"]
         for k, mod in enumerate(row["trained_modalities"]):
+            step = row["predicted_learned_step"][mod]
             lines.append(
                 f"{row['run'] if k == 0 else '':<16}{mod:<10}"
                 f"{_fmt(row['presence_fraction'][mod], '.3f'):>9}"
                 f"{_fmt(row['initial_leading_alignment'][mod]):>10}"
-                f"{_fmt_rate(pred['kappa'][mod]):>10}"
-                f"{fmt_step(pred['race_learned_step'][mod]):>9}"
-                f"{fmt_step(pred['predicted_learned_step'][mod]):>9}"
-                f"{'yes' if pred['predicted_learned_step'][mod] is not None else 'no':>8}"
+                f"{_fmt_rate(row['kappa'][mod]):>10}"
+                f"{fmt_step(row['race_learned_step'][mod]):>9}"
+                f"{fmt_step(row['reduced_learned_step'][mod]):>9}"
+                f"{fmt_step(step):>11}"
+                f"{'yes' if step is not None else 'no':>8}"
+                f"{_fmt(row['predicted_modality_test_error'][mod]):>13}"
             )
         lines.append(
-            f"{'':<16}predicted winner {pred['predicted_winner'] or 'none'}; test error "
-            f"{_fmt(pred['test_error_noiseless'])} noiseless, "
-            f"{_fmt(pred['test_error_coinflip'])} coin flip"
+            f"{'':<16}theory {row['prediction_theory']}: predicted winner "
+            f"{row['predicted_winner'] or 'none'}, test error "
+            f"{_fmt(row['predicted_test_error'])} (noiseless "
+            f"{_fmt(row['predicted_test_error_noiseless'])}, coin flip "
+            f"{_fmt(row['predicted_test_error_coin_flip'])})"
         )
+    if comparison and comparison.get("predicted_gap") is not None:
+        best = comparison["predicted_best_unimodal"]
+        lines += ["", f"predicted gap (joint - best uni-modal, {best}): "
+                      f"{comparison['predicted_gap']:+.4f}"]
     lines.append(
         "(presence: share of the training samples in which the modality carries signal; "
         "align(0): its leading alignment at the start; rate: the growth rate kappa of that "
         "alignment (c=+1/c=-1 for class banks); race, reduced: the step at which it is learned "
-        "as predicted by the leading-neuron race and by the reduced dynamics; by end: learned "
-        "within train.steps; never: not within the steps run)"
+        "as predicted by the leading-neuron race and by the noise-free reduced dynamics; "
+        "predicted: by the run's theory (noise_aware where a trained modality has noise or "
+        "distractors, else reduced; docs/theory.md); by end: learned within train.steps; "
+        "encoder err: predicted test error of its encoder alone; never: not within the steps run)"
     )
     return "\n".join(lines)

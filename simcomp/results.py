@@ -72,6 +72,7 @@ __all__ = [
     "quantity",
     "run_summary",
     "theory_summary",
+    "theory_comparison",
     "comparison",
     "summarize",
     "setting_columns",
@@ -103,7 +104,8 @@ class RunView:
     cfg: Config
     data: Any  # simcomp.data.ExperimentData
     run: Any  # simcomp.train.RunResult
-    prediction: Any  # simcomp.theory.Prediction
+    prediction: Any  # simcomp.theory.Prediction (with .noise_aware where that theory applies)
+    expected: Any = None  # simcomp.theory.ExpectedTestError of the trained weights, or None
 
     @property
     def names(self) -> list[str]:
@@ -160,6 +162,48 @@ def _noisy_race(view: RunView) -> list:
     return [None] * len(view.names) if noisy is None else [_float(v) for v in noisy]
 
 
+def _expected(view: RunView, what: str):
+    """A field of the trained weights' expected test error; None where it was not computed."""
+    exp = view.expected
+    if exp is None:
+        return None if what in ("fused", "fused_stderr") else [None] * len(view.names)
+    value = getattr(exp, what)
+    return _float(value) if what in ("fused", "fused_stderr") else [_float(v) for v in value]
+
+
+def _theory_steps(view: RunView) -> np.ndarray:
+    """Learned steps (-1 never) of the run's theory: noise-aware where it applies, else reduced."""
+    noisy = view.prediction.noise_aware
+    return view.prediction.predicted_learned_step if noisy is None else noisy.learned_step
+
+
+def _theory_winner(view: RunView) -> str | None:
+    """Noise-aware: first modality its dynamics learns by the horizon; reduced: the race's."""
+    noisy = view.prediction.noise_aware
+    return _winner(view.prediction.predicted_winner if noisy is None else noisy.predicted_winner,
+                   view)
+
+
+def _theory_error(view: RunView, what: str):
+    """The predicted test error of the run's theory (fused or per encoder, or a stderr).
+
+    Noise-aware: the expected test error of its predicted final network; reduced: the
+    noiseless prediction of docs/model.md section 5.5 (exact without noise: stderr 0).
+    """
+    pred = view.prediction
+    noisy = pred.noise_aware
+    if noisy is not None:
+        return _float(getattr(noisy.test_error, what)) if what.startswith("fused") else \
+            [_float(v) for v in getattr(noisy.test_error, what)]
+    if what == "fused":
+        return _float(pred.test_error_noiseless)
+    if what == "fused_stderr":
+        return 0.0
+    if what == "per_modality":
+        return [_float(v) for v in pred.modality_test_error_noiseless]
+    return [0.0] * len(view.names)
+
+
 def _winner(index, view: RunView) -> str | None:
     return None if index is None else view.names[index]
 
@@ -183,6 +227,16 @@ def _best(view: ExperimentView) -> str | None:
     return min(unimodal, key=lambda name: (errors[name], name))
 
 
+def _best_by(view: ExperimentView, quantity_name: str, what: str):
+    """Joint against the best uni-modal run by ``quantity_name``: the gap or the best's name."""
+    values = {name: view.value(name, quantity_name) for name in view.runs}
+    unimodal = [name for name in values if name.startswith("unimodal-")]
+    if "joint" not in values or not unimodal or None in values.values():
+        return None
+    best = min(unimodal, key=lambda name: (values[name], name))
+    return best.removeprefix("unimodal-") if what == "name" else values["joint"] - values[best]
+
+
 def _comparison_value(view: ExperimentView, what: str):
     best = _best(view)
     if best is None:
@@ -198,7 +252,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     # what was trained and how it ended
     Quantity("trained_modalities", "run", "names", "",
              "names of the modalities this run trains, in config order",
-             lambda v: v.names),
+             lambda v: v.names,
+             before_training=True),
     Quantity("status", "run", "str", "",
              "ok, stop_loss (train.stop_loss reached) or nonfinite (the loss diverged)",
              lambda v: v.run.status),
@@ -240,6 +295,20 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("test_error", "run", "float", "all",
              "test error of the network at the last traced step (an output of 0 counts half)",
              lambda v: _float(_last(v, "test_error"))),
+    Quantity("expected_test_error", "run", "float", "all",
+             "exact expected test error of the trained weights on the data distribution "
+             "(quasi-Monte Carlo over the Gaussian noise, docs/theory.md section 10): the value "
+             "test_error estimates, free of the test set's sampling noise; None: diverged",
+             lambda v: _expected(v, "fused")),
+    Quantity("expected_test_error_stderr", "run", "float", "all",
+             "standard error of expected_test_error (0: exact, no noise or distractors)",
+             lambda v: _expected(v, "fused_stderr")),
+    Quantity("expected_modality_test_error", "modality", "float", "joint",
+             "exact expected test error of M's trained encoder alone as a classifier",
+             lambda v: _expected(v, "per_modality")),
+    Quantity("expected_modality_test_error_stderr", "modality", "float", "",
+             "standard error of expected_modality_test_error",
+             lambda v: _expected(v, "per_modality_stderr")),
     Quantity("train_error", "run", "float", "",
              "training error at the last traced step",
              lambda v: _float(_last(v, "train_error"))),
@@ -247,6 +316,13 @@ QUANTITIES: tuple[Quantity, ...] = (
              "training loss at the last traced step",
              lambda v: _float(_last(v, "train_loss"))),
     # predicted
+    Quantity("prediction_theory", "run", "str", "all",
+             "the theory behind predicted_learned_step, predicted_learned_by_horizon, "
+             "predicted_winner and predicted_test_error: noise_aware (a trained modality has "
+             "noise or distractors, docs/theory.md section 11) or reduced (docs/model.md "
+             "sections 5.3-5.5)",
+             lambda v: v.prediction.theory,
+             before_training=True),
     Quantity("kappa", "modality", "rate", "",
              "the theory's growth rate of M's leading alignment (per bank for class banks)",
              lambda v: [_rate(row) for row in v.prediction.kappa],
@@ -261,21 +337,49 @@ QUANTITIES: tuple[Quantity, ...] = (
              _noisy_race,
              before_training=True),
     Quantity("predicted_learned_step", "modality", "int", "all",
-             "learned step predicted by the reduced dynamics; None: not by the horizon",
-             lambda v: [_step(s) for s in v.prediction.predicted_learned_step],
+             "learned step predicted by the run's theory (prediction_theory); None: not by the "
+             "horizon",
+             lambda v: [_step(s) for s in _theory_steps(v)],
              before_training=True),
     Quantity("predicted_learned_by_horizon", "modality", "bool", "joint",
+             "whether the run's theory learns M within train.steps",
+             lambda v: [bool(s >= 0) for s in _theory_steps(v)],
+             before_training=True),
+    Quantity("reduced_learned_step", "modality", "int", "all",
+             "learned step predicted by the (noise-free) reduced dynamics; None: not by the "
+             "horizon",
+             lambda v: [_step(s) for s in v.prediction.predicted_learned_step],
+             before_training=True),
+    Quantity("reduced_learned_by_horizon", "modality", "bool", "joint",
              "whether the reduced dynamics learns M within train.steps",
              lambda v: [bool(b) for b in v.prediction.learned_by_horizon],
              before_training=True),
     Quantity("predicted_winner", "run", "str", "joint",
-             "the modality the race predicts to be learned first; None: none",
+             "the modality predicted to be learned first: noise_aware, the first its dynamics "
+             "learns by the horizon (None: none); reduced, the race's winner",
+             _theory_winner,
+             before_training=True),
+    Quantity("race_winner", "run", "str", "joint",
+             "the modality the leading-neuron race predicts to be learned first; None: none",
              lambda v: _winner(v.prediction.predicted_winner, v),
              before_training=True),
     Quantity("winner_coordinate", "run", "float", "joint",
              "two modalities only: ln(kappa_2 Gamma_2^(q-2) / (kappa_1 Gamma_1^(q-2))); > 0 "
              "predicts the second wins; None: K != 2 or a Gamma of 0",
              _winner_coordinate,
+             before_training=True),
+    Quantity("predicted_test_error", "run", "float", "all",
+             "test error predicted by the run's theory: noise_aware, the expected test error of "
+             "its predicted final network; reduced, predicted_test_error_noiseless",
+             lambda v: _theory_error(v, "fused"),
+             before_training=True),
+    Quantity("predicted_test_error_stderr", "run", "float", "",
+             "standard error of predicted_test_error (its quasi-Monte Carlo part; 0: reduced)",
+             lambda v: _theory_error(v, "fused_stderr"),
+             before_training=True),
+    Quantity("predicted_modality_test_error", "modality", "float", "",
+             "test error of M's encoder alone predicted by the run's theory",
+             lambda v: _theory_error(v, "per_modality"),
              before_training=True),
     Quantity("predicted_test_error_noiseless", "run", "float", "all",
              "predicted test error: learned modalities classify perfectly",
@@ -306,6 +410,18 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("gap", "comparison", "float", "all",
              "joint_test_error - best_unimodal_test_error; positive: joint training loses",
              lambda e: _comparison_value(e, "gap")),
+    Quantity("expected_gap", "comparison", "float", "all",
+             "the gap of the expected test errors: joint expected_test_error - the lowest "
+             "uni-modal one (free of test-set sampling noise)",
+             lambda e: _best_by(e, "expected_test_error", "gap")),
+    Quantity("predicted_best_unimodal", "comparison", "str", "all",
+             "the modality whose uni-modal network has the lowest predicted_test_error",
+             lambda e: _best_by(e, "predicted_test_error", "name"),
+             before_training=True),
+    Quantity("predicted_gap", "comparison", "float", "all",
+             "joint predicted_test_error - the lowest uni-modal predicted_test_error",
+             lambda e: _best_by(e, "predicted_test_error", "gap"),
+             before_training=True),
 )
 
 _BY_NAME = {q.name: q for q in QUANTITIES}
@@ -342,15 +458,33 @@ def theory_summary(cfg: Config, data, trained, alignment0, prediction) -> dict[s
     view = RunView(cfg, data, Unrun(list(trained), alignment0), prediction)
     out: dict[str, Any] = {}
     for q in QUANTITIES:
-        if q.before_training:
+        if q.before_training and q.level != "comparison":
             out[q.name] = dict(zip(view.names, q.get(view))) if q.level == "modality" \
                 else q.get(view)
     return out
 
 
-def run_summary(cfg: Config, data, run, prediction) -> dict[str, Any]:
-    """The ``summary.json`` entry of one run: every run/modality quantity, in table order."""
-    view = RunView(cfg, data, run, prediction)
+def theory_comparison(cfg: Config, data, runs) -> dict[str, Any] | None:
+    """The comparison quantities known before training (``predicted_gap``, ...).
+
+    ``runs`` lists ``(name, trained, alignment0, prediction)`` of the planned
+    runs; None unless they include the joint run and a uni-modal one.
+    """
+    views = {name: RunView(cfg, data, Unrun(list(trained), a0), pred)
+             for name, trained, a0, pred in runs}
+    if "joint" not in views or not any(name.startswith("unimodal-") for name in views):
+        return None
+    view = ExperimentView(cfg, views)
+    return {q.name: q.get(view) for q in QUANTITIES
+            if q.level == "comparison" and q.before_training}
+
+
+def run_summary(cfg: Config, data, run, prediction, expected=None) -> dict[str, Any]:
+    """The ``summary.json`` entry of one run: every run/modality quantity, in table order.
+
+    ``expected`` is the run's :class:`~simcomp.theory.ExpectedTestError` (None: not computed).
+    """
+    view = RunView(cfg, data, run, prediction, expected)
     names = view.names
     out: dict[str, Any] = {}
     for q in QUANTITIES:
@@ -370,7 +504,9 @@ def comparison(exp) -> dict[str, Any] | None:
 
 
 def _views(exp) -> dict[str, RunView]:
-    return {run.name: RunView(exp.cfg, exp.data, run, exp.predictions[run.name])
+    expected = getattr(exp, "expected_errors", {})
+    return {run.name: RunView(exp.cfg, exp.data, run, exp.predictions[run.name],
+                              expected.get(run.name))
             for run in exp.runs}
 
 
@@ -386,7 +522,8 @@ def summarize(exp) -> dict[str, Any]:
     out.update({
         "seed": exp.cfg.seed,
         "config": exp.cfg.to_dict(),
-        "runs": {run.name: run_summary(exp.cfg, exp.data, run, exp.predictions[run.name])
+        "runs": {run.name: run_summary(exp.cfg, exp.data, run, exp.predictions[run.name],
+                                       getattr(exp, "expected_errors", {}).get(run.name))
                  for run in exp.runs},
         "comparison": comparison(exp),
     })

@@ -18,7 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 SCRIPTS = ("winner_boundary", "learn_time", "colearning", "performance_gap", "theory_limits",
-           "sweep_throughput")
+           "noise_theory", "sweep_throughput")
 
 
 @pytest.fixture()

@@ -8,6 +8,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simcomp import results
@@ -79,16 +80,20 @@ def test_never_is_none_everywhere(compare):
     assert joint["learned_by_horizon"]["A"] is True
     assert joint["winner"] == "A"
     pred = compare.predictions["joint"]
+    assert joint["prediction_theory"] == "noise_aware"  # the default data are noisy
     for k, m in enumerate("AB"):
-        raw = pred.predicted_learned_step[k]
+        raw = pred.noise_aware.learned_step[k]
         assert joint["predicted_learned_step"][m] == (None if raw < 0 else int(raw))
+        raw = pred.predicted_learned_step[k]  # the reduced dynamics
+        assert joint["reduced_learned_step"][m] == (None if raw < 0 else int(raw))
         race = float(pred.race_learned_step[k])
         assert joint["race_learned_step"][m] == (race if math.isfinite(race) else None)
     # no kernel "-1" and no inf survive in any step
     text = dumps_json(results.summarize(compare))
     assert "Infinity" not in text and "NaN" not in text
     for run in results.summarize(compare)["runs"].values():
-        for key in ("learned_step", "predicted_learned_step", "race_learned_step"):
+        for key in ("learned_step", "predicted_learned_step", "race_learned_step",
+                    "reduced_learned_step"):
             assert all(v is None or v >= 0 for v in run[key].values())
     row = results.result_row(compare)
     assert row["learned_step_joint_B"] is None and results.csv_cell(None) == ""
@@ -185,20 +190,20 @@ def test_adding_a_quantity_is_one_entry(compare, monkeypatch):
     extra = (
         results.Quantity("coefficient", "modality", "float", "all", "a test-only coefficient",
                          lambda v: [0.5 * (k + 1) for k in range(len(v.names))]),
-        results.Quantity("predicted_gap", "comparison", "float", "all", "a test-only gap",
+        results.Quantity("test_only_gap", "comparison", "float", "all", "a test-only gap",
                          lambda e: 0.25),
     )
     monkeypatch.setattr(results, "QUANTITIES", results.QUANTITIES + extra)
     summary = results.summarize(compare)
     assert summary["runs"]["joint"]["coefficient"] == {"A": 0.5, "B": 1.0}
     assert summary["runs"]["unimodal-B"]["coefficient"] == {"B": 0.5}
-    assert summary["comparison"]["predicted_gap"] == 0.25
+    assert summary["comparison"]["test_only_gap"] == 0.25
     columns = results.result_columns(["A", "B"])
     assert {"coefficient_joint_A", "coefficient_joint_B", "coefficient_alone_A",
-            "coefficient_alone_B", "predicted_gap"} <= set(columns)
+            "coefficient_alone_B", "test_only_gap"} <= set(columns)
     row = results.result_row(compare)
     assert row["coefficient_joint_B"] == 1.0 and row["coefficient_alone_B"] == 0.5
-    assert row["predicted_gap"] == 0.25
+    assert row["test_only_gap"] == 0.25
 
 
 def test_every_quantity_is_documented():
@@ -219,11 +224,177 @@ def test_theory_summary_is_the_before_training_part_of_the_run_summary(compare):
 
     cfg, data = compare.cfg, compare.data
     summary = results.summarize(compare)["runs"]
-    before = [q.name for q in results.QUANTITIES if q.before_training]
-    assert {"kappa", "race_learned_step", "predicted_winner", "presence_fraction"} <= set(before)
-    assert not {"learned_step", "test_error", "winner", "seconds"} & set(before)
+    before = [q.name for q in results.QUANTITIES if q.before_training and q.level != "comparison"]
+    assert {"kappa", "race_learned_step", "predicted_winner", "presence_fraction",
+            "prediction_theory", "predicted_test_error"} <= set(before)
+    assert not {"learned_step", "test_error", "winner", "seconds", "expected_test_error"} \
+        & set(before)
     for name, trained in run_plan(cfg):
         a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
         got = results.theory_summary(cfg, data, trained, a0, predict_run(cfg, data, trained, a0))
         assert list(got) == before
         assert got == {key: summary[name][key] for key in before}
+
+
+# --------------------------------------------------------------------------- theory by regime
+
+
+def test_prediction_theory_is_chosen_by_regime():
+    from simcomp.experiment import noise_aware_regime
+
+    quiet = small("data.modality.0.noise=0", "data.modality.1.noise=0")
+    assert not noise_aware_regime(quiet, [0, 1])
+    # noise in one modality: the runs that train it are noise-aware, the other is not
+    half = small("data.modality.0.noise=0.05", "data.modality.1.noise=0")
+    assert noise_aware_regime(half, [0, 1]) and noise_aware_regime(half, [0])
+    assert not noise_aware_regime(half, [1])
+    # distractors count only with a non-zero strength
+    dist = small("data.modality.0.noise=0", "data.modality.1.noise=0",
+                 "data.modality.1.distractors=2", "data.modality.1.distractor_strength=0.3")
+    assert noise_aware_regime(dist, [1]) and not noise_aware_regime(dist, [0])
+    weak = small("data.modality.0.noise=0", "data.modality.1.noise=0",
+                 "data.modality.1.distractors=2", "data.modality.1.distractor_strength=0")
+    assert not noise_aware_regime(weak, [1])
+
+    exp = run_experiment(half)
+    runs = results.summarize(exp)["runs"]
+    assert {name: run["prediction_theory"] for name, run in runs.items()} == {
+        "joint": "noise_aware", "unimodal-A": "noise_aware", "unimodal-B": "reduced"}
+    assert exp.predictions["unimodal-B"].noise_aware is None
+    # reduced: the headline predictions are the reduced dynamics' and the race's
+    alone_b, pred_b = runs["unimodal-B"], exp.predictions["unimodal-B"]
+    assert alone_b["predicted_learned_step"] == alone_b["reduced_learned_step"]
+    assert alone_b["predicted_winner"] == alone_b["race_winner"]
+    assert alone_b["predicted_test_error"] == alone_b["predicted_test_error_noiseless"]
+    assert alone_b["predicted_test_error_stderr"] == 0.0
+    assert alone_b["predicted_modality_test_error"]["B"] == pytest.approx(
+        float(pred_b.modality_test_error_noiseless[0]))
+    # noise-aware: they are the noise-aware theory's
+    joint, noisy = runs["joint"], exp.predictions["joint"].noise_aware
+    assert joint["predicted_test_error"] == noisy.test_error.fused
+    assert joint["predicted_test_error_stderr"] == noisy.test_error.fused_stderr
+    assert list(joint["predicted_modality_test_error"].values()) == list(
+        noisy.test_error.per_modality)
+    assert joint["predicted_learned_by_horizon"] == {
+        m: bool(s >= 0) for m, s in zip("AB", noisy.learned_step)}
+    assert joint["predicted_winner"] == (None if noisy.predicted_winner is None
+                                         else "AB"[noisy.predicted_winner])
+    # the old predictions stay under their own names
+    assert joint["race_winner"] == "AB"[exp.predictions["joint"].predicted_winner]
+
+
+def test_reduced_and_noise_aware_agree_without_noise():
+    """Forcing the noise-aware theory on noise-free data gives the reduced prediction."""
+    from simcomp.experiment import predict_run
+
+    cfg = small("data.modality.0.noise=0", "data.modality.1.noise=0", "train.mode=joint")
+    exp = run_experiment(cfg)
+    run = exp.runs[0]
+    forced = predict_run(cfg, exp.data, run.trained, run.initial_alignment, noise_aware=True)
+    plain = exp.predictions["joint"]
+    assert plain.theory == "reduced" and forced.theory == "noise_aware"
+    assert list(forced.noise_aware.learned_step) == list(plain.predicted_learned_step)
+    assert forced.noise_aware.test_error.fused == pytest.approx(plain.test_error_noiseless,
+                                                                abs=1e-12)
+    assert forced.noise_aware.test_error.fused_stderr == 0.0
+
+
+def test_comparison_gaps_follow_their_definition(compare):
+    comp = results.summarize(compare)["comparison"]
+    runs = results.summarize(compare)["runs"]
+    uni = {m: runs[f"unimodal-{m}"] for m in "AB"}
+    best_pred = min("AB", key=lambda m: (uni[m]["predicted_test_error"], m))
+    assert comp["predicted_best_unimodal"] == best_pred
+    assert comp["predicted_gap"] == (runs["joint"]["predicted_test_error"]
+                                     - min(u["predicted_test_error"] for u in uni.values()))
+    assert comp["expected_gap"] == (runs["joint"]["expected_test_error"]
+                                    - min(u["expected_test_error"] for u in uni.values()))
+    row = results.result_row(compare)
+    for key in ("predicted_gap", "expected_gap", "predicted_best_unimodal"):
+        assert row[key] == comp[key]
+    # before training: simcomp theory's comparison is the same predicted gap
+    from simcomp.experiment import predict_run
+
+    planned = [(run.name, run.trained, run.initial_alignment,
+                predict_run(compare.cfg, compare.data, run.trained, run.initial_alignment))
+               for run in compare.runs]
+    before = results.theory_comparison(compare.cfg, compare.data, planned)
+    assert before == {"predicted_best_unimodal": comp["predicted_best_unimodal"],
+                      "predicted_gap": comp["predicted_gap"]}
+    assert results.theory_comparison(compare.cfg, compare.data, planned[:1]) is None
+
+
+def test_expected_test_error_matches_a_large_test_set():
+    """Every run's expected_test_error is within a few standard errors of 200k fresh samples."""
+    import numpy as np
+
+    from simcomp.data import _streams, draw_dataset
+    from test_expected_error import mc_errors  # plain NumPy forward pass, tie = half
+
+    exp = run_experiment(small("data.modality.0.noise=0.15", "data.modality.1.noise=0.2",
+                               "data.modality.1.distractors=2",
+                               "data.modality.1.distractor_strength=0.3", "train.steps=120"))
+    cfg, n = exp.cfg, 200_000
+    big = draw_dataset(cfg, exp.data.dictionaries, n, *_streams(cfg.seed + 99, cfg.K)[2])
+    summary = results.summarize(exp)["runs"]
+    nontrivial = 0
+    for run in exp.runs:
+        got = summary[run.name]
+        mc_fused, mc_mod = mc_errors(cfg, run.final_weights, run.trained, big.X, big.y)
+        se = np.sqrt(mc_fused * (1 - mc_fused) / n)
+        assert abs(got["expected_test_error"] - mc_fused) <= (
+            4 * np.hypot(got["expected_test_error_stderr"], se) + 1e-3), (run.name, mc_fused)
+        for k, m in enumerate(got["trained_modalities"]):
+            se = np.sqrt(mc_mod[k] * (1 - mc_mod[k]) / n)
+            assert abs(got["expected_modality_test_error"][m] - mc_mod[k]) <= (
+                4 * np.hypot(got["expected_modality_test_error_stderr"][m], se) + 1e-3)
+        assert got["expected_test_error_stderr"] < 3e-3
+        nontrivial += 0.0 < mc_fused < 0.5
+        # a uni-modal network's encoder alone is the network
+        if len(run.trained) == 1:
+            assert got["expected_modality_test_error"][got["trained_modalities"][0]] \
+                == got["expected_test_error"]
+    assert nontrivial >= 1
+
+
+def test_expected_test_error_is_none_for_diverged_weights(compare):
+    from simcomp.experiment import expected_error
+
+    run = compare.runs[0]
+    broken = dataclasses.replace(run, final_weights=[w * np.nan for w in run.final_weights])
+    assert expected_error(compare.cfg, compare.data, broken) is None
+    view = results.RunView(compare.cfg, compare.data, broken, compare.predictions["joint"], None)
+    assert results.quantity("expected_test_error").get(view) is None
+    assert results.quantity("expected_modality_test_error").get(view) == [None, None]
+
+
+def test_a_diverging_run_has_no_predicted_or_expected_error():
+    from simcomp.data import make_experiment_data
+    from support import poisoned_data
+
+    cfg = small("train.mode=joint")
+    exp = run_experiment(cfg, data=poisoned_data(cfg, make=make_experiment_data))
+    joint = results.summarize(exp)["runs"]["joint"]
+    assert joint["status"] == "nonfinite"
+    assert joint["prediction_theory"] == "noise_aware"
+    assert joint["predicted_test_error"] is None and joint["expected_test_error"] is None
+    assert "NaN" not in dumps_json(joint)
+
+
+def test_noise_theory_switch_leaves_the_reduced_theory():
+    off = run_experiment(small("train.noise_theory=false"))
+    assert all(pred.noise_aware is None for pred in off.predictions.values())
+    summary = results.summarize(off)
+    for run in summary["runs"].values():
+        assert run["prediction_theory"] == "reduced" and run["expected_test_error"] is None
+        assert set(run["expected_modality_test_error"].values()) == {None}
+        assert run["predicted_test_error"] == run["predicted_test_error_noiseless"]
+    assert summary["comparison"]["expected_gap"] is None
+    assert summary["comparison"]["predicted_gap"] is not None
+    row = results.result_row(off)
+    assert row["expected_test_error_joint"] is None and row["prediction_theory_joint"] == "reduced"
+    # everything measured is unchanged by the switch
+    on = run_experiment(small())
+    assert [r.learned_step.tolist() for r in on.runs] == [r.learned_step.tolist() for r in off.runs]
+    with pytest.raises(Exception, match="train.noise_theory must be true or false"):
+        small("train.noise_theory=1")

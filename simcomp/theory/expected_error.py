@@ -268,11 +268,12 @@ def expected_error_gaussian(encoders: Sequence[GaussianEncoder], banks: int, act
                 signs = rng.choice(np.array([-1.0, 1.0]), size=chosen.shape)
                 base += enc.strength * np.einsum("nk,nkj->nj", signs, enc.atoms.T[chosen])
             out = {}
+            silent = _encoder_output(base.reshape(n_pts, banks, -1), banks, activation, q, rho)
             for y in (-1.0, 1.0):
-                for s in (0, 1):
-                    u = base + (y * enc.beta * s) * enc.signal[None, :]
-                    out[(y, s)] = _encoder_output(u.reshape(n_pts, banks, -1), banks,
-                                                  activation, q, rho)
+                out[(y, 0)] = silent  # without signal the label does not enter u
+                u = base + (y * enc.beta) * enc.signal[None, :]
+                out[(y, 1)] = _encoder_output(u.reshape(n_pts, banks, -1), banks,
+                                              activation, q, rho)
             phi.append(out)
         for y, s, w in zip(ys, ss, w_pat):
             if w == 0.0:

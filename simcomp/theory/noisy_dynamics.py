@@ -343,8 +343,10 @@ def noise_aware_dynamics(cfg: Config, trained: Sequence[int], alignment0, y, pre
         cross = nu0[r].reshape(B * m, n)  # <w_i(0), N_j>, both orthogonal to v
         G0 = (model.init_scale**2 * (mods[r].dim - 1) * np.eye(B * m) if nz.weight_gram0 is None
               else np.asarray(nz.weight_gram0, dtype=float))
-        NN = gram[r] if all(exact) else np.diag(diag[r])
-        grams.append(G0 + theta @ cross.T + cross @ theta.T + theta @ NN @ theta.T)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged run: non-finite, checked
+            # Theta H Theta^T; in the limit H is diagonal (no n x n matrix is formed)
+            noise_part = (theta @ gram[r] if all(exact) else theta * diag[r]) @ theta.T
+            grams.append(G0 + theta @ cross.T + cross @ theta.T + noise_part)
     return NoisyDynamics(
         steps=rec_steps, alignment=rec_a, leading_alignment=rec_a.max(axis=(2, 3)),
         learned_step=learned.astype(np.int64), learned_step_bank=learned_bank,
@@ -395,19 +397,26 @@ def final_encoders(cfg: Config, trained: Sequence[int], dyn: NoisyDynamics) -> l
 
 def noise_aware_predict(cfg: Config, trained: Sequence[int], alignment0, y, presence,
                         noise: Sequence[TrainingNoise], *, seed: int = 0,
-                        points: int = 2048, replicates: int = 8) -> NoisyPrediction:
+                        points: int = 2048, replicates: int = 8,
+                        weight=None) -> NoisyPrediction:
     """Learned steps, winner, co-learning and expected test error from the noise-aware dynamics.
 
-    Arguments as :func:`noise_aware_dynamics`; ``points`` and ``replicates``
-    set the accuracy of the test error (:func:`expected_error_gaussian`).
+    Arguments as :func:`noise_aware_dynamics` (``weight``: the sample weights,
+    default 1/n); ``points`` and ``replicates`` set the accuracy of the test
+    error (:func:`expected_error_gaussian`).
     """
-    dyn = noise_aware_dynamics(cfg, trained, alignment0, y, presence, noise, seed=seed)
+    dyn = noise_aware_dynamics(cfg, trained, alignment0, y, presence, noise, weight=weight,
+                               seed=seed)
     learned = dyn.learned_step
     order = [(int(t), k) for k, t in enumerate(learned) if t >= 0]
     winner = min(order)[1] if order else None
-    err = expected_error_gaussian(final_encoders(cfg, trained, dyn), cfg.model.banks,
-                                  cfg.model.activation, cfg.model.q, cfg.model.rho,
-                                  points=points, replicates=replicates, seed=seed)
+    if np.isfinite(dyn.loss).all() and all(np.isfinite(G).all() for G in dyn.weight_gram):
+        err = expected_error_gaussian(final_encoders(cfg, trained, dyn), cfg.model.banks,
+                                      cfg.model.activation, cfg.model.q, cfg.model.rho,
+                                      points=points, replicates=replicates, seed=seed)
+    else:  # the predicted network diverged (as the run will, at this learning rate): no error
+        nan = np.full(len(trained), np.nan)
+        err = ExpectedTestError(math.nan, nan, math.nan, nan.copy())
     return NoisyPrediction(trained=[int(r) for r in trained], learned_step=learned,
                            predicted_winner=winner, learned_by_horizon=learned >= 0,
                            test_error=err, dynamics=dyn)

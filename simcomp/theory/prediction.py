@@ -68,6 +68,17 @@ class Prediction:
     # extension: the race with Gaussian input noise (None when every trained
     # modality is noise-free); (K_run,) float, inf = not within 10 T steps
     race_learned_step_noisy: np.ndarray | None = None
+    # (K_run,) each encoder alone on fresh noise-free samples, from the reduced
+    # dynamics' final alignments (as test_error_noiseless, one modality at a time)
+    modality_test_error_noiseless: np.ndarray | None = None
+    # the noise-aware theory's prediction (:class:`~simcomp.theory.NoisyPrediction`),
+    # attached by the caller that has the run's training inputs; None: not computed
+    noise_aware: Any = None
+
+    @property
+    def theory(self) -> str:
+        """Which theory the run's headline predictions use: "noise_aware" or "reduced"."""
+        return "reduced" if self.noise_aware is None else "noise_aware"
 
     def to_json(self, names: Sequence[str]) -> dict[str, Any]:
         """JSON-ready dict; per-modality fields are dicts keyed by ``names[j]``.
@@ -172,4 +183,8 @@ def predict(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat, w_pat
         ),
         test_error_coinflip=test_error_coinflip(learned, presence),
         race_learned_step_noisy=race_noisy,
+        modality_test_error_noiseless=np.array([
+            test_error_noiseless(reduced.final_alignment[k:k + 1], beta[k:k + 1],
+                                 presence[k:k + 1], model.learner, model.activation, q, rho)
+            for k in range(len(trained))]),
     )
