@@ -76,7 +76,7 @@ def run_simulate(args) -> int:
 
 def run_theory(args) -> int:
     from .data import make_experiment_data
-    from .experiment import predict_run
+    from .experiment import predict_run, predict_run_method
     from .outputs import to_jsonable
     from .report import theory_report
     from .trace import geometry
@@ -102,6 +102,9 @@ def run_theory(args) -> int:
                 zip(names, alignment0.reshape(len(trained), -1).max(axis=1).tolist())),
             "prediction": pred.to_json(names),
         })
+        if name == "joint":  # the joint run is the one trained with the method
+            rows[-1]["method_prediction"] = predict_run_method(cfg, data, trained,
+                                                               alignment0).to_json(names)
     if args.json:
         print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "runs": to_jsonable(rows)}), end="")
     else:
