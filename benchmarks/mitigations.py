@@ -97,6 +97,7 @@ HORIZONS = (60, 120, 180, 240, 300)
 # A learned alignment keeps growing slowly after it passes the threshold (O(10) by T here);
 # beyond this the run is counted as blown up (umt's published weight does this).
 UNSTABLE_ALIGNMENT = 1e3
+PLANE_P, PLANE_B = (0.2, 1.0), (1.0, 4.0)  # the co-learning plane: presence_A, beta_A
 
 
 def grid(quick: bool) -> dict:
@@ -294,8 +295,8 @@ def region(g, methods, workers):
     from simcomp.data import make_experiment_data
     from simcomp.experiment import predict_run_method
 
-    ps = np.linspace(0.5, 1.0, g["plane"])
-    bs = np.linspace(1.5, 4.0, g["plane"])
+    ps = np.linspace(PLANE_P[0], PLANE_P[1], g["plane"])
+    bs = np.linspace(PLANE_B[0], PLANE_B[1], g["plane"])
     configs, keys = [], []
     for label, method, sets in methods:
         for p in ps:
@@ -305,8 +306,8 @@ def region(g, methods, workers):
                 keys.append((label, p, b))
     rows = C.run_configs(configs, workers, label="co-learning plane")
     measured = {key: bool(r["co_learned_joint"]) for key, r in zip(keys, rows)}
-    pf = np.linspace(0.5, 1.0, g["boundary"])
-    bf = np.linspace(1.5, 4.0, g["boundary"])
+    pf = np.linspace(PLANE_P[0], PLANE_P[1], g["boundary"])
+    bf = np.linspace(PLANE_B[0], PLANE_B[1], g["boundary"])
     predicted = {}
     for label, method, sets in methods:
         Z = np.zeros((len(bf), len(pf)))
