@@ -224,9 +224,9 @@ def run_experiment(
     for name, trained in sorted(plan, key=lambda item: _needs_teachers(cfg, item[0])):
         units = None
         if _needs_teachers(cfg, name):
-            tcfg = _teacher_cfg(cfg)
             for tname, ttrained in _teacher_plan(cfg, set(done)):
-                done[tname] = train_run(tcfg, data, tname, ttrained, progress, record=False)
+                done[tname] = train_run(_teacher_cfg(cfg), data, tname, ttrained, progress,
+                                        record=False)
             units = _teacher_units(cfg, data, trained, done)
         done[name] = train_run(cfg, data, name, trained, progress,
                                rule=run_rule(cfg, name, trained, units))

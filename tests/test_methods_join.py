@@ -193,6 +193,11 @@ def test_umt_reuses_or_trains_its_teachers_and_the_batched_path_agrees():
     joint_only = batched[2].runs[0]
     assert all(np.array_equal(p, q) for p, q in zip(joint_only.final_weights,
                                                     batched[0].runs[0].final_weights))
+    # teacher_steps = 0: the initial encoders are the teachers (no teacher run is trained)
+    zero = run_experiment(build_config(None, SMALL + ["method.name=umt", "method.teacher_steps=0",
+                                                      "method.distill_weight=0.5"]))
+    assert [run.name for run in zero.runs] == ["joint", "unimodal-A", "unimodal-B"]
+    assert not np.array_equal(zero.runs[0].final_weights[0], batched[0].runs[0].final_weights[0])
     # the teachers matter: 30 teacher steps give another joint network
     assert not np.array_equal(batched[1].runs[0].final_weights[0], batched[0].runs[0].final_weights[0])
 
