@@ -173,7 +173,8 @@ def cell_stats(rows, method, K, steps):
     err = [r["method_test_error_joint"] for r in rows]
     err = [e for e in err if e is not None]
     gap_best = [r["method_test_error_joint"] - r["best_unimodal_test_error"] for r in rows
-                if r["method_test_error_joint"] is not None and r["best_unimodal_test_error"] is not None]
+                if r["method_test_error_joint"] is not None
+                and r["best_unimodal_test_error"] is not None]
     gap_ens = [r["gap_to_ensemble"] for r in rows if r["gap_to_ensemble"] is not None]
     diverged = sum(bad)
 
@@ -236,7 +237,8 @@ def exactness(g: dict) -> dict:
             runs = exp.runs[1:] if method == "ume" else exp.runs[:1]
             got = np.concatenate([r.trace.arrays()["alignment"] for r in runs], axis=1)
             got = got if learner == "class_banks" else got[:, :, None, :]
-            worst = max(worst, float(np.max(np.abs(got - dyn.alignment)) / np.abs(dyn.alignment).max()))
+            scale = np.abs(dyn.alignment).max()
+            worst = max(worst, float(np.max(np.abs(got - dyn.alignment)) / scale))
             if method == "alternating":
                 j = exp.runs[0].trace.arrays()["alignment"]
                 for k in range(cfg.K):
@@ -363,6 +365,10 @@ def _cores() -> int:
     return os.cpu_count() or 1
 
 
+def _pc(x):
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
 def _f(x, spec=".3f"):
     return "-" if x is None else format(x, spec)
 
@@ -440,9 +446,9 @@ def write_page(g, table, low, cost, exact, best, agree, seconds, quick, doc_path
         ["ume = the sum of the uni-modal networks", "equal" if exact["ume"] else "NOT equal",
          "exact", C.verdict(exact["ume"])],
         ["learned steps under each deterministic method, low-noise regime",
-         f"median error {_f(None if med_all is None else 100 * med_all, '.2f')}% over "
-         f"{len(errs)} learned steps (none alone: {_f(None if med_none is None else 100 * med_none, '.2f')}%; "
-         f"worst method {worst_method}: {_f(None if worst_med is None else 100 * worst_med, '.2f')}%)",
+         f"median error {_pc(med_all)} over "
+         f"{len(errs)} learned steps (none alone: {_pc(med_none)}; "
+         f"worst method {worst_method}: {_pc(worst_med)})",
          "<= 3%", C.verdict(worst_med is not None and worst_med <= 0.03)],
         ["co-learning prediction, low-noise regime, (run, T) cells",
          f"{right}/{cells} = {right / max(cells, 1):.1%} (T in {', '.join(map(str, HORIZONS))})",
@@ -512,8 +518,8 @@ def verdict_text(table, g, best):
              f"competition regime: A's leading neuron wins the race, the fused loss is then "
              f"nearly fitted and B's drive (its share of sigmoid(-y f)) collapses before B's "
              f"alignment takes off (trained alone, B is learned at step "
-             f"{_step(none['loser_alone'])}, median over seeds). A fix helps when it keeps a drive on B after A has "
-             "won, or slows A down enough that B takes off first.", ""]
+             f"{_step(none['loser_alone'])}, median over seeds). A fix helps when it keeps a "
+             "drive on B after A has won, or slows A down enough that B takes off first.", ""]
     for method in by_method:
         if method == "none":
             continue

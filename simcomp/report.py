@@ -83,8 +83,8 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     ens = summary.get("ensemble")
     if ens:
         lines.append(
-            f"{'ensemble':<16}{'+'.join(ens['trained_modalities'])}: sum of the uni-modal networks' "
-            f"outputs, test error {_fmt(ens['test_error'])} (predicted "
+            f"{'ensemble':<16}{'+'.join(ens['trained_modalities'])}: sum of the uni-modal "
+            f"networks' outputs, test error {_fmt(ens['test_error'])} (predicted "
             f"{_fmt(ens.get('predicted_test_error'))} noiseless)"
         )
     comp = summary.get("comparison")

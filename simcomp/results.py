@@ -480,7 +480,10 @@ def _experiment_view(exp) -> ExperimentView:
 
 
 def ensemble_summary(exp) -> dict[str, Any] | None:
-    """summary.json's ``ensemble`` entry: the uni-modal ensemble as a run of its own (compare mode)."""
+    """summary.json's ``ensemble`` entry: the uni-modal ensemble as a run of its own.
+
+    None unless every uni-modal run exists (compare mode).
+    """
     ens = getattr(exp, "ensemble", None)
     if ens is None:
         return None

@@ -28,7 +28,8 @@ FORM = {0: "symmetric", 1: "class_banks"}
 SETTINGS = {  # every method with non-default settings, per-modality lists cut to K
     "none": {}, "lr_scale": {"lr_scale": [1.6, 0.5, 0.9]}, "ogm": {"alpha": 0.4},
     "ogm_ge": {"alpha": 0.3, "start": 1, "stop": 5}, "agm": {"alpha": 0.7},
-    "dropout": {"drop": [0.3, 0.1, 0.5]}, "aux": {"fused_weight": 0.7, "aux_weight": [1.5, 0.5, 2.0]},
+    "dropout": {"drop": [0.3, 0.1, 0.5]},
+    "aux": {"fused_weight": 0.7, "aux_weight": [1.5, 0.5, 2.0]},
     "alternating": {"mix": [0.55, 0.45, 1.0]}, "mmpareto": {}, "umt": {"distill_weight": 2.0},
 }
 KEY = 987_654_321
@@ -199,7 +200,8 @@ def test_umt_reuses_or_trains_its_teachers_and_the_batched_path_agrees():
     assert [run.name for run in zero.runs] == ["joint", "unimodal-A", "unimodal-B"]
     assert not np.array_equal(zero.runs[0].final_weights[0], batched[0].runs[0].final_weights[0])
     # the teachers matter: 30 teacher steps give another joint network
-    assert not np.array_equal(batched[1].runs[0].final_weights[0], batched[0].runs[0].final_weights[0])
+    assert not np.array_equal(batched[1].runs[0].final_weights[0],
+                              batched[0].runs[0].final_weights[0])
 
 
 def test_method_statistics_and_results_of_a_modulated_run():
