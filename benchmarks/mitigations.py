@@ -477,8 +477,9 @@ def write_page(g, table, low, cost, exact, best, agree, seconds, quick, doc_path
               "The per-step speed of `none` is measured by benchmarks/speed.py "
               "(docs/performance.md); kernels are not changed here. Costs are the best of "
               f"{g['cost_repeats']} timed runs per method, in interleaved rounds; the "
-              f"1-minute load average when the page was written was {_load():.1f} on {_cores()} cores (above the core count the machine "
-              "was shared and the ratios are noisy).", "",
+              f"1-minute load average when the page was written was {_load():.1f} on "
+              f"{_cores()} cores (above the core count the machine was shared and the "
+              "ratios are noisy).", "",
               "Checked by the test suite rather than here: every method's hand-written "
               "gradients against central finite differences (tests/test_rules.py, "
               "tests/test_methods_reference.py), the compiled rules against the plain-NumPy "
