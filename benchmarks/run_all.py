@@ -3,7 +3,8 @@
     python benchmarks/run_all.py [--quick] [--workers W] [--only NAME ...]
 
 Each benchmark writes its CSV in ``benchmarks/results/``, its figures in
-``docs/figures/`` and its own section of ``docs/results.md``; this script
+``docs/figures/`` and its own section of ``docs/results.md`` (``mitigations``
+writes its own page, ``docs/mitigations.md``); this script
 then writes the ``summary`` section at the top of ``docs/results.md``: the
 targets, the measured numbers, the time each benchmark took and the machine.
 With ``--quick`` everything goes to a scratch directory instead (a smoke
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 BENCHMARKS = ("winner_boundary", "learn_time", "colearning", "performance_gap", "theory_limits",
-              "noise_theory", "sweep_throughput")
+              "noise_theory", "mitigations", "sweep_throughput")
 BUDGET_MINUTES = 20
 
 

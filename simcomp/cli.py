@@ -114,7 +114,7 @@ def divergence_message(failed, traces: dict, out: str) -> str:
 
 def run_theory(args) -> int:
     from .data import make_experiment_data
-    from .experiment import predict_run
+    from .experiment import predict_run, predict_run_method
     from .outputs import to_jsonable
     from .preflight import check, estimate_theory
     from .report import theory_report
@@ -136,6 +136,10 @@ def run_theory(args) -> int:
         predictions[name] = pred
         planned.append((name, trained, alignment0, pred))
         rows.append({"run": name, **theory_summary(cfg, data, trained, alignment0, pred)})
+        if name == "joint":  # the joint run is the one trained with the method
+            names = [cfg.names[r] for r in trained]
+            rows[-1]["method_prediction"] = predict_run_method(cfg, data, trained,
+                                                               alignment0).to_json(names)
     comparison = theory_comparison(cfg, data, planned)
     if args.json:
         print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "runs": to_jsonable(rows),

@@ -2,33 +2,81 @@
 
 This is the layer that puts the simulation (``train``) and the prediction
 (``theory``) side by side; neither of them imports the other.
+
+Training methods (docs/methods.md): the joint run is trained with the
+config's ``[method]``, the uni-modal runs always plainly.  ``umt``'s
+teachers are the uni-modal networks trained for ``method.teacher_steps``
+steps (the compare-mode uni-modal runs themselves when that is
+``train.steps``); ``ume`` trains no joint network of its own (its joint run
+is plain) and reports the uni-modal ensemble as its predictor.  In compare
+mode the ensemble of the uni-modal networks (sum_r phi_r) is reported for
+every method (:class:`Ensemble`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from . import methods as _methods
 from . import theory
-from .config import Config
+from .config import Config, MethodConfig
 from .data import ExperimentData, empirical_patterns, make_experiment_data
 from .results import comparison, run_summary, summarize
+from .shapley import predictor_error, shapley_values
+from .theory.mitigation import MethodPrediction, predict_method
 from .train import run_plan, train_batch, train_run
 
 __all__ = [
     "Experiment",
+    "Ensemble",
+    "MethodOutcome",
     "run_experiment",
     "run_experiments",
     "predict_run",
     "noise_aware_regime",
     "expected_error",
+    "predict_run_method",
+    "run_rule",
+    "run_method",
     "summarize",
     "run_summary",
     "comparison",
     "total_steps",
 ]
+
+
+@dataclass
+class MethodOutcome:
+    """What a training method adds to one run's results (see :mod:`simcomp.methods`).
+
+    ``method`` is the method whose predictor the run reports (the config's
+    method for the joint run, ``none`` for uni-modal runs); ``shapley`` the
+    exact Shapley values of the run's modalities for test accuracy;
+    ``test_error`` the test error of the method's predictor (None for ume
+    without uni-modal runs); ``prediction`` the theory's
+    :class:`~simcomp.theory.mitigation.MethodPrediction` of the run under the
+    method (joint run only).
+    """
+
+    method: str
+    shapley: np.ndarray
+    test_error: float | None
+    prediction: MethodPrediction | None = None
+
+
+@dataclass
+class Ensemble:
+    """The uni-modal ensemble of compare mode: sign(sum_r phi_r) of the uni-modal networks."""
+
+    name: str
+    trained: list
+    test_error: float
+    modality_test_error: list
+    predicted_test_error: float | None
 
 
 @dataclass
@@ -39,15 +87,68 @@ class Experiment:
     predictions: dict  # run name -> theory.Prediction
     # run name -> theory.ExpectedTestError of the trained weights (None: non-finite weights)
     expected_errors: dict = field(default_factory=dict)
+    outcomes: dict = field(default_factory=dict)  # run name -> MethodOutcome
+    ensemble: Ensemble | None = None
 
     @property
     def failed(self) -> list:
         return [run for run in self.runs if run.status == "nonfinite"]
 
 
+def _needs_teachers(cfg: Config, name: str) -> bool:
+    return name == "joint" and cfg.method.name == "umt"
+
+
+def _teacher_cfg(cfg: Config) -> Config:
+    steps = _methods.teacher_steps(cfg)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=steps))
+
+
+def _teacher_plan(cfg: Config, done: set) -> list:
+    """umt's teacher runs still to train: all but the uni-modal runs of ``done`` of equal length."""
+    steps = _methods.teacher_steps(cfg)
+    if steps == 0:
+        return []  # the teachers are the initial encoders
+    reuse = steps == cfg.train.steps
+    return [(f"teacher-{name}", [r]) for r, name in enumerate(cfg.names)
+            if not (reuse and f"unimodal-{name}" in done)]
+
+
 def total_steps(cfg: Config) -> int:
-    """GD steps of all the runs of ``cfg`` (for progress bars)."""
-    return cfg.train.steps * len(run_plan(cfg))
+    """GD steps of all the runs of ``cfg`` (for progress bars), umt's teachers included."""
+    plan = run_plan(cfg)
+    steps = cfg.train.steps * len(plan)
+    if any(_needs_teachers(cfg, name) for name, _ in plan):
+        steps += _methods.teacher_steps(cfg) * len(_teacher_plan(cfg, {n for n, _ in plan}))
+    return steps
+
+
+def run_method(cfg: Config, name: str) -> str:
+    """The method whose predictor run ``name`` reports: the config's for joint, else none."""
+    return cfg.method.name if name == "joint" else "none"
+
+
+def run_rule(cfg: Config, name: str, trained: list[int], teacher_units=None):
+    """The training rule of run ``name`` (None: plain training, bit-identical to no rule)."""
+    if name != "joint" or cfg.method.name in ("none", "ume"):
+        return None
+    from .kernels import make_rule
+
+    kwargs = _methods.rule_kwargs(cfg, trained, teacher_units)
+    return make_rule(kwargs.pop("name"), kwargs.pop("K"), **kwargs)
+
+
+def _teacher_units(cfg: Config, data: ExperimentData, trained: list[int], runs: dict) -> np.ndarray:
+    """umt's teacher unit outputs on the training set from the trained teacher runs."""
+    weights = []
+    for r in trained:
+        name = cfg.names[r]
+        if _methods.teacher_steps(cfg) == 0:
+            weights.append(data.init[r])
+            continue
+        run = runs.get(f"teacher-{name}") or runs[f"unimodal-{name}"]
+        weights.append(run.final_weights[0])
+    return _methods.unit_outputs(cfg, weights, [data.train.X[r] for r in trained])
 
 
 # Accuracy of the expected test errors: quasi-Monte Carlo points per random shift and
@@ -115,6 +216,59 @@ def expected_error(cfg: Config, data: ExperimentData, run):
         return None
 
 
+def predict_run_method(cfg: Config, data: ExperimentData, trained: list[int],
+                       alignment0: np.ndarray) -> MethodPrediction:
+    """The theory's prediction of a run trained with ``cfg``'s method (docs/methods.md)."""
+    y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
+    return predict_method(cfg, trained, alignment0, y_pat, s_pat, w_pat)
+
+
+def _test_outputs(cfg: Config, data: ExperimentData, run) -> np.ndarray:
+    """phi_r of the run's encoders on the test samples, (n_test, K_run) float64."""
+    units = _methods.unit_outputs(cfg, run.final_weights, [data.test.X[r] for r in run.trained])
+    signs = np.array([1.0, -1.0])[: units.shape[1]]
+    return np.einsum("rbin,b->nr", units, signs)
+
+
+def _assemble(cfg: Config, data: ExperimentData, runs: list) -> Experiment:
+    """Predictions, method outcomes and the ensemble of trained runs."""
+    predictions = {run.name: predict_run(cfg, data, run.trained, run.initial_alignment)
+                   for run in runs}
+    y, w = data.test.y, data.test.weight
+    phi = {run.name: _test_outputs(cfg, data, run) for run in runs}
+    unimodal = [f"unimodal-{name}" for name in cfg.names]
+    ensemble = None
+    phi_uni = None
+    if all(name in phi for name in unimodal):
+        phi_uni = np.concatenate([phi[name] for name in unimodal], axis=1)
+        joint = next((run for run in runs if run.name == "joint"), None)
+        predicted = None
+        if joint is not None:
+            ume = dataclasses.replace(cfg, method=MethodConfig(name="ume"))
+            predicted = predict_run_method(ume, data, joint.trained,
+                                           joint.initial_alignment).test_error_noiseless
+        ensemble = Ensemble(
+            name="ensemble", trained=list(range(cfg.K)),
+            test_error=predictor_error(phi_uni, y, w),
+            modality_test_error=[predictor_error(phi_uni[:, [r]], y, w) for r in range(cfg.K)],
+            predicted_test_error=predicted,
+        )
+    outcomes = {}
+    for run in runs:
+        own = phi[run.name]
+        if run.name == "joint":
+            res = _methods.method_results(cfg, run.trained, own, y, w, phi_uni)
+            pred = predict_run_method(cfg, data, run.trained, run.initial_alignment)
+            outcomes[run.name] = MethodOutcome(run_method(cfg, run.name), res["shapley"],
+                                               res["method_test_error"], pred)
+        else:
+            outcomes[run.name] = MethodOutcome("none", shapley_values(own, y, w),
+                                               predictor_error(own, y, w))
+    expected = {run.name: expected_error(cfg, data, run) for run in runs}
+    return Experiment(cfg=cfg, data=data, runs=runs, predictions=predictions, outcomes=outcomes,
+                      ensemble=ensemble, expected_errors=expected)
+
+
 def run_experiment(
     cfg: Config,
     progress: Callable[[int], None] | None = None,
@@ -122,36 +276,69 @@ def run_experiment(
 ) -> Experiment:
     """Draw the data, train every run of ``cfg.train.mode`` and predict each.
 
-    A run whose loss turns non-finite stops there; the others still run, and
-    :attr:`Experiment.failed` lists the failures.
+    The joint run is trained with ``cfg.method``; umt's joint run is
+    trained last, after its teachers.  A run whose loss turns non-finite
+    stops there; the others still run, and :attr:`Experiment.failed` lists
+    the failures.
     """
     if data is None:
         data = make_experiment_data(cfg)
-    runs, predictions, expected = [], {}, {}
-    for name, trained in run_plan(cfg):
-        run = train_run(cfg, data, name, trained, progress)
-        runs.append(run)
-        predictions[name] = predict_run(cfg, data, trained, run.initial_alignment)
-        expected[name] = expected_error(cfg, data, run)
-    return Experiment(cfg=cfg, data=data, runs=runs, predictions=predictions,
-                      expected_errors=expected)
+    plan = run_plan(cfg)
+    done: dict = {}
+    for name, trained in sorted(plan, key=lambda item: _needs_teachers(cfg, item[0])):
+        units = None
+        if _needs_teachers(cfg, name):
+            for tname, ttrained in _teacher_plan(cfg, set(done)):
+                done[tname] = train_run(_teacher_cfg(cfg), data, tname, ttrained, progress,
+                                        record=False)
+            units = _teacher_units(cfg, data, trained, done)
+        done[name] = train_run(cfg, data, name, trained, progress,
+                               rule=run_rule(cfg, name, trained, units))
+    return _assemble(cfg, data, [done[name] for name, _ in plan])
 
 
-def run_experiments(cfgs: list[Config], record: bool = True) -> list[Experiment]:
+def run_experiments(cfgs: list[Config], record: bool = True,
+                    progress: Callable[[int], None] | None = None) -> list[Experiment]:
     """Many experiments at once: runs of equal shape train together in compiled batches.
 
     Each experiment equals ``run_experiment`` of its config (bit for bit in
     its learned steps, final weights and the records it keeps); with
     ``record=False`` only step 0 and the last step are traced, which is all
-    a sweep row needs.
+    a sweep row needs.  Runs are batched only with runs of the same method;
+    umt's joint runs are trained in a second batch, after every teacher.
     """
     datas = [make_experiment_data(cfg) for cfg in cfgs]
-    trained = train_batch(cfgs, datas, record=record)
-    experiments = []
-    for cfg, data, runs in zip(cfgs, datas, trained):
-        predictions = {run.name: predict_run(cfg, data, run.trained, run.initial_alignment)
-                       for run in runs}
-        expected = {run.name: expected_error(cfg, data, run) for run in runs}
-        experiments.append(Experiment(cfg=cfg, data=data, runs=runs, predictions=predictions,
-                                      expected_errors=expected))
-    return experiments
+    plans = [run_plan(cfg) for cfg in cfgs]
+    # Phase 1: every run but umt's joint runs, and umt's teachers the uni-modal runs do not give.
+    b_cfgs, b_datas, b_plans, b_rules, where = [], [], [], [], []
+    for i, (cfg, data, plan) in enumerate(zip(cfgs, datas, plans)):
+        first = [(name, trained) for name, trained in plan if not _needs_teachers(cfg, name)]
+        if first:
+            b_cfgs.append(cfg), b_datas.append(data), b_plans.append(first)
+            b_rules.append([run_rule(cfg, name, trained) for name, trained in first])
+            where.append(i)
+        if len(first) < len(plan):
+            teach = _teacher_plan(cfg, {name for name, _ in first})
+            if teach:
+                b_cfgs.append(_teacher_cfg(cfg)), b_datas.append(data), b_plans.append(teach)
+                b_rules.append([None] * len(teach))
+                where.append(i)
+    done: list[dict] = [{} for _ in cfgs]
+    for i, runs in zip(where, train_batch(b_cfgs, b_datas, b_plans, record=record, rules=b_rules,
+                                          progress=progress)):
+        done[i].update({run.name: run for run in runs})
+    # Phase 2: umt's joint runs, with their teachers' unit outputs.
+    b_cfgs, b_datas, b_plans, b_rules, where = [], [], [], [], []
+    for i, (cfg, data, plan) in enumerate(zip(cfgs, datas, plans)):
+        for name, trained in plan:
+            if _needs_teachers(cfg, name):
+                units = _teacher_units(cfg, data, trained, done[i])
+                b_cfgs.append(cfg), b_datas.append(data), b_plans.append([(name, trained)])
+                b_rules.append([run_rule(cfg, name, trained, units)])
+                where.append(i)
+    if b_cfgs:
+        for i, runs in zip(where, train_batch(b_cfgs, b_datas, b_plans, record=record,
+                                              rules=b_rules, progress=progress)):
+            done[i].update({run.name: run for run in runs})
+    return [_assemble(cfg, data, [done[i][name] for name, _ in plan])
+            for i, (cfg, data, plan) in enumerate(zip(cfgs, datas, plans))]

@@ -65,12 +65,32 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
                 f"{_fmt(run['final_leading_alignment'][mod], '.3f'):>10}"
                 f"{_fmt(run['modality_test_error'][mod]):>13}"
             )
+        method = run.get("method")
+        if method not in (None, "none"):
+            predicted = run.get("method_predicted_learned_step") or {}
+            steps = ", ".join(f"{mod} {fmt_step(run['learned_step'][mod])} "
+                              f"(predicted {fmt_step(predicted.get(mod))})"
+                              for mod in run["trained_modalities"])
+            lines.append(
+                f"{'':<16}method {method}: its predictor's test error "
+                f"{_fmt(run.get('method_test_error'))} (predicted "
+                f"{_fmt(run.get('method_predicted_test_error'))}); learned steps {steps}; "
+                f"every modality learned: {_yes(run.get('co_learned'))} (predicted "
+                f"{_yes(run.get('method_predicted_co_learned'))})"
+            )
         status = "" if run["status"] == "ok" else f"  [{run['status']} at step {run['steps_run']}]"
         lines.append(
             f"{'':<16}winner {run['winner'] or 'none'} (predicted {run['predicted_winner'] or 'none'})"
             f"  test error {_fmt(run['test_error'])} (expected {_fmt(run['expected_test_error'])}, "
             f"predicted {_fmt(run['predicted_test_error'])} by the {run['prediction_theory']} "
             f"theory)  train loss {_fmt(run['train_loss'])}{status}"
+        )
+    ens = summary.get("ensemble")
+    if ens:
+        lines.append(
+            f"{'ensemble':<16}{'+'.join(ens['trained_modalities'])}: sum of the uni-modal "
+            f"networks' outputs, test error {_fmt(ens['test_error'])} (predicted "
+            f"{_fmt(ens.get('predicted_test_error'))} noiseless)"
         )
     comp = summary.get("comparison")
     if comp:
@@ -87,6 +107,11 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
             f"expected gap {_fmt(comp['expected_gap'], '+.4f')}, predicted gap "
             f"{_fmt(comp['predicted_gap'], '+.4f')}",
         ]
+        if comp.get("gap_to_ensemble") is not None:
+            lines.append(
+                f"method predictor's test error minus the ensemble's: "
+                f"{comp['gap_to_ensemble']:+.4f} (positive: the uni-modal ensemble is better)"
+            )
     lines.append(
         "(presence: share of the training samples in which the modality carries signal; "
         "align(0), align(T): its leading alignment at the start and at the end; learned: the "
@@ -100,6 +125,10 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     if out_dir:
         lines.append(f"results in {out_dir}/ (summary.json, config.toml, <run>/trace.npz, figures/)")
     return "\n".join(lines)
+
+
+def _yes(value) -> str:
+    return "-" if value is None else ("yes" if value else "no")
 
 
 def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | None = None) -> str:
@@ -132,10 +161,20 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
             f"{_fmt(row['predicted_test_error_noiseless'])}, coin flip "
             f"{_fmt(row['predicted_test_error_coin_flip'])})"
         )
+        mp = row.get("method_prediction")
+        if mp is not None and mp["method"] != "none":
+            steps = ", ".join(f"{mod} {fmt_step(mp['predicted_learned_step'][mod])}"
+                              for mod in row["trained_modalities"])
+            note = "; DIVERGES (lower the method's weight)" if mp["diverged"] else ""
+            lines.append(
+                f"{'':<16}under method {mp['method']}: learned steps {steps}; every modality "
+                f"learned by the horizon: {_yes(mp['co_learned'])}; its predictor's test error "
+                f"{_fmt(mp['test_error_noiseless'])} noiseless{note}"
+            )
     if comparison and comparison.get("predicted_gap") is not None:
         best = comparison["predicted_best_unimodal"]
         lines += ["", f"predicted gap (joint - best uni-modal, {best}): "
-                      f"{comparison['predicted_gap']:+.4f}"]
+                      f"{_fmt(comparison['predicted_gap'], '+.4f')}"]
     lines.append(
         "(presence: share of the training samples in which the modality carries signal; "
         "align(0): its leading alignment at the start; rate: the growth rate kappa of that "

@@ -75,6 +75,7 @@ __all__ = [
     "theory_comparison",
     "comparison",
     "summarize",
+    "ensemble_summary",
     "setting_columns",
     "result_columns",
     "result_row",
@@ -106,6 +107,7 @@ class RunView:
     run: Any  # simcomp.train.RunResult
     prediction: Any  # simcomp.theory.Prediction (with .noise_aware where that theory applies)
     expected: Any = None  # simcomp.theory.ExpectedTestError of the trained weights, or None
+    outcome: Any = None  # simcomp.experiment.MethodOutcome (None before training)
 
     @property
     def names(self) -> list[str]:
@@ -118,6 +120,7 @@ class ExperimentView:
 
     cfg: Config
     runs: dict  # run name -> RunView
+    ensemble: Any = None  # simcomp.experiment.Ensemble (compare mode)
 
     def value(self, run: str, name: str):
         """The run-level quantity ``name`` of run ``run`` (as in its summary)."""
@@ -244,6 +247,47 @@ def _comparison_value(view: ExperimentView, what: str):
     joint, alone = view.value("joint", "test_error"), view.value(best, "test_error")
     return {"joint": joint, "name": best.removeprefix("unimodal-"), "best": alone,
             "gap": joint - alone}[what]
+
+
+def _method_last(view: RunView, key: str) -> list:
+    """A method statistic of the last traced step; None where the run has none (plain training)."""
+    records = view.run.trace.records.get(key)
+    if not records:
+        return [None] * len(view.names)
+    return [_float(v) for v in records[-1]]
+
+
+def _outcome(view: RunView, what: str):
+    out = view.outcome
+    if out is None:
+        return [None] * len(view.names) if what in ("shapley", "learned_step") else None
+    if what == "method":
+        return out.method
+    if what == "shapley":
+        return [_float(v) for v in out.shapley]
+    if what == "test_error":
+        return _float(out.test_error)
+    pred = out.prediction
+    if pred is None:
+        return [None] * len(view.names) if what == "learned_step" else None
+    return {"learned_step": lambda: [_step(s) for s in pred.predicted_learned_step],
+            "co_learned": lambda: bool(pred.co_learned),
+            "error": lambda: _float(pred.test_error_noiseless),
+            "diverged": lambda: bool(pred.diverged)}[what]()
+
+
+def _co_learned(view: RunView) -> bool:
+    return bool(np.all(np.asarray(view.run.learned_step) >= 0))
+
+
+def _ensemble_value(view: ExperimentView, what: str):
+    ens = view.ensemble
+    if ens is None:
+        return None
+    if what == "error":
+        return _float(ens.test_error)
+    own = view.value("joint", "method_test_error")
+    return None if own is None else own - ens.test_error
 
 
 # --------------------------------------------------------------------------- the table
@@ -389,6 +433,50 @@ QUANTITIES: tuple[Quantity, ...] = (
              "predicted test error: samples without a learned modality are a coin flip",
              lambda v: _float(v.prediction.test_error_coinflip),
              before_training=True),
+    # the training method (docs/methods.md)
+    Quantity("method", "run", "str", "joint",
+             "the training method whose predictor the run reports (method.name for the joint "
+             "run; none for uni-modal runs, which are always trained plainly)",
+             lambda v: _outcome(v, "method")),
+    Quantity("co_learned", "run", "bool", "joint",
+             "whether every trained modality was learned within train.steps",
+             _co_learned),
+    Quantity("shapley_value", "modality", "float", "joint",
+             "exact Shapley value of M for the run's test accuracy (absent modalities dropped "
+             "from the fused output; the values sum to accuracy minus 1/2)",
+             lambda v: _outcome(v, "shapley")),
+    Quantity("method_test_error", "run", "float", "joint",
+             "test error of the method's own predictor (alternating: sum_r mix_r phi_r; ume: "
+             "the uni-modal ensemble, None without uni-modal runs; else the fused output)",
+             lambda v: _outcome(v, "test_error")),
+    Quantity("method_score", "modality", "float", "",
+             "the method's score of M at the last traced step (ogm: sum_j omega_j p_j; agm: "
+             "sum_j omega_j (-log p_j)); None: the method has none",
+             lambda v: _method_last(v, "method_score")),
+    Quantity("method_ratio", "modality", "float", "",
+             "the method's ratio of M at the last traced step (ogm, agm); None: none",
+             lambda v: _method_last(v, "method_ratio")),
+    Quantity("method_scale", "modality", "float", "joint",
+             "the gradient scale k_M applied at the last traced step (ogm, agm, mmpareto); "
+             "None: the method has none",
+             lambda v: _method_last(v, "method_scale")),
+    Quantity("method_cosine", "modality", "float", "",
+             "mmpareto: cos(g_m, g_u) of M's encoder at the last traced step; None otherwise",
+             lambda v: _method_last(v, "method_cosine")),
+    Quantity("method_predicted_learned_step", "modality", "int", "joint",
+             "learned step of M predicted by the method's reduced dynamics (expected update for "
+             "dropout and ogm_ge); None: not by the horizon, or not a joint run",
+             lambda v: _outcome(v, "learned_step")),
+    Quantity("method_predicted_co_learned", "run", "bool", "joint",
+             "whether the method's reduced dynamics learns every modality within train.steps",
+             lambda v: _outcome(v, "co_learned")),
+    Quantity("method_predicted_test_error", "run", "float", "joint",
+             "the method's predictor's test error predicted by its reduced dynamics (noiseless)",
+             lambda v: _outcome(v, "error")),
+    Quantity("method_predicted_diverged", "run", "bool", "",
+             "whether the method's reduced dynamics overflowed (e.g. umt with a too large "
+             "distill_weight)",
+             lambda v: _outcome(v, "diverged")),
     # execution (not a result: depends on the machine)
     Quantity("seconds", "run", "float", "", "wall time of the run's training",
              lambda v: _float(v.run.seconds)),
@@ -422,6 +510,13 @@ QUANTITIES: tuple[Quantity, ...] = (
              "joint predicted_test_error - the lowest uni-modal predicted_test_error",
              lambda e: _best_by(e, "predicted_test_error", "gap"),
              before_training=True),
+    Quantity("ensemble_test_error", "comparison", "float", "all",
+             "test error of the uni-modal ensemble sign(sum_r phi_r) of the uni-modal networks",
+             lambda e: _ensemble_value(e, "error")),
+    Quantity("gap_to_ensemble", "comparison", "float", "all",
+             "the joint run's method_test_error - ensemble_test_error; positive: the ensemble "
+             "of uni-modal networks beats the method",
+             lambda e: _ensemble_value(e, "gap")),
 )
 
 _BY_NAME = {q.name: q for q in QUANTITIES}
@@ -479,12 +574,14 @@ def theory_comparison(cfg: Config, data, runs) -> dict[str, Any] | None:
             if q.level == "comparison" and q.before_training}
 
 
-def run_summary(cfg: Config, data, run, prediction, expected=None) -> dict[str, Any]:
+def run_summary(cfg: Config, data, run, prediction, expected=None, outcome=None) -> dict[str, Any]:
     """The ``summary.json`` entry of one run: every run/modality quantity, in table order.
 
-    ``expected`` is the run's :class:`~simcomp.theory.ExpectedTestError` (None: not computed).
+    ``expected`` is the run's :class:`~simcomp.theory.ExpectedTestError` (None: not
+    computed); ``outcome`` its :class:`~simcomp.experiment.MethodOutcome` (None: the
+    method quantities are None).
     """
-    view = RunView(cfg, data, run, prediction, expected)
+    view = RunView(cfg, data, run, prediction, expected=expected, outcome=outcome)
     names = view.names
     out: dict[str, Any] = {}
     for q in QUANTITIES:
@@ -505,13 +602,28 @@ def comparison(exp) -> dict[str, Any] | None:
 
 def _views(exp) -> dict[str, RunView]:
     expected = getattr(exp, "expected_errors", {})
+    outcomes = getattr(exp, "outcomes", {})
     return {run.name: RunView(exp.cfg, exp.data, run, exp.predictions[run.name],
-                              expected.get(run.name))
+                              expected=expected.get(run.name), outcome=outcomes.get(run.name))
             for run in exp.runs}
 
 
 def _experiment_view(exp) -> ExperimentView:
-    return ExperimentView(exp.cfg, _views(exp))
+    return ExperimentView(exp.cfg, _views(exp), getattr(exp, "ensemble", None))
+
+
+def ensemble_summary(exp) -> dict[str, Any] | None:
+    """summary.json's ``ensemble`` entry: the uni-modal ensemble as a run of its own.
+
+    None unless every uni-modal run exists (compare mode).
+    """
+    ens = getattr(exp, "ensemble", None)
+    if ens is None:
+        return None
+    names = [exp.cfg.names[r] for r in ens.trained]
+    return {"trained_modalities": names, "method": "ume", "test_error": _float(ens.test_error),
+            "modality_test_error": dict(zip(names, [_float(e) for e in ens.modality_test_error])),
+            "predicted_test_error": _float(ens.predicted_test_error)}
 
 
 def summarize(exp) -> dict[str, Any]:
@@ -522,10 +634,11 @@ def summarize(exp) -> dict[str, Any]:
     out.update({
         "seed": exp.cfg.seed,
         "config": exp.cfg.to_dict(),
-        "runs": {run.name: run_summary(exp.cfg, exp.data, run, exp.predictions[run.name],
-                                       getattr(exp, "expected_errors", {}).get(run.name))
-                 for run in exp.runs},
+        "runs": {name: run_summary(exp.cfg, exp.data, view.run, view.prediction, view.expected,
+                                   view.outcome)
+                 for name, view in _views(exp).items()},
         "comparison": comparison(exp),
+        "ensemble": ensemble_summary(exp),
     })
     return out
 

@@ -56,6 +56,19 @@ def test_sgd_vs_gd_quick_writes_its_csv_figure_and_page(scratch):
     assert all(len(row) == 4 for row in module.summary_rows(result))
 
 
+def test_mitigations_quick_version_writes_its_page_and_figures(scratch):
+    module = importlib.import_module("mitigations")
+    result = module.main(["--quick", "--workers", "1"])
+    assert (scratch / "mitigations.csv").stat().st_size > 0
+    for fig in ("mitigations_trajectories.png", "mitigations_region.png"):
+        assert (scratch / fig).stat().st_size > 10_000
+    page = (scratch / "mitigations.md").read_text()
+    assert "## Targets" in page and "Which fixes help" in page and "`umt`" in page
+    assert result["exact"]["population"] <= 1e-10 and result["exact"]["ume"]
+    rows = module.summary_rows(result)
+    assert rows and all(len(row) == 4 for row in rows)
+
+
 def test_update_section_replaces_only_its_own_block(tmp_path):
     import _common as C
 
