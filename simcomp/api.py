@@ -133,6 +133,14 @@ def theory_curves(cfg: Config, data, runs) -> dict:
     return out
 
 
+def _save_trace(arrays: dict, path: Path) -> None:
+    """Write one run's ``trace.npz`` (compressed), the layout :func:`simcomp.trace.load_trace` reads."""
+    import numpy as np
+
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
 class Result:
     """One experiment: its summary, traces and predictions.
 
@@ -231,8 +239,6 @@ class Result:
         Path
             ``path``.
         """
-        import numpy as np
-
         from .outputs import AtomicDirectory, check_output_dir, dumps_json
         from .plots import save_figure
 
@@ -242,8 +248,7 @@ class Result:
             (out.path / "summary.json").write_text(dumps_json(self.summary), encoding="utf-8")
             for name, arrays in self.traces.items():
                 (out.path / name).mkdir()
-                with open(out.path / name / "trace.npz", "wb") as handle:
-                    np.savez_compressed(handle, **arrays)
+                _save_trace(arrays, out.path / name / "trace.npz")
             (out.path / "figures").mkdir()
             save_figure(self.figure(), out.path / "figures" / "alignment.png")
             out.commit()

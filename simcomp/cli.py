@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
@@ -58,38 +56,21 @@ _SIZE_HINT = ("fewer data.n_train / data.n_test, a smaller data.modality.N.dim o
 
 
 def run_simulate(args) -> int:
-    from .experiment import run_experiment, summarize, total_steps
+    from .api import simulate
     from .preflight import check, estimate_simulate
-    from .progress import ProgressBar
     from .report import simulate_report
 
     cfg = build_config(args.config, args.overrides)
     check_output_dir(args.out, args.force)
     check(estimate_simulate(cfg), out=args.out, hint=_SIZE_HINT)
-    with AtomicDirectory(args.out, force=args.force) as out:
-        with ProgressBar(total_steps(cfg), "simulate", enabled=not args.quiet) as bar:
-            exp = run_experiment(cfg, progress=bar)
-        from .plots import alignment_figure, save_figure  # matplotlib: only after training
-
-        # The format key marks the directory as simcomp's: only such a directory
-        # is ever replaced by --force.
-        summary = {"format": SIMULATE_FORMAT, **summarize(exp)}
-        (out.path / "config.toml").write_text(config_to_toml(cfg), encoding="utf-8")
-        (out.path / "summary.json").write_text(dumps_json(summary), encoding="utf-8")
-        traces = {}
-        for run in exp.runs:
-            (out.path / run.name).mkdir()
-            run.trace.save(out.path / run.name / "trace.npz")
-            traces[run.name] = run.trace.arrays()
-        (out.path / "figures").mkdir()
-        save_figure(alignment_figure(cfg, exp.runs, traces, exp.predictions),
-                    out.path / "figures" / "alignment.png")
-        out.commit()
+    result = simulate(cfg, progress=not args.quiet)
+    result.save(args.out, force=args.force)
+    failed = [run for run in result.runs if run.status == "nonfinite"]
     if not args.quiet:
-        print(simulate_report(summary, str(args.out)))
-    if exp.failed:
-        print(divergence_message(exp.failed, traces, str(args.out)), file=sys.stderr)
-    return 1 if exp.failed else 0
+        print(simulate_report(result.summary, str(args.out)))
+    if failed:
+        print(divergence_message(failed, result.traces, str(args.out)), file=sys.stderr)
+    return 1 if failed else 0
 
 
 def divergence_message(failed, traces: dict, out: str) -> str:
@@ -113,34 +94,26 @@ def divergence_message(failed, traces: dict, out: str) -> str:
 
 
 def run_theory(args) -> int:
-    from .data import make_experiment_data
-    from .experiment import predict_run
+    from .api import predict
     from .outputs import to_jsonable
     from .preflight import check, estimate_theory
     from .report import theory_report
-    from .trace import geometry
-    from .train import run_plan
 
     cfg = build_config(args.config, args.overrides)
     if args.plot is not None:
         check_output_file(args.plot, args.force, "--plot", suffix=".png")
     check(estimate_theory(cfg), hint="fewer data.n_train / data.n_test or a smaller "
           "data.modality.N.dim")
-    data = make_experiment_data(cfg)
     rows, predictions = [], {}
-    for name, trained in run_plan(cfg):
-        alignment0 = geometry([data.init[r] for r in trained],
-                              [data.dictionaries[r] for r in trained])[0]
-        pred = predict_run(cfg, data, trained, alignment0)
+    for name, entry in predict(cfg).items():
+        pred = entry["prediction"]
         predictions[name] = pred
-        names = [cfg.names[r] for r in trained]
-        pi = data.train.weight @ data.train.presence[:, trained]
+        names = [cfg.names[r] for r in pred.trained]
         rows.append({
             "run": name,
             "trained_modalities": names,
-            "presence_fraction": dict(zip(names, pi.tolist())),
-            "initial_leading_alignment": dict(
-                zip(names, alignment0.reshape(len(trained), -1).max(axis=1).tolist())),
+            "presence_fraction": entry["presence_fraction"],
+            "initial_leading_alignment": entry["initial_leading_alignment"],
             "prediction": pred.to_json(names),
         })
     if args.json:
@@ -148,27 +121,51 @@ def run_theory(args) -> int:
     else:
         print(theory_report(cfg, rows))
     if args.plot is not None:
-        from .plots import reduced_dynamics_figure, save_figure
+        from .plots import reduced_dynamics_figure, save_figure_atomic
 
         target = check_output_file(args.plot, args.force, "--plot", suffix=".png")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial.png",
-                                   dir=target.absolute().parent)
-        os.close(fd)
-        try:
-            save_figure(reduced_dynamics_figure(cfg, predictions), tmp)
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        save_figure_atomic(reduced_dynamics_figure(cfg, predictions), target)
         if not args.json:
             print(f"reduced dynamics drawn in {target}")
     return 0
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+# --------------------------------------------------------------------------- plot
+
+
+def run_plot(args) -> int:
+    """Redraw the figures of a simulate directory, or draw the phase diagrams of a sweep."""
+    from .outputs import SIMULATE_FORMAT
+    from .phase import PlotError, phase_figures
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise UsageError(f"{args.dir!r} is not a directory; give a simcomp simulate or sweep "
+                         f"output directory")
+    if args.out is not None:
+        check_output_file(args.out, args.force, "--out", suffix=".png")
+    if (root / "sweep.json").is_file():
+        try:
+            drawn = phase_figures(root, args.x, args.y, args.out)
+        except PlotError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"phase diagrams drawn in {', '.join(str(p) for p in drawn)}")
+        return 0
+    if (root / "summary.json").is_file():
+        if args.x is not None or args.y is not None:
+            raise UsageError(f"--x and --y choose grid axes of a sweep; {args.dir!r} is a "
+                             f"simulate directory")
+        from .api import load
+        from .plots import save_figure_atomic
+
+        result = load(root)
+        target = Path(args.out) if args.out is not None else root / "figures" / "alignment.png"
+        target.parent.mkdir(exist_ok=True)
+        save_figure_atomic(result.figure(), target)
+        print(f"figure drawn in {target}")
+        return 0
+    raise UsageError(f"{args.dir!r} is neither a simcomp simulate directory (summary.json) "
+                     f"nor a sweep directory (sweep.json)")
 
 
 # --------------------------------------------------------------------------- config
@@ -247,6 +244,11 @@ def run_sweep_command(args) -> int:
         bar.close()
     if not args.quiet:
         print(sweep_report(result))
+    from .api import draw_sweep_figures
+
+    drawn = draw_sweep_figures(args.out)
+    if drawn and not args.quiet:
+        print(f"phase diagrams drawn in {', '.join(str(p) for p in drawn)}")
     if result.not_ok:
         print(f"simcomp: {result.not_ok} of {result.total} runs did not end ok (see the status "
               f"column of results.csv)", file=sys.stderr)
@@ -348,6 +350,21 @@ def get_parser() -> argparse.ArgumentParser:
     conf.set_defaults(runner=run_config)
 
     _add_sweep_parser(sub)
+
+    plot = sub.add_parser(
+        "plot", help="draw a sweep's phase diagrams, or redraw a simulate directory's figure",
+        description="For a sweep directory: phase diagrams over two numeric grid axes (the "
+        "measured winner, the fraction of seeds that learn every modality by T, the mean gap), "
+        "with the theory's boundaries on top; written to DIR/figures/phase.png. For a simulate "
+        "directory: its figure, redrawn into DIR/figures/alignment.png.",
+    )
+    plot.add_argument("dir", metavar="DIR", help="a simcomp sweep or simulate output directory")
+    plot.add_argument("--x", metavar="KEY", help="grid axis across (default: the first numeric "
+                      "grid axis)")
+    plot.add_argument("--y", metavar="KEY", help="grid axis up (default: the next numeric one)")
+    plot.add_argument("--out", metavar="FILE.png", help="write the figure to FILE.png instead")
+    plot.add_argument("--force", action="store_true", help="replace an existing --out file")
+    plot.set_defaults(runner=run_plot)
 
     return parser
 
