@@ -30,6 +30,9 @@ lives in :mod:`simcomp.cli`.
 
 from __future__ import annotations
 
+import sys
+import types
+
 from ..results import result_columns, result_row
 from .execute import CONNECT_TIMEOUT, SweepRunError, default_batch_size, run_batch
 from .grid import GridAxis, SweepError, expand_grid, parse_grid
@@ -73,3 +76,16 @@ __all__ = [
     "read_results",
     "sweep_report",
 ]
+
+
+class _SweepModule(types.ModuleType):
+    """Importing this package binds ``simcomp.sweep`` to it, hiding the API function of the same
+    name; calling the package calls that function, so ``simcomp.sweep(...)`` always works."""
+
+    def __call__(self, *args, **kwargs):
+        from ..api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SweepModule
