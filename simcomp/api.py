@@ -27,7 +27,8 @@ from typing import Any, Callable, Mapping, Sequence
 from .config import Config, ConfigError, config_to_toml
 from .config import build_config as _build_config
 
-__all__ = ["Result", "build_config", "simulate", "load", "predict", "sweep", "theory_curves"]
+__all__ = ["Result", "build_config", "simulate", "load", "predict", "sweep", "theory_curves",
+           "run_sweep_into", "draw_sweep_figures"]
 
 
 def _override_list(overrides) -> list:
@@ -425,10 +426,7 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
         Python values (int, float, str, bool) and None for empty cells.
     """
     from .progress import ProgressBar
-    from .sweep import plan_sweep, run_sweep
 
-    base = _as_config(config)
-    plan = plan_sweep(base, _grid_specs(grid), seeds)
     state: dict[str, Any] = {}
 
     def on_start(done_before: int, pending: int) -> None:
@@ -440,8 +438,9 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
 
     def run_into(directory):
         try:
-            return run_sweep(plan, directory, workers=workers, scheduler=scheduler, force=force,
-                             progress=advance, on_start=on_start)
+            return run_sweep_into(config, grid, seeds, directory, workers=workers,
+                                  scheduler=scheduler, force=force, progress=advance,
+                                  on_start=on_start)
         finally:
             if "bar" in state:
                 state["bar"].close()
@@ -454,6 +453,22 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
         if plot:
             draw_sweep_figures(out)
     return [dict(row) for row in result.rows]
+
+
+def run_sweep_into(config, grid, seeds: int, out: str | Path, *, max_runs: int | None = None,
+                   **options):
+    """Plan the sweep of ``config`` x ``grid`` x ``seeds`` and run it into ``out``.
+
+    What :func:`sweep` and ``simcomp sweep`` both run; ``options`` go to
+    :func:`simcomp.sweep.run_sweep` (workers, scheduler, batch_size, force,
+    progress, log, on_start, connect_timeout).  Returns its
+    :class:`~simcomp.sweep.SweepResult`.
+    """
+    from .sweep import MAX_RUNS, plan_sweep, run_sweep
+
+    plan = plan_sweep(_as_config(config), _grid_specs(grid), seeds,
+                      max_runs=MAX_RUNS if max_runs is None else max_runs)
+    return run_sweep(plan, out, **options)
 
 
 def draw_sweep_figures(path: str | Path) -> list[Path]:

@@ -45,7 +45,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
         help="override one config value by its dotted path, e.g. train.steps=2000 or "
-        "data.modality.0.beta=1.1 (repeatable)",
+        "data.modality.0.beta=1.1 (repeatable); the next index adds a modality, a copy of the "
+        "last one but its name",
     )
 
 
@@ -192,11 +193,11 @@ def run_sweep_command(args) -> int:
     """
     import signal
 
+    from .api import draw_sweep_figures, run_sweep_into
     from .progress import ProgressBar
-    from .sweep import SweepRunError, plan_sweep, run_sweep, sweep_report
+    from .sweep import SweepRunError, sweep_report
 
     base = build_config(args.config, args.overrides)
-    plan = plan_sweep(base, args.grids, args.seeds, max_runs=args.max_runs)
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -221,8 +222,9 @@ def run_sweep_command(args) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        result = run_sweep(
-            plan, args.out, workers=args.workers, scheduler=args.scheduler,
+        result = run_sweep_into(
+            base, args.grids, args.seeds, args.out, max_runs=args.max_runs,
+            workers=args.workers, scheduler=args.scheduler,
             batch_size=args.batch_size, force=args.force, progress=progress, log=log,
             on_start=on_start, connect_timeout=args.connect_timeout,
         )
@@ -244,8 +246,6 @@ def run_sweep_command(args) -> int:
         bar.close()
     if not args.quiet:
         print(sweep_report(result))
-    from .api import draw_sweep_figures
-
     drawn = draw_sweep_figures(args.out)
     if drawn and not args.quiet:
         print(f"phase diagrams drawn in {', '.join(str(p) for p in drawn)}")
