@@ -72,7 +72,8 @@ def _summary(rows: list[dict]) -> dict[str, Any]:
     gaps = [r["gap"] for r in rows if r.get("gap") is not None]
     b_steps = [r["learned_step_alone_B"] for r in rows if r.get("learned_step_alone_B") is not None]
     return {"n": n, **{k: sum(bool(r[k]) for r in rows) for k in TARGETS},
-            "gap_min": min(gaps) if gaps else None, "gap_mean": sum(gaps) / len(gaps) if gaps else None,
+            "gap_min": min(gaps) if gaps else None,
+            "gap_mean": sum(gaps) / len(gaps) if gaps else None,
             "B_alone_max": max(b_steps) if b_steps else None}
 
 
@@ -98,7 +99,8 @@ def main(argv=None) -> dict:
         result[label] = st
         table.append([label, f"{st['only_A']}/{st['n']}",
                       f"{st['B_alone_early']}/{st['n']} (latest: step {st['B_alone_max']})",
-                      f"{st['gap_over']}/{st['n']} (min {st['gap_min']:.4f}, mean {st['gap_mean']:.4f})",
+                      f"{st['gap_over']}/{st['n']} (min {st['gap_min']:.4f}, "
+                      f"mean {st['gap_mean']:.4f})",
                       f"{st['theory']}/{st['n']}"])
     body = (
         "Measured by `python benchmarks/default_seeds.py` (the default at full size, "

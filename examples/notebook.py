@@ -79,6 +79,7 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="simcomp-nb-"))
+    target = (Path(sys.argv[1]) if len(sys.argv) > 1
+              else Path(tempfile.mkdtemp(prefix="simcomp-nb-")))
     target.mkdir(parents=True, exist_ok=True)
     main(target)

@@ -22,7 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 from .config import Config, ConfigError, config_to_toml
 from .config import build_config as _build_config
@@ -135,7 +135,7 @@ def theory_curves(cfg: Config, data, runs) -> dict:
 
 
 def _save_trace(arrays: dict, path: Path) -> None:
-    """Write one run's ``trace.npz`` (compressed), the layout :func:`simcomp.trace.load_trace` reads."""
+    """Write one run's ``trace.npz`` (compressed), as :func:`simcomp.trace.load_trace` reads it."""
     import numpy as np
 
     with open(path, "wb") as handle:
@@ -198,7 +198,7 @@ class Result:
 
     @property
     def runs(self) -> list:
-        """The runs: objects with ``name``, ``trained`` (indices) and ``learned_step`` (-1 never)."""
+        """The runs: objects with ``name``, ``trained`` and ``learned_step`` (-1: never)."""
         if self._runs is None:
             self._runs = _run_shells(self.config, self.summary)
         return self._runs
@@ -472,7 +472,7 @@ def run_sweep_into(config, grid, seeds: int, out: str | Path, *, max_runs: int |
 
 
 def draw_sweep_figures(path: str | Path) -> list[Path]:
-    """Draw the phase diagrams of a complete sweep into ``path/figures`` (none without a numeric axis)."""
+    """Draw a complete sweep's phase diagrams into ``path/figures`` (none without numeric axes)."""
     from .phase import NoAxes, phase_figures
 
     try:

@@ -21,8 +21,6 @@ from pathlib import Path
 from ._version import __version__
 from .config import ConfigError, build_config, config_to_toml
 from .outputs import (
-    SIMULATE_FORMAT,
-    AtomicDirectory,
     OutputError,
     check_output_dir,
     check_output_file,
@@ -118,7 +116,8 @@ def run_theory(args) -> int:
             "prediction": pred.to_json(names),
         })
     if args.json:
-        print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "runs": to_jsonable(rows)}), end="")
+        print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(),
+                          "runs": to_jsonable(rows)}), end="")
     else:
         print(theory_report(cfg, rows))
     if args.plot is not None:
@@ -136,7 +135,6 @@ def run_theory(args) -> int:
 
 def run_plot(args) -> int:
     """Redraw the figures of a simulate directory, or draw the phase diagrams of a sweep."""
-    from .outputs import SIMULATE_FORMAT
     from .phase import PlotError, phase_figures
 
     root = Path(args.dir)

@@ -187,7 +187,8 @@ def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
                 continue
             k = run.trained.index(r)
             tr = traces[run.name]
-            title = f"{mod.name} in the joint network" if kind == "joint" else f"{mod.name} trained alone"
+            title = (f"{mod.name} in the joint network" if kind == "joint"
+                     else f"{mod.name} trained alone")
             if len(tr["steps"]) == 0:
                 # The loss was not finite at step 0: the trace has no record to draw.
                 _empty_panel(ax, title, "no record: the loss at step 0 is not finite")

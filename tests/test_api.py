@@ -4,7 +4,6 @@ import csv
 import json
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +45,14 @@ def test_public_names_and_version():
                                     "sweep"}
 
 
+def test_sweep_stays_callable_once_the_sweep_package_is_imported():
+    import simcomp.sweep as package  # binds simcomp.sweep to the package
+
+    assert simcomp.sweep is package and callable(simcomp.sweep)
+    assert simcomp.sweep.plan_sweep is package.plan.plan_sweep
+    assert simcomp.api.sweep.__doc__.startswith("Run a grid")
+
+
 def test_import_is_light():
     code = ("import sys, simcomp; heavy = [m for m in ('numba', 'matplotlib', 'dask', "
             "'simcomp.train', 'simcomp.theory') if m in sys.modules]; print(heavy)")
@@ -71,7 +78,8 @@ def test_simulate_equals_the_cli_and_saves_the_same_directory(tmp_path):
     assert result.summary["format"] == "simcomp.simulate/1"
     joint = result.summary["runs"]["joint"]
     # "never" is None in the API, as in summary.json's null
-    for step in list(joint["learned_step"].values()) + list(joint["predicted_learned_step"].values()):
+    steps = list(joint["learned_step"].values()) + list(joint["predicted_learned_step"].values())
+    for step in steps:
         assert step is None or isinstance(step, int)
     assert isinstance(result.traces["joint"]["test_error"], np.ndarray)
     assert result.traces["joint"]["steps"].tolist() == [0, 10, 20, 30, 40]
@@ -102,7 +110,8 @@ def test_simulate_equals_the_cli_and_saves_the_same_directory(tmp_path):
         again = loaded.predictions[name]
         np.testing.assert_array_equal(again.predicted_learned_step, pred.predicted_learned_step)
         np.testing.assert_allclose(again.kappa, pred.kappa)
-        np.testing.assert_array_equal(again.reduced.leading_alignment, pred.reduced.leading_alignment)
+        np.testing.assert_array_equal(again.reduced.leading_alignment,
+                                      pred.reduced.leading_alignment)
 
 
 def test_load_refuses_what_is_not_a_simulate_directory(tmp_path):
