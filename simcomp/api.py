@@ -240,20 +240,26 @@ class Result:
         Path
             ``path``.
         """
-        from .outputs import AtomicDirectory, check_output_dir, dumps_json
-        from .plots import save_figure
+        from .outputs import AtomicDirectory, check_output_dir
 
         check_output_dir(path, force)
         with AtomicDirectory(path, force=force) as out:
-            (out.path / "config.toml").write_text(config_to_toml(self.config), encoding="utf-8")
-            (out.path / "summary.json").write_text(dumps_json(self.summary), encoding="utf-8")
-            for name, arrays in self.traces.items():
-                (out.path / name).mkdir()
-                _save_trace(arrays, out.path / name / "trace.npz")
-            (out.path / "figures").mkdir()
-            save_figure(self.figure(), out.path / "figures" / "alignment.png")
+            self._write_files(out.path)
             out.commit()
         return Path(path)
+
+    def _write_files(self, root: Path) -> None:
+        """The files of :meth:`save`, into the (new, empty) directory ``root``."""
+        from .outputs import dumps_json
+        from .plots import save_figure
+
+        (root / "config.toml").write_text(config_to_toml(self.config), encoding="utf-8")
+        (root / "summary.json").write_text(dumps_json(self.summary), encoding="utf-8")
+        for name, arrays in self.traces.items():
+            (root / name).mkdir()
+            _save_trace(arrays, root / name / "trace.npz")
+        (root / "figures").mkdir()
+        save_figure(self.figure(), root / "figures" / "alignment.png")
 
 
 def simulate(config=None, *, progress: bool | Callable[[int], None] = False) -> Result:

@@ -21,6 +21,7 @@ from pathlib import Path
 from ._version import __version__
 from .config import ConfigError, build_config, config_to_toml
 from .outputs import (
+    AtomicDirectory,
     OutputError,
     check_output_dir,
     check_output_file,
@@ -62,8 +63,12 @@ def run_simulate(args) -> int:
     cfg = build_config(args.config, args.overrides)
     check_output_dir(args.out, args.force)
     check(estimate_simulate(cfg), out=args.out, hint=_SIZE_HINT)
-    result = simulate(cfg, progress=not args.quiet)
-    result.save(args.out, force=args.force)
+    # The output directory is claimed (as a hidden temporary) before training, and renamed
+    # into place once complete: the same files as Result.save writes.
+    with AtomicDirectory(args.out, force=args.force) as out:
+        result = simulate(cfg, progress=not args.quiet)
+        result._write_files(out.path)
+        out.commit()
     failed = [run for run in result.runs if run.status == "nonfinite"]
     if not args.quiet:
         print(simulate_report(result.summary, str(args.out)))

@@ -48,3 +48,15 @@ def test_seed_checks_read_the_row():
     assert seed_checks(late, 300) == {"only_A": False, "B_alone_early": False, "gap_over": False,
                                       "theory": False}
     assert not seed_checks(dict(row, learned_step_alone_B=None, gap=None), 300)["gap_over"]
+
+
+def test_the_benchmark_quick_version_writes_its_table(tmp_path, monkeypatch):
+    import default_seeds
+
+    monkeypatch.setenv("SIMCOMP_BENCH_SCRATCH", str(tmp_path))
+    result = default_seeds.main(["--quick", "--workers", "1"])
+    doc = (tmp_path / "results.md").read_text()
+    assert doc.count("<!-- BEGIN default_seeds -->") == 1 and "joint learns only A" in doc
+    assert (tmp_path / "default_seeds.csv").stat().st_size > 0
+    (label, st), = [(k, v) for k, v in result.items() if k != "met"]
+    assert st["n"] == 4 and result["met"] == all(st[k] == 4 for k in TARGETS)
