@@ -72,6 +72,8 @@ def run_simulate(args) -> int:
     failed = [run for run in result.runs if run.status == "nonfinite"]
     if not args.quiet:
         print(simulate_report(result.summary, str(args.out)))
+        print(f"(seed {cfg.seed} is one draw of the data and the initial weights; `simcomp sweep "
+              f"--seeds 16 --out DIR` with the same --config/--set shows the spread over seeds)")
     if failed:
         print(divergence_message(failed, result.traces, str(args.out)), file=sys.stderr)
     return 1 if failed else 0
