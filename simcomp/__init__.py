@@ -19,7 +19,7 @@ kernels nor matplotlib nor dask; the functions import what they need.
 """
 
 from ._version import __version__
-from .api import Result, build_config, load, predict, simulate, sweep
+from .api import Result, build_config, load, predict, simulate
 from .config import Config, ConfigError
 
 
@@ -29,6 +29,12 @@ def __getattr__(name):
         from .outputs import OutputError
 
         return OutputError
+    # ``simcomp.sweep`` is both the sweep package and, called, the API function
+    # :func:`simcomp.api.sweep` (the package is callable); imported on first use.
+    if name == "sweep":
+        import importlib
+
+        return importlib.import_module(".sweep", __name__)
     raise AttributeError(f"module 'simcomp' has no attribute {name!r}")
 
 

@@ -45,8 +45,13 @@ def test_public_names_and_version():
                                     "sweep"}
 
 
-def test_sweep_stays_callable_once_the_sweep_package_is_imported():
-    import simcomp.sweep as package  # binds simcomp.sweep to the package
+def test_simcomp_sweep_is_the_package_and_calls_the_api_function():
+    code = ("import simcomp; from simcomp import sweep as sw; import simcomp.sweep as pkg; "
+            "assert sw is pkg is simcomp.sweep and callable(sw); print(sw.parse_grid.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(simcomp.__file__).parent.parent, check=True)
+    assert out.stdout.strip() == "parse_grid"
+    import simcomp.sweep as package
 
     assert simcomp.sweep is package and callable(simcomp.sweep)
     assert simcomp.sweep.plan_sweep is package.plan.plan_sweep

@@ -1,5 +1,9 @@
 """Sweeps: grids of configs times seeds, run in parallel, recorded run by run, resumable.
 
+Calling this package, ``simcomp.sweep(config, grid=..., seeds=..., out=...)``,
+runs :func:`simcomp.api.sweep` (the Python API; see its docstring): the rows
+of results.csv as dicts.  The names below are the machinery behind it.
+
 A sweep is a base config, a list of grid axes (``KEY=START:STOP:NUM`` or
 ``KEY=V1,V2,...``) and a number of seeds.  The cartesian product of the axes
 gives the grid points; each point is run ``seeds`` times (repeats
@@ -79,8 +83,7 @@ __all__ = [
 
 
 class _SweepModule(types.ModuleType):
-    """Importing this package binds ``simcomp.sweep`` to it, hiding the API function of the same
-    name; calling the package calls that function, so ``simcomp.sweep(...)`` always works."""
+    """``simcomp.sweep`` is this package; calling it calls :func:`simcomp.api.sweep`."""
 
     def __call__(self, *args, **kwargs):
         from ..api import sweep
