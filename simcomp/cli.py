@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import errno
-import os
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from contextlib import contextmanager
@@ -23,7 +21,6 @@ from pathlib import Path
 from ._version import __version__
 from .config import ConfigError, build_config, config_to_toml
 from .outputs import (
-    SIMULATE_FORMAT,
     AtomicDirectory,
     OutputError,
     check_output_dir,
@@ -47,7 +44,8 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
         help="override one config value by its dotted path, e.g. train.steps=2000 or "
-        "data.modality.0.beta=1.1 (repeatable)",
+        "data.modality.0.beta=1.1 (repeatable); the next index adds a modality, a copy of the "
+        "last one but its name",
     )
 
 
@@ -58,38 +56,27 @@ _SIZE_HINT = ("fewer data.n_train / data.n_test, a smaller data.modality.N.dim o
 
 
 def run_simulate(args) -> int:
-    from .experiment import run_experiment, summarize, total_steps
+    from .api import simulate
     from .preflight import check, estimate_simulate
-    from .progress import ProgressBar
     from .report import simulate_report
 
     cfg = build_config(args.config, args.overrides)
     check_output_dir(args.out, args.force)
     check(estimate_simulate(cfg), out=args.out, hint=_SIZE_HINT)
+    # The output directory is claimed (as a hidden temporary) before training, and renamed
+    # into place once complete: the same files as Result.save writes.
     with AtomicDirectory(args.out, force=args.force) as out:
-        with ProgressBar(total_steps(cfg), "simulate", enabled=not args.quiet) as bar:
-            exp = run_experiment(cfg, progress=bar)
-        from .plots import alignment_figure, save_figure  # matplotlib: only after training
-
-        # The format key marks the directory as simcomp's: only such a directory
-        # is ever replaced by --force.
-        summary = {"format": SIMULATE_FORMAT, **summarize(exp)}
-        (out.path / "config.toml").write_text(config_to_toml(cfg), encoding="utf-8")
-        (out.path / "summary.json").write_text(dumps_json(summary), encoding="utf-8")
-        traces = {}
-        for run in exp.runs:
-            (out.path / run.name).mkdir()
-            run.trace.save(out.path / run.name / "trace.npz")
-            traces[run.name] = run.trace.arrays()
-        (out.path / "figures").mkdir()
-        save_figure(alignment_figure(cfg, exp.runs, traces, exp.predictions),
-                    out.path / "figures" / "alignment.png")
+        result = simulate(cfg, progress=not args.quiet)
+        result._write_files(out.path)
         out.commit()
+    failed = [run for run in result.runs if run.status == "nonfinite"]
     if not args.quiet:
-        print(simulate_report(summary, str(args.out)))
-    if exp.failed:
-        print(divergence_message(exp.failed, traces, str(args.out)), file=sys.stderr)
-    return 1 if exp.failed else 0
+        print(simulate_report(result.summary, str(args.out)))
+        print(f"(seed {cfg.seed} is one draw of the data and the initial weights; `simcomp sweep "
+              f"--seeds 16 --out DIR` with the same --config/--set shows the spread over seeds)")
+    if failed:
+        print(divergence_message(failed, result.traces, str(args.out)), file=sys.stderr)
+    return 1 if failed else 0
 
 
 def divergence_message(failed, traces: dict, out: str) -> str:
@@ -147,27 +134,50 @@ def run_theory(args) -> int:
     else:
         print(theory_report(cfg, rows, comparison))
     if args.plot is not None:
-        from .plots import reduced_dynamics_figure, save_figure
+        from .plots import reduced_dynamics_figure, save_figure_atomic
 
         target = check_output_file(args.plot, args.force, "--plot", suffix=".png")
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial.png",
-                                   dir=target.absolute().parent)
-        os.close(fd)
-        try:
-            save_figure(reduced_dynamics_figure(cfg, predictions), tmp)
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, target)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        save_figure_atomic(reduced_dynamics_figure(cfg, predictions), target)
         if not args.json:
             print(f"reduced dynamics drawn in {target}")
     return 0
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+# --------------------------------------------------------------------------- plot
+
+
+def run_plot(args) -> int:
+    """Redraw the figures of a simulate directory, or draw the phase diagrams of a sweep."""
+    from .phase import PlotError, phase_figures
+
+    root = Path(args.dir)
+    if not root.is_dir():
+        raise UsageError(f"{args.dir!r} is not a directory; give a simcomp simulate or sweep "
+                         f"output directory")
+    if args.out is not None:
+        check_output_file(args.out, args.force, "--out", suffix=".png")
+    if (root / "sweep.json").is_file():
+        try:
+            drawn = phase_figures(root, args.x, args.y, args.out)
+        except PlotError as exc:
+            raise UsageError(str(exc)) from None
+        print(f"phase diagrams drawn in {', '.join(str(p) for p in drawn)}")
+        return 0
+    if (root / "summary.json").is_file():
+        if args.x is not None or args.y is not None:
+            raise UsageError(f"--x and --y choose grid axes of a sweep; {args.dir!r} is a "
+                             f"simulate directory")
+        from .api import load
+        from .plots import save_figure_atomic
+
+        result = load(root)
+        target = Path(args.out) if args.out is not None else root / "figures" / "alignment.png"
+        target.parent.mkdir(exist_ok=True)
+        save_figure_atomic(result.figure(), target)
+        print(f"figure drawn in {target}")
+        return 0
+    raise UsageError(f"{args.dir!r} is neither a simcomp simulate directory (summary.json) "
+                     f"nor a sweep directory (sweep.json)")
 
 
 # --------------------------------------------------------------------------- config
@@ -194,11 +204,11 @@ def run_sweep_command(args) -> int:
     """
     import signal
 
+    from .api import draw_sweep_figures, run_sweep_into
     from .progress import ProgressBar
-    from .sweep import SweepRunError, plan_sweep, run_sweep, sweep_report
+    from .sweep import SweepRunError, sweep_report
 
     base = build_config(args.config, args.overrides)
-    plan = plan_sweep(base, args.grids, args.seeds, max_runs=args.max_runs)
 
     def log(message: str) -> None:
         if not args.quiet:
@@ -223,8 +233,9 @@ def run_sweep_command(args) -> int:
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        result = run_sweep(
-            plan, args.out, workers=args.workers, scheduler=args.scheduler,
+        result = run_sweep_into(
+            base, args.grids, args.seeds, args.out, max_runs=args.max_runs,
+            workers=args.workers, scheduler=args.scheduler,
             batch_size=args.batch_size, force=args.force, progress=progress, log=log,
             on_start=on_start, connect_timeout=args.connect_timeout,
         )
@@ -246,6 +257,9 @@ def run_sweep_command(args) -> int:
         bar.close()
     if not args.quiet:
         print(sweep_report(result))
+    drawn = draw_sweep_figures(args.out)
+    if drawn and not args.quiet:
+        print(f"phase diagrams drawn in {', '.join(str(p) for p in drawn)}")
     if result.not_ok:
         print(f"simcomp: {result.not_ok} of {result.total} runs did not end ok (see the status "
               f"column of results.csv)", file=sys.stderr)
@@ -347,6 +361,21 @@ def get_parser() -> argparse.ArgumentParser:
     conf.set_defaults(runner=run_config)
 
     _add_sweep_parser(sub)
+
+    plot = sub.add_parser(
+        "plot", help="draw a sweep's phase diagrams, or redraw a simulate directory's figure",
+        description="For a sweep directory: phase diagrams over two numeric grid axes (the "
+        "measured winner, the fraction of seeds that learn every modality by T, the mean gap), "
+        "with the theory's boundaries on top; written to DIR/figures/phase.png. For a simulate "
+        "directory: its figure, redrawn into DIR/figures/alignment.png.",
+    )
+    plot.add_argument("dir", metavar="DIR", help="a simcomp sweep or simulate output directory")
+    plot.add_argument("--x", metavar="KEY", help="grid axis across (default: the first numeric "
+                      "grid axis)")
+    plot.add_argument("--y", metavar="KEY", help="grid axis up (default: the next numeric one)")
+    plot.add_argument("--out", metavar="FILE.png", help="write the figure to FILE.png instead")
+    plot.add_argument("--force", action="store_true", help="replace an existing --out file")
+    plot.set_defaults(runner=run_plot)
 
     return parser
 

@@ -401,8 +401,9 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
 
 
 DEFAULT_CONFIG_TOML = """\
-# The embedded default (spec section 6): A strong but incomplete, B weaker but
-# always present.  Jointly, A wins the race and B is starved of gradient.
+# The embedded default (docs/model.md section 6): A strong but incomplete, B
+# weaker but always present.  Jointly, A wins the race and B is starved of
+# gradient; alone, B is learned well before the horizon, on every seed measured.
 seed = 0
 
 [data]
@@ -413,20 +414,20 @@ population = false
 [[data.modality]]
 name = "A"
 dim = 128
-beta = 2.0
-presence = 0.8
-noise = 0.02
+beta = 3.0
+presence = 0.85
+noise = 0.05
 
 [[data.modality]]
 name = "B"
 dim = 128
 beta = 1.0
 presence = 1.0
-noise = 0.02
+noise = 0.05
 
 [model]
 learner = "symmetric"
-width = 8
+width = 16
 activation = "srelu"
 q = 3
 rho = 1.0
@@ -543,7 +544,11 @@ def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
                     f"{len(node)} entries (use index {len(node)} to add one)"
                 )
             if index == len(node):
-                node.append({})
+                # A new modality starts as a copy of the last one (all but its name), so that
+                # --set data.modality.2.beta=1.5 adds a sibling with the same noise, dim, ...
+                sibling = node[-1] if node and isinstance(node[-1], dict) else {}
+                node.append({k: copy.deepcopy(v) for k, v in sibling.items() if k != "name"}
+                            if walked[:-1] == ["data", "modality"] else {})
             if last:
                 node[index] = value
             else:
@@ -563,7 +568,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | list[tuple[str, 
     """Apply ``--set`` overrides (strings ``key=value`` or ``(key, value)`` pairs) to a raw dict.
 
     Dotted paths reach into sections and list indices into the modality list:
-    ``data.modality.0.beta=1.1``.  Index ``len(list)`` appends a modality.
+    ``data.modality.0.beta=1.1``.  Index ``len(list)`` appends a modality, a
+    copy of the last one's values except its name (named by position).
     Unknown keys are caught when the result is validated.
     """
     raw = copy.deepcopy(raw)

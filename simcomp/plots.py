@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["alignment_figure", "reduced_dynamics_figure", "save_figure"]
+__all__ = ["alignment_figure", "reduced_dynamics_figure", "save_figure", "save_figure_atomic"]
 
 _BANK_COLOURS = ("tab:blue", "tab:red")
 
@@ -19,6 +19,25 @@ def save_figure(fig, path: str | Path) -> None:
     """Save and close ``fig`` (PNG, 130 dpi)."""
     fig.savefig(path, dpi=130, bbox_inches="tight")
     plt.close(fig)
+
+
+def save_figure_atomic(fig, path: str | Path) -> None:
+    """Save and close ``fig`` through a temporary file in the same directory and a rename."""
+    import os
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial.png", dir=path.parent)
+    os.close(fd)
+    try:
+        save_figure(fig, tmp)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)
 
 
 # A figure needs no more points per line than it has pixels; long traces are thinned.
@@ -51,7 +70,8 @@ def _empty_panel(ax, title: str, why: str) -> None:
     ax.set_xlabel("GD step")
 
 
-def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title, noisy=None):
+def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title,
+           theory_label="theory: reduced dynamics", noisy=None):
     """One modality of one run: every neuron's signal pre-activation beta * a over time."""
     # alignment: (R, B, m)
     keep = _thin(steps)
@@ -72,7 +92,7 @@ def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title, noisy
             r_line = _finite(beta * np.asarray(r_lead)[keep])
         # Drawn on top but thin, so the simulated leading neuron stays visible beneath it.
         ax.plot(np.asarray(r_steps)[keep], r_line, color="black", lw=1.0, ls=(0, (4, 3)), zorder=5,
-                label="theory: reduced dynamics, leading neuron")
+                label=f"{theory_label}, leading neuron")
     if noisy is not None:  # where the run has noise or distractors (docs/theory.md section 12)
         n_steps, n_lead = noisy
         with np.errstate(over="ignore", invalid="ignore"):
@@ -88,8 +108,50 @@ def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title, noisy
     ax.grid(alpha=0.3)
 
 
-def alignment_figure(cfg, runs, traces, predictions=None):
-    """Per-neuron alignment trajectories: a row per modality, joint and uni-modal side by side.
+def _error_panel(ax, runs, traces, names) -> None:
+    """Test error against the step: the joint network, each modality alone, each encoder inside
+    the joint network (its error alone as a classifier; it can exceed 0.5, see the README)."""
+    drawn = False
+    colours = [f"C{i}" for i in range(10)]
+    for run in runs:
+        tr = traces.get(run.name, {})
+        steps = np.asarray(tr.get("steps", np.zeros(0)))
+        if len(steps) == 0 or "test_error" not in tr:
+            continue
+        keep = _thin(steps)
+        marker = "o" if len(keep) == 1 else None
+        if run.name == "joint":
+            ax.plot(steps[keep], _finite(np.asarray(tr["test_error"])[keep]), color="black", lw=2,
+                    marker=marker, ms=4, label="joint network")
+            per = np.asarray(tr.get("modality_test_error", np.zeros((len(steps), 0))))
+            for k, r in enumerate(run.trained):
+                if per.ndim == 2 and per.shape[1] > k:
+                    ax.plot(steps[keep], _finite(per[keep, k]), color=colours[r % 10], lw=1.2,
+                            ls="--", marker=marker, ms=3,
+                            label=f"{names[r]}'s encoder inside the joint network")
+        else:
+            r = run.trained[0]
+            ax.plot(steps[keep], _finite(np.asarray(tr["test_error"])[keep]), color=colours[r % 10],
+                    lw=1.6, marker=marker, ms=3, label=f"{names[r]} trained alone")
+        drawn = True
+    ax.set_title("test error against the step", fontsize=10)
+    ax.set_xlabel("GD step")
+    ax.set_ylabel("test error")
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.legend(fontsize=8, loc="upper right", ncol=2)
+    else:
+        ax.text(0.5, 0.5, "no test error recorded", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
+
+
+def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
+    """The run's figure: per-neuron alignment trajectories and test error against the step.
+
+    A row per modality, joint and uni-modal side by side, and a last row with
+    the test errors (joint, each modality alone, each encoder inside the joint
+    network).
 
     Parameters
     ----------
@@ -99,7 +161,12 @@ def alignment_figure(cfg, runs, traces, predictions=None):
     traces : dict
         Run name -> trace arrays (``load_trace`` layout).
     predictions : dict, optional
-        Run name -> theory.Prediction, to draw the reduced dynamics.
+        Run name -> theory.Prediction: its reduced dynamics is drawn where
+        ``theory`` has no curve for the run.
+    theory : dict, optional
+        Run name -> ``(label, steps, leading_alignment (R, K_run))``: the
+        theory curve closest to the run (``simcomp.api.theory_curves``), drawn
+        with its label.
     """
     names = cfg.names
     columns = []
@@ -107,8 +174,15 @@ def alignment_figure(cfg, runs, traces, predictions=None):
         columns.append("joint")
     if any(run.name.startswith("unimodal-") for run in runs):
         columns.append("alone")
-    fig, axes = plt.subplots(len(names), len(columns), figsize=(5.2 * len(columns), 2.9 * len(names)),
-                             squeeze=False, sharex=True)
+    columns = columns or ["joint"]
+    fig = plt.figure(figsize=(5.2 * max(2, len(columns)), 2.9 * len(names) + 3.2))
+    grid = fig.add_gridspec(len(names) + 1, len(columns),
+                            height_ratios=[1.0] * len(names) + [1.15])
+    axes = np.empty((len(names), len(columns)), dtype=object)
+    for r in range(len(names)):
+        for col in range(len(columns)):
+            axes[r, col] = fig.add_subplot(grid[r, col],
+                                           sharex=axes[0, 0] if r or col else None)
     by_name = {run.name: run for run in runs}
     for r, mod in enumerate(cfg.data.modality):
         for col, kind in enumerate(columns):
@@ -119,21 +193,26 @@ def alignment_figure(cfg, runs, traces, predictions=None):
                 continue
             k = run.trained.index(r)
             tr = traces[run.name]
-            title = f"{mod.name} in the joint network" if kind == "joint" else f"{mod.name} trained alone"
+            title = (f"{mod.name} in the joint network" if kind == "joint"
+                     else f"{mod.name} trained alone")
             if len(tr["steps"]) == 0:
                 # The loss was not finite at step 0: the trace has no record to draw.
                 _empty_panel(ax, title, "no record: the loss at step 0 is not finite")
                 continue
             alignment = stack_alignment(tr["alignment"])
             reduced = noisy = None
-            if predictions is not None and run.name in predictions:
+            label = "theory: reduced dynamics"
+            if theory is not None and run.name in theory:
+                label, t_steps, t_lead = theory[run.name]
+                reduced = (t_steps, np.asarray(t_lead)[:, k])
+            elif predictions is not None and run.name in predictions:
                 red = predictions[run.name].reduced
                 reduced = (red.steps, red.leading_alignment[:, k])
                 aware = getattr(predictions[run.name], "noise_aware", None)
                 if aware is not None:
                     noisy = (aware.dynamics.steps, aware.dynamics.leading_alignment[:, k])
             _panel(ax, tr["steps"], alignment[:, k], mod.beta, cfg.model.threshold,
-                   int(run.learned_step[k]), reduced, title, noisy)
+                   int(run.learned_step[k]), reduced, title, label, noisy)
             if col == 0:
                 ax.set_ylabel(f"{mod.name}: beta * <w, v>")
     handles, labels = [], []
@@ -142,12 +221,13 @@ def alignment_figure(cfg, runs, traces, predictions=None):
             if label not in labels and not label.startswith("learned at"):
                 handles.append(handle)
                 labels.append(label)
+    _error_panel(fig.add_subplot(grid[len(names), :]), runs, traces, names)
     if labels:  # none when no run has a record to draw
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
                    bbox_to_anchor=(0.5, -0.02 - 0.02 * (len(labels) > 4)))
-    fig.suptitle("Alignment of every neuron with its modality's signal (green: learned step)",
-                 fontsize=11)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.suptitle("Alignment of every neuron with its modality's signal (green: learned step), "
+                 "and test error", fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return fig
 
 

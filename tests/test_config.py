@@ -17,12 +17,12 @@ from simcomp.config import (
 )
 
 
-def test_default_matches_spec_section_6():
+def test_default_matches_docs_model_section_6():
     cfg = default_config()
     a, b = cfg.data.modality
-    assert (a.name, a.dim, a.beta, a.presence, a.noise) == ("A", 128, 2.0, 0.8, 0.02)
-    assert (b.name, b.dim, b.beta, b.presence, b.noise) == ("B", 128, 1.0, 1.0, 0.02)
-    assert cfg.model.learner == "symmetric" and cfg.model.width == 8
+    assert (a.name, a.dim, a.beta, a.presence, a.noise) == ("A", 128, 3.0, 0.85, 0.05)
+    assert (b.name, b.dim, b.beta, b.presence, b.noise) == ("B", 128, 1.0, 1.0, 0.05)
+    assert cfg.model.learner == "symmetric" and cfg.model.width == 16
     assert cfg.model.q == 3 and cfg.model.rho == 1.0 and cfg.model.init_scale == 0.01
     assert cfg.train.lr == 1.0 and cfg.train.steps == 300 and cfg.train.mode == "compare"
     assert cfg.data.n_train == 512 and cfg.data.n_test == 4096 and cfg.seed == 0
@@ -35,6 +35,19 @@ def test_toml_round_trip_of_resolved_config():
     again = config_from_dict(tomllib.loads(config_to_toml(cfg)))
     assert again == cfg
     assert again.names == ("A", "B", "C")
+
+
+def test_an_added_modality_copies_the_last_ones_values_but_its_name():
+    base = default_config()
+    cfg = build_config(None, ["data.modality.1.dim=64", "data.modality.2.beta=1.5"])
+    b, c = cfg.data.modality[1], cfg.data.modality[2]
+    assert c.name == "C" and c.beta == 1.5
+    assert (c.dim, c.presence, c.noise) == (64, b.presence, b.noise) == (64, 1.0, base.data.modality[1].noise)
+    # the copy is taken when the modality is added: later overrides of B do not reach C
+    later = build_config(None, ["data.modality.2.beta=1.5", "data.modality.1.noise=0.3"])
+    assert later.data.modality[2].noise == base.data.modality[1].noise
+    # a modality listed in a file without some keys takes the key defaults (config shows them)
+    assert "noise = 0.05" in config_to_toml(cfg).split("[[data.modality]]")[3]
 
 
 def test_override_parsing_types():

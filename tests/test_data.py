@@ -9,7 +9,7 @@ from simcomp.data import IdentityDictionary, empirical_patterns, make_experiment
 
 def small(*overrides):
     base = ["data.n_train=400", "data.n_test=300", "data.modality.0.dim=12",
-            "data.modality.1.dim=9"]
+            "data.modality.1.dim=9", "data.modality.0.beta=2.0", "data.modality.0.presence=0.8"]
     return build_config(None, base + list(overrides))
 
 

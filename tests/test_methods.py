@@ -71,10 +71,11 @@ def test_umt_needs_teacher_units_of_the_right_shape():
     assert teacher_steps(build_config(None, ["method.name=umt"])) == 300
     with pytest.raises(ValueError, match="needs teacher_units"):
         rule_kwargs(cfg, [0, 1])
-    with pytest.raises(ValueError, match=r"shape \(K_run=2, B=1, m=8, n\)"):
-        rule_kwargs(cfg, [0, 1], teacher_units=np.zeros((2, 1, 7, 5)))
-    kw = rule_kwargs(cfg, [0, 1], teacher_units=np.zeros((2, 1, 8, 5)))
-    assert kw["distill_weight"] == 10.0 and kw["teacher_units"].shape == (2, 1, 8, 5)
+    m = cfg.model.width
+    with pytest.raises(ValueError, match=rf"shape \(K_run=2, B=1, m={m}, n\)"):
+        rule_kwargs(cfg, [0, 1], teacher_units=np.zeros((2, 1, m - 1, 5)))
+    kw = rule_kwargs(cfg, [0, 1], teacher_units=np.zeros((2, 1, m, 5)))
+    assert kw["distill_weight"] == 10.0 and kw["teacher_units"].shape == (2, 1, m, 5)
 
 
 def test_bad_trained_indices():

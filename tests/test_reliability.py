@@ -429,10 +429,12 @@ def test_out_of_range_messages_state_the_valid_range(key):
 
 
 def test_full_disk_is_one_line_exit_1_and_leaves_nothing(tmp_path, capsys, monkeypatch):
-    def full(self, path):
+    def full(arrays, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(Trace, "save", full)
+    import simcomp.api
+
+    monkeypatch.setattr(simcomp.api, "_save_trace", full)
     assert main(["simulate", "--quiet", "--out", str(tmp_path / "o")] + sets()) == 1
     line = one_line_error(capsys.readouterr().err)
     assert "the disk is full" in line and "no complete output was written" in line

@@ -599,7 +599,8 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert str(out / "results.csv") in captured.out and "sweep.json" in captured.out
     assert "running 8 runs" in captured.err
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
-        "results.csv", "runs", "sweep.json"]
+        "figures", "results.csv", "runs", "sweep.json"]
+    assert sorted(p.name for p in (out / "figures").iterdir()) == ["phase.png"]
     header, rows = read_csv(out / "results.csv")
     assert header[:4] == ["data.modality.0.beta", "train.steps", "repeat", "seed"]
     assert [r[1] for r in rows] == ["20", "20", "30", "30"] * 2

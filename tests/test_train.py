@@ -145,6 +145,7 @@ def test_summary_contract():
 def test_population_mode_matches_reduced_dynamics(learner):
     cfg = build_config(None, [
         "data.population=true", "data.modality.0.noise=0.0", "data.modality.1.noise=0.0",
+        "data.modality.0.beta=2.0", "data.modality.0.presence=0.8",
         "data.modality.0.dim=5", "data.modality.1.dim=4", "data.modality.1.presence=0.9",
         "model.width=3", "model.init_scale=0.05", f"model.learner={learner}",
         "train.steps=500", "train.trace_every=1", "train.mode=joint",
@@ -169,8 +170,9 @@ def test_population_mode_matches_reduced_dynamics(learner):
 
 
 def test_default_experiment_shows_the_effect_and_matches_the_race():
-    """Spec section 6 on its embedded default: A wins, B starves jointly, B alone is learned;
-    learned steps within 5% or 2 steps of the race (5.2) for the joint winner and every uni-modal run."""
+    """docs/model.md section 6 on the embedded default: A wins, B starves jointly, B alone is
+    learned; learned steps within 5% or 2 steps of the race (5.2, counting the noise) for the
+    joint winner and every uni-modal run."""
     from simcomp.config import default_config
 
     exp = run_experiment(default_config())
@@ -181,7 +183,8 @@ def test_default_experiment_shows_the_effect_and_matches_the_race():
     checks = [(joint, joint.winner)] + [(runs[f"unimodal-{n}"], 0) for n in ("A", "B")]
     for run, k in checks:
         measured = run.learned_step[k]
-        predicted = exp.predictions[run.name].race_learned_step[k]
+        # the data are noisy (noise 0.05): the race that counts the noise is the one to match
+        predicted = exp.predictions[run.name].race_learned_step_noisy[k]
         assert abs(measured - predicted) <= max(0.05 * predicted, 2.0), (run.name, measured,
                                                                           predicted)
     summary = summarize(exp)

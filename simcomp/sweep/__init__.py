@@ -1,5 +1,9 @@
 """Sweeps: grids of configs times seeds, run in parallel, recorded run by run, resumable.
 
+Calling this package, ``simcomp.sweep(config, grid=..., seeds=..., out=...)``,
+runs :func:`simcomp.api.sweep` (the Python API; see its docstring): the rows
+of results.csv as dicts.  The names below are the machinery behind it.
+
 A sweep is a base config, a list of grid axes (``KEY=START:STOP:NUM`` or
 ``KEY=V1,V2,...``) and a number of seeds.  The cartesian product of the axes
 gives the grid points; each point is run ``seeds`` times (repeats
@@ -29,6 +33,9 @@ lives in :mod:`simcomp.cli`.
 """
 
 from __future__ import annotations
+
+import sys
+import types
 
 from ..results import result_columns, result_row
 from .execute import CONNECT_TIMEOUT, SweepRunError, default_batch_size, run_batch
@@ -73,3 +80,15 @@ __all__ = [
     "read_results",
     "sweep_report",
 ]
+
+
+class _SweepModule(types.ModuleType):
+    """``simcomp.sweep`` is this package; calling it calls :func:`simcomp.api.sweep`."""
+
+    def __call__(self, *args, **kwargs):
+        from ..api import sweep
+
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _SweepModule

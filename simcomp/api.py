@@ -1,0 +1,487 @@
+"""The public Python API: configs, one experiment, a saved experiment, predictions, sweeps.
+
+Everything a notebook needs is here and re-exported by :mod:`simcomp`::
+
+    import simcomp
+    cfg = simcomp.build_config(overrides={"train.steps": 200})
+    result = simcomp.simulate(cfg)
+    result.summary["comparison"]["gap"]
+    rows = simcomp.sweep(cfg, grid={"data.modality.0.beta": [1.0, 2.0]}, seeds=2)
+
+The ``simcomp`` command is a thin layer over these functions, so a result
+from Python equals the command's (apart from the wall times and the
+provenance block).  "Never" / "not applicable" is ``None`` everywhere.
+
+Heavy modules (the kernels, the theory, matplotlib, dask) are imported
+inside the functions, so that ``import simcomp`` stays light.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Mapping
+
+from .config import Config, ConfigError, config_to_toml
+from .config import build_config as _build_config
+
+__all__ = ["Result", "build_config", "simulate", "load", "predict", "sweep", "theory_curves",
+           "run_sweep_into", "draw_sweep_figures"]
+
+
+def _override_list(overrides) -> list:
+    if overrides is None:
+        return []
+    if isinstance(overrides, str):
+        return [overrides]
+    if isinstance(overrides, Mapping):
+        return [(str(key), value) for key, value in overrides.items()]
+    return list(overrides)
+
+
+def build_config(path: str | Path | None = None, overrides=None) -> Config:
+    """Build and validate a configuration.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A TOML experiment file; None (default) starts from the embedded
+        default (docs/model.md section 6).
+    overrides : mapping, sequence or str, optional
+        Values replacing those of the file, by dotted key: a dict
+        ``{"train.steps": 200, "data.modality.0.beta": 1.5}``, a list of
+        ``"KEY=VALUE"`` strings (the CLI's ``--set``, values in TOML syntax)
+        or of ``(key, value)`` pairs.  Index ``K`` of ``data.modality``
+        adds a modality, which starts from a copy of the last one's values
+        (its name defaults to the next letter).
+
+    Returns
+    -------
+    Config
+        Frozen and validated.
+
+    Raises
+    ------
+    simcomp.ConfigError
+        A one-line message naming the offending key or value.
+    """
+    return _build_config(path, _override_list(overrides))
+
+
+def _as_config(config) -> Config:
+    if config is None:
+        return _build_config(None, [])
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, (str, Path)):
+        return _build_config(config, [])
+    raise ConfigError(f"config must be a simcomp Config, a TOML path or None, got "
+                      f"{type(config).__name__}")
+
+
+def _run_shells(cfg: Config, summary: dict) -> list:
+    """Objects with ``name``, ``trained`` and ``learned_step`` (-1: never), from a summary."""
+    import numpy as np
+
+    runs = []
+    for name, entry in summary.get("runs", {}).items():
+        names = list(entry.get("trained_modalities", []))
+        trained = [cfg.names.index(n) for n in names]
+        learned = entry.get("learned_step", {})
+        steps = np.array([-1 if learned.get(n) is None else int(learned[n]) for n in names],
+                         dtype=np.int64)
+        runs.append(SimpleNamespace(name=name, trained=trained, learned_step=steps))
+    return runs
+
+
+def theory_curves(cfg: Config, data, runs) -> dict:
+    """The theory curve closest to each run, for the figures.
+
+    The noise-aware dynamics (docs/theory.md) where a trained modality of
+    the run has noise, else the reduced dynamics; both start from the run's
+    own initial weights and training set.
+
+    Returns
+    -------
+    dict
+        Run name -> ``(label, steps, leading_alignment)`` with
+        ``leading_alignment`` of shape (records, K_run).
+    """
+    import numpy as np
+
+    from .experiment import predict_run
+    from .theory import noisy_dynamics as nd
+
+    out = {}
+    B, m = cfg.model.banks, cfg.model.width
+    for run in runs:
+        trained = list(run.trained)
+        alignment0 = np.asarray(run.initial_alignment, dtype=float).reshape(len(trained), B, m)
+        if any(cfg.data.modality[r].noise > 0 for r in trained):
+            train = data.train
+            noise = [nd.training_noise(train.X[r], train.y, train.presence[:, r],
+                                       cfg.data.modality[r].beta, data.signals[r],
+                                       initial_weights=data.init[r]) for r in trained]
+            dyn = nd.noise_aware_dynamics(cfg, trained, alignment0, train.y,
+                                          train.presence[:, trained], noise,
+                                          weight=train.weight)
+            out[run.name] = ("theory: noise-aware dynamics", dyn.steps, dyn.leading_alignment)
+        else:
+            red = predict_run(cfg, data, trained, alignment0).reduced
+            out[run.name] = ("theory: reduced dynamics", red.steps, red.leading_alignment)
+    return out
+
+
+def _save_trace(arrays: dict, path: Path) -> None:
+    """Write one run's ``trace.npz`` (compressed), as :func:`simcomp.trace.load_trace` reads it."""
+    import numpy as np
+
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+
+
+class Result:
+    """One experiment: its summary, traces and predictions.
+
+    Attributes
+    ----------
+    summary : dict
+        Exactly the object ``summary.json`` holds: ``format``, provenance,
+        ``seed``, the resolved ``config``, ``runs`` (run name -> every
+        quantity of :data:`simcomp.results.QUANTITIES`) and ``comparison``
+        (None unless the mode is ``compare``).  Never-learned steps are None.
+    traces : dict
+        Run name (``joint``, ``unimodal-<M>``) -> ``{key: ndarray}`` in the
+        ``trace.npz`` layout (``steps``, ``alignment``, ``test_error``,
+        ``modality_test_error``, ...; see docs/model.md section 4).
+    config : Config
+        The resolved configuration.
+    predictions : dict
+        Run name -> :class:`simcomp.theory.Prediction` (race, reduced
+        dynamics, predicted test errors).  For a loaded result it is
+        recomputed from the config on first access (the data are redrawn
+        from the seed).
+    """
+
+    def __init__(self, config: Config, summary: dict, traces: dict, predictions=None,
+                 runs=None, data=None):
+        self.config = config
+        self.summary = summary
+        self.traces = traces
+        self._predictions = predictions
+        self._runs = runs
+        self._data = data
+
+    def __repr__(self) -> str:
+        comp = self.summary.get("comparison") or {}
+        gap = comp.get("gap")
+        return (f"<simcomp.Result seed={self.summary.get('seed')} runs={list(self.traces)}"
+                + ("" if gap is None else f" gap={gap:+.4f}") + ">")
+
+    # -- lazily rebuilt parts of a loaded result
+    def _experiment_data(self):
+        if self._data is None:
+            from .data import make_experiment_data
+
+            self._data = make_experiment_data(self.config)
+        return self._data
+
+    def _initial_alignments(self) -> dict:
+        from .trace import geometry
+
+        data = self._experiment_data()
+        return {run.name: geometry([data.init[r] for r in run.trained],
+                                   [data.dictionaries[r] for r in run.trained])[0]
+                for run in self.runs}
+
+    @property
+    def runs(self) -> list:
+        """The runs: objects with ``name``, ``trained`` and ``learned_step`` (-1: never)."""
+        if self._runs is None:
+            self._runs = _run_shells(self.config, self.summary)
+        return self._runs
+
+    @property
+    def predictions(self) -> dict:
+        if self._predictions is None:
+            from .experiment import predict_run
+
+            data = self._experiment_data()
+            a0 = self._initial_alignments()
+            self._predictions = {run.name: predict_run(self.config, data, list(run.trained),
+                                                       a0[run.name])
+                                 for run in self.runs}
+        return self._predictions
+
+    def figure(self):
+        """The run's figure: alignments of every neuron and test error against the step."""
+        from .plots import alignment_figure
+
+        runs = self.runs
+        if not all(hasattr(run, "initial_alignment") for run in runs):
+            a0 = self._initial_alignments()
+            runs = [SimpleNamespace(name=r.name, trained=r.trained, learned_step=r.learned_step,
+                                    initial_alignment=a0[r.name]) for r in runs]
+        curves = theory_curves(self.config, self._experiment_data(), runs)
+        return alignment_figure(self.config, runs, self.traces, self.predictions, theory=curves)
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        """Write the directory ``simcomp simulate --out`` writes.
+
+        ``config.toml``, ``summary.json``, ``<run>/trace.npz`` and
+        ``figures/alignment.png``, written to a hidden temporary directory
+        and renamed into place.  A non-empty ``path`` is refused unless
+        ``force`` (and then only a directory simcomp wrote is replaced).
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        from .outputs import AtomicDirectory, check_output_dir
+
+        check_output_dir(path, force)
+        with AtomicDirectory(path, force=force) as out:
+            self._write_files(out.path)
+            out.commit()
+        return Path(path)
+
+    def _write_files(self, root: Path) -> None:
+        """The files of :meth:`save`, into the (new, empty) directory ``root``."""
+        from .outputs import dumps_json
+        from .plots import save_figure
+
+        (root / "config.toml").write_text(config_to_toml(self.config), encoding="utf-8")
+        (root / "summary.json").write_text(dumps_json(self.summary), encoding="utf-8")
+        for name, arrays in self.traces.items():
+            (root / name).mkdir()
+            _save_trace(arrays, root / name / "trace.npz")
+        (root / "figures").mkdir()
+        save_figure(self.figure(), root / "figures" / "alignment.png")
+
+
+def simulate(config=None, *, progress: bool | Callable[[int], None] = False) -> Result:
+    """Train and trace every run of one experiment and predict each.
+
+    Parameters
+    ----------
+    config : Config, path or None
+        From :func:`build_config`; a TOML path; None for the embedded default.
+    progress : bool or callable
+        True draws a progress bar on stderr; a callable receives the number
+        of GD steps just done.
+
+    Returns
+    -------
+    Result
+        ``result.summary`` is what ``summary.json`` holds; a run whose loss
+        turned non-finite has ``status`` "nonfinite" (no exception).
+    """
+    from contextlib import nullcontext
+
+    from .experiment import run_experiment, total_steps
+    from .outputs import SIMULATE_FORMAT
+    from .progress import ProgressBar
+    from .results import summarize
+
+    cfg = _as_config(config)
+    if callable(progress):
+        bar = nullcontext(progress)
+    else:
+        bar = ProgressBar(total_steps(cfg), "simulate", enabled=bool(progress))
+    with bar as callback:
+        exp = run_experiment(cfg, progress=callback)
+    summary = {"format": SIMULATE_FORMAT, **summarize(exp)}
+    traces = {run.name: run.trace.arrays() for run in exp.runs}
+    return Result(cfg, summary, traces, predictions=exp.predictions, runs=exp.runs,
+                  data=exp.data)
+
+
+def load(path: str | Path) -> Result:
+    """Read a directory written by ``simcomp simulate`` or :meth:`Result.save`.
+
+    Raises
+    ------
+    simcomp.OutputError
+        ``path`` is not such a directory (a one-line message says why).
+    """
+    from .config import config_from_dict, load_config
+    from .outputs import SIMULATE_FORMAT, OutputError
+    from .trace import load_trace
+
+    root = Path(path)
+    summary_path = root / "summary.json"
+    try:
+        summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{str(root)!r} is not a simcomp simulate directory (cannot read "
+                          f"summary.json: {exc.__class__.__name__})") from None
+    if not isinstance(summary, dict) or summary.get("format") != SIMULATE_FORMAT:
+        raise OutputError(f"{str(root)!r} is not a simcomp simulate directory (summary.json has "
+                          f"no format {SIMULATE_FORMAT!r})")
+    cfg = config_from_dict(load_config(root / "config.toml"))
+    traces = {}
+    for name in summary.get("runs", {}):
+        try:
+            traces[name] = load_trace(root / name / "trace.npz")
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"cannot read {str(root / name / 'trace.npz')!r}: "
+                              f"{exc.__class__.__name__}") from None
+    return Result(cfg, summary, traces)
+
+
+def predict(config=None) -> dict:
+    """The theory's predictions for a config and seed, without training.
+
+    Parameters
+    ----------
+    config : Config, path or None
+
+    Returns
+    -------
+    dict
+        Run name -> the quantities known before training (initial alignment,
+        presence fraction, rates, race and reduced-dynamics learned steps,
+        predicted winner and test errors), keyed as in ``summary.json``.
+        The full :class:`simcomp.theory.Prediction` objects are under each
+        run's ``"prediction"`` key.
+    """
+    from .data import make_experiment_data
+    from .experiment import predict_run
+    from .results import theory_summary
+    from .trace import geometry
+    from .train import run_plan
+
+    cfg = _as_config(config)
+    data = make_experiment_data(cfg)
+    out = {}
+    for name, trained in run_plan(cfg):
+        alignment0 = geometry([data.init[r] for r in trained],
+                              [data.dictionaries[r] for r in trained])[0]
+        pred = predict_run(cfg, data, trained, alignment0)
+        entry = theory_summary(cfg, data, trained, alignment0, pred)
+        entry["prediction"] = pred
+        out[name] = entry
+    return out
+
+
+def _grid_specs(grid) -> list[str]:
+    from .sweep.grid import GridAxis
+
+    if grid is None:
+        return []
+    if isinstance(grid, (str, GridAxis)):
+        return [grid]
+    if isinstance(grid, Mapping):
+        from .config import _toml_value
+
+        specs = []
+        for key, values in grid.items():
+            if isinstance(values, str):
+                specs.append(f"{key}={values}")  # "START:STOP:NUM" or "V1,V2"
+                continue
+            try:
+                values = list(values)
+                text = ",".join(_toml_value(v) for v in values)
+            except TypeError:
+                raise ConfigError(f"grid {key}: expected a list of values or 'START:STOP:NUM', "
+                                  f"got {values!r}") from None
+            specs.append(f"{key}={text}")
+        return specs
+    return list(grid)
+
+
+def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = None,
+          workers: int | None = None, scheduler: Any = None, force: bool = False,
+          progress: bool = False, plot: bool = True) -> list[dict]:
+    """Run a grid of configs times seeds; the rows of ``results.csv``.
+
+    Parameters
+    ----------
+    config : Config, path or None
+        The base configuration.
+    grid : mapping or sequence, optional
+        Axes: ``{"data.modality.0.beta": [1.0, 2.0], "data.modality.0.presence":
+        "0.5:1:3"}`` (a list of values, or ``START:STOP:NUM`` / ``V1,V2``
+        text), or a list of ``KEY=...`` strings as the CLI's ``--grid``.
+    seeds : int
+        Runs per grid point, each with its own seed derived from the base seed.
+    out : path, optional
+        Write the sweep directory (``results.csv``, ``sweep.json``, ``runs/``,
+        ``figures/``) there; rerunning resumes.  None: a temporary directory
+        that is removed afterwards.
+    workers : int, optional
+        Parallel worker processes (default: the number of cores).
+    scheduler : str or distributed.Client, optional
+        A dask scheduler address, ``"local"`` or a client.
+    force : bool
+        Start over in an existing sweep directory.
+    progress : bool
+        Draw a progress bar on stderr.
+    plot : bool
+        Draw the phase diagrams into ``out/figures`` (when ``out`` is given
+        and the grid has a numeric axis).
+
+    Returns
+    -------
+    list of dict
+        One dict per run in plan order (grid point, then repeat): the grid
+        values, ``repeat``, ``seed`` and every results.csv column, with
+        Python values (int, float, str, bool) and None for empty cells.
+    """
+    from .progress import ProgressBar
+
+    state: dict[str, Any] = {}
+
+    def on_start(done_before: int, pending: int) -> None:
+        state["bar"] = ProgressBar(pending, "sweep", enabled=bool(progress) and pending > 0)
+
+    def advance(amount: int) -> None:
+        if "bar" in state:
+            state["bar"].update(amount)
+
+    def run_into(directory):
+        try:
+            return run_sweep_into(config, grid, seeds, directory, workers=workers,
+                                  scheduler=scheduler, force=force, progress=advance,
+                                  on_start=on_start)
+        finally:
+            if "bar" in state:
+                state["bar"].close()
+
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="simcomp-sweep-") as tmp:
+            result = run_into(Path(tmp) / "sweep")
+    else:
+        result = run_into(out)
+        if plot:
+            draw_sweep_figures(out)
+    return [dict(row) for row in result.rows]
+
+
+def run_sweep_into(config, grid, seeds: int, out: str | Path, *, max_runs: int | None = None,
+                   **options):
+    """Plan the sweep of ``config`` x ``grid`` x ``seeds`` and run it into ``out``.
+
+    What :func:`sweep` and ``simcomp sweep`` both run; ``options`` go to
+    :func:`simcomp.sweep.run_sweep` (workers, scheduler, batch_size, force,
+    progress, log, on_start, connect_timeout).  Returns its
+    :class:`~simcomp.sweep.SweepResult`.
+    """
+    from .sweep import MAX_RUNS, plan_sweep, run_sweep
+
+    plan = plan_sweep(_as_config(config), _grid_specs(grid), seeds,
+                      max_runs=MAX_RUNS if max_runs is None else max_runs)
+    return run_sweep(plan, out, **options)
+
+
+def draw_sweep_figures(path: str | Path) -> list[Path]:
+    """Draw a complete sweep's phase diagrams into ``path/figures`` (none without numeric axes)."""
+    from .phase import NoAxes, phase_figures
+
+    try:
+        return phase_figures(path)
+    except NoAxes:
+        return []

@@ -1,0 +1,275 @@
+"""Phase diagrams of a sweep: measured against predicted over two grid axes.
+
+From a complete sweep directory (``sweep.json`` and ``results.csv``) this
+draws, over two numeric grid axes ``x`` and ``y`` (default: the first two),
+three panels per value of the remaining axes:
+
+* the measured winner of the joint network (the modality most seeds learn
+  first), with the theory's winner boundary on top: the zero line of the
+  mean winner coordinate ln(kappa_2 Gamma_2^(q-2) / (kappa_1 Gamma_1^(q-2)))
+  for two modalities (docs/model.md section 5.3), else the edges of the
+  predicted winner;
+* the fraction of seeds in which the joint network learns every modality by
+  the horizon, with the theory's co-learning boundary on top (where half the
+  seeds are predicted to learn every modality by the horizon, by the
+  reduced dynamics);
+* the mean performance gap (joint minus best uni-modal test error), with
+  both boundaries on top (where every modality is learned, the gap closes).
+
+Everything is read from results.csv, which holds every modality's settings
+and predictions, so the directory alone suffices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["PlotError", "NoAxes", "read_sweep", "numeric_axes", "phase_figure",
+           "phase_figures", "typed_cell"]
+
+
+class PlotError(ValueError):
+    """A directory or axis that cannot be drawn; the message says why."""
+
+
+class NoAxes(PlotError):
+    """The sweep has no numeric grid axis to draw over."""
+
+
+def typed_cell(text: str) -> Any:
+    """A results.csv cell as a Python value: '' None, integers int, numbers float, else str."""
+    if text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def read_sweep(path: str | Path) -> tuple[dict, list[dict]]:
+    """``(sweep.json, rows of results.csv with typed values)`` of a complete sweep directory."""
+    from .sweep import FORMAT_VERSION, read_results
+
+    root = Path(path)
+    try:
+        meta = json.loads((root / "sweep.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise PlotError(f"{str(root)!r} is not a sweep directory (no readable sweep.json)") \
+            from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        raise PlotError(f"{str(root)!r} is not a sweep directory of this simcomp "
+                        f"(sweep.json format is not {FORMAT_VERSION!r})")
+    if not (root / "results.csv").is_file():
+        raise PlotError(f"the sweep in {str(root)!r} is not complete (no results.csv); rerun the "
+                        f"same simcomp sweep command to finish it")
+    rows = [{key: typed_cell(value) for key, value in row.items()}
+            for row in read_results(root / "results.csv")]
+    return meta, rows
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def numeric_axes(meta: dict) -> list[dict]:
+    """The grid axes of sweep.json whose values are all numbers (in axis order)."""
+    return [axis for axis in meta["definition"]["grids"]
+            if all(_is_number(v) for v in axis["values"])]
+
+
+def _choose(meta: dict, x: str | None, y: str | None) -> tuple[dict, dict | None, list[dict]]:
+    grids = meta["definition"]["grids"]
+    keys = [axis["key"] for axis in grids]
+    numeric = numeric_axes(meta)
+    for option, key in (("--x", x), ("--y", y)):
+        if key is None:
+            continue
+        if key not in keys:
+            raise PlotError(f"{option} {key}: not a grid axis of this sweep; its axes are "
+                            + (", ".join(keys) if keys else "none"))
+        if key not in [a["key"] for a in numeric]:
+            raise PlotError(f"{option} {key}: the axis has values that are not numbers; "
+                            f"numeric axes: {', '.join(a['key'] for a in numeric) or 'none'}")
+    if x is not None and x == y:
+        raise PlotError(f"--x and --y are both {x}; choose two different grid axes")
+    free = [a for a in numeric if a["key"] not in (x, y)]
+    if x is None:
+        if not free:
+            raise NoAxes("phase diagrams need a numeric grid axis; this sweep has "
+                         + ("none" if not keys else "only " + ", ".join(keys)))
+        x = free.pop(0)["key"]
+    if y is None and free:
+        y = free.pop(0)["key"]
+    by_key = {a["key"]: a for a in grids}
+    rest = [a for a in grids if a["key"] not in (x, y)]
+    return by_key[x], (by_key[y] if y is not None else None), rest
+
+
+def _same(a: Any, b: Any) -> bool:
+    if _is_number(a) and _is_number(b):
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0) or a == b
+    return a == b
+
+
+def _mean(values: list) -> float:
+    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return sum(values) / len(values) if values else math.nan
+
+
+def _cells(rows: list[dict], xa: dict, ya: dict | None, names: Sequence[str]) -> dict:
+    """Per (x, y) cell: the measured and predicted quantities, as (nx, ny) arrays."""
+    xs, ys = xa["values"], (ya["values"] if ya is not None else [None])
+    shape = (len(xs), len(ys))
+    out = {key: np.full(shape, np.nan) for key in
+           ("winner", "colearned", "gap", "coordinate", "predicted_winner", "predicted_colearned")}
+    index = {name: i for i, name in enumerate(names)}
+    for i, xv in enumerate(xs):
+        for j, yv in enumerate(ys):
+            cell = [r for r in rows if _same(r.get(xa["key"]), xv)
+                    and (ya is None or _same(r.get(ya["key"]), yv))]
+            if not cell:
+                continue
+            winners = [r.get("winner_joint") for r in cell if r.get("winner_joint") is not None]
+            if winners:
+                top = max(sorted(set(winners), key=lambda w: index.get(w, 99)),
+                          key=winners.count)
+                out["winner"][i, j] = index.get(top, math.nan)
+            else:
+                out["winner"][i, j] = -1  # no modality learned on most seeds
+            learned = [all(r.get(f"learned_by_horizon_joint_{m}") for m in names) for r in cell
+                       if r.get(f"learned_by_horizon_joint_{names[0]}") is not None]
+            out["colearned"][i, j] = _mean(learned)
+            predicted = [all(r.get(f"predicted_learned_by_horizon_joint_{m}") for m in names)
+                         for r in cell
+                         if r.get(f"predicted_learned_by_horizon_joint_{names[0]}") is not None]
+            out["predicted_colearned"][i, j] = _mean(predicted)
+            out["gap"][i, j] = _mean([r.get("gap") for r in cell])
+            out["coordinate"][i, j] = _mean([r.get("winner_coordinate_joint") for r in cell])
+            pw = [index[r["predicted_winner_joint"]] for r in cell
+                  if r.get("predicted_winner_joint") in index]
+            out["predicted_winner"][i, j] = _mean(pw)
+    return out
+
+
+def _ticks(ax, axis: dict | None, which: str) -> None:
+    if axis is None:
+        getattr(ax, f"set_{which}ticks")([])
+        return
+    values = axis["values"]
+    step = max(1, len(values) // 8)
+    positions = list(range(0, len(values), step))
+    getattr(ax, f"set_{which}ticks")(positions)
+    getattr(ax, f"set_{which}ticklabels")([f"{values[p]:g}" for p in positions], fontsize=8)
+    getattr(ax, f"set_{which}label")(axis["key"], fontsize=9)
+
+
+def _boundary(ax, values: np.ndarray, level: float, style: dict, label: str, handles: list) -> None:
+    """Draw the contour of ``values`` at ``level`` (needs at least 2 x 2 finite cells)."""
+    from matplotlib.lines import Line2D
+
+    z = np.ma.masked_invalid(values.T)
+    if z.shape[0] < 2 or z.shape[1] < 2 or z.count() < 4 or not (z.min() < level < z.max()):
+        return
+    ax.contour(np.arange(values.shape[0]), np.arange(values.shape[1]), z, levels=[level],
+               colors=style["color"], linestyles=style["ls"], linewidths=1.6)
+    if label not in [h.get_label() for h in handles]:
+        handles.append(Line2D([], [], color=style["color"], ls=style["ls"], lw=1.6, label=label))
+
+
+_WINNER_LINE = {"color": "black", "ls": "--"}
+_COLEARN_LINE = {"color": "magenta", "ls": ":"}
+
+
+def phase_figure(meta: dict, rows: list[dict], x: str | None = None, y: str | None = None):
+    """The phase-diagram figure of a sweep (see the module docstring); returns the Figure."""
+    from matplotlib import colors
+    from matplotlib import pyplot as plt
+
+    from .plots import _finite  # noqa: F401  (imports matplotlib with the Agg backend)
+
+    xa, ya, rest = _choose(meta, x, y)
+    names = [m["name"] for m in meta["definition"]["base_config"]["data"]["modality"]]
+    # one row of panels per combination of the other axes' values (at most 6 drawn)
+    facets: list[tuple] = [()]
+    for axis in rest:
+        facets = [f + ((axis["key"], v),) for f in facets for v in axis["values"]]
+    shown = facets[:6]
+    fig, axes = plt.subplots(len(shown), 3, figsize=(14, 3.9 * len(shown) + 0.6), squeeze=False)
+    winner_cmap = colors.ListedColormap(["lightgrey"] + [plt.get_cmap("tab10")(i)
+                                                         for i in range(len(names))])
+    handles: list = []
+    for f, facet in enumerate(shown):
+        sub = [r for r in rows if all(_same(r.get(k), v) for k, v in facet)]
+        cells = _cells(sub, xa, ya, names)
+        where = ", ".join(f"{k}={v:g}" if _is_number(v) else f"{k}={v}" for k, v in facet)
+        suffix = f"\n({where})" if where else ""
+        ax = axes[f, 0]
+        img = ax.imshow(np.ma.masked_invalid(cells["winner"].T), origin="lower", aspect="auto",
+                        cmap=winner_cmap, vmin=-1.5, vmax=len(names) - 0.5,
+                        interpolation="nearest")
+        cbar = fig.colorbar(img, ax=ax, ticks=range(-1, len(names)))
+        cbar.ax.set_yticklabels(["none"] + names, fontsize=8)
+        ax.set_title("measured winner (joint, most seeds)" + suffix, fontsize=10)
+        if len(names) == 2:
+            _boundary(ax, cells["coordinate"], 0.0, _WINNER_LINE,
+                      "theory: winner boundary (winner coordinate 0)", handles)
+        else:
+            for level in np.arange(len(names) - 1) + 0.5:
+                _boundary(ax, cells["predicted_winner"], level, _WINNER_LINE,
+                          "theory: winner boundary (predicted winner changes)", handles)
+        ax = axes[f, 1]
+        img = ax.imshow(np.ma.masked_invalid(cells["colearned"].T), origin="lower", aspect="auto",
+                        cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        fig.colorbar(img, ax=ax)
+        ax.set_title("fraction of seeds: every modality learned by T" + suffix, fontsize=10)
+        _boundary(ax, cells["predicted_colearned"], 0.5, _COLEARN_LINE,
+                  "theory: co-learning boundary (half the seeds learn all by T)", handles)
+        ax = axes[f, 2]
+        gap = cells["gap"]
+        span = np.nanmax(np.abs(gap)) if np.isfinite(gap).any() else 1.0
+        span = span if span > 0 else 1.0
+        img = ax.imshow(np.ma.masked_invalid(gap.T), origin="lower", aspect="auto",
+                        cmap="coolwarm", vmin=-span, vmax=span, interpolation="nearest")
+        fig.colorbar(img, ax=ax)
+        ax.set_title("mean gap: joint minus best uni-modal test error" + suffix, fontsize=10)
+        if len(names) == 2:
+            _boundary(ax, cells["coordinate"], 0.0, _WINNER_LINE,
+                      "theory: winner boundary (winner coordinate 0)", handles)
+        _boundary(ax, cells["predicted_colearned"], 0.5, _COLEARN_LINE,
+                  "theory: co-learning boundary (half the seeds learn all by T)", handles)
+        for ax in axes[f]:
+            _ticks(ax, xa, "x")
+            _ticks(ax, ya, "y")
+    title = f"{len(rows)} runs, {meta['definition']['seeds']} seed(s) per point"
+    if len(facets) > len(shown):
+        title += f"; the first {len(shown)} of {len(facets)} values of the other axes shown"
+    fig.suptitle(title, fontsize=11)
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9)
+    fig.tight_layout(rect=(0, 0.05 if handles else 0, 1, 0.96))
+    return fig
+
+
+def phase_figures(path: str | Path, x: str | None = None, y: str | None = None,
+                  out: str | Path | None = None) -> list[Path]:
+    """Draw a sweep's phase diagrams into ``out`` (default ``path/figures/phase.png``).
+
+    Written to a temporary file and renamed.  Returns the files written.
+    """
+    from .plots import save_figure_atomic
+
+    meta, rows = read_sweep(path)
+    fig = phase_figure(meta, rows, x, y)
+    target = Path(out) if out is not None else Path(path) / "figures" / "phase.png"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_figure_atomic(fig, target)
+    return [target]
