@@ -232,7 +232,10 @@ def test_method_statistics_and_results_of_a_modulated_run():
             run.trace.records["modality_test_error"][-1], rtol=0, atol=1e-12)
 
 
-STOCH = ["data.modality.0.noise=0", "data.modality.1.noise=0", "data.modality.0.dim=8",
+# The earlier embedded default's strengths, presence and width (the tolerances below were
+# measured with them; the betas are passed to the theory explicitly).
+STOCH = ["data.modality.0.beta=2.0", "data.modality.1.beta=1.0", "data.modality.0.presence=0.8",
+         "model.width=8", "data.modality.0.noise=0", "data.modality.1.noise=0", "data.modality.0.dim=8",
          "data.modality.1.dim=8", "data.n_train=256", "train.steps=100"]
 
 
@@ -256,7 +259,9 @@ def test_stochastic_kernel_runs_average_to_the_expected_update(name, params):
     a0 = np.stack([np.einsum("bid,d->bi", W, v) for W, v in zip(data.init, data.signals)])
     y, s, w = empirical_patterns(tr, [0, 1])
     T = cfg.train.steps
-    dyn = method_dynamics(a0, [2.0, 1.0], y, s, w, 3.0, 1.0, 1.0, T, name, params)
+    beta = [m.beta for m in cfg.data.modality]
+    assert beta == [2.0, 1.0]
+    dyn = method_dynamics(a0, beta, y, s, w, 3.0, 1.0, 1.0, T, name, params)
     X = np.stack(tr.X)
     dims = np.array([x.shape[1] for x in tr.X], np.int64)
     signal = np.stack(data.signals)
