@@ -29,9 +29,10 @@ stats      float64 (6, K), out: score, ratio, scale, cosine of the last
 ``none`` and ``lr_scale`` keep the plain coefficient path of the kernels
 untouched (so ``none`` is bit-identical to plain training and pays
 nothing); the other rules compute phi_{j,r} too. Random numbers
-(dropout masks, ogm_ge noise) are a hash of (key, t, j, r) for a mask and
-of (key, t, r, weight row) and the entry for the noise, so they depend
-neither on threads nor on batching.
+(dropout masks, ogm_ge noise) are counter-based (rng.py): a hash of
+(key, t, j, r) for a mask, draw k of the stream (key, t, r, weight row)
+for the noise of entry k, so they depend neither on threads nor on
+batching.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from numba.extending import overload
 
 from simcomp._jit import jit
 from simcomp.kernels.layout import BLOCK
+from simcomp.kernels.rng import _normal, _stream, _uniform
 from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
 
 __all__ = ["METHOD_NAMES", "Rule", "make_rule", "rule_needs_phi"]
@@ -182,51 +184,8 @@ def rule_needs_phi(code) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Counter-based random numbers
+# Dropout masks (random numbers: rng.py)
 # --------------------------------------------------------------------------
-
-
-@jit(inline="always")
-def _mix64(z):
-    """The splitmix64 finaliser (a bijection of uint64 with good avalanche)."""
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@jit()
-def _uniform(key, t, a, b):
-    """A uniform number in [0, 1) that is a fixed function of (key, t, a, b)."""
-    h = _mix64(np.uint64(key) ^ np.uint64(0x9E3779B97F4A7C15))
-    h = _mix64(h ^ np.uint64(t))
-    h = _mix64(h ^ np.uint64(a))
-    h = _mix64(h ^ np.uint64(b))
-    return np.float64(h >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@jit()
-def _row_stream(key, t, r, row):
-    """The 64-bit stream state of weight row ``row`` of encoder r at step t (four mixes per row)."""
-    h = _mix64(np.uint64(key) ^ np.uint64(0x9E3779B97F4A7C15))
-    h = _mix64(h ^ np.uint64(t))
-    h = _mix64(h ^ np.uint64(r))
-    return _mix64(h ^ np.uint64(row))
-
-
-@jit(inline="always")
-def _normal_pair(h, k):
-    """Two independent standard normal numbers, a fixed function of (h, k) (Box-Muller).
-
-    The uniforms are splitmix64 outputs at counters k and k + 1 of the
-    stream h; both of Box-Muller's outputs are used (one log, one sqrt and
-    one cos/sin pair for two numbers).
-    """
-    g = np.uint64(0x9E3779B97F4A7C15)
-    u1 = np.float64(_mix64(h + np.uint64(k + 1) * g) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-    u2 = np.float64(_mix64(h + np.uint64(k + 2) * g) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-    rad = math.sqrt(-2.0 * math.log1p(-u1))
-    ang = 2.0 * math.pi * u2
-    return rad * math.cos(ang), rad * math.sin(ang)
 
 
 @jit()
@@ -553,13 +512,10 @@ def _rule_update(rule, W, dims, eta, G, t):
                 w = W[r, b, i, :d]
                 g = G[r, b, i, :d]
                 if sd > 0.0:
-                    # entries (k, k + 1) of the row share one Box-Muller pair
-                    h = _row_stream(key, t, r, b * m + i)
-                    for k in range(0, d, 2):
-                        z0, z1 = _normal_pair(h, k)
-                        w[k] = w[k] - er * (kr * g[k] + sd * z0)
-                        if k + 1 < d:
-                            w[k + 1] = w[k + 1] - er * (kr * g[k + 1] + sd * z1)
+                    h = _stream(key, t, r, b * m + i)  # one stream per weight row
+                    for k in range(d):
+                        xi = sd * _normal(h, k)
+                        w[k] = w[k] - er * (kr * g[k] + xi)
                 else:
                     for k in range(d):
                         w[k] = w[k] - er * (kr * g[k])
