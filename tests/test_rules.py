@@ -305,3 +305,26 @@ def test_make_rule_refuses_bad_arguments():
         make_rule("umt", 2)
     with pytest.raises(ValueError, match="start <= stop"):
         make_rule("ogm", 2, start=5, stop=3)
+
+
+def test_ogm_ge_normals_are_standard_normal_and_counter_based():
+    """The ziggurat's numbers (fixed streams, so not flaky): moments, tails and the
+    distribution function of the standard normal; a stream is a pure function of its key."""
+    from math import erf, erfc, sqrt
+
+    from simcomp.kernels.rng import normals
+
+    x = np.concatenate([normals(key, 7, 1, 2, 250_000) for key in (1, 2)])
+    n = x.size
+    assert abs(x.mean()) < 4 / sqrt(n)
+    assert abs(x.var() - 1.0) < 4 * sqrt(2 / n)
+    assert abs(np.mean(x**3)) < 4 * sqrt(15 / n)
+    assert abs(np.mean(x**4) - 3.0) < 4 * sqrt(96 / n)
+    for c in (1.0, 2.0, 3.0, 3.5):  # 3.5 is beyond the ziggurat's base strip (3.44)
+        p = erfc(c / sqrt(2))
+        assert abs(np.mean(np.abs(x) > c) - p) < 4 * sqrt(p / n)
+    xs = np.sort(x)[::50]
+    cdf = 0.5 * (1.0 + np.vectorize(erf)(xs / sqrt(2)))
+    assert np.max(np.abs(cdf - (np.arange(0, n, 50) + 0.5) / n)) < 2.0 / sqrt(n)  # KS, ~p 1e-3
+    np.testing.assert_array_equal(normals(1, 7, 1, 2, 1000), x[:1000])
+    assert not np.array_equal(normals(1, 8, 1, 2, 1000), x[:1000])

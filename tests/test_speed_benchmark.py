@@ -23,7 +23,10 @@ def test_quick_speed_benchmark_writes_its_page(tmp_path):
     assert all(s["check_error"] <= 1e-12 for s in result["sizes"])
     assert all("torch_s" not in s for s in result["sizes"])
     text = out.read_text()
-    for heading in ("## Machine", "## Time per GD step", "## Targets", "## Sweep throughput",
+    assert set(result["methods"]["ratio"]) >= {"none", "ogm", "ogm_ge", "mmpareto", "umt"}
+    assert result["methods"]["ratio"]["none"] == 1.0
+    for heading in ("## Machine", "## Time per GD step", "## Targets", "## Training rules",
+                    "## Sweep throughput",
                     "## Start-up", "## Reproduce"):
         assert heading in text
     assert "PyTorch: not installed (skipped)" in text or "PyTorch" in text

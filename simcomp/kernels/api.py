@@ -221,8 +221,7 @@ def _forward(Xf, n, dims, W, unit, f_out, phi_out):
         P[...] = 0.0
         for r in range(K):  # phi_r of each modality on its own, in neuron order
             for bi in range(B * m):
-                _unit_rows(Z[r, bi], P[r], 1.0 if bi < m else -1.0, unit[0], unit[1], unit[2],
-                           unit[3], nb)
+                _unit_rows(Z, r, bi, P[r], 1.0 if bi < m else -1.0, unit, nb)
         for jj in range(nb):
             f = 0.0
             for r in range(K):

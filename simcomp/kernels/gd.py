@@ -24,7 +24,7 @@ import numpy as np
 from numba import prange
 
 from simcomp._jit import jit, jit_parallel
-from simcomp.kernels.gradient import _lg, _scratch
+from simcomp.kernels.gradient import _lg_parallel, _lg_serial, _scratch
 from simcomp.kernels.layout import (_check_args, _check_backward, _check_gd, _check_samples,
                                     chunk_layout)
 from simcomp.kernels.rules import _rule_code, _step, _update
@@ -119,13 +119,24 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
     t_end = t_start + n_steps
     for t in range(t_start, t_end):
         need_loss = stop_loss > 0.0 or t == t_end - 1
-        loss, bound = _lg(mode, data, unit, W, rule, t, grad_buf, scratch, S, need_loss)
+        # ``mode is None`` is decided when compiling (numba prunes the dead
+        # branch on the argument's type), so a serial loop never compiles the
+        # parallel gradient; a direct call, not an overload, because every
+        # call level that receives the bundles pays a reference count on each
+        # of their arrays at every step.
+        if mode is None:
+            loss, bound = _lg_serial(data, unit, W, rule, t, grad_buf, scratch, S, need_loss)
+        else:
+            loss, bound = _lg_parallel(data, unit, W, rule, t, grad_buf, scratch, S, need_loss)
         _check_learned(W, dims, signal, beta, threshold, learned, t)
         _step(rule, dims, grad_buf, scratch[8], S, t)
         status = _step_status(loss, need_loss, bound, dims, grad_buf, stop_loss)
         if status == STATUS_NONFINITE and not need_loss:
             # Stopping here: evaluate again with the loss, which is returned.
-            loss, bound = _lg(mode, data, unit, W, rule, t, grad_buf, scratch, S, True)
+            if mode is None:
+                loss, bound = _lg_serial(data, unit, W, rule, t, grad_buf, scratch, S, True)
+            else:
+                loss, bound = _lg_parallel(data, unit, W, rule, t, grad_buf, scratch, S, True)
         if status >= 0:
             return status, t, loss
         _update(rule, W, dims, eta, grad_buf, t)

@@ -88,28 +88,24 @@ def _chunk(data, unit, W, rule, t, c, e, scratch, need_loss):
 
 
 @jit()
-def _add_rows(grad_out, dims, S, r, b, i):
-    """``grad_out[r, b, i, :d_r] += S[r, b, i, :d_r]``."""
-    t = grad_out[r, b, i]
-    s = S[r, b, i]
-    for k in range(dims[r]):
-        t[k] += s[k]
-
-
-@jit()
 def _add_chunk(grad_out, dims, scratch, c, S):
-    """Add chunk c's gradient(s) and statistics (the fixed chunk order makes the sums deterministic)."""
+    """Add chunk c's gradient(s) and statistics (the fixed chunk order makes the sums deterministic).
+
+    Element indexing, no row views: a view per row would cost two atomic
+    reference-count operations per neuron and step.
+    """
     Gc, G2c, Sc, grad2 = scratch[0], scratch[4], scratch[7], scratch[8]
     K, B, m, _ = grad_out.shape
+    two = grad2.shape[0] > 0
     for r in range(K):
+        d = dims[r]
         for b in range(B):
             for i in range(m):
-                _add_rows(grad_out, dims, Gc[c], r, b, i)
-    if grad2.shape[0] > 0:
-        for r in range(K):
-            for b in range(B):
-                for i in range(m):
-                    _add_rows(grad2, dims, G2c[c], r, b, i)
+                for k in range(d):
+                    grad_out[r, b, i, k] += Gc[c, r, b, i, k]
+                if two:
+                    for k in range(d):
+                        grad2[r, b, i, k] += G2c[c, r, b, i, k]
     for a in range(S.shape[0]):
         for r in range(S.shape[1]):
             S[a, r] += Sc[c, a, r]

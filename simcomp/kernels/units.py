@@ -51,7 +51,7 @@ def _pow_qm1(t, qcode, q):
 
 
 @jit(inline="always")
-def _srelu_rows(z, F, sign, symmetric, qcode, q, rho, nb):
+def _srelu_rows(Z, r, bi, F, sign, symmetric, qcode, q, rho, nb):
     """Body of :func:`_unit_rows` for srelu; inlined so that ``symmetric``
     and ``qcode`` are constants at each call site and the loop compiles to
     branch-free vector code."""
@@ -59,7 +59,7 @@ def _srelu_rows(z, F, sign, symmetric, qcode, q, rho, nb):
     rho_q = rho / q
     off = (1.0 - 1.0 / q) * rho
     for j in range(nb):
-        zj = np.float64(z[j])
+        zj = np.float64(Z[r, bi, j])
         a = abs(zj) if symmetric else zj
         # t = clip(a / rho, 0, 1) makes t^(q-1) the derivative on all three
         # pieces; a nan ends up in v through "0 * a" below.
@@ -72,46 +72,48 @@ def _srelu_rows(z, F, sign, symmetric, qcode, q, rho, nb):
         if symmetric:
             v = math.copysign(v, zj)
         F[j] += sign * v
-        z[j] = p
+        Z[r, bi, j] = p
 
 
 @jit()
-def _unit_rows(z, F, sign, kind, qcode, q, rho, nb):
-    """``F[j] += sign * unit(z[j])`` and ``z[j] = unit'(z[j])`` for j < nb.
+def _unit_rows(Z, r, bi, F, sign, unit, nb):
+    """``F[j] += sign * unit(z[j])`` and ``z[j] = unit'(z[j])`` for j < nb, z = ``Z[r, bi]``.
 
     ``unit`` is psi (kind 0), srelu (kind 1) or ReLU (kind 2); ``sign`` is
     the bank sign c_b. ``F`` is float64. A nan or infinite pre-activation
-    makes ``F[j]`` nan.
+    makes ``F[j]`` nan. Elements are indexed in Z, no row view is made: a
+    view costs two atomic reference-count operations per row and step.
     """
+    kind, qcode, q, rho = unit
     if kind == 2:
         for j in range(nb):
-            a = np.float64(z[j])
+            a = np.float64(Z[r, bi, j])
             pos = a > 0.0
             v = a if pos else 0.0
             F[j] += sign * (v + 0.0 * a)
-            z[j] = 1.0 if pos else 0.0
+            Z[r, bi, j] = 1.0 if pos else 0.0
     elif kind == 0:
         if qcode == 3:
-            _srelu_rows(z, F, sign, True, 3, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, True, 3, q, rho, nb)
         elif qcode == 2:
-            _srelu_rows(z, F, sign, True, 2, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, True, 2, q, rho, nb)
         elif qcode == 4:
-            _srelu_rows(z, F, sign, True, 4, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, True, 4, q, rho, nb)
         elif qcode == 5:
-            _srelu_rows(z, F, sign, True, 5, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, True, 5, q, rho, nb)
         else:
-            _srelu_rows(z, F, sign, True, 0, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, True, 0, q, rho, nb)
     else:
         if qcode == 3:
-            _srelu_rows(z, F, sign, False, 3, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, False, 3, q, rho, nb)
         elif qcode == 2:
-            _srelu_rows(z, F, sign, False, 2, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, False, 2, q, rho, nb)
         elif qcode == 4:
-            _srelu_rows(z, F, sign, False, 4, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, False, 4, q, rho, nb)
         elif qcode == 5:
-            _srelu_rows(z, F, sign, False, 5, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, False, 5, q, rho, nb)
         else:
-            _srelu_rows(z, F, sign, False, 0, q, rho, nb)
+            _srelu_rows(Z, r, bi, F, sign, False, 0, q, rho, nb)
 
 
 
@@ -176,7 +178,7 @@ def _block_units(unit, m, nb, Z, F):
         F[j] = 0.0
     for r in range(K):
         for bi in range(BM):
-            _unit_rows(Z[r, bi], F, 1.0 if bi < m else -1.0, kind, qcode, q, rho, nb)
+            _unit_rows(Z, r, bi, F, 1.0 if bi < m else -1.0, unit, nb)
 
 
 @jit()
@@ -203,7 +205,7 @@ def _block_units_split(unit, m, nb, Z, F, P, U):
         for bi in range(BM):
             sign = 1.0 if bi < m else -1.0
             tmp[:] = 0.0
-            _unit_rows(Z[r, bi], tmp, 1.0, kind, qcode, q, rho, nb)
+            _unit_rows(Z, r, bi, tmp, 1.0, unit, nb)
             for j in range(nb):
                 v = sign * tmp[j]
                 F[j] += v
