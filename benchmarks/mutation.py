@@ -36,7 +36,7 @@ Usage (from the repository root)::
     python benchmarks/mutation.py --jobs 2   # two mutants at a time
     python benchmarks/mutation.py --quick    # related tests only (no whole-suite pass)
 
-Only a complete run (no --only, no --quick) writes docs/testing.md.
+Every run without --only writes docs/testing.md (saying whether it was --quick).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---------------------------------------------------------------- kernels
     M("K01-learned-gt", "simcomp/kernels/gd.py",
       "if beta[r] * best >= threshold:", "if beta[r] * best > threshold:",
-      "the learned check is 'reaches' (>=); '>' is the usual slip", T_KERNEL),
+      "the learned check is 'reaches' (>=); '>' is the usual slip", ('tests/test_train.py::test_learned_check_counts_an_alignment_exactly_at_the_threshold',) + T_KERNEL),
     M("K02-learned-bank-sign", "simcomp/kernels/gd.py",
       "if b == 1:\n                    s = -s", "if b == 0:\n                    s = -s",
       "class banks: the sign c_b of the learned check put on the wrong bank", T_KERNEL),
@@ -98,7 +98,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("K04-no-final-check", "simcomp/kernels/gd.py",
       "    _check_learned(W, dims, signal, beta, threshold, learned, t_end)\n",
       "",
-      "the weights after the last update are never checked", T_KERNEL),
+      "the weights after the last update are never checked", ('tests/test_train.py::test_learned_step_is_first_crossing_checked_every_step',) + T_KERNEL),
     M("K05-dot-tail", "simcomp/kernels/gd.py",
       "                while k < d:\n                    s0 +=",
       "                while k < d - 1:\n                    s0 +=",
@@ -107,7 +107,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "need_loss = stop_loss > 0.0 or t == t_end - 1",
       "need_loss = t == t_end - 1",
       "the loss is only computed at the end of a call, so the early stop never sees it",
-      T_KERNEL),
+      ('tests/test_train.py::test_stop_loss_stops_early',) + T_KERNEL),
     M("K07-pow-q4", "simcomp/kernels/units.py",
       "    if qcode == 4:\n        return t * t * t\n",
       "    if qcode == 4:\n        return t * t * t * t\n",
@@ -134,27 +134,27 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---------------------------------------------------------------- training
     M("T01-pad-cast", "simcomp/train.py",
       "return np.stack(arrays).astype(dtype, copy=False)", "return np.stack(arrays)",
-      "float32 runs: equal widths skip the cast, so X stays float64", T_TRAIN),
+      "float32 runs: equal widths skip the cast, so X stays float64", ('tests/test_train.py::test_float32_runs_compute_in_float32_on_every_path',) + T_TRAIN),
     M("T02-label-cast", "simcomp/train.py",
       "self.y = data.y.astype(dtype)", "self.y = data.y",
-      "float32 runs: the labels passed to the kernels stay float64", T_TRAIN),
+      "float32 runs: the labels passed to the kernels stay float64", ('tests/test_train.py::test_float32_runs_compute_in_float32_on_every_path',) + T_TRAIN),
     M("T03-weight-cast", "simcomp/train.py",
       "self.weight = data.weight.astype(dtype)", "self.weight = data.weight",
-      "float32 runs: the sample weights passed to the kernels stay float64", T_TRAIN),
+      "float32 runs: the sample weights passed to the kernels stay float64", ('tests/test_train.py::test_float32_runs_compute_in_float32_on_every_path',) + T_TRAIN),
     M("T04-min-learned-step0", "simcomp/train.py",
       "masked = np.where(learned >= 0,", "masked = np.where(learned > 0,",
-      "a modality learned at step 0 reported as never learned", T_TRAIN),
+      "a modality learned at step 0 reported as never learned", ('tests/test_train.py::test_a_modality_learned_at_step_zero_is_learned_and_can_win',) + T_TRAIN),
     M("T05-winner-step0", "simcomp/train.py",
       "learned = [(step, k) for k, step in enumerate(self.learned_step) if step >= 0]",
       "learned = [(step, k) for k, step in enumerate(self.learned_step) if step > 0]",
-      "the empirical winner ignores a modality learned at step 0", T_TRAIN),
+      "the empirical winner ignores a modality learned at step 0", ('tests/test_train.py::test_a_modality_learned_at_step_zero_is_learned_and_can_win',) + T_TRAIN),
     M("T06-alternating-mix", "simcomp/train.py",
       "mix = self.rule.par[3].copy() if alternating else None",
       "mix = None",
-      "alternating: the traced errors use the fused output, not its own predictor", T_RULES),
+      "alternating: the traced errors use the fused output, not its own predictor", ('tests/test_train.py::test_alternating_joint_run_equals_the_unimodal_runs',) + T_RULES),
     M("T07-call-overshoot", "simcomp/pacing.py",
       "return max(1, min(wanted, self.steps))", "return max(1, self.steps)",
-      "a compiled call runs past the trace point it was asked to stop at", T_TRAIN),
+      "a compiled call runs past the trace point it was asked to stop at", ('tests/test_train.py::test_calls_cut_short_do_not_change_results',) + T_TRAIN),
     M("T08-eval-test-set", "simcomp/train.py",
       "_, test_err, modality_err = test_eval(self.W, self.dims)",
       "_, test_err, modality_err = self.train_eval(self.W, self.dims)",
@@ -162,7 +162,7 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---------------------------------------------------------------- trace
     M("R01-tie-full-error", "simcomp/trace.py",
       "np.where(margin == 0, 0.5, 0.0)", "np.where(margin == 0, 1.0, 0.0)",
-      "an output of exactly 0 counted as a full error instead of half", T_TRAIN),
+      "an output of exactly 0 counted as a full error instead of half", ('tests/test_train.py::test_an_output_of_exactly_zero_counts_as_half_an_error',) + T_TRAIN),
     M("R02-bank-sign", "simcomp/trace.py",
       "sign = np.array([1.0, -1.0])[:B, None]", "sign = np.array([1.0, 1.0])[:B, None]",
       "the traced alignment of bank c = -1 not multiplied by its sign", T_TRAIN),
@@ -175,7 +175,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "the orthogonal norm reported squared", T_TRAIN),
     M("R05-stride-floor", "simcomp/trace.py",
       "every = -(-int(steps) // MAX_TRACE_POINTS)", "every = int(steps) // MAX_TRACE_POINTS",
-      "the raised trace stride rounded down, so the cap is exceeded", T_TRAIN),
+      "the raised trace stride rounded down, so the cap is exceeded", ('tests/test_train.py::test_trace_points_are_capped',) + T_TRAIN),
     M("R06-duplicate-last", "simcomp/trace.py",
       "        if rec[\"steps\"] and rec[\"steps\"][-1] == step:\n"
       "            return  # the last step can coincide with a trace point\n",
@@ -185,11 +185,11 @@ MUTANTS: tuple[Mutant, ...] = (
     M("H01-race-beta", "simcomp/theory/prediction.py",
       "race_bank = race_learn_step(gamma, kappa, beta[:, None], q_race, rho_race, eta, thr)",
       "race_bank = race_learn_step(gamma, kappa, beta[:1, None], q_race, rho_race, eta, thr)",
-      "the race of every modality computed with the first modality's beta", T_THEORY),
+      "the race of every modality computed with the first modality's beta", ('tests/test_theory.py::test_predict_uses_each_modalitys_own_parameters',) + T_THEORY),
     M("H02-pi-config", "simcomp/theory/prediction.py",
       "pi = presence_fraction(y_pat, s_pat, w_pat, model.banks)",
       "pi = np.repeat((presence / model.banks)[:, None], model.banks, axis=1)",
-      "pi taken from the configured presence instead of the training set", T_THEORY),
+      "pi taken from the configured presence instead of the training set", ('tests/test_theory.py::test_presence_fraction_is_the_training_sets',) + T_THEORY),
     M("H03-race-bank-max", "simcomp/theory/prediction.py",
       "race = race_bank.min(axis=1)", "race = race_bank.max(axis=1)",
       "a modality's predicted step taken from its slower bank", T_THEORY),
@@ -220,7 +220,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)",
       "y_pat, s_pat, w_pat = empirical_patterns(data.test, trained)",
       "a run's prediction built from the test set instead of its training set",
-      ("tests/test_theory.py", "tests/test_results.py")),
+      ('tests/test_theory.py::test_presence_fraction_is_the_training_sets',) + ("tests/test_theory.py", "tests/test_results.py")),
     # ---------------------------------------------------------------- data
     M("D01-stream-swap", "simcomp/data.py",
       "_STREAM_DICTIONARY, _STREAM_TRAIN, _STREAM_TEST, _STREAM_INIT = range(4)",
@@ -591,7 +591,8 @@ def run_mutant(slot: Slot, mutant: Mutant, quick: bool, timeout: float) -> Outco
 # --------------------------------------------------------------------------- report
 
 
-def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int) -> str:
+def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
+           quick: bool = False) -> str:
     killed = [o for o in outcomes if o.result == "killed"]
     survived = [o for o in outcomes if o.result == "survived"]
     stale = [o for o in outcomes if o.result == "stale"]
@@ -629,8 +630,11 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int) ->
         f"{len(errors)} broken runs), plus {len(EQUIVALENT)} equivalent (not run)",
         f"- **mutation score: {len(killed)} / {counted} = {score:.1f}%**",
         f"- wall time: {total / 60:.1f} min with {jobs} job(s) "
-        f"(baseline suite run {baseline:.0f} s), on {os.cpu_count()} cores, "
+        f"(baseline run {baseline:.0f} s), on {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
+        "- mode: " + ("`--quick`: only the related tests were run, so a survivor here may "
+                      "still be killed by the whole suite (the score is a lower bound)"
+                      if quick else "related tests first, the whole suite for their survivors"),
         "",
     ]
     if survived:
@@ -734,7 +738,9 @@ def main(argv=None) -> int:
 
     outcomes: dict[str, Outcome] = {}
     with cf.ThreadPoolExecutor(len(slots)) as pool:
-        futures = {pool.submit(work, m): m for m in chosen}
+        # Kernel mutants last: they recompile most of the kernels (the slowest part).
+        order = sorted(chosen, key=lambda m: m.file.startswith("simcomp/kernels/"))
+        futures = {pool.submit(work, m): m for m in order}
         for done, fut in enumerate(cf.as_completed(futures), 1):
             o = fut.result()
             outcomes[o.mutant.id] = o
@@ -750,8 +756,8 @@ def main(argv=None) -> int:
     for o in ordered:
         if o.result != "killed":
             print(f"  {o.result}: {o.mutant.id} ({o.mutant.file}) {o.detail}")
-    if not args.only and not args.quick:
-        DOC.write_text(render(ordered, baseline, total, args.jobs), encoding="utf-8")
+    if not args.only:
+        DOC.write_text(render(ordered, baseline, total, args.jobs, args.quick), encoding="utf-8")
         print(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

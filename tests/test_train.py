@@ -317,6 +317,21 @@ def test_learned_check_counts_an_alignment_exactly_at_the_threshold():
     assert learned[0, 0] == -1
 
 
+def test_a_modality_learned_at_step_zero_is_learned_and_can_win():
+    """Step 0 is a step like any other: -1 alone means never (per modality and for the winner)."""
+    learned = np.array([[0, -1], [-1, -1], [7, 3], [-1, 0]], dtype=np.int64)
+    assert train_mod._min_learned(learned).tolist() == [0, -1, 3, 0]
+    winner = train_mod.RunResult.winner.fget
+
+    class Run:
+        def __init__(self, steps):
+            self.learned_step = np.array(steps)
+
+    assert winner(Run([0, 4])) == 0 and winner(Run([4, 0])) == 1
+    assert winner(Run([0, 0])) == 0  # a tie goes to the lower index
+    assert winner(Run([-1, 0])) == 1 and winner(Run([-1, -1])) is None
+
+
 @pytest.mark.parametrize("extra", [[], ["data.modality.1.dim=10"]])
 def test_float32_runs_compute_in_float32_on_every_path(monkeypatch, extra):
     seen = []
