@@ -46,6 +46,7 @@ import ast
 import concurrent.futures as cf
 import dataclasses
 import hashlib
+import json
 import os
 import platform
 import queue
@@ -597,6 +598,7 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
     survived = [o for o in outcomes if o.result == "survived"]
     stale = [o for o in outcomes if o.result == "stale"]
     errors = [o for o in outcomes if o.result == "error"]
+    pending = [o for o in outcomes if o.result == "not run"]
     counted = len(killed) + len(survived)
     score = 100.0 * len(killed) / counted if counted else float("nan")
     lines = [
@@ -627,7 +629,8 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
         "## Result",
         "",
         f"- mutants: {len(outcomes)} ({counted} counted, {len(stale)} stale, "
-        f"{len(errors)} broken runs), plus {len(EQUIVALENT)} equivalent (not run)",
+        f"{len(errors)} broken runs, {len(pending)} not run yet), plus {len(EQUIVALENT)} "
+        f"equivalent (not run)",
         f"- **mutation score: {len(killed)} / {counted} = {score:.1f}%**",
         f"- wall time: {total / 60:.1f} min with {jobs} job(s) "
         f"(baseline run {baseline:.0f} s), on {os.cpu_count()} cores, "
@@ -664,6 +667,44 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
     return "\n".join(lines)
 
 
+def tree_digest(root: Path, prefix: str) -> str:
+    """SHA-256 over the files under ``prefix`` (paths and contents)."""
+    h = hashlib.sha256()
+    for rel, path in sorted(_tree_files(root).items()):
+        if rel.startswith(prefix):
+            h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def mutant_key(m: Mutant) -> str:
+    return hashlib.sha256(repr((m.file, m.old, m.new, m.tests)).encode()).hexdigest()[:16]
+
+
+def load_journal(path: Path, src: str, tests: str, quick: bool) -> dict[str, Outcome]:
+    """Outcomes recorded by earlier runs that still hold for this source and these tests.
+
+    A kill stands while simcomp/ is unchanged (tests are only ever added); a
+    survival only while the tests are unchanged too, and a --quick survival only
+    for another --quick run.
+    """
+    by_id = {m.id: m for m in MUTANTS}
+    found: dict[str, Outcome] = {}
+    if not path.exists():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        m = by_id.get(e.get("id"))
+        if m is None or e.get("key") != mutant_key(m) or e.get("src") != src:
+            continue
+        if e["result"] == "killed" or (e["result"] == "survived" and e.get("tests") == tests
+                                       and (quick or not e.get("quick"))):
+            found[m.id] = Outcome(m, e["result"], e["detail"], e["phase"], e["seconds"])
+    return found
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", metavar="ID",
@@ -678,6 +719,9 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", choices=("full", "related", "none"), default="full",
                         help="check the unmutated suite first: the whole suite (default), only "
                              "the chosen mutants' related files, or not at all")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse outcomes of earlier runs that still hold (kills while "
+                             "simcomp/ is unchanged; survivals while the tests are unchanged too)")
     parser.add_argument("--scratch", type=Path, default=None,
                         help="where the scratch copies and their numba caches live (kept "
                              "between runs; default: a directory in the system's temp dir)")
@@ -736,16 +780,36 @@ def main(argv=None) -> int:
         finally:
             free.put(slot)
 
-    outcomes: dict[str, Outcome] = {}
+    journal = base / "outcomes.jsonl"
+    src, tests = tree_digest(ROOT, "simcomp/"), tree_digest(ROOT, "tests/")
+    outcomes: dict[str, Outcome] = (load_journal(journal, src, tests, args.quick)
+                                    if args.resume else {})
+    outcomes = {k: v for k, v in outcomes.items() if any(m.id == k for m in chosen)}
+    if outcomes:
+        print(f"reusing {len(outcomes)} recorded outcome(s) (--resume)", flush=True)
+
+    def write_doc():
+        if not args.only:
+            ordered = [outcomes.get(m.id) or Outcome(m, "not run") for m in chosen]
+            DOC.write_text(render(ordered, baseline, time.perf_counter() - t0, args.jobs,
+                                  args.quick), encoding="utf-8")
+
+    todo = [m for m in chosen if m.id not in outcomes]
     with cf.ThreadPoolExecutor(len(slots)) as pool:
         # Kernel mutants last: they recompile most of the kernels (the slowest part).
-        order = sorted(chosen, key=lambda m: m.file.startswith("simcomp/kernels/"))
+        order = sorted(todo, key=lambda m: m.file.startswith("simcomp/kernels/"))
         futures = {pool.submit(work, m): m for m in order}
         for done, fut in enumerate(cf.as_completed(futures), 1):
             o = fut.result()
             outcomes[o.mutant.id] = o
-            print(f"[{done:2}/{len(chosen)}] {o.mutant.id:28} {o.result:8} "
+            with open(journal, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"id": o.mutant.id, "key": mutant_key(o.mutant),
+                                         "src": src, "tests": tests, "quick": args.quick,
+                                         "result": o.result, "detail": o.detail,
+                                         "phase": o.phase, "seconds": o.seconds}) + "\n")
+            print(f"[{done:2}/{len(todo)}] {o.mutant.id:28} {o.result:8} "
                   f"{o.phase:7} {o.seconds:5.0f} s  {o.detail[:90]}", flush=True)
+            write_doc()
     ordered = [outcomes[m.id] for m in chosen]
     total = time.perf_counter() - t0
     killed = sum(o.result == "killed" for o in ordered)
@@ -757,7 +821,7 @@ def main(argv=None) -> int:
         if o.result != "killed":
             print(f"  {o.result}: {o.mutant.id} ({o.mutant.file}) {o.detail}")
     if not args.only:
-        DOC.write_text(render(ordered, baseline, total, args.jobs, args.quick), encoding="utf-8")
+        write_doc()
         print(f"wrote {DOC.relative_to(ROOT)}")
     return 0
 

@@ -227,3 +227,18 @@ def test_theory_summary_is_the_before_training_part_of_the_run_summary(compare):
         got = results.theory_summary(cfg, data, trained, a0, predict_run(cfg, data, trained, a0))
         assert list(got) == before
         assert got == {key: summary[name][key] for key in before}
+
+
+@pytest.mark.parametrize("extra, q", [(["model.q=4"], 4.0),
+                                      (["model.learner=class_banks", "model.activation=relu"], 1.0)])
+def test_winner_coordinate_uses_the_race_exponent(extra, q):
+    """ReLU runs race with a constant drift (q = 1), srelu runs with model.q."""
+    from simcomp import theory
+
+    exp = run_experiment(small("train.mode=joint", *extra))
+    pred = exp.predictions["joint"]
+    got = results.summarize(exp)["runs"]["joint"]["winner_coordinate"]
+    assert got == float(theory.winner_coordinate(pred.kappa, pred.gamma, q))
+    other = float(theory.winner_coordinate(pred.kappa, pred.gamma, exp.cfg.model.q if q == 1.0
+                                           else 3.0))
+    assert not math.isclose(got, other)  # the exponent matters for this run
