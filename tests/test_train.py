@@ -376,3 +376,59 @@ def test_interrupt_keeps_the_partial_run(monkeypatch):
     assert part.trace.arrays()["steps"].tolist() == [0, 5, 10, 15, 20]
     for key, value in part.trace.arrays().items():
         assert np.array_equal(value, full.trace.arrays()[key][:5]), key
+
+
+@pytest.mark.parametrize("learner", ["symmetric", "class_banks"])
+def test_last_record_matches_a_numpy_reference_on_the_final_weights(learner):
+    """What the trace records at the last step, recomputed with plain NumPy from the weights.
+
+    Train and test errors come from their own sets, per-modality errors from
+    each encoder alone, alignments carry the bank sign c_b, the distractor
+    alignment is the largest |<w, M e_j>| (j >= 2) and the orthogonal norm
+    is a norm (not its square).
+    """
+    import reference as ref
+
+    cfg = small("train.mode=joint", f"model.learner={learner}", "data.modality.0.distractors=2",
+                "data.n_test=50")
+    data = make_experiment_data(cfg)
+    run = train_run(cfg, data, "joint", [0, 1])
+    arrays = run.trace.arrays()
+    kind = train_mod.KIND_CODES[(cfg.model.learner, cfg.model.activation)]
+    dims = np.array([mod.dim for mod in cfg.data.modality])
+    width = dims.max()
+    B, m = cfg.model.banks, cfg.model.width
+    W = np.zeros((2, B, m, width))
+    for r, w in enumerate(run.final_weights):
+        W[r, ..., : w.shape[-1]] = w
+
+    def errors(ds):
+        X = np.zeros((2, ds.n, width))
+        for r, x in enumerate(ds.X):
+            X[r, :, : x.shape[1]] = x
+        f, phi = ref.forward(X, dims, W, kind, cfg.model.q, cfg.model.rho)
+
+        def err(out):
+            margin = ds.y * out
+            return ds.weight @ np.where(margin < 0, 1.0, np.where(margin == 0, 0.5, 0.0))
+        return err(f), [err(phi[:, k]) for k in range(2)]
+
+    train_err, _ = errors(data.train)
+    test_err, modality_err = errors(data.test)
+    assert arrays["train_error"][-1] == pytest.approx(train_err, abs=1e-12)
+    assert arrays["test_error"][-1] == pytest.approx(test_err, abs=1e-12)
+    np.testing.assert_allclose(arrays["modality_test_error"][-1], modality_err, atol=1e-12)
+    assert train_err != test_err  # the two sets are told apart
+    sign = np.array([1.0, -1.0])[:B, None]
+    for r, (w, M) in enumerate(zip(run.final_weights, data.dictionaries)):
+        coords = w @ np.asarray(M)
+        align = sign * coords[..., 0]
+        got = arrays["alignment"][-1][r]
+        np.testing.assert_allclose(got, align if B == 2 else align[0], rtol=1e-12, atol=1e-15)
+        assert arrays["leading_alignment"][-1][r] == pytest.approx(align.max(), rel=1e-12)
+        rest = coords[..., 1:]
+        assert arrays["distractor_alignment"][-1][r] == pytest.approx(np.abs(rest).max(),
+                                                                       rel=1e-12)
+        norm = np.sqrt((rest**2).sum(axis=-1))
+        np.testing.assert_allclose(arrays["orthogonal_norm"][-1][r], norm if B == 2 else norm[0],
+                                   rtol=1e-12)
