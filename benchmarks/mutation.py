@@ -159,21 +159,21 @@ MUTANTS: tuple[Mutant, ...] = (
     M("T08-eval-test-set", "simcomp/train.py",
       "_, test_err, modality_err = test_eval(self.W, self.dims)",
       "_, test_err, modality_err = self.train_eval(self.W, self.dims)",
-      "the test errors evaluated on the training set", T_TRAIN),
+      "the test errors evaluated on the training set", ('tests/test_train.py::test_last_record_matches_a_numpy_reference_on_the_final_weights',) + T_TRAIN),
     # ---------------------------------------------------------------- trace
     M("R01-tie-full-error", "simcomp/trace.py",
       "np.where(margin == 0, 0.5, 0.0)", "np.where(margin == 0, 1.0, 0.0)",
       "an output of exactly 0 counted as a full error instead of half", ('tests/test_train.py::test_an_output_of_exactly_zero_counts_as_half_an_error',) + T_TRAIN),
     M("R02-bank-sign", "simcomp/trace.py",
       "sign = np.array([1.0, -1.0])[:B, None]", "sign = np.array([1.0, 1.0])[:B, None]",
-      "the traced alignment of bank c = -1 not multiplied by its sign", T_TRAIN),
+      "the traced alignment of bank c = -1 not multiplied by its sign", ('tests/test_train.py::test_last_record_matches_a_numpy_reference_on_the_final_weights',) + T_TRAIN),
     M("R03-distractor-abs", "simcomp/trace.py",
       "distractor[r] = np.abs(rest).max()", "distractor[r] = rest.max()",
-      "the distractor alignment takes the signed max, missing negative alignments", T_TRAIN),
+      "the distractor alignment takes the signed max, missing negative alignments", ('tests/test_train.py::test_last_record_matches_a_numpy_reference_on_the_final_weights',) + T_TRAIN),
     M("R04-orthogonal-sqrt", "simcomp/trace.py",
       "orthogonal[r] = np.sqrt(np.sum(rest * rest, axis=-1))",
       "orthogonal[r] = np.sum(rest * rest, axis=-1)",
-      "the orthogonal norm reported squared", T_TRAIN),
+      "the orthogonal norm reported squared", ('tests/test_train.py::test_last_record_matches_a_numpy_reference_on_the_final_weights',) + T_TRAIN),
     M("R05-stride-floor", "simcomp/trace.py",
       "every = -(-int(steps) // MAX_TRACE_POINTS)", "every = int(steps) // MAX_TRACE_POINTS",
       "the raised trace stride rounded down, so the cap is exceeded", ('tests/test_train.py::test_trace_points_are_capped',) + T_TRAIN),
@@ -221,7 +221,8 @@ MUTANTS: tuple[Mutant, ...] = (
       "y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)",
       "y_pat, s_pat, w_pat = empirical_patterns(data.test, trained)",
       "a run's prediction built from the test set instead of its training set",
-      ('tests/test_theory.py::test_presence_fraction_is_the_training_sets',) + ("tests/test_theory.py", "tests/test_results.py")),
+      ("tests/test_data.py::test_a_runs_prediction_uses_its_training_set",
+       "tests/test_theory.py", "tests/test_results.py")),
     # ---------------------------------------------------------------- data
     M("D01-stream-swap", "simcomp/data.py",
       "_STREAM_DICTIONARY, _STREAM_TRAIN, _STREAM_TEST, _STREAM_INIT = range(4)",
@@ -242,11 +243,12 @@ MUTANTS: tuple[Mutant, ...] = (
       "population mode: the label probability 1/2 forgotten (weights sum to 2)", T_DATA),
     M("D06-pattern-label", "simcomp/data.py",
       "keys = np.concatenate([(dataset.y > 0)", "keys = np.concatenate([(dataset.y < 0)",
-      "the empirical patterns with their labels flipped", T_DATA + ("tests/test_theory.py",)),
+      "the empirical patterns with their labels flipped",
+      ('tests/test_data.py::test_a_runs_prediction_uses_its_training_set',) + T_DATA),
     M("D07-pattern-weights", "simcomp/data.py",
       "w_pat = np.bincount(inverse.ravel(), weights=dataset.weight, minlength=len(uniq))",
       "w_pat = np.bincount(inverse.ravel(), minlength=len(uniq)) / len(inverse)",
-      "the pattern weights counted instead of summing the sample weights", T_DATA),
+      "the pattern weights counted instead of summing the sample weights", ('tests/test_data.py::test_a_runs_prediction_uses_its_training_set',) + T_DATA),
     # ---------------------------------------------------------------- config
     M("C01-beta-zero", "simcomp/config.py",
       "\"data.modality.beta\": (0.0, 1e6, True),", "\"data.modality.beta\": (0.0, 1e6, False),",
@@ -318,7 +320,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("E07-winner-coordinate-q", "simcomp/results.py",
       "q = 1.0 if cfg.model.activation == \"relu\" else cfg.model.q",
       "q = cfg.model.q",
-      "ReLU runs: the winner coordinate computed with the srelu exponent", T_RESULTS),
+      "ReLU runs: the winner coordinate computed with the srelu exponent", ('tests/test_results.py::test_winner_coordinate_uses_the_race_exponent',) + T_RESULTS),
     # ---------------------------------------------------------------- methods
     M("M01-pick-modality", "simcomp/methods.py",
       "return [float(values[r]) for r in trained]",
@@ -677,7 +679,8 @@ def tree_digest(root: Path, prefix: str) -> str:
 
 
 def mutant_key(m: Mutant) -> str:
-    return hashlib.sha256(repr((m.file, m.old, m.new, m.tests)).encode()).hexdigest()[:16]
+    """What identifies a mutant's code change (its test list is only an order hint)."""
+    return hashlib.sha256(repr((m.file, m.old, m.new)).encode()).hexdigest()[:16]
 
 
 def load_journal(path: Path, src: str, tests: str, quick: bool) -> dict[str, Outcome]:
