@@ -262,6 +262,11 @@ def test_alternating_joint_run_equals_the_unimodal_runs():
         np.testing.assert_allclose(joint.final_weights[k], alone.final_weights[0], rtol=1e-12,
                                    atol=1e-14)
         assert joint.learned_step[k] == alone.learned_step[0]
+    # Its errors are those of its own predictor sum_r a_r phi_r: with a = (1, 0), modality A's.
+    own = train_run(cfg, data, "joint", [0, 1], rule=make_rule("alternating", 2, mix=[1.0, 0.0]))
+    rec = own.trace.arrays()
+    np.testing.assert_array_equal(rec["test_error"], rec["modality_test_error"][:, 0])
+    assert not np.array_equal(rec["test_error"], rec["modality_test_error"][:, 1])
 
 
 def test_calls_cut_short_do_not_change_results(monkeypatch):
