@@ -88,6 +88,7 @@ F32 = TT + "test_float32_runs_compute_in_float32_on_every_path"
 LAST_RECORD = TT + "test_last_record_matches_a_numpy_reference_on_the_final_weights"
 STEP_ZERO = TT + "test_a_modality_learned_at_step_zero_is_learned_and_can_win"
 PREDICT_TRAIN_SET = "tests/test_data.py::test_a_runs_prediction_uses_its_training_set"
+VALUE_HELPERS = "tests/test_results.py::test_value_helpers_keep_step_zero_and_drop_non_finite"
 WINNER_Q = "tests/test_results.py::test_winner_coordinate_uses_the_race_exponent"
 
 M = Mutant
@@ -321,10 +322,10 @@ MUTANTS: tuple[Mutant, ...] = (
     M("E02-step-zero", "simcomp/results.py",
       "return None if x is None or x < 0 else int(x)",
       "return None if x is None or x <= 0 else int(x)",
-      "a learned step of 0 reported as never", T_RESULTS),
+      "a learned step of 0 reported as never", (VALUE_HELPERS,) + T_RESULTS),
     M("E03-nonfinite", "simcomp/results.py",
       "return x if math.isfinite(x) else None", "return x",
-      "inf and nan passed into summary.json and results.csv", T_RESULTS),
+      "inf and nan passed into summary.json and results.csv", (VALUE_HELPERS,) + T_RESULTS),
     M("E04-best-unimodal", "simcomp/results.py",
       "return min(unimodal, key=lambda name: (errors[name], name))",
       "return max(unimodal, key=lambda name: (errors[name], name))",
