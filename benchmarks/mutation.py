@@ -221,7 +221,9 @@ MUTANTS: tuple[Mutant, ...] = (
       "the noise-aware race's |w_perp| counts the signal direction too", T_THEORY),
     M("H06-reduced-learned-gt", "simcomp/theory/reduced.py",
       "if beta[r] * mx >= thr:", "if beta[r] * mx > thr:",
-      "the theory's learned check turned into '>'", T_THEORY),
+      "the theory's learned check turned into '>'", 
+      (TH + "test_reduced_learned_check_counts_an_alignment_exactly_at_the_threshold",)
+      + T_THEORY),
     M("H07-pi-bank-label", "simcomp/theory/patterns.py",
       "(w * (y > 0)) @ s, (w * (y < 0)) @ s", "(w * (y > 0)) @ s, (w * (y > 0)) @ s",
       "class banks: bank c = -1 given the weight of the y = +1 samples", T_THEORY),

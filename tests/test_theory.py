@@ -942,3 +942,17 @@ def test_theory_never_imports_the_simulator():
     assert "simcomp.theory.noisy_dynamics" in loaded
     assert not loaded & {"simcomp.train", "simcomp.data", "simcomp.trace", "simcomp.experiment",
                          "simcomp._kernels", "simcomp.kernels"}, loaded
+
+
+@pytest.mark.parametrize("learner", ["symmetric", "class_banks"])
+def test_reduced_learned_check_counts_an_alignment_exactly_at_the_threshold(learner):
+    """beta max_i a = threshold is learned (>=), as in the simulator; one ulp below is not."""
+    B = 1 if learner == "symmetric" else 2
+    a0 = np.full((2, B, 3), 0.01)
+    a0[0, :, 1] = 0.5  # beta_A a = 2 * 0.5 = 1.0, exactly the threshold
+    pats = th.population_patterns([1.0, 1.0])
+    red = th.reduced_dynamics(a0, [2.0, 1.0], *pats, 3.0, 1.0, 0.0, 5, learner, threshold=1.0)
+    assert red.learned_step.tolist() == [0, -1]
+    red = th.reduced_dynamics(a0, [2.0, 1.0], *pats, 3.0, 1.0, 0.0, 5, learner,
+                              threshold=np.nextafter(1.0, 2.0))
+    assert red.learned_step.tolist() == [-1, -1]
