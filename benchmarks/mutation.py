@@ -89,6 +89,7 @@ LAST_RECORD = TT + "test_last_record_matches_a_numpy_reference_on_the_final_weig
 STEP_ZERO = TT + "test_a_modality_learned_at_step_zero_is_learned_and_can_win"
 PREDICT_TRAIN_SET = "tests/test_data.py::test_a_runs_prediction_uses_its_training_set"
 VALUE_HELPERS = "tests/test_results.py::test_value_helpers_keep_step_zero_and_drop_non_finite"
+OWN_PARAMETERS = TH + "test_predict_uses_each_modalitys_own_parameters"
 WINNER_Q = "tests/test_results.py::test_winner_coordinate_uses_the_race_exponent"
 
 M = Mutant
@@ -210,7 +211,7 @@ MUTANTS: tuple[Mutant, ...] = (
       (TH + "test_presence_fraction_is_the_training_sets",) + T_THEORY),
     M("H03-race-bank-max", "simcomp/theory/prediction.py",
       "race = race_bank.min(axis=1)", "race = race_bank.max(axis=1)",
-      "a modality's predicted step taken from its slower bank", T_THEORY),
+      "a modality's predicted step taken from its slower bank", (OWN_PARAMETERS,) + T_THEORY),
     M("H04-relu-race", "simcomp/theory/prediction.py",
       "q_race, rho_race = (1.0, thr) if model.activation == \"relu\" else (q, rho)",
       "q_race, rho_race = (q, rho)",
@@ -221,7 +222,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "the noise-aware race's |w_perp| counts the signal direction too", T_THEORY),
     M("H06-reduced-learned-gt", "simcomp/theory/reduced.py",
       "if beta[r] * mx >= thr:", "if beta[r] * mx > thr:",
-      "the theory's learned check turned into '>'", 
+      "the theory's learned check turned into '>'",
       (TH + "test_reduced_learned_check_counts_an_alignment_exactly_at_the_threshold",)
       + T_THEORY),
     M("H07-pi-bank-label", "simcomp/theory/patterns.py",

@@ -898,6 +898,10 @@ def test_predict_uses_each_modalitys_own_parameters(learner):
             cfg.model.init_scale * np.sqrt(mod.dim - 1.0), symmetric=learner == "symmetric",
             max_steps=10 * cfg.train.steps)
         assert pred.race_learned_step_noisy[j] == np.min(noisy)
+    # a modality's step is its first bank's (the banks' steps differ here)
+    np.testing.assert_array_equal(pred.race_learned_step, pred.race_learned_step_bank.min(axis=1))
+    if B == 2:
+        assert np.any(pred.race_learned_step_bank[:, 0] != pred.race_learned_step_bank[:, 1])
     # the reduced dynamics runs with the trained modalities' own betas
     betas = [mod.beta for mod in mods]
     red = th.reduced_dynamics(a0, betas, y_pat, s_pat, w_pat, q, rho, eta, cfg.train.steps,
