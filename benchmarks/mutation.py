@@ -84,10 +84,13 @@ T_RESULTS = ("tests/test_results.py",)
 T_METHODS = ("tests/test_methods.py", "tests/test_shapley.py")
 
 TT, TH = "tests/test_train.py::", "tests/test_theory.py::"
+SW, DA = "tests/test_sweep.py::", "tests/test_data.py::"
+ME, CO = "tests/test_methods.py::", "tests/test_config.py::"
+SH = "tests/test_shapley.py::"
 F32 = TT + "test_float32_runs_compute_in_float32_on_every_path"
 LAST_RECORD = TT + "test_last_record_matches_a_numpy_reference_on_the_final_weights"
 STEP_ZERO = TT + "test_a_modality_learned_at_step_zero_is_learned_and_can_win"
-PREDICT_TRAIN_SET = "tests/test_data.py::test_a_runs_prediction_uses_its_training_set"
+PREDICT_TRAIN_SET = DA + "test_a_runs_prediction_uses_its_training_set"
 VALUE_HELPERS = "tests/test_results.py::test_value_helpers_keep_step_zero_and_drop_non_finite"
 OWN_PARAMETERS = TH + "test_predict_uses_each_modalitys_own_parameters"
 WINNER_Q = "tests/test_results.py::test_winner_coordinate_uses_the_race_exponent"
@@ -247,20 +250,29 @@ MUTANTS: tuple[Mutant, ...] = (
     M("D01-stream-swap", "simcomp/data.py",
       "_STREAM_DICTIONARY, _STREAM_TRAIN, _STREAM_TEST, _STREAM_INIT = range(4)",
       "_STREAM_DICTIONARY, _STREAM_TEST, _STREAM_TRAIN, _STREAM_INIT = range(4)",
-      "the training and test sets drawn from each other's seed stream", T_DATA),
+      "the training and test sets drawn from each other's seed stream", ("tests/test_golden.py",)
+      + T_DATA),
     M("D02-signal-presence", "simcomp/data.py",
       "z[:, 0] = y * mod.beta * s", "z[:, 0] = y * mod.beta",
-      "the signal put into every sample, ignoring the drawn presence", T_DATA),
+      "the signal put into every sample, ignoring the drawn presence",
+      (DA + "test_sample_structure_without_noise",)
+      + T_DATA),
     M("D03-distractor-atom0", "simcomp/data.py",
       "[:, : mod.distractors] + 1", "[:, : mod.distractors]",
-      "distractor atoms drawn from 1..d-1 (0-based: including the signal atom)", T_DATA),
+      "distractor atoms drawn from 1..d-1 (0-based: including the signal atom)",
+      (DA + "test_sample_structure_without_noise",)
+      + T_DATA),
     M("D04-noise-variance", "simcomp/data.py",
       "X += rng.normal(0.0, mod.noise, size=X.shape)",
       "X += rng.normal(0.0, mod.noise**2, size=X.shape)",
-      "the noise level used as a variance instead of a standard deviation", T_DATA),
+      "the noise level used as a variance instead of a standard deviation",
+      (DA + "test_noise_level",)
+      + T_DATA),
     M("D05-population-weight", "simcomp/data.py",
       "weight = np.full(len(patterns), 0.5)", "weight = np.full(len(patterns), 1.0)",
-      "population mode: the label probability 1/2 forgotten (weights sum to 2)", T_DATA),
+      "population mode: the label probability 1/2 forgotten (weights sum to 2)",
+      (DA + "test_population_mode_points_and_weights",)
+      + T_DATA),
     M("D06-pattern-label", "simcomp/data.py",
       "keys = np.concatenate([(dataset.y > 0)", "keys = np.concatenate([(dataset.y < 0)",
       "the empirical patterns with their labels flipped",
@@ -273,50 +285,72 @@ MUTANTS: tuple[Mutant, ...] = (
     # ---------------------------------------------------------------- config
     M("C01-beta-zero", "simcomp/config.py",
       "\"data.modality.beta\": (0.0, 1e6, True),", "\"data.modality.beta\": (0.0, 1e6, False),",
-      "beta = 0 (no signal at all) accepted", T_CONFIG),
+      "beta = 0 (no signal at all) accepted", (CO + "test_bad_values_name_the_key",)
+      + T_CONFIG),
     M("C02-distractors-dim", "simcomp/config.py",
       "lo=0, hi=self.dim - 1)", "lo=0, hi=self.dim)",
-      "as many distractors as dimensions accepted (one must stay for the signal)", T_CONFIG),
+      "as many distractors as dimensions accepted (one must stay for the signal)",
+      (CO + "test_bad_values_name_the_key",)
+      + T_CONFIG),
     M("C03-threshold", "simcomp/config.py",
       "return self.rho if self.learned_threshold is None else self.learned_threshold",
       "return self.rho",
-      "model.learned_threshold ignored", T_CONFIG + ("tests/test_train.py",)),
+      "model.learned_threshold ignored", (CO + "test_boundary_values_are_accepted",)
+      + T_CONFIG + ("tests/test_train.py",)),
     M("C04-drop-one", "simcomp/config.py",
       "if value >= 1.0:\n                raise ConfigError(f\"{label} must be in [0, 1)",
       "if value > 1.0:\n                raise ConfigError(f\"{label} must be in [0, 1)",
       "method.drop = 1 accepted (every unit dropped, rescale divides by 0)", T_CONFIG),
     M("C05-open-bound", "simcomp/config.py",
       "(value <= lo if lo_open else value < lo)", "(value < lo if lo_open else value <= lo)",
-      "open and closed lower bounds swapped", T_CONFIG),
+      "open and closed lower bounds swapped",
+      (CO + "test_bad_values_name_the_key", CO + "test_boundary_values_are_accepted",)
+      + T_CONFIG),
     M("C06-presence-open", "simcomp/config.py",
       "\"data.modality.presence\": (0.0, 1.0, False),",
       "\"data.modality.presence\": (0.0, 1.0, True),",
-      "presence = 0 (a modality that never carries signal) refused", T_CONFIG),
+      "presence = 0 (a modality that never carries signal) refused",
+      (CO + "test_boundary_values_are_accepted",)
+      + T_CONFIG),
     # ---------------------------------------------------------------- sweep
     M("S01-seed-shift", "simcomp/sweep/plan.py",
       "return int(word) >> 1", "return int(word)",
-      "derived seeds up to 2**64, beyond the valid seed range", T_SWEEP),
+      "derived seeds up to 2**64, beyond the valid seed range",
+      (SW + "test_seed_rule_is_the_documented_one",)
+      + T_SWEEP),
     M("S02-seed-order", "simcomp/sweep/plan.py",
       "items = sorted((dict(point)).items(), key=lambda kv: kv[0])",
       "items = list(dict(point).items())",
-      "a run's seed depends on the order of the grid axes", T_SWEEP),
+      "a run's seed depends on the order of the grid axes",
+      (SW + "test_seed_depends_on_content_not_position",)
+      + T_SWEEP),
     M("S03-seed-repeat", "simcomp/sweep/plan.py",
       "\"repeat\": int(repeat)}", "\"repeat\": 0}",
-      "every repeat of a point gets the same seed", T_SWEEP),
+      "every repeat of a point gets the same seed",
+      (SW + "test_seed_rule_is_the_documented_one",
+       SW + "test_seed_depends_on_content_not_position",)
+      + T_SWEEP),
     M("S04-csv-columns", "simcomp/sweep/store.py",
       "[csv_cell(run.repeat), csv_cell(run.seed)]", "[csv_cell(run.seed), csv_cell(run.repeat)]",
-      "results.csv: repeat and seed written in each other's column", T_SWEEP),
+      "results.csv: repeat and seed written in each other's column",
+      (SW + "test_csv_columns_and_values_k2",)
+      + T_SWEEP),
     M("S05-checksum", "simcomp/sweep/store.py",
       "elif record.get(\"checksum\") != record_checksum(record):",
       "elif record.get(\"checksum\") is None:",
-      "a tampered record accepted as long as it has a checksum", T_SWEEP),
+      "a tampered record accepted as long as it has a checksum",
+      (SW + "test_tampered_record_is_recomputed",)
+      + T_SWEEP),
     M("S06-grid-digits", "simcomp/sweep/grid.py",
       "return [float(f\"{v:.12g}\") for v in values]", "return [float(v) for v in values]",
-      "linspace values keep their binary noise (1.4000000000000001)", T_SWEEP),
+      "linspace values keep their binary noise (1.4000000000000001)",
+      (SW + "test_linspace_floats_and_lists", SW + "test_linspace_values_are_the_decimals_meant",)
+      + T_SWEEP),
     M("S07-skip-done", "simcomp/sweep/run.py",
       "pending = [run for run in plan.runs if run.run_id not in records]",
       "pending = list(plan.runs)",
-      "a resumed sweep runs the finished runs again", T_SWEEP),
+      "a resumed sweep runs the finished runs again", (SW + "test_rerun_and_deleted_records",)
+      + T_SWEEP),
     # ---------------------------------------------------------------- results
     M("E01-csv-missing", "simcomp/results.py",
       "    if value is None:\n        return \"\"\n",
@@ -347,32 +381,42 @@ MUTANTS: tuple[Mutant, ...] = (
     M("M01-pick-modality", "simcomp/methods.py",
       "return [float(values[r]) for r in trained]",
       "return [float(values[i]) for i, r in enumerate(trained)]",
-      "a per-modality setting of a uni-modal run taken from modality 0", T_METHODS),
+      "a per-modality setting of a uni-modal run taken from modality 0",
+      (ME + "test_per_modality_lists_are_restricted_to_the_trained_modalities",)
+      + T_METHODS),
     M("M02-method-stream", "simcomp/methods.py",
       "return np.random.SeedSequence(seed).spawn(_STREAM_METHOD + 1)[_STREAM_METHOD]",
       "return np.random.SeedSequence(seed).spawn(_STREAM_METHOD)[-1]",
-      "the method's random numbers drawn from the initial weights' stream", T_METHODS),
+      "the method's random numbers drawn from the initial weights' stream",
+      (ME + "test_method_stream_leaves_the_data_streams_alone",)
+      + T_METHODS),
     M("M03-key-top-bit", "simcomp/methods.py",
       "return int(word) & 0x7FFF_FFFF_FFFF_FFFF", "return int(word)",
       "a method key that does not fit a signed 64-bit integer",
-      ("tests/test_methods.py::test_method_stream_leaves_the_data_streams_alone",) + T_METHODS),
+      (ME + "test_method_stream_leaves_the_data_streams_alone",) + T_METHODS),
     M("M04-shapley-tie", "simcomp/shapley.py",
       "return weight @ ((margin > 0) + 0.5 * (margin == 0))",
       "return weight @ (margin >= 0)",
-      "Shapley accuracy counts an output of 0 as right", T_METHODS),
+      "Shapley accuracy counts an output of 0 as right", (SH + "test_hand_example",)
+      + T_METHODS),
     M("M05-shapley-coef", "simcomp/shapley.py",
       "factorial(k) * factorial(K - k - 1)", "factorial(k) * factorial(K - k)",
-      "the Shapley weights |S|! (K-|S|-1)!/K! off by one", T_METHODS),
+      "the Shapley weights |S|! (K-|S|-1)!/K! off by one", (SH + "test_efficiency_and_brute_force",)
+      + T_METHODS),
     M("M06-method-mix", "simcomp/methods.py",
       "own = predictor_error(phi, y, weight, mix)", "own = predictor_error(phi, y, weight)",
-      "alternating: the method's error computed without its mix", T_METHODS),
+      "alternating: the method's error computed without its mix", (ME + "test_method_results",)
+      + T_METHODS),
     M("M07-unit-srelu", "simcomp/methods.py",
       "z - (1.0 - 1.0 / q) * rho))", "z - (1.0 / q) * rho))",
-      "umt's teacher units with the wrong srelu offset", T_METHODS + T_RULES),
+      "umt's teacher units with the wrong srelu offset", (ME + "test_unit_outputs_are_psi_and_act",)
+      + T_METHODS + T_RULES),
     M("M08-ume-ensemble", "simcomp/methods.py",
       "ensemble = None if phi_unimodal is None else predictor_error(phi_unimodal, y, weight)",
       "ensemble = None if phi_unimodal is None else predictor_error(phi, y, weight)",
-      "the uni-modal ensemble's error computed from the joint network's outputs", T_METHODS),
+      "the uni-modal ensemble's error computed from the joint network's outputs",
+      (ME + "test_method_results",)
+      + T_METHODS),
 )
 
 # Mutants that cannot change any observable result: listed with the argument,

@@ -342,12 +342,17 @@ def test_float32_runs_compute_in_float32_on_every_path(monkeypatch, extra):
     seen = []
     real_seg, real_batch = kern_pkg.gd_segment, kern_pkg.gd_segment_batch
 
+    def check(*arrays):
+        # checked before the call: a wrong dtype would first compile a mixed-type kernel
+        seen.append(tuple(a.dtype for a in arrays))
+        assert set(seen[-1]) == {np.dtype(np.float32)}, seen[-1]
+
     def seg(X, dims, y, omega, W, *args, **kw):
-        seen.append((X.dtype, y.dtype, omega.dtype, W.dtype, kw["packed"][0].dtype))
+        check(X, y, omega, W, kw["packed"][0])
         return real_seg(X, dims, y, omega, W, *args, **kw)
 
     def batch(Xf, Xb, dims, y, omega, W, *args, **kw):
-        seen.append((Xf.dtype, y.dtype, omega.dtype, W.dtype, Xb.dtype))
+        check(Xf, y, omega, W, Xb)
         return real_batch(Xf, Xb, dims, y, omega, W, *args, **kw)
 
     monkeypatch.setattr(train_mod._kernels, "gd_segment", seg)
