@@ -442,3 +442,22 @@ def test_last_record_matches_a_numpy_reference_on_the_final_weights(learner):
         norm = np.sqrt((rest**2).sum(axis=-1))
         np.testing.assert_allclose(arrays["orthogonal_norm"][-1][r], norm if B == 2 else norm[0],
                                    rtol=1e-12)
+
+
+def test_trace_stride_is_the_ceiling_and_keeps_the_cap(monkeypatch, capsys):
+    """steps / trace_every over the cap: the stride becomes ceil(steps / MAX_TRACE_POINTS)."""
+    monkeypatch.setattr(trace_mod, "MAX_TRACE_POINTS", 4)
+    assert trace_mod.trace_stride(16, 4) == 4 and capsys.readouterr().err == ""  # 4 points: kept
+    for steps in (11, 60, 62, 1001):
+        every = trace_mod.trace_stride(steps, 1)
+        assert every == -(-steps // 4) and steps // every <= 4
+    assert trace_mod.trace_stride(11, 2) == 3  # 11 // 2 = 5 points wanted, 3 kept
+
+
+def test_a_trace_records_a_step_once():
+    """Appending the step just recorded (the last step on a trace point) keeps one record."""
+    tr = trace_mod.Trace(banks=1)
+    a = np.zeros((2, 1, 3))
+    for step in (0, 5, 5):
+        tr.append(step, a, np.zeros(2), a, 0.5, 0.25, 0.25, np.zeros(2))
+    assert len(tr) == 2 and tr.arrays()["steps"].tolist() == [0, 5]
