@@ -195,14 +195,14 @@ MUTANTS: tuple[Mutant, ...] = (
     M("R05-stride-floor", "simcomp/trace.py",
       "every = -(-int(steps) // MAX_TRACE_POINTS)", "every = int(steps) // MAX_TRACE_POINTS",
       "the raised trace stride rounded down, so the cap is exceeded",
-      (TT + "test_trace_points_are_capped",) + (TT + "test_trace_stride_is_the_ceiling_and_keeps_the_cap",)
-      + T_TRAIN),
+      (TT + "test_trace_stride_is_the_ceiling_and_keeps_the_cap",
+       TT + "test_trace_points_are_capped") + T_TRAIN),
     M("R06-duplicate-last", "simcomp/trace.py",
       "        if rec[\"steps\"] and rec[\"steps\"][-1] == step:\n"
       "            return  # the last step can coincide with a trace point\n",
       "",
-      "the last step recorded twice when it is also a trace point", (TT + "test_a_trace_records_a_step_once",)
-      + T_TRAIN),
+      "the last step recorded twice when it is also a trace point",
+      (TT + "test_a_trace_records_a_step_once",) + T_TRAIN),
     # ---------------------------------------------------------------- theory
     M("H01-race-beta", "simcomp/theory/prediction.py",
       "race_bank = race_learn_step(gamma, kappa, beta[:, None], q_race, rho_race, eta, thr)",
