@@ -283,7 +283,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "w_pat = np.bincount(inverse.ravel(), weights=dataset.weight, minlength=len(uniq))",
       "w_pat = np.bincount(inverse.ravel(), minlength=len(uniq)) / len(inverse)",
       "the pattern weights counted instead of summing the sample weights",
-      (PREDICT_TRAIN_SET,) + T_DATA),
+      (DA + "test_empirical_patterns_sum_the_sample_weights", PREDICT_TRAIN_SET) + T_DATA),
     # ---------------------------------------------------------------- config
     M("C01-beta-zero", "simcomp/config.py",
       "\"data.modality.beta\": (0.0, 1e6, True),", "\"data.modality.beta\": (0.0, 1e6, False),",

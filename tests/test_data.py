@@ -182,3 +182,16 @@ def test_a_runs_prediction_uses_its_training_set(learner):
     assert not np.allclose(want, other)  # the two sets differ, so the test tells them apart
     configured = np.array([0.5, 0.7])[:, None] / cfg.model.banks
     assert not np.allclose(want, configured)
+
+
+def test_empirical_patterns_sum_the_sample_weights():
+    """Pattern weights are sums of sample weights (not counts): exact for unequal weights."""
+    cfg = small("data.population=true", "data.modality.0.noise=0", "data.modality.1.noise=0",
+                "data.modality.0.presence=0.3", "data.modality.1.presence=0.6")
+    data = make_experiment_data(cfg)
+    y_pat, s_pat, w_pat = empirical_patterns(data.train, [0, 1])
+    p = np.array([0.3, 0.6])
+    want = 0.5 * np.prod(np.where(s_pat == 1, p, 1.0 - p), axis=1)
+    np.testing.assert_allclose(w_pat, want, rtol=1e-15)
+    assert sorted(zip(y_pat, map(tuple, s_pat))) == sorted(
+        (y, (a, b)) for y in (-1.0, 1.0) for a in (0, 1) for b in (0, 1))
