@@ -711,10 +711,11 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
         f"- mutants: {len(outcomes)} ({counted} counted, {len(stale)} stale, "
         f"{len(errors)} broken runs, {len(pending)} not run yet), plus {len(EQUIVALENT)} "
         f"equivalent (not run)",
-        f"- **mutation score: {len(killed)} / {counted} = {score:.1f}%**",
-        f"- wall time: {total / 60:.1f} min with {jobs} job(s) "
-        f"(baseline run {baseline:.0f} s), on {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
+        f"- **mutation score: {len(killed)} / {counted} = {score:.1f}%**"
+        + (f" (of the mutants run so far; {len(pending)} not run)" if pending else ""),
+        f"- time: {sum(o.seconds for o in outcomes) / 60:.1f} min summed over the mutants "
+        f"(this invocation: {total / 60:.1f} min wall with {jobs} job(s), baseline run "
+        f"{baseline:.0f} s), on {os.cpu_count()} cores, Python {platform.python_version()}",
         "- mode: " + ("`--quick`: only the related tests were run, so a survivor here may "
                       "still be killed by the whole suite (the score is a lower bound)"
                       if quick else "related tests first, the whole suite for their survivors"),
@@ -803,6 +804,12 @@ def main(argv=None) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="reuse outcomes of earlier runs that still hold (kills while "
                              "simcomp/ is unchanged; survivals while the tests are unchanged too)")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: write docs/testing.md from the recorded outcomes "
+                             "(as --resume would reuse them; the others show as not run)")
+    parser.add_argument("--merge", type=Path, action="append", default=[], metavar="JOURNAL",
+                        help="also read the outcomes recorded in another scratch's "
+                             "outcomes.jsonl (repeatable)")
     parser.add_argument("--scratch", type=Path, default=None,
                         help="where the scratch copies and their numba caches live (kept "
                              "between runs; default: a directory in the system's temp dir)")
@@ -830,10 +837,10 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     tag = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]
     base = args.scratch or Path(tempfile.gettempdir()) / f"simcomp-mutation-{tag}"
-    slots = [Slot(base, i) for i in range(args.jobs)]
+    slots = [] if args.report else [Slot(base, i) for i in range(args.jobs)]
     # Baseline: the unmutated tests must pass (this also fills each slot's numba cache).
     baseline = 0.0
-    if args.baseline != "none":
+    if args.baseline != "none" and not args.report:
         files = ([] if args.baseline == "full"
                  else sorted({f for m in chosen for f in m.tests}))
         print(f"baseline: {'whole suite' if not files else ' '.join(files)} "
@@ -863,8 +870,10 @@ def main(argv=None) -> int:
 
     journal = base / "outcomes.jsonl"
     src, tests = tree_digest(ROOT, "simcomp/"), tree_digest(ROOT, "tests/")
-    outcomes: dict[str, Outcome] = (load_journal(journal, src, tests, args.quick)
-                                    if args.resume else {})
+    outcomes: dict[str, Outcome] = {}
+    if args.resume or args.report:
+        for path in args.merge + [journal]:
+            outcomes.update(load_journal(path, src, tests, args.quick))
     outcomes = {k: v for k, v in outcomes.items() if any(m.id == k for m in chosen)}
     if outcomes:
         print(f"reusing {len(outcomes)} recorded outcome(s) (--resume)", flush=True)
@@ -875,8 +884,8 @@ def main(argv=None) -> int:
             DOC.write_text(render(ordered, baseline, time.perf_counter() - t0, args.jobs,
                                   args.quick), encoding="utf-8")
 
-    todo = [m for m in chosen if m.id not in outcomes]
-    with cf.ThreadPoolExecutor(len(slots)) as pool:
+    todo = [] if args.report else [m for m in chosen if m.id not in outcomes]
+    with cf.ThreadPoolExecutor(max(1, len(slots))) as pool:
         # Kernel mutants last: they recompile most of the kernels (the slowest part).
         order = sorted(todo, key=lambda m: m.file.startswith("simcomp/kernels/"))
         futures = {pool.submit(work, m): m for m in order}
@@ -891,7 +900,7 @@ def main(argv=None) -> int:
             print(f"[{done:2}/{len(todo)}] {o.mutant.id:28} {o.result:8} "
                   f"{o.phase:7} {o.seconds:5.0f} s  {o.detail[:90]}", flush=True)
             write_doc()
-    ordered = [outcomes[m.id] for m in chosen]
+    ordered = [outcomes.get(m.id) or Outcome(m, "not run") for m in chosen]
     total = time.perf_counter() - t0
     killed = sum(o.result == "killed" for o in ordered)
     counted = sum(o.result in ("killed", "survived") for o in ordered)
