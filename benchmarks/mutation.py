@@ -118,7 +118,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("K05-dot-tail", "simcomp/kernels/gd.py",
       "                while k < d:\n                    s0 +=",
       "                while k < d - 1:\n                    s0 +=",
-      "the remainder loop of the unrolled dot product drops the last column", T_KERNEL),
+      "the remainder loop of the unrolled dot product drops the last column", (TT + "test_learned_check_reads_every_column_of_the_signal",) + T_KERNEL),
     M("K06-stop-loss-le", "simcomp/kernels/gd.py",
       "need_loss = stop_loss > 0.0 or t == t_end - 1",
       "need_loss = t == t_end - 1",

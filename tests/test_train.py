@@ -461,3 +461,18 @@ def test_a_trace_records_a_step_once():
     for step in (0, 5, 5):
         tr.append(step, a, np.zeros(2), a, 0.5, 0.25, 0.25, np.zeros(2))
     assert len(tr) == 2 and tr.arrays()["steps"].tolist() == [0, 5]
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 6, 7, 8])
+def test_learned_check_reads_every_column_of_the_signal(d):
+    """The learned check's dot product covers all d columns (its unrolled loop and the tail):
+    an alignment carried by the last column alone reaches the threshold."""
+    X = np.zeros((1, 4, d))
+    W = np.zeros((1, 1, 2, d))
+    W[0, 0, 1, d - 1] = 0.5  # beta * <w, v> = 2 * 0.5 = 1.0 == threshold
+    signal = np.zeros((1, d))
+    signal[0, d - 1] = 1.0
+    learned = -np.ones((1, 1), np.int64)
+    kern_pkg.gd_segment(X, np.array([d]), np.ones(4), np.full(4, 0.25), W, 0, 3.0, 1.0, 0.0,
+                        signal, np.array([2.0]), 1.0, learned, 5, 0, 0.0, False, np.zeros_like(W))
+    assert learned[0, 0] == 5
