@@ -670,7 +670,7 @@ def run_mutant(slot: Slot, mutant: Mutant, quick: bool, timeout: float) -> Outco
 
 
 def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
-           quick: bool = False) -> str:
+           quick: bool = False, report: bool = False) -> str:
     killed = [o for o in outcomes if o.result == "killed"]
     survived = [o for o in outcomes if o.result == "survived"]
     stale = [o for o in outcomes if o.result == "stale"]
@@ -720,7 +720,10 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
         f"{baseline:.0f} s), on {os.cpu_count()} cores, Python {platform.python_version()}",
         "- mode: " + ("`--quick`: only the related tests were run, so a survivor here may "
                       "still be killed by the whole suite (the score is a lower bound)"
-                      if quick else "related tests first, the whole suite for their survivors"),
+                      if quick else "related tests first, the whole suite for their survivors")
+        + ("; assembled with `--report` from the outcomes recorded by earlier runs on these "
+           "same `simcomp/` sources (a kill stands while the sources are unchanged)"
+           if report else ""),
         "",
     ]
     if survived:
@@ -884,7 +887,7 @@ def main(argv=None) -> int:
         if not args.only:
             ordered = [outcomes.get(m.id) or Outcome(m, "not run") for m in chosen]
             DOC.write_text(render(ordered, baseline, time.perf_counter() - t0, args.jobs,
-                                  args.quick), encoding="utf-8")
+                                  args.quick, args.report), encoding="utf-8")
 
     todo = [] if args.report else [m for m in chosen if m.id not in outcomes]
     with cf.ThreadPoolExecutor(max(1, len(slots))) as pool:
