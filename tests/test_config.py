@@ -162,3 +162,17 @@ def test_round_trip_property(beta, presence, q, steps, seed):
     again = config_from_dict(tomllib.loads(config_to_toml(cfg)))
     assert again == cfg
     assert math.isclose(again.data.modality[0].beta, beta, rel_tol=0, abs_tol=0)
+
+
+def test_boundary_values_are_accepted():
+    """The closed ends of every range are valid settings (only beta, init_scale are open at 0)."""
+    cfg = build_config(None, [
+        "data.modality.0.presence=0", "data.modality.1.presence=1", "data.modality.0.noise=0",
+        "data.modality.0.distractors=127", "data.modality.0.distractor_strength=0", "train.lr=0",
+        "model.q=2", "model.rho=1e-6", "model.learned_threshold=0.5", "train.stop_loss=0",
+        "method.name=dropout", "method.drop=[0, 0.999]",
+    ])
+    assert cfg.data.modality[0].presence == 0.0 and cfg.data.modality[1].presence == 1.0
+    assert cfg.data.modality[0].distractors == 127 and cfg.method.drop == (0.0, 0.999)
+    assert cfg.model.threshold == 0.5  # learned_threshold, when set, is the threshold
+    assert build_config(None, ["model.rho=0.7"]).model.threshold == 0.7  # else rho

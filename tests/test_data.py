@@ -163,3 +163,35 @@ def test_identity_data_equal_the_dense_product_bit_for_bit():
     z[:, 0] = data.train.y * mod.beta * data.train.presence[:, 0]
     assert np.any(np.signbit(z[:, 0]) & (z[:, 0] == 0))  # -0.0 present: the case is exercised
     assert data.train.X[0].tobytes() == (z @ np.eye(mod.dim).T).tobytes()
+
+
+@pytest.mark.parametrize("learner", ["symmetric", "class_banks"])
+def test_a_runs_prediction_uses_its_training_set(learner):
+    """experiment.predict_run takes pi from the run's training set (not the test set, not p_r)."""
+    from simcomp import theory
+    from simcomp.experiment import predict_run
+
+    cfg = small(f"model.learner={learner}", "data.n_train=50", "data.n_test=60",
+                "data.modality.0.presence=0.5", "data.modality.1.presence=0.7")
+    data = make_experiment_data(cfg)
+    a0 = np.full((2, cfg.model.banks, cfg.model.width), 0.01)
+    pred = predict_run(cfg, data, [0, 1], a0)
+    want = theory.presence_fraction(*empirical_patterns(data.train, [0, 1]), cfg.model.banks)
+    np.testing.assert_array_equal(pred.pi, want)
+    other = theory.presence_fraction(*empirical_patterns(data.test, [0, 1]), cfg.model.banks)
+    assert not np.allclose(want, other)  # the two sets differ, so the test tells them apart
+    configured = np.array([0.5, 0.7])[:, None] / cfg.model.banks
+    assert not np.allclose(want, configured)
+
+
+def test_empirical_patterns_sum_the_sample_weights():
+    """Pattern weights are sums of sample weights (not counts): exact for unequal weights."""
+    cfg = small("data.population=true", "data.modality.0.noise=0", "data.modality.1.noise=0",
+                "data.modality.0.presence=0.3", "data.modality.1.presence=0.6")
+    data = make_experiment_data(cfg)
+    y_pat, s_pat, w_pat = empirical_patterns(data.train, [0, 1])
+    p = np.array([0.3, 0.6])
+    want = 0.5 * np.prod(np.where(s_pat == 1, p, 1.0 - p), axis=1)
+    np.testing.assert_allclose(w_pat, want, rtol=1e-15)
+    assert sorted(zip(y_pat, map(tuple, s_pat))) == sorted(
+        (y, (a, b)) for y in (-1.0, 1.0) for a in (0, 1) for b in (0, 1))

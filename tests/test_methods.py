@@ -95,6 +95,11 @@ def test_method_stream_leaves_the_data_streams_alone():
     assert method_seed_sequence(7).generate_state(4).tolist() == five[4].generate_state(4).tolist()
     key = method_key(7)
     assert 0 <= key < 2**63 and key == method_key(7) and key != method_key(8)
+    # The key is the stream's first word with its top bit cleared (it must fit an int64);
+    # among these seeds some first words have the top bit set.
+    words = [int(method_seed_sequence(s).generate_state(1, dtype=np.uint64)[0]) for s in range(16)]
+    assert any(w >= 2**63 for w in words)
+    assert [method_key(s) for s in range(16)] == [w & (2**63 - 1) for w in words]
     # The data module still uses four streams, so its draws are unchanged by the method.
     assert data_mod._STREAM_INIT == 3 and data_mod._STREAM_METHOD == 4
     cfg = build_config(None, ["data.n_train=8", "data.n_test=8"])

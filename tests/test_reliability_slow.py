@@ -54,8 +54,12 @@ def test_signal_during_simulate_leaves_no_debris(tmp_path, sig, code, word):
     """Killed while training: the documented exit code, one line, no .DIR.partial-* left."""
     argv = _cli("simulate", "--quiet", "--out", "o",
                 sets=TINY + ["train.steps=100000000", "train.trace_every=1000000"])
+    # The child takes Ctrl-C whatever its parent ignores: a shell starts background
+    # jobs with SIGINT ignored and children inherit that, so without the default
+    # handler the simulated Ctrl-C would never arrive when pytest runs in the background.
     proc = subprocess.Popen(argv, cwd=tmp_path, env=_env(SIMCOMP_MEMORY_LIMIT="off"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 90
         while not list(tmp_path.glob(".o.partial-*")):  # training has started

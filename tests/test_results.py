@@ -177,6 +177,20 @@ def test_status_names_the_runs_that_did_not_end_ok(compare):
     assert results.result_row(compare)["status"] == "ok"
 
 
+def test_value_helpers_keep_step_zero_and_drop_non_finite():
+    """Step 0 is a step (only the kernels' -1 means never); inf and nan become None."""
+    import numpy as np
+
+    assert results._step(0) == 0 and type(results._step(np.int64(0))) is int
+    assert results._step(np.int64(7)) == 7 and results._step(-1) is None
+    assert results._step(None) is None
+    assert results._float(np.float64(0.25)) == 0.25 and type(results._float(np.float32(1))) is float
+    assert results._float(np.inf) is None and results._float(-np.inf) is None
+    assert results._float(np.nan) is None and results._float(None) is None
+    assert results._rate(np.array([[0.5]])) == 0.5
+    assert results._rate(np.array([0.5, np.inf])) == [0.5, None]
+
+
 def test_csv_cells():
     assert results.csv_cell(None) == ""
     assert results.csv_cell(True) == "1" and results.csv_cell(False) == "0"
@@ -398,3 +412,18 @@ def test_noise_theory_switch_leaves_the_reduced_theory():
     assert [r.learned_step.tolist() for r in on.runs] == [r.learned_step.tolist() for r in off.runs]
     with pytest.raises(Exception, match="train.noise_theory must be true or false"):
         small("train.noise_theory=1")
+
+
+@pytest.mark.parametrize("extra, q", [(["model.q=4"], 4.0),
+                                      (["model.learner=class_banks", "model.activation=relu"], 1.0)])
+def test_winner_coordinate_uses_the_race_exponent(extra, q):
+    """ReLU runs race with a constant drift (q = 1), srelu runs with model.q."""
+    from simcomp import theory
+
+    exp = run_experiment(small("train.mode=joint", *extra))
+    pred = exp.predictions["joint"]
+    got = results.summarize(exp)["runs"]["joint"]["winner_coordinate"]
+    assert got == float(theory.winner_coordinate(pred.kappa, pred.gamma, q))
+    other = float(theory.winner_coordinate(pred.kappa, pred.gamma, exp.cfg.model.q if q == 1.0
+                                           else 3.0))
+    assert not math.isclose(got, other)  # the exponent matters for this run

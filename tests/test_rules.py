@@ -228,6 +228,19 @@ def test_dropout_masks_follow_the_key_and_the_rate():
     np.testing.assert_array_equal(full[0], P["W"][0])  # every sample drops modality 0
 
 
+def test_dropout_rescale_uses_each_modalitys_own_rate():
+    """Modality B (rate 0.5) is rescaled by 1 / (1 - 0.5) even when A's rate is 0: the
+    rescaled and the plain dropout steps differ; with B's rate 0 too they are equal."""
+    P = signal_problem(6, 0, dims=(5, 9), n=300)
+
+    def step(drop, rescale):
+        return one_step(P, 0, make_rule("dropout", 2, drop=drop, rescale=rescale, key=1),
+                        eta=1.0)[0]
+
+    assert not np.array_equal(step([0.0, 0.5], True), step([0.0, 0.5], False))
+    np.testing.assert_array_equal(step([0.0, 0.0], True), step([0.0, 0.0], False))
+
+
 ALL = ["none", "lr_scale", "ogm", "ogm_ge", "agm", "dropout", "aux", "alternating", "mmpareto",
        "umt"]
 

@@ -902,6 +902,10 @@ def test_predict_uses_each_modalitys_own_parameters(learner):
             cfg.model.init_scale * np.sqrt(mod.dim - 1.0), symmetric=learner == "symmetric",
             max_steps=10 * cfg.train.steps)
         assert pred.race_learned_step_noisy[j] == np.min(noisy)
+    # a modality's step is its first bank's (the banks' steps differ here)
+    np.testing.assert_array_equal(pred.race_learned_step, pred.race_learned_step_bank.min(axis=1))
+    if B == 2:
+        assert np.any(pred.race_learned_step_bank[:, 0] != pred.race_learned_step_bank[:, 1])
     # the reduced dynamics runs with the trained modalities' own betas
     betas = [mod.beta for mod in mods]
     red = th.reduced_dynamics(a0, betas, y_pat, s_pat, w_pat, q, rho, eta, cfg.train.steps,
@@ -946,3 +950,17 @@ def test_theory_never_imports_the_simulator():
     assert "simcomp.theory.noisy_dynamics" in loaded
     assert not loaded & {"simcomp.train", "simcomp.data", "simcomp.trace", "simcomp.experiment",
                          "simcomp._kernels", "simcomp.kernels"}, loaded
+
+
+@pytest.mark.parametrize("learner", ["symmetric", "class_banks"])
+def test_reduced_learned_check_counts_an_alignment_exactly_at_the_threshold(learner):
+    """beta max_i a = threshold is learned (>=), as in the simulator; one ulp below is not."""
+    B = 1 if learner == "symmetric" else 2
+    a0 = np.full((2, B, 3), 0.01)
+    a0[0, :, 1] = 0.5  # beta_A a = 2 * 0.5 = 1.0, exactly the threshold
+    pats = th.population_patterns([1.0, 1.0])
+    red = th.reduced_dynamics(a0, [2.0, 1.0], *pats, 3.0, 1.0, 0.0, 5, learner, threshold=1.0)
+    assert red.learned_step.tolist() == [0, -1]
+    red = th.reduced_dynamics(a0, [2.0, 1.0], *pats, 3.0, 1.0, 0.0, 5, learner,
+                              threshold=np.nextafter(1.0, 2.0))
+    assert red.learned_step.tolist() == [-1, -1]

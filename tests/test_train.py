@@ -265,6 +265,11 @@ def test_alternating_joint_run_equals_the_unimodal_runs():
         np.testing.assert_allclose(joint.final_weights[k], alone.final_weights[0], rtol=1e-12,
                                    atol=1e-14)
         assert joint.learned_step[k] == alone.learned_step[0]
+    # Its errors are those of its own predictor sum_r a_r phi_r: with a = (1, 0), modality A's.
+    own = train_run(cfg, data, "joint", [0, 1], rule=make_rule("alternating", 2, mix=[1.0, 0.0]))
+    rec = own.trace.arrays()
+    np.testing.assert_array_equal(rec["test_error"], rec["modality_test_error"][:, 0])
+    assert not np.array_equal(rec["test_error"], rec["modality_test_error"][:, 1])
 
 
 def test_calls_cut_short_do_not_change_results(monkeypatch):
@@ -320,17 +325,37 @@ def test_learned_check_counts_an_alignment_exactly_at_the_threshold():
     assert learned[0, 0] == -1
 
 
+def test_a_modality_learned_at_step_zero_is_learned_and_can_win():
+    """Step 0 is a step like any other: -1 alone means never (per modality and for the winner)."""
+    learned = np.array([[0, -1], [-1, -1], [7, 3], [-1, 0]], dtype=np.int64)
+    assert train_mod._min_learned(learned).tolist() == [0, -1, 3, 0]
+    winner = train_mod.RunResult.winner.fget
+
+    class Run:
+        def __init__(self, steps):
+            self.learned_step = np.array(steps)
+
+    assert winner(Run([0, 4])) == 0 and winner(Run([4, 0])) == 1
+    assert winner(Run([0, 0])) == 0  # a tie goes to the lower index
+    assert winner(Run([-1, 0])) == 1 and winner(Run([-1, -1])) is None
+
+
 @pytest.mark.parametrize("extra", [[], ["data.modality.1.dim=10"]])
 def test_float32_runs_compute_in_float32_on_every_path(monkeypatch, extra):
     seen = []
     real_seg, real_batch = kern_pkg.gd_segment, kern_pkg.gd_segment_batch
 
+    def check(*arrays):
+        # checked before the call: a wrong dtype would first compile a mixed-type kernel
+        seen.append(tuple(a.dtype for a in arrays))
+        assert set(seen[-1]) == {np.dtype(np.float32)}, seen[-1]
+
     def seg(X, dims, y, omega, W, *args, **kw):
-        seen.append((X.dtype, y.dtype, omega.dtype, W.dtype, kw["packed"][0].dtype))
+        check(X, y, omega, W, kw["packed"][0])
         return real_seg(X, dims, y, omega, W, *args, **kw)
 
     def batch(Xf, Xb, dims, y, omega, W, *args, **kw):
-        seen.append((Xf.dtype, y.dtype, omega.dtype, W.dtype, Xb.dtype))
+        check(Xf, y, omega, W, Xb)
         return real_batch(Xf, Xb, dims, y, omega, W, *args, **kw)
 
     monkeypatch.setattr(train_mod._kernels, "gd_segment", seg)
@@ -364,3 +389,93 @@ def test_interrupt_keeps_the_partial_run(monkeypatch):
     assert part.trace.arrays()["steps"].tolist() == [0, 5, 10, 15, 20]
     for key, value in part.trace.arrays().items():
         assert np.array_equal(value, full.trace.arrays()[key][:5]), key
+
+
+@pytest.mark.parametrize("learner", ["symmetric", "class_banks"])
+def test_last_record_matches_a_numpy_reference_on_the_final_weights(learner):
+    """What the trace records at the last step, recomputed with plain NumPy from the weights.
+
+    Train and test errors come from their own sets, per-modality errors from
+    each encoder alone, alignments carry the bank sign c_b, the distractor
+    alignment is the largest |<w, M e_j>| (j >= 2) and the orthogonal norm
+    is a norm (not its square).
+    """
+    import reference as ref
+
+    cfg = small("train.mode=joint", f"model.learner={learner}", "data.modality.0.distractors=2",
+                "data.n_test=50")
+    data = make_experiment_data(cfg)
+    run = train_run(cfg, data, "joint", [0, 1])
+    arrays = run.trace.arrays()
+    kind = train_mod.KIND_CODES[(cfg.model.learner, cfg.model.activation)]
+    dims = np.array([mod.dim for mod in cfg.data.modality])
+    width = dims.max()
+    B, m = cfg.model.banks, cfg.model.width
+    W = np.zeros((2, B, m, width))
+    for r, w in enumerate(run.final_weights):
+        W[r, ..., : w.shape[-1]] = w
+
+    def errors(ds):
+        X = np.zeros((2, ds.n, width))
+        for r, x in enumerate(ds.X):
+            X[r, :, : x.shape[1]] = x
+        f, phi = ref.forward(X, dims, W, kind, cfg.model.q, cfg.model.rho)
+
+        def err(out):
+            margin = ds.y * out
+            return ds.weight @ np.where(margin < 0, 1.0, np.where(margin == 0, 0.5, 0.0))
+        return err(f), [err(phi[:, k]) for k in range(2)]
+
+    train_err, _ = errors(data.train)
+    test_err, modality_err = errors(data.test)
+    assert arrays["train_error"][-1] == pytest.approx(train_err, abs=1e-12)
+    assert arrays["test_error"][-1] == pytest.approx(test_err, abs=1e-12)
+    np.testing.assert_allclose(arrays["modality_test_error"][-1], modality_err, atol=1e-12)
+    assert train_err != test_err  # the two sets are told apart
+    sign = np.array([1.0, -1.0])[:B, None]
+    for r, (w, M) in enumerate(zip(run.final_weights, data.dictionaries)):
+        coords = w @ np.asarray(M)
+        align = sign * coords[..., 0]
+        got = arrays["alignment"][-1][r]
+        np.testing.assert_allclose(got, align if B == 2 else align[0], rtol=1e-12, atol=1e-15)
+        assert arrays["leading_alignment"][-1][r] == pytest.approx(align.max(), rel=1e-12)
+        rest = coords[..., 1:]
+        assert arrays["distractor_alignment"][-1][r] == pytest.approx(np.abs(rest).max(),
+                                                                       rel=1e-12)
+        norm = np.sqrt((rest**2).sum(axis=-1))
+        np.testing.assert_allclose(arrays["orthogonal_norm"][-1][r], norm if B == 2 else norm[0],
+                                   rtol=1e-12)
+
+
+def test_trace_stride_is_the_ceiling_and_keeps_the_cap(monkeypatch, capsys):
+    """steps / trace_every over the cap: the stride becomes ceil(steps / MAX_TRACE_POINTS)."""
+    monkeypatch.setattr(trace_mod, "MAX_TRACE_POINTS", 4)
+    assert trace_mod.trace_stride(16, 4) == 4 and capsys.readouterr().err == ""  # 4 points: kept
+    for steps in (11, 60, 62, 1001):
+        every = trace_mod.trace_stride(steps, 1)
+        assert every == -(-steps // 4) and steps // every <= 4
+    assert trace_mod.trace_stride(11, 2) == 3  # 11 // 2 = 5 points wanted, 3 kept
+
+
+def test_a_trace_records_a_step_once():
+    """Appending the step just recorded (the last step on a trace point) keeps one record."""
+    tr = trace_mod.Trace(banks=1)
+    a = np.zeros((2, 1, 3))
+    for step in (0, 5, 5):
+        tr.append(step, a, np.zeros(2), a, 0.5, 0.25, 0.25, np.zeros(2))
+    assert len(tr) == 2 and tr.arrays()["steps"].tolist() == [0, 5]
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 5, 6, 7, 8])
+def test_learned_check_reads_every_column_of_the_signal(d):
+    """The learned check's dot product covers all d columns (its unrolled loop and the tail):
+    an alignment carried by the last column alone reaches the threshold."""
+    X = np.zeros((1, 4, d))
+    W = np.zeros((1, 1, 2, d))
+    W[0, 0, 1, d - 1] = 0.5  # beta * <w, v> = 2 * 0.5 = 1.0 == threshold
+    signal = np.zeros((1, d))
+    signal[0, d - 1] = 1.0
+    learned = -np.ones((1, 1), np.int64)
+    kern_pkg.gd_segment(X, np.array([d]), np.ones(4), np.full(4, 0.25), W, 0, 3.0, 1.0, 0.0,
+                        signal, np.array([2.0]), 1.0, learned, 5, 0, 0.0, False, np.zeros_like(W))
+    assert learned[0, 0] == 5
