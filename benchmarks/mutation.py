@@ -247,8 +247,10 @@ MUTANTS: tuple[Mutant, ...] = (
       "((g < 0.0) + 0.5 * (g == 0.0))", "((g <= 0.0) + 0.0 * (g == 0.0))",
       "the theory's test error counts an output of 0 as a full error", T_THEORY),
     M("H11-patterns-train", "simcomp/experiment.py",
-      "y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)",
-      "y_pat, s_pat, w_pat = empirical_patterns(data.test, trained)",
+      "y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)\n"
+      "    pred = theory.predict(",
+      "y_pat, s_pat, w_pat = empirical_patterns(data.test, trained)\n"
+      "    pred = theory.predict(",
       "a run's prediction built from the test set instead of its training set",
       (PREDICT_TRAIN_SET,
        "tests/test_theory.py", "tests/test_results.py")),
@@ -289,7 +291,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "the pattern weights counted instead of summing the sample weights",
       (DA + "test_empirical_patterns_sum_the_sample_weights", PREDICT_TRAIN_SET) + T_DATA),
     # ---------------------------------------------------------------- config
-    M("C01-beta-zero", "simcomp/config.py",
+    M("C01-beta-zero", "simcomp/validation.py",
       "\"data.modality.beta\": (0.0, 1e6, True),", "\"data.modality.beta\": (0.0, 1e6, False),",
       "beta = 0 (no signal at all) accepted", (CO + "test_bad_values_name_the_key",)
       + T_CONFIG),
@@ -303,16 +305,16 @@ MUTANTS: tuple[Mutant, ...] = (
       "return self.rho",
       "model.learned_threshold ignored", (CO + "test_boundary_values_are_accepted",)
       + T_CONFIG + ("tests/test_train.py",)),
-    M("C04-drop-one", "simcomp/config.py",
+    M("C04-drop-one", "simcomp/method_config.py",
       "if value >= 1.0:\n                raise ConfigError(f\"{label} must be in [0, 1)",
       "if value > 1.0:\n                raise ConfigError(f\"{label} must be in [0, 1)",
       "method.drop = 1 accepted (every unit dropped, rescale divides by 0)", T_CONFIG),
-    M("C05-open-bound", "simcomp/config.py",
+    M("C05-open-bound", "simcomp/validation.py",
       "(value <= lo if lo_open else value < lo)", "(value < lo if lo_open else value <= lo)",
       "open and closed lower bounds swapped",
       (CO + "test_bad_values_name_the_key", CO + "test_boundary_values_are_accepted",)
       + T_CONFIG),
-    M("C06-presence-open", "simcomp/config.py",
+    M("C06-presence-open", "simcomp/validation.py",
       "\"data.modality.presence\": (0.0, 1.0, False),",
       "\"data.modality.presence\": (0.0, 1.0, True),",
       "presence = 0 (a modality that never carries signal) refused",
