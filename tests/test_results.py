@@ -427,3 +427,20 @@ def test_winner_coordinate_uses_the_race_exponent(extra, q):
     other = float(theory.winner_coordinate(pred.kappa, pred.gamma, exp.cfg.model.q if q == 1.0
                                            else 3.0))
     assert not math.isclose(got, other)  # the exponent matters for this run
+
+
+def test_gap_is_joint_minus_best_unimodal_with_its_sign():
+    """The gap is positive when joint training loses (checked on errors that differ, so a
+    flipped sign cannot pass as -0.0 == 0.0)."""
+
+    class StubView(results.ExperimentView):
+        def value(self, run, name):
+            assert name == "test_error"
+            return {"joint": 0.25, "unimodal-A": 0.10, "unimodal-B": 0.05}[run]
+
+    view = StubView(cfg=None, runs={"joint": None, "unimodal-A": None, "unimodal-B": None})
+    gap = results.quantity("gap").get(view)
+    assert gap == pytest.approx(0.20) and gap > 0
+    assert results.quantity("best_unimodal").get(view) == "B"
+    assert results.quantity("best_unimodal_test_error").get(view) == 0.05
+    assert results.quantity("joint_test_error").get(view) == 0.25
