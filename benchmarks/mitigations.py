@@ -485,8 +485,9 @@ def write_page(g, table, low, cost, exact, best, agree, seconds, quick, doc_path
               "tests/test_methods_reference.py), the compiled rules against the plain-NumPy "
               "reference trainer for both learners and K = 2, 3, and dropout / ogm_ge "
               "averaged over fixed random streams against their expected-update dynamics "
-              "(tests/test_methods_join.py). Not available yet: mini-batch SGD "
-              "(`train.batch_size`), so this page has no GD-against-SGD comparison.", ""]
+              "(tests/test_methods_join.py). GD against mini-batch SGD "
+              "(`train.batch_size`) on the competition regime: docs/sgd.md "
+              "(`benchmarks/sgd_vs_gd.py`).", ""]
     lines += verdict_text(table, g, best)
     lines += ["## Figures", "",
               "![trajectories](figures/mitigations_trajectories.png)", "",
