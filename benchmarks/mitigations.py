@@ -18,7 +18,6 @@ runs and their ensemble beside the joint run).
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 import time
 from pathlib import Path

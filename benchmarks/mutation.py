@@ -50,7 +50,6 @@ import json
 import os
 import platform
 import queue
-import re
 import shutil
 import subprocess
 import sys
