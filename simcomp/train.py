@@ -377,9 +377,12 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     max_call = max(1, _PROBE_CALL_WORK // max(run.work, 1)) if chooser.enabled else None
     sizer = CallSizer()
     grad_buf = np.zeros_like(run.W)
+    # Said before the first compiled call (packing, the step-0 record), so
+    # that no compilation on a cold cache goes unannounced.
+    _kernels.announce_compile("serial")
+    announced = {False}
     ev = run.train_eval
     packed = ev.pack()
-    announced = set()
     run.start()
     try:
         while not run.done:
