@@ -162,7 +162,7 @@ def _check_run(data, unit, W, watch, rule, grad_buf):
 @jit()
 def _check_rule(rule, W, n):
     code = _rule_code(rule)
-    par, hyper, state, teacher, key, stats = rule[1], rule[2], rule[3], rule[4], rule[5], rule[6]
+    par, hyper, state, teacher, stats = rule[1], rule[2], rule[3], rule[4], rule[6]
     K, B, m, _ = W.shape
     if code < 0 or code > 9:
         raise ValueError("unknown rule code")
