@@ -35,7 +35,7 @@ __all__ = ["announce_compile", "loss_and_grad", "loss_and_grad_parallel", "forwa
 
 # Seconds a cold cache costs the default `simcomp simulate` on the 2-core
 # reference machine (benchmarks/speed.py measures it: docs/performance.md).
-COLD_START_SECONDS = 30
+COLD_START_SECONDS = 20
 _checked = set()  # entry points whose cache was looked at
 _said = []  # the path that was announced (at most one per process)
 
