@@ -83,10 +83,10 @@ class TrainingInterrupted(KeyboardInterrupt):
 # threads wait for each other at every step) and, under heavy contention,
 # it can stall by far more (13x slower at the default size was measured).
 # Below _PARALLEL_MIN_WORK (or with one block of samples, nothing to split)
-# only the serial step runs. It sits just above the default problem: there
-# the parallel gain is small next to the ~9 s its compilation adds to a cold
-# start (the default `simcomp simulate` must finish in 30 s from a cold cache).
-_PARALLEL_MIN_WORK = 1 << 21
+# only the serial step runs. It sits just above the default problem (2**21:
+# n 512 x d 128 x K 2 x width 16): there the parallel gain is small next to
+# the seconds its compilation adds to a cold start.
+_PARALLEL_MIN_WORK = 1 << 22
 # Probing needs several kernel calls: a call is cut to about this much work
 # (multiply-adds) when both paths are in play, e.g. 64 steps at the default
 # size, 1 step at D = 1024, n = 4096. Segments do not change results.
@@ -377,9 +377,12 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     max_call = max(1, _PROBE_CALL_WORK // max(run.work, 1)) if chooser.enabled else None
     sizer = CallSizer()
     grad_buf = np.zeros_like(run.W)
+    # Said before the first compiled call (packing, the step-0 record), so
+    # that no compilation on a cold cache goes unannounced.
+    _kernels.announce_compile("serial")
+    announced = {False}
     ev = run.train_eval
     packed = ev.pack()
-    announced = set()
     run.start()
     try:
         while not run.done:

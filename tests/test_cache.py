@@ -53,6 +53,12 @@ if sys.argv[1:] == ["prime"]:
     kern.gd_segment(X0, np.array([6, 6]), data.train.y, data.train.weight, W0.copy(), 0, 3.0,
                     1.0, 1.0, np.stack(data.signals), np.ones(2), 1.0,
                     -np.ones((2, 1), np.int64), 0, 2, 0.0, True, g0)
+    from simcomp.kernels import gradient
+    # The chunk and scratch indices the parallel gradient passes: int64 like the
+    # serial one's, so that both paths share one compiled chunk.
+    chunk = gradient._chunk.signatures
+    print(json.dumps({"chunk_variants": len(chunk),
+                      "chunk_indices": [str(chunk[0][5]), str(chunk[0][6])]}))
     sys.exit(0)
 
 # First compiled call of the process: the serial loss, whose compiled
@@ -93,18 +99,24 @@ for mod, name in ((api, "_loss_and_grad"), (gd, "_gd_serial"), (gd, "_gd_paralle
                   (gd, "_gd_batch"), (api, "_forward")):
     s = getattr(mod, name).stats
     stats[name] = [sum(s.cache_hits.values()), sum(s.cache_misses.values())]
-print(json.dumps({"digest": digest.hexdigest(), "stats": stats,
+# The serial and the parallel gradient share one compiled chunk and the loop one
+# gradient: a literal argument (0, True) would add a specialisation each.
+from simcomp.kernels import gradient
+variants = {name: len(getattr(mod, name).signatures)
+            for mod, name in ((gradient, "_chunk"), (gradient, "_lg_serial"),
+                              (gradient, "_lg_parallel"), (gd, "_gd_loop"))}
+print(json.dumps({"digest": digest.hexdigest(), "stats": stats, "variants": variants,
                   "seconds": time.perf_counter() - start}))
 """
 
 
-def run_fresh(cache_dir: Path, *args: str) -> dict | None:
+def run_fresh(cache_dir: Path, *args: str) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
     env.pop("NUMBA_DISABLE_JIT", None)
     proc = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True,
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1]) if not args else None
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]), stderr=proc.stderr)
 
 
 def cache_files(cache_dir: Path) -> dict:
@@ -115,7 +127,9 @@ def cache_files(cache_dir: Path) -> dict:
 @pytest.mark.slow
 def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
     cache_dir = tmp_path / "numba-cache"
-    run_fresh(cache_dir, "prime")  # caches the parallel segment alone
+    primed = run_fresh(cache_dir, "prime")  # caches the parallel segment alone
+    assert primed["chunk_variants"] == 1
+    assert primed["chunk_indices"] == ["int64", "int64"]
     first = run_fresh(cache_dir)  # compiles the rest, linking cached callees
     written = cache_files(cache_dir)
     assert any(name.endswith(".nbi") for name in written)
@@ -123,9 +137,41 @@ def test_second_process_loads_every_kernel_from_the_cache(tmp_path):
     for name, (hits, misses) in first["stats"].items():
         if name != "_gd_parallel":
             assert misses >= 1 and hits == 0, (name, hits, misses)  # compiled here
+    # The serial path was cold: said once, before compiling.
+    assert first["stderr"].count("simcomp: compiling kernels for this machine") == 1
+    # The serial loop (the parallel one was loaded), each level compiled once.
+    assert first["variants"] == {"_chunk": 1, "_lg_serial": 1, "_lg_parallel": 0,
+                                 "_gd_loop": 1}, first["variants"]
 
     second = run_fresh(cache_dir)
     assert second["digest"] == first["digest"]  # same results, every path
     for name, (hits, misses) in second["stats"].items():
         assert hits >= 1 and misses == 0, (name, hits, misses)  # loaded, not compiled
     assert cache_files(cache_dir) == written  # nothing compiled, nothing rewritten
+    assert "compiling kernels" not in second["stderr"]  # warm: nothing to announce
+
+
+def test_cold_cache_is_announced_once_per_process(monkeypatch, capsys):
+    from simcomp.kernels import api
+    looked = []
+
+    def cold(body):
+        looked.append(body)
+        return False
+
+    monkeypatch.setattr(api, "_cached", cold)
+    monkeypatch.setattr(api, "_checked", set())
+    monkeypatch.setattr(api, "_said", [])
+    assert api.announce_compile("serial") is True
+    err = capsys.readouterr().err
+    assert err == ("simcomp: compiling kernels for this machine (first run only, about "
+                   f"{api.COLD_START_SECONDS} s)\n")
+    assert api.announce_compile("serial") is False  # not even looked at again
+    assert looked == [api._gd_serial]
+    assert api.announce_compile("batch") is False  # cold too, but already said
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(api, "_checked", set())
+    monkeypatch.setattr(api, "_said", [])
+    monkeypatch.setattr(api, "_cached", lambda body: True)
+    assert api.announce_compile("parallel") is False  # warm: nothing to say
+    assert capsys.readouterr().err == ""

@@ -84,11 +84,7 @@ def test_kernel_rule_equals_the_numpy_reference(name, kind, K):
         assert np.abs(W[r, :, :, :d] - W0[r]).max() > 1e-6 * scale  # the run moved
     if name != "none":
         stats = rule.method_stats()
-        # The kernels leave mmpareto's scale undefined (NaN); the reference records
-        # 1.5 max(1, |g_m + g_u| / |new|) there.
-        keys = ("score", "ratio", "cosine") if name == "mmpareto" else ("score", "ratio", "scale",
-                                                                           "cosine")
-        for key in keys:
+        for key in ("score", "ratio", "scale", "cosine"):
             np.testing.assert_allclose(stats[f"method_{key}"], res[key][-1], rtol=1e-10,
                                        atol=1e-14, equal_nan=True)
 

@@ -35,8 +35,9 @@ __all__ = ["announce_compile", "loss_and_grad", "loss_and_grad_parallel", "forwa
 
 # Seconds a cold cache costs the default `simcomp simulate` on the 2-core
 # reference machine (benchmarks/speed.py measures it: docs/performance.md).
-COLD_START_SECONDS = 30
-_announced = set()
+COLD_START_SECONDS = 20
+_checked = set()  # entry points whose cache was looked at
+_said = []  # the path that was announced (at most one per process)
 
 
 def _cached(dispatcher) -> bool:
@@ -60,12 +61,16 @@ def announce_compile(path="serial", stream=None) -> bool:
     Returns
     -------
     bool
-        True if the cache was cold (and the note was written).
+        True if the note was written: ``path``'s cache is cold and nothing
+        was announced before in this process.
     """
     body = {"serial": _gd_serial, "parallel": _gd_parallel, "batch": _gd_batch}[path]
-    if path in _announced or _cached(body):
+    if path in _checked:  # reading numba's cache index costs: once per path
         return False
-    _announced.add(path)
+    _checked.add(path)
+    if _said or _cached(body):
+        return False
+    _said.append(path)
     print(f"simcomp: compiling kernels for this machine (first run only, about "
           f"{COLD_START_SECONDS} s)", file=stream or sys.stderr, flush=True)
     return True

@@ -133,10 +133,14 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
         status = _step_status(loss, need_loss, bound, dims, grad_buf, stop_loss)
         if status == STATUS_NONFINITE and not need_loss:
             # Stopping here: evaluate again with the loss, which is returned.
+            # ``not need_loss`` is True here; a variable rather than the literal
+            # True, which would compile a second specialisation of the gradient.
             if mode is None:
-                loss, bound = _lg_serial(data, unit, W, rule, t, grad_buf, scratch, S, True)
+                loss, bound = _lg_serial(data, unit, W, rule, t, grad_buf, scratch, S,
+                                         not need_loss)
             else:
-                loss, bound = _lg_parallel(data, unit, W, rule, t, grad_buf, scratch, S, True)
+                loss, bound = _lg_parallel(data, unit, W, rule, t, grad_buf, scratch, S,
+                                           not need_loss)
         if status >= 0:
             return status, t, loss
         _update(rule, W, dims, eta, grad_buf, t)
@@ -158,7 +162,7 @@ def _check_run(data, unit, W, watch, rule, grad_buf):
 @jit()
 def _check_rule(rule, W, n):
     code = _rule_code(rule)
-    par, hyper, state, teacher, key, stats = rule[1], rule[2], rule[3], rule[4], rule[5], rule[6]
+    par, hyper, state, teacher, stats = rule[1], rule[2], rule[3], rule[4], rule[6]
     K, B, m, _ = W.shape
     if code < 0 or code > 9:
         raise ValueError("unknown rule code")

@@ -124,8 +124,9 @@ def _lg_serial(data, unit, W, rule, t, grad_out, scratch, S, need_loss):
     S[...] = 0.0
     loss = 0.0
     bound = 0.0
+    first = np.int64(0)  # not the literal 0: one specialisation of _chunk for both paths
     for c in range(nchunks):
-        cl, cb = _chunk(data, unit, W, rule, t, c, 0, scratch, need_loss)
+        cl, cb = _chunk(data, unit, W, rule, t, c, first, scratch, need_loss)
         loss += cl
         bound += cb
         _add_chunk(grad_out, data[2], scratch, 0, S)
@@ -139,9 +140,10 @@ def _lg_parallel(data, unit, W, rule, t, grad_out, scratch, S, need_loss):
     closs = np.empty(nchunks, np.float64)
     cbound = np.empty(nchunks, np.float64)
     for c in prange(nchunks):
-        cl, cb = _chunk(data, unit, W, rule, t, c, c, scratch, need_loss)
-        closs[c] = cl
-        cbound[c] = cb
+        ci = np.int64(c)  # prange's index is unsigned; the serial path's _chunk takes int64
+        cl, cb = _chunk(data, unit, W, rule, t, ci, ci, scratch, need_loss)
+        closs[ci] = cl
+        cbound[ci] = cb
     # One thread adds the chunks, in chunk order: a second parallel region
     # would cost more than these few additions.
     grad_out[...] = 0.0

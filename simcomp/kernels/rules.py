@@ -425,7 +425,8 @@ def _dot_enc(dims, A, Bg, r):
 
 @jit()
 def _mmpareto(dims, G, G2, r):
-    """Combine encoder r's fused (G) and uni-modal (G2) gradients into G; returns the cosine."""
+    """Combine encoder r's fused (G) and uni-modal (G2) gradients into G; returns
+    ``(cosine, scale)``, the scale being the factor 1.5 max(1, |g_m + g_u| / |new|)."""
     mm = _dot_enc(dims, G, G, r)
     uu = _dot_enc(dims, G2, G2, r)
     mu = _dot_enc(dims, G, G2, r)
@@ -448,7 +449,7 @@ def _mmpareto(dims, G, G2, r):
             g2 = G2[r, b, i]
             for k in range(dims[r]):
                 g[k] = scale * (2.0 * k0 * g[k] + 2.0 * k1 * g2[k])
-    return cos
+    return cos, scale
 
 
 @jit()
@@ -494,7 +495,7 @@ def _rule_step(rule, dims, G, G2, S, t):
             sbar[r] = (t * sbar[r] + S[1, r]) / (t + 1.0)
     elif code == MMPARETO:
         for r in range(K):
-            stats[S_COSINE, r] = _mmpareto(dims, G, G2, r)
+            stats[S_COSINE, r], stats[S_SCALE, r] = _mmpareto(dims, G, G2, r)
 
 
 @jit()

@@ -261,7 +261,9 @@ def expected_error_gaussian(encoders: Sequence[GaussianEncoder], banks: int, act
         for r, enc in enumerate(encoders):
             base = np.zeros((n_pts, enc.signal.size))
             if ranks[r] > 0:
-                base += z[:, offsets[r]:offsets[r + 1]] @ enc.factor.T
+                # A contiguous copy: with a strided operand the product takes a
+                # path that costs ~100x more (2.4 ms against 0.02 at 2048 x 16).
+                base += np.ascontiguousarray(z[:, offsets[r]:offsets[r + 1]]) @ enc.factor.T
             if has_dist[r]:
                 n_atoms = enc.atoms.shape[1]
                 chosen = np.argsort(rng.random((n_pts, n_atoms)), axis=1)[:, :enc.distractors]

@@ -44,7 +44,7 @@ from simcomp.theory.expected_error import (
     _sqrt_psd,
     expected_error_gaussian,
 )
-from simcomp.theory.reduced import _mark_learned
+from simcomp.theory.reduced import _mark_learned, _record
 
 __all__ = [
     "TrainingNoise",
@@ -253,7 +253,7 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps):
             coef[k] = -omega[k] * y[k] * sgm  # omega l'
             loss += omega[k] * lg
         if rec_steps[rec_i] == t:
-            rec_a[rec_i] = a
+            _record(rec_a, rec_i, a)
             rec_loss[rec_i] = loss
             rec_i += 1
         if t == steps:

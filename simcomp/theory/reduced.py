@@ -200,6 +200,18 @@ def _update(a, beta, pats, dact, sig, eta):
 
 
 @jit()
+def _record(rec_a, i, a):
+    """``rec_a[i] = a`` element by element: an array-to-array slice assignment
+    compiles numba's shape-mismatch message (string formatting), seconds of a
+    cold start for a copy whose shapes are right by construction."""
+    K, B, m = a.shape
+    for r in range(K):
+        for b in range(B):
+            for j in range(m):
+                rec_a[i, r, b, j] = a[r, b, j]
+
+
+@jit()
 def _reduced_kernel(a0, beta, pats, form, run, rec_steps):
     """The step loop of :func:`reduced_dynamics`, compiled.
 
@@ -254,7 +266,7 @@ def _reduced_kernel(a0, beta, pats, form, run, rec_steps):
         is_rec = rec_steps[rec_i] == t
         loss = _pattern_pass(pats, gsum, sig, is_rec)
         if is_rec:
-            rec_a[rec_i] = a
+            _record(rec_a, rec_i, a)
             rec_loss[rec_i] = loss
             rec_i += 1
         if t == steps:
