@@ -27,7 +27,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from simcomp.config import Config, build_config  # noqa: E402
+from simcomp.config import Config  # noqa: E402
+from simcomp.config_file import build_config  # noqa: E402
 
 NAME = "mitigations"
 ROOT = Path(__file__).resolve().parents[1]

@@ -347,7 +347,7 @@ def measure_methods(repeats, quick):
 
 
 def sweep_configs(runs, steps):
-    from simcomp.config import build_config
+    from simcomp.config_file import build_config
 
     base = ["data.modality.0.dim=32", "data.modality.1.dim=32", "model.width=4",
             "data.n_train=128", f"train.steps={steps}"]

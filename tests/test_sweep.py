@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simcomp import sweep as sw
+from simcomp import columns as result_csv
 from simcomp import results
+from simcomp import sweep as sw
 from simcomp.cli import main
-from simcomp.config import ConfigError, build_config
+from simcomp.config import ConfigError
+from simcomp.config_file import build_config
 from simcomp.experiment import run_experiment, summarize
 from simcomp.outputs import OutputError
 
@@ -251,12 +253,12 @@ def check_row_against_summary(row, cfg, names):
             assert row[column] == cell(value), (column, row[column], value)
             checked.add(column)
             empty += value is None
-    for s in results.SETTINGS:
+    for s in result_csv.SETTINGS:
         for r, name in enumerate(names):
             assert row[f"{s}_{name}"] == cell(getattr(cfg.data.modality[r], s))
             checked.add(f"{s}_{name}")
     assert row["status"] == "ok"
-    assert checked | {"status"} == set(results.result_columns(names))  # every column checked
+    assert checked | {"status"} == set(result_csv.result_columns(names))  # every column checked
     assert "seconds" not in row
     return sum(1 for name in names if row[f"learned_step_joint_{name}"] == ""
                or row.get(f"learned_step_alone_{name}") == "")
@@ -678,7 +680,7 @@ def test_every_modality_setting_is_a_column(tmp_path):
     sw.run_sweep(plan, tmp_path / "s", workers=1)
     rows = sw.read_results(tmp_path / "s" / "results.csv")
     cfg = plan.runs[0].cfg
-    for setting in results.SETTINGS:
+    for setting in result_csv.SETTINGS:
         for r, name in enumerate("AB"):
             value = getattr(cfg.data.modality[r], setting)
             assert rows[0][f"{setting}_{name}"] == (repr(value) if isinstance(value, float)

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from simcomp import theory as th
 from simcomp.theory import activation as th_act
 from simcomp.theory import reduced as th_red
-from simcomp.config import default_config
+from simcomp.config_file import default_config
 
 QS = [2.0, 2.5, 3.0, 4.0, 5.0]
 
