@@ -28,15 +28,18 @@ class Mutant:
 T_KERNEL = ("tests/test_kernels.py", "tests/test_train.py")
 T_TRAIN = ("tests/test_train.py", "tests/test_batch.py")
 T_RULES = ("tests/test_rules.py", "tests/test_methods_reference.py")
-T_THEORY = ("tests/test_theory.py", "tests/test_theory_golden.py")
+T_THEORY = ("tests/test_theory.py", "tests/test_theory_race.py", "tests/test_theory_reduced.py",
+            "tests/test_theory_golden.py")
 T_DATA = ("tests/test_data.py", "tests/test_golden.py")
 T_CONFIG = ("tests/test_config.py", "tests/test_methods_config.py")
-T_SWEEP = ("tests/test_sweep.py",)
+T_SWEEP = ("tests/test_sweep.py", "tests/test_sweep_resume.py", "tests/test_sweep_execute.py")
 T_RESULTS = ("tests/test_results.py",)
 T_METHODS = ("tests/test_methods.py", "tests/test_shapley.py")
 
 TT, TH = "tests/test_train.py::", "tests/test_theory.py::"
+THR = "tests/test_theory_reduced.py::"
 SW, DA = "tests/test_sweep.py::", "tests/test_data.py::"
+SWR = "tests/test_sweep_resume.py::"
 ME, CO = "tests/test_methods.py::", "tests/test_config.py::"
 SH = "tests/test_shapley.py::"
 F32 = TT + "test_float32_runs_compute_in_float32_on_every_path"
@@ -183,7 +186,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("H06-reduced-learned-gt", "simcomp/theory/reduced.py",
       "if beta[r] * mx >= thr:", "if beta[r] * mx > thr:",
       "the theory's learned check turned into '>'",
-      (TH + "test_reduced_learned_check_counts_an_alignment_exactly_at_the_threshold",)
+      (THR + "test_reduced_learned_check_counts_an_alignment_exactly_at_the_threshold",)
       + T_THEORY),
     M("H07-pi-bank-label", "simcomp/theory/patterns.py",
       "(w * (y > 0)) @ s, (w * (y < 0)) @ s", "(w * (y > 0)) @ s, (w * (y > 0)) @ s",
@@ -298,7 +301,7 @@ MUTANTS: tuple[Mutant, ...] = (
       "elif record.get(\"checksum\") != record_checksum(record):",
       "elif record.get(\"checksum\") is None:",
       "a tampered record accepted as long as it has a checksum",
-      (SW + "test_tampered_record_is_recomputed",)
+      (SWR + "test_tampered_record_is_recomputed",)
       + T_SWEEP),
     M("S06-grid-digits", "simcomp/sweep/grid.py",
       "return [float(f\"{v:.12g}\") for v in values]", "return [float(v) for v in values]",
@@ -308,7 +311,7 @@ MUTANTS: tuple[Mutant, ...] = (
     M("S07-skip-done", "simcomp/sweep/run.py",
       "pending = [run for run in plan.runs if run.run_id not in records]",
       "pending = list(plan.runs)",
-      "a resumed sweep runs the finished runs again", (SW + "test_rerun_and_deleted_records",)
+      "a resumed sweep runs the finished runs again", (SWR + "test_rerun_and_deleted_records",)
       + T_SWEEP),
     # ---------------------------------------------------------------- results
     M("E01-csv-missing", "simcomp/columns.py",
