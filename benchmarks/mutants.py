@@ -28,7 +28,8 @@ class Mutant:
 T_KERNEL = ("tests/test_kernels.py", "tests/test_train.py")
 T_TRAIN = ("tests/test_train.py", "tests/test_batch.py")
 T_RULES = ("tests/test_rules.py", "tests/test_methods_reference.py")
-T_THEORY = ("tests/test_theory.py", "tests/test_theory_race.py", "tests/test_theory_reduced.py",
+# In the order the tests had when they were one file: race, reduced dynamics, the rest.
+T_THEORY = ("tests/test_theory_race.py", "tests/test_theory_reduced.py", "tests/test_theory.py",
             "tests/test_theory_golden.py")
 T_DATA = ("tests/test_data.py", "tests/test_golden.py")
 T_CONFIG = ("tests/test_config.py", "tests/test_methods_config.py")
