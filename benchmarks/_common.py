@@ -66,7 +66,9 @@ is tuned to the simulation.
 
 # --------------------------------------------------------------------------- configs
 
-from simcomp.config import Config, apply_overrides, config_from_dict, load_config  # noqa: E402
+from simcomp.config import Config, config_from_dict  # noqa: E402
+from simcomp.config_file import load_config  # noqa: E402
+from simcomp.overrides import apply_overrides  # noqa: E402
 from simcomp.outputs import write_text_atomic  # noqa: E402
 
 

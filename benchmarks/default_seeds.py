@@ -30,7 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from simcomp.config import default_config  # noqa: E402
+from simcomp.config_file import default_config  # noqa: E402
 
 NAME = "default_seeds"
 DOC = C.ROOT / "docs" / "model.md"

@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from simcomp.config import build_config  # noqa: E402
+from simcomp.config_file import build_config  # noqa: E402
 from simcomp.data import make_experiment_data  # noqa: E402
 from simcomp.train import train_run  # noqa: E402
 

@@ -6,7 +6,7 @@ For three problem sizes (K = 2 modalities, symmetric learner, q = 3):
 size       d        m      n         note
 =========  =======  =====  ========  ===========================
 small      32       4      128       one run of a typical sweep
-default    128      8      512       spec section 6
+default    128      8      512       docs/model.md section 6
 large      1024     16     4096      X is 64 MiB: memory matters
 =========  =======  =====  ========  ===========================
 
@@ -18,7 +18,7 @@ backward, update) of
   kernel a sweep uses, all threads);
 * a plain vectorised NumPy implementation of the same step (two matmuls and
   element-wise work, float64, the BLAS with its default threads), defined in
-  this file;
+  ``speed_measure.py`` with the other measurements;
 * PyTorch eager on the CPU, when torch is installed (it is not a dependency
   of simcomp; the benchmark skips it otherwise);
 
@@ -49,10 +49,7 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,348 +77,23 @@ else:  # imported (e.g. by a test): measure as the environment is
 
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
+if str(ROOT / "benchmarks") not in sys.path:  # its measurements module, when imported
+    sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-from simcomp import kernels as kern  # noqa: E402
-
-SIZES = {
-    "small": dict(K=2, d=32, m=4, n=128),
-    "default": dict(K=2, d=128, m=8, n=512),
-    "large": dict(K=2, d=1024, m=16, n=4096),
-}
-Q, RHO, ETA = 3.0, 1.0, 0.5
-
-
-# --------------------------------------------------------------------------- problems
-
-
-def make_problem(K, d, m, n, seed=0):
-    """Spec-like data (signal on coordinate 0, noise 0.02) and small random weights."""
-    rng = np.random.default_rng(seed)
-    y = rng.choice(np.array([-1.0, 1.0]), n)
-    X = 0.02 * rng.standard_normal((K, n, d))
-    for r, beta in enumerate((2.0, 1.0)[:K]):
-        X[r, :, 0] += y * beta * (rng.random(n) < (0.8, 1.0)[r])
-    W = 0.3 * rng.standard_normal((K, 1, m, d)) / np.sqrt(d)
-    W[:, 0, :, 0] += 0.5  # some neurons beyond rho: every srelu piece is used
-    signal = np.zeros((K, d))
-    signal[:, 0] = 1.0
-    return dict(X=X, packed=kern.pack_samples(X), dims=np.full(K, d, np.int64), y=y,
-                omega=np.full(n, 1.0 / n), W=W, signal=signal, beta=np.ones(K))
-
-
-def numpy_step(X, y, omega, W, q=Q, rho=RHO, eta=ETA):
-    """One GD step of the symmetric learner in plain NumPy; W (K, m, d) is updated in place.
-
-    Pre-activations by one batched matmul, psi and psi' element-wise, the
-    loss derivative, the gradient by a second batched matmul.
-    """
-    Z = np.matmul(X, W.transpose(0, 2, 1))  # (K, n, m)
-    A = np.abs(Z)
-    T = np.minimum(A * (1.0 / rho), 1.0)
-    P = T ** (q - 1.0)  # psi'(z)
-    V = np.where(A > rho, A - (1.0 - 1.0 / q) * rho, (rho / q) * T * P)
-    f = np.sum(np.copysign(V, Z), axis=(0, 2))
-    lprime = omega * (-y) / (1.0 + np.exp(y * f))
-    G = np.matmul((P * lprime[None, :, None]).transpose(0, 2, 1), X)  # (K, m, d)
-    W -= eta * G
-    return f
-
-
-def numpy_loss(X, y, omega, W, q=Q, rho=RHO):
-    Z = np.matmul(X, W.transpose(0, 2, 1))
-    A = np.abs(Z)
-    T = np.minimum(A / rho, 1.0)
-    V = np.where(A > rho, A - (1.0 - 1.0 / q) * rho, (rho / q) * T ** q)
-    f = np.sum(np.copysign(V, Z), axis=(0, 2))
-    return float(omega @ np.logaddexp(0.0, -y * f))
-
-
-def torch_step_factory(torch):
-    def step(X, y, omega, W, q=Q, rho=RHO, eta=ETA):
-        Z = torch.matmul(X, W.transpose(1, 2))
-        A = Z.abs()
-        T = torch.clamp(A * (1.0 / rho), max=1.0)
-        P = T ** (q - 1.0)
-        V = torch.where(A > rho, A - (1.0 - 1.0 / q) * rho, (rho / q) * T * P)
-        f = torch.copysign(V, Z).sum(dim=(0, 2))
-        lprime = omega * (-y) / (1.0 + torch.exp(y * f))
-        G = torch.matmul((P * lprime[None, :, None]).transpose(1, 2), X)
-        W.sub_(eta * G)
-        return f
-    return step
-
-
-def simcomp_steps(p, W, steps, parallel):
-    g = np.zeros_like(W)
-    learned = -np.ones((W.shape[0], 1), np.int64)
-    kern.gd_segment(p["X"], p["dims"], p["y"], p["omega"], W, 0, Q, RHO, ETA, p["signal"],
-                    p["beta"], 1e9, learned, 0, steps, 0.0, parallel, g,
-                    packed=p["packed"])
-
-
-def check_agreement(p) -> float:
-    """One simcomp step against one NumPy step: max relative difference of W and of the loss."""
-    W0 = p["W"].copy()
-    Ws = W0.copy()
-    simcomp_steps(p, Ws, 1, False)
-    Wn = W0[:, 0].copy()
-    numpy_step(p["X"], p["y"], p["omega"], Wn)
-    g = np.zeros_like(W0)
-    loss = kern.loss_and_grad(p["X"], p["dims"], p["y"], p["omega"], W0, 0, Q, RHO, g,
-                              packed=p["packed"])
-    loss_np = numpy_loss(p["X"], p["y"], p["omega"], W0[:, 0])
-    # The step W0 - eta G: compare the updates, relative to the gradient's scale.
-    err_w = np.max(np.abs((Ws[:, 0] - W0[:, 0]) - (Wn - W0[:, 0]))) / np.max(np.abs(ETA * g))
-    err_l = abs(loss - loss_np) / abs(loss_np)
-    err = max(err_w, err_l)
-    if not err <= 1e-12:
-        raise SystemExit(f"simcomp and NumPy disagree: relative error {err:.3e} > 1e-12")
-    return err
-
-
-# --------------------------------------------------------------------------- timing
-
-
-def best_of(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-PAUSE = 0.2
-"""Seconds of rest before each timing. A multi-threaded library's idle worker
-threads keep spinning for a while after its last call (OpenBLAS up to about
-0.1 s, OpenMP runtimes less) before they sleep; without the rest, each method
-would be timed while the previous one's threads still hold the cores, which
-halves the speed of whichever parallel method comes next."""
-
-
-def interleaved(methods: dict, repeats: int, pause: float = PAUSE, clock=time.perf_counter) -> dict:
-    """Best time of each method, repetitions interleaved so that load affects all alike."""
-    best = {name: float("inf") for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            time.sleep(pause)
-            t = clock()
-            fn()
-            best[name] = min(best[name], clock() - t)
-    return best
-
-
-def machine_limits(quick: bool) -> dict:
-    size = 1024 if quick else 2048
-    a = np.random.default_rng(1).random((size, size))
-    b = np.random.default_rng(2).random((size, size))
-    a @ b
-    t = best_of(lambda: a @ b, 3 if quick else 7)
-    dgemm = 2.0 * size**3 / t
-    big = np.ones((4 if quick else 32) * 1024 * 1024)  # 32 or 256 MiB
-    big.sum()
-    t = best_of(big.sum, 3 if quick else 7)
-    return {"dgemm_flops": dgemm, "dgemm_size": size, "read_bytes_per_s": big.nbytes / t,
-            "read_mib": big.nbytes // 2**20}
-
-
-def measure_size(name, dims, torch, repeats, quick):
-    K, d, m, n = dims["K"], dims["d"], dims["m"], dims["n"]
-    p = make_problem(K, d, m, n)
-    err = check_agreement(p)
-    flops = 4.0 * n * K * 1 * m * d
-    target = 0.02 if quick else 0.1  # seconds per timed repetition
-    steps = max(2, int(target / max(flops / 20e9, 1e-6)))
-    threads = numba.config.NUMBA_NUM_THREADS
-    p32 = dict(p, X=p["X"].astype(np.float32), packed=kern.pack_samples(p["X"].astype(np.float32)),
-               y=p["y"].astype(np.float32), omega=p["omega"].astype(np.float32),
-               signal=p["signal"].astype(np.float32))
-    W32 = p["W"].astype(np.float32)
-    simcomp_steps(p32, W32.copy(), 1, False)  # compile / load before timing
-    simcomp_steps(p, p["W"].copy(), 1, True)
-    Wn = p["W"][:, 0].copy()
-
-    def sc(parallel, prob=p, W0=p["W"]):
-        def run():
-            numba.set_num_threads(threads if parallel else 1)
-            simcomp_steps(prob, W0.copy(), steps, parallel)
-        return run
-
-    def np_run():
-        W = Wn.copy()
-        for _ in range(steps):
-            numpy_step(p["X"], p["y"], p["omega"], W)
-
-    methods = {"simcomp_1t": sc(False), "simcomp_all": sc(True),
-               "simcomp_f32_1t": sc(False, p32, W32), "numpy": np_run}
-    if torch is not None:
-        tX, ty, tom = (torch.from_numpy(p[k]) for k in ("X", "y", "omega"))
-        tW0 = torch.from_numpy(Wn)
-        tstep = torch_step_factory(torch)
-
-        def torch_run():
-            W = tW0.clone()
-            for _ in range(steps):
-                tstep(tX, ty, tom, W)
-        torch_run()
-        methods["torch"] = torch_run
-    best = interleaved(methods, repeats, 0.01 if quick else PAUSE)
-    numba.set_num_threads(threads)
-    out = {"size": name, "K": K, "d": d, "m": m, "n": n, "flops_per_step": flops,
-           "bytes_per_step": p["X"].nbytes, "steps_per_timing": steps, "check_error": err}
-    out.update({f"{key}_s": value / steps for key, value in best.items()})
-    return out
-
-
-def measure_small_batch(torch_unused, repeats, quick):
-    """Small runs through the batched kernel: R runs per call on all threads."""
-    dims = SIZES["small"]
-    R = 16 if quick else 128
-    steps = 20 if quick else 200
-    probs = [make_problem(dims["K"], dims["d"], dims["m"], dims["n"], seed=s) for s in range(R)]
-    batch = {key: np.stack([pr[key] for pr in probs]) for key in
-             ("dims", "y", "omega", "W", "signal", "beta")}
-    batch["Xf"] = np.stack([pr["packed"][0] for pr in probs])
-    batch["Xb"] = np.stack([pr["packed"][1] for pr in probs])
-    W0 = batch["W"]
-
-    def run():
-        W = W0.copy()
-        learned = -np.ones((R, dims["K"], 1), np.int64)
-        out = np.zeros(R, np.int64), np.zeros(R, np.int64), np.zeros(R)
-        kern.gd_segment_batch(batch["Xf"], batch["Xb"], batch["dims"], batch["y"],
-                              batch["omega"], W, 0, Q, RHO, np.full(R, ETA), batch["signal"],
-                              batch["beta"], np.full(R, 1e9), learned, np.zeros(R, np.int64),
-                              np.full(R, steps, np.int64), np.zeros(R), *out)
-    run()
-    t = best_of(run, repeats)
-    return {"runs": R, "steps": steps, "run_steps_per_s": R * steps / t,
-            "threads": numba.config.NUMBA_NUM_THREADS}
-
-
-METHOD_TARGETS = {"mmpareto": 2.2, "umt": 1.6}
-"""Cost per step relative to ``none``: at most 1.3x, except these."""
-
-
-def measure_methods(repeats, quick):
-    """Per-step cost of each training rule relative to ``none``: the default size, one thread,
-    the serial kernel (umt's teachers not included: their unit values are given)."""
-    from simcomp.kernels.rules import METHOD_NAMES, make_rule
-
-    dims = SIZES["default"]
-    K, m, n = dims["K"], dims["m"], dims["n"]
-    p = make_problem(K, dims["d"], m, n)
-    steps = 20 if quick else 150
-    teacher = 0.1 * np.random.default_rng(0).random((K, 1, m, n))
-    extra = {"dropout": {"drop": [0.3, 0.3]}, "umt": {"teacher_units": teacher}}
-
-    def runner(name):
-        def run():
-            W = p["W"].copy()
-            kern.gd_segment(p["X"], p["dims"], p["y"], p["omega"], W, 0, Q, RHO, ETA,
-                            p["signal"], p["beta"], 1e9, -np.ones((K, 1), np.int64), 0, steps,
-                            0.0, False, np.zeros_like(W), packed=p["packed"],
-                            rule=make_rule(name, K, key=7, **extra.get(name, {})))
-        return run
-
-    methods = {name: runner(name) for name in METHOD_NAMES}
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        for run in methods.values():  # compile / load before timing
-            run()
-        # CPU time of the process (one thread): time the run waits for a core
-        # while other work holds it does not count, so the ratios hold on a
-        # loaded machine too.
-        best = interleaved(methods, repeats, 0.01 if quick else 0.05, clock=time.process_time)
-    finally:
-        numba.set_num_threads(threads)
-    return {"steps": steps, "none_s": best["none"] / steps,
-            "ratio": {name: best[name] / best["none"] for name in METHOD_NAMES}}
-
-
-# --------------------------------------------------------------------------- sweep, start-up
-
-
-def sweep_configs(runs, steps):
-    from simcomp.config import build_config
-
-    base = ["data.modality.0.dim=32", "data.modality.1.dim=32", "model.width=4",
-            "data.n_train=128", f"train.steps={steps}"]
-    return [build_config(None, base + [
-        f"seed={s}", f"data.modality.0.beta={1.0 + (s % 10) / 9:.6g}",
-        f"data.modality.0.presence={(0.6, 0.7, 0.8, 0.9)[(s // 10) % 4]}"]) for s in range(runs)]
-
-
-def measure_sweep(quick):
-    """400 small compare-mode runs of 2000 steps: data, batched training, end-point tracing."""
-    from simcomp.data import make_experiment_data
-    from simcomp.experiment import predict_run
-    from simcomp.train import train_batch
-
-    runs, steps = (16, 200) if quick else (400, 2000)
-    cfgs = sweep_configs(runs, steps)
-    start = time.perf_counter()
-    datas = [make_experiment_data(cfg) for cfg in cfgs]
-    t_data = time.perf_counter() - start
-    results = train_batch(cfgs, datas, record=False)
-    t_total = time.perf_counter() - start
-    # Predictions (theory.predict: the reduced dynamics in NumPy) on a sample, extrapolated.
-    sample = max(1, runs // 20)
-    t = time.perf_counter()
-    for cfg, data, res in list(zip(cfgs, datas, results))[:sample]:
-        for run in res:
-            predict_run(cfg, data, run.trained, run.initial_alignment)
-    t_pred = (time.perf_counter() - t) * runs / sample
-    trainings = sum(len(res) for res in results)
-    return {"runs": runs, "steps": steps, "trainings": trainings, "seconds": t_total,
-            "data_seconds": t_data, "train_seconds": t_total - t_data,
-            "run_steps_per_s": trainings * steps / (t_total - t_data),
-            "predict_seconds_extrapolated": t_pred, "predict_sample": sample,
-            "threads": numba.config.NUMBA_NUM_THREADS}
-
-
-_STARTUP_CHILD = r"""
-import sys, time
-import simcomp.kernels as k
-first = []
-orig = k.gd_segment
-def wrapped(*args, **kw):
-    if not first:
-        first.append(time.time())
-        print("FIRST-STEP", repr(first[0]), file=sys.stderr, flush=True)
-    return orig(*args, **kw)
-k.gd_segment = wrapped
-from simcomp.cli import main
-sys.exit(main(["simulate", "--out", sys.argv[1], "--quiet"]))
-"""
-
-
-def _simulate_once(cache_dir):
-    with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
-        t0 = time.time()
-        proc = subprocess.run([sys.executable, "-c", _STARTUP_CHILD, str(Path(tmp) / "o")],
-                              capture_output=True, text=True, env=env, cwd=ROOT)
-        t1 = time.time()
-    if proc.returncode != 0:
-        raise RuntimeError(f"simcomp simulate failed: {proc.stderr[-2000:]}")
-    first = [ln for ln in proc.stderr.splitlines() if ln.startswith("FIRST-STEP")]
-    return {"first_step_s": float(first[0].split()[1]) - t0, "total_s": t1 - t0,
-            "announced": "compiling kernels for this machine" in proc.stderr}
-
-
-def measure_startup(repeats):
-    """``simcomp simulate`` (default config) in fresh processes: one with an empty numba
-    cache (its own NUMBA_CACHE_DIR, so the user's cache is untouched), then ``repeats``
-    with the cache that run wrote."""
-    with tempfile.TemporaryDirectory() as cache:
-        cold = _simulate_once(cache)
-        warm = [_simulate_once(cache) for _ in range(repeats)]
-    return {"cold": cold, "warm": warm}
+from speed_measure import (  # noqa: E402
+    METHOD_TARGETS,
+    PAUSE,
+    SIZES,
+    machine_limits,
+    measure_methods,
+    measure_size,
+    measure_small_batch,
+    measure_startup,
+    measure_sweep,
+)
 
 
 # --------------------------------------------------------------------------- report

@@ -24,8 +24,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Mapping
 
-from .config import Config, ConfigError, config_to_toml
-from .config import build_config as _build_config
+from .config import Config, ConfigError
+from .config_file import build_config as _build_config, config_to_toml
 
 __all__ = ["Result", "build_config", "simulate", "load", "predict", "sweep", "theory_curves",
            "run_sweep_into", "draw_sweep_figures"]
@@ -284,7 +284,7 @@ def simulate(config=None, *, progress: bool | Callable[[int], None] = False) -> 
     from .experiment import run_experiment, total_steps
     from .outputs import SIMULATE_FORMAT
     from .progress import ProgressBar
-    from .results import summarize
+    from .summary import summarize
 
     cfg = _as_config(config)
     if callable(progress):
@@ -307,7 +307,8 @@ def load(path: str | Path) -> Result:
     simcomp.OutputError
         ``path`` is not such a directory (a one-line message says why).
     """
-    from .config import config_from_dict, load_config
+    from .config import config_from_dict
+    from .config_file import load_config
     from .outputs import SIMULATE_FORMAT, OutputError
     from .trace import load_trace
 
@@ -350,7 +351,7 @@ def predict(config=None) -> dict:
     """
     from .data import make_experiment_data
     from .experiment import predict_run
-    from .results import theory_summary
+    from .summary import theory_summary
     from .trace import geometry
     from .train import run_plan
 
@@ -375,7 +376,7 @@ def _grid_specs(grid) -> list[str]:
     if isinstance(grid, (str, GridAxis)):
         return [grid]
     if isinstance(grid, Mapping):
-        from .config import _toml_value
+        from .config_file import _toml_value
 
         specs = []
         for key, values in grid.items():

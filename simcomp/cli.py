@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ._version import __version__
-from .config import ConfigError, build_config, config_to_toml
+from .config import ConfigError
+from .config_file import build_config, config_to_toml
 from .outputs import (
     AtomicDirectory,
     OutputError,
@@ -105,7 +106,7 @@ def run_theory(args) -> int:
     from .outputs import to_jsonable
     from .preflight import check, estimate_theory
     from .report import theory_report
-    from .results import theory_comparison, theory_summary
+    from .summary import theory_comparison, theory_summary
     from .trace import geometry
     from .train import run_plan
 

@@ -6,27 +6,26 @@ overrides all go through one constructor and one set of checks.  Every error
 is a :class:`ConfigError` whose message names the offending key and what
 would be valid; the CLI turns it into a one-line message and exit code 2.
 
-This module imports only :mod:`simcomp.validation` and :mod:`simcomp.method_config`.
+Reading and writing TOML files, and the embedded default, live in
+:mod:`simcomp.config_file`; ``--set`` overrides in :mod:`simcomp.overrides`.
+This module imports only :mod:`simcomp.validation`, :mod:`simcomp.method_config`
+and :mod:`simcomp.overrides`.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import stat
 import string
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .method_config import METHOD_KEYS, METHODS, MethodConfig
+from .overrides import set_path
 from .validation import (  # noqa: F401  (re-exported: the checks belong to every table)
     NUMERIC_RANGES,
     ConfigError,
     _bounds,
     _field_names,
-    _is_int,
     _need_bool,
     _need_choice,
     _need_float,
@@ -43,17 +42,10 @@ __all__ = [
     "METHODS",
     "METHOD_KEYS",
     "Config",
-    "DEFAULT_CONFIG_TOML",
-    "default_config",
-    "load_config",
     "config_from_dict",
-    "apply_overrides",
-    "parse_override",
-    "config_to_toml",
     "NUMERIC_RANGES",
     "MAX_MODALITIES",
     "MAX_NAME_LENGTH",
-    "MAX_CONFIG_BYTES",
 ]
 
 LEARNERS = ("symmetric", "class_banks")
@@ -67,14 +59,13 @@ _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
 MAX_NAME_LENGTH = 64  # modality names become parts of file names
 # The theory enumerates the 2^(K+1) (label, presence) patterns: 131072 at K = 16.
 MAX_MODALITIES = 16
-MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes; 1 MiB is generous
 
 # --------------------------------------------------------------------------- sections
 
 
 @dataclass(frozen=True)
 class ModalityConfig:
-    """One modality of the sparse-coding data (spec section 1).
+    """One modality of the sparse-coding data (docs/model.md section 1).
 
     Attributes
     ----------
@@ -179,7 +170,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The late-fusion learner (spec section 2).
+    """The late-fusion learner (docs/model.md section 2).
 
     ``learned_threshold`` is the pre-activation level beta_r * Lambda_r at
     which a modality counts as learned; ``None`` means rho, the end of the
@@ -303,7 +294,7 @@ class Config:
         """A copy with dotted keys changed, e.g. ``cfg.replace(**{"train.steps": 50})``."""
         raw = self.to_dict()
         for key, value in changes.items():
-            _set_path(raw, key, value)
+            set_path(raw, key, value)
         return config_from_dict(raw)
 
 
@@ -398,234 +389,3 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
             method_raw[key] = tuple(value)
     sections["method"] = MethodConfig(**method_raw)
     return Config(seed=raw.get("seed", 0), **sections)
-
-
-DEFAULT_CONFIG_TOML = """\
-# The embedded default (docs/model.md section 6): A strong but incomplete, B
-# weaker but always present.  Jointly, A wins the race and B is starved of
-# gradient; alone, B is learned well before the horizon, on every seed measured.
-seed = 0
-
-[data]
-n_train = 512
-n_test = 4096
-population = false
-
-[[data.modality]]
-name = "A"
-dim = 128
-beta = 3.0
-presence = 0.85
-noise = 0.05
-
-[[data.modality]]
-name = "B"
-dim = 128
-beta = 1.0
-presence = 1.0
-noise = 0.05
-
-[model]
-learner = "symmetric"
-width = 16
-activation = "srelu"
-q = 3
-rho = 1.0
-init_scale = 0.01
-
-[train]
-lr = 1.0
-steps = 300
-trace_every = 5
-mode = "compare"
-dtype = "float64"
-"""
-
-
-def default_config() -> Config:
-    """The embedded default experiment of the spec (section 6)."""
-    return config_from_dict(tomllib.loads(DEFAULT_CONFIG_TOML))
-
-
-def load_config(path: str | Path | None) -> dict[str, Any]:
-    """Read a TOML file (or the embedded default when ``path`` is None) as a raw dict.
-
-    The raw dict is returned, not a :class:`Config`, so that overrides can be
-    applied before validation.
-    """
-    if path is None:
-        return tomllib.loads(DEFAULT_CONFIG_TOML)
-    path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
-    if not stat.S_ISREG(info.st_mode):
-        # A device or a pipe could be endless (/dev/zero) or block forever.
-        raise ConfigError(f"config file {str(path)!r} is not a regular file (a device, pipe or "
-                          "socket); give a TOML file")
-    if info.st_size > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {str(path)!r} is {info.st_size} bytes; a config may have "
-                          f"at most {MAX_CONFIG_BYTES} bytes")
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-        if len(data) > MAX_CONFIG_BYTES:
-            raise ConfigError(f"config file {str(path)!r} has more than {MAX_CONFIG_BYTES} bytes")
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: {exc.reason} at byte "
-                          f"{exc.start}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror or exc}") from None
-    return _parse_toml(text, f"config file {str(path)!r}")
-
-
-def _parse_toml(text: str, what: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an int of > 4300 digits
-        raise ConfigError(f"{what} is not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(f"{what} is not usable TOML: arrays or tables nested too "
-                          "deeply") from None
-
-
-# --------------------------------------------------------------------------- overrides
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``key=value``; the value is read as a TOML literal, else as a bare string.
-
-    ``beta=1.5`` gives a float, ``population=true`` a bool, ``mode=joint`` the
-    string "joint" (quotes optional).
-    """
-    if "=" not in text:
-        raise ConfigError(f"--set expects KEY=VALUE (e.g. train.steps=2000), got {text!r}")
-    key, value_text = text.split("=", 1)
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"--set expects KEY=VALUE with a non-empty key, got {text!r}")
-    value_text = value_text.strip()
-    try:
-        value = tomllib.loads(f"v = {value_text}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = value_text
-    except ValueError:  # an integer of more than 4300 digits
-        raise ConfigError(f"--set {key}: the number has too many digits") from None
-    except RecursionError:
-        raise ConfigError(f"--set {key}: the value is nested too deeply") from None
-    return key, value
-
-
-def _set_path(raw: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node: Any = raw
-    walked: list[str] = []
-    for position, part in enumerate(parts):
-        last = position == len(parts) - 1
-        walked.append(part)
-        if isinstance(node, list):
-            if not (part.isascii() and part.isdigit()):  # int() would also take '²' or '٣'
-                raise ConfigError(
-                    f"--set {key}: {'.'.join(walked[:-1])} is a list; expected an index "
-                    f"(digits 0-9), got {part!r}"
-                )
-            # int() refuses strings of over 4300 digits; any index that long is out of range.
-            index = int(part) if len(part) <= 18 else len(node) + 1
-            if index > len(node):
-                shown = part if len(part) <= 20 else f"{part[:20]}..."
-                raise ConfigError(
-                    f"--set {key}: index {shown} is out of range; {'.'.join(walked[:-1])} has "
-                    f"{len(node)} entries (use index {len(node)} to add one)"
-                )
-            if index == len(node):
-                # A new modality starts as a copy of the last one (all but its name), so that
-                # --set data.modality.2.beta=1.5 adds a sibling with the same noise, dim, ...
-                sibling = node[-1] if node and isinstance(node[-1], dict) else {}
-                node.append({k: copy.deepcopy(v) for k, v in sibling.items() if k != "name"}
-                            if walked[:-1] == ["data", "modality"] else {})
-            if last:
-                node[index] = value
-            else:
-                node = node[index]
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {key}: {'.'.join(walked[:-1])} is a value, not a section")
-        if last:
-            node[part] = value
-        else:
-            if part not in node:
-                node[part] = [] if part == "modality" else {}
-            node = node[part]
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | list[tuple[str, Any]]) -> dict[str, Any]:
-    """Apply ``--set`` overrides (strings ``key=value`` or ``(key, value)`` pairs) to a raw dict.
-
-    Dotted paths reach into sections and list indices into the modality list:
-    ``data.modality.0.beta=1.1``.  Index ``len(list)`` appends a modality, a
-    copy of the last one's values except its name (named by position).
-    Unknown keys are caught when the result is validated.
-    """
-    raw = copy.deepcopy(raw)
-    for item in overrides:
-        key, value = parse_override(item) if isinstance(item, str) else item
-        _set_path(raw, key, value)
-    return raw
-
-
-# --------------------------------------------------------------------------- TOML out
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if _is_int(value):
-        return str(value)
-    if isinstance(value, float):
-        text = repr(value)
-        return text if any(ch in text for ch in ".en") else text + ".0"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
-    raise TypeError(f"cannot write {value!r} as TOML")
-
-
-def config_to_toml(cfg: Config) -> str:
-    """The resolved config as TOML text that :func:`load_config` reads back to ``cfg``."""
-    raw = cfg.to_dict()
-    lines = ["# simcomp resolved config", f"seed = {raw['seed']}", "", "[data]"]
-    for key, value in raw["data"].items():
-        if key != "modality":
-            lines.append(f"{key} = {_toml_value(value)}")
-    for mod in raw["data"]["modality"]:
-        lines += ["", "[[data.modality]]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in mod.items()]
-    for section in ("model", "train"):
-        lines += ["", f"[{section}]"]
-        lines += [f"{key} = {_toml_value(value)}" for key, value in raw[section].items()]
-    lines += ["", "[method]"]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in raw["method"].items()]
-    if cfg.method.name == "umt" and cfg.method.teacher_steps is None:
-        lines.append(f"# teacher_steps = {cfg.train.steps}  (default: train.steps)")
-    if cfg.method.name in ("ogm", "ogm_ge", "agm") and cfg.method.stop is None:
-        lines.append("# stop: not set, the modulation never stops")
-    return "\n".join(lines) + "\n"
-
-
-def build_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Load a TOML file (or the default), apply ``--set`` overrides, validate."""
-    raw = load_config(path)
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    return config_from_dict(raw)
-
-
-__all__.append("build_config")

@@ -25,7 +25,7 @@ from . import methods as _methods
 from . import theory
 from .config import Config, MethodConfig
 from .data import ExperimentData, empirical_patterns, make_experiment_data
-from .results import comparison, run_summary, summarize
+from .summary import comparison, run_summary, summarize
 from .shapley import predictor_error, shapley_values
 from .theory.mitigation import MethodPrediction, predict_method
 from .train import run_plan, train_batch, train_run

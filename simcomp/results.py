@@ -2,13 +2,16 @@
 
 Each :class:`Quantity` of :data:`QUANTITIES` has a name, a meaning, a type,
 a level and a getter that reads it from the trained run and the theory's
-prediction.  From this one table come
+prediction.  This module holds the table, its getters and the views they
+read; the outputs are written from the table by
 
-- the ``runs.<run>`` entries of ``summary.json`` (:func:`run_summary`,
-  :func:`summarize`), in table order;
-- the result columns of a sweep's ``results.csv`` (:func:`result_columns`)
-  and the row of one experiment (:func:`result_row`), built directly from the
-  result objects, not from a summary;
+- :mod:`simcomp.summary`: the ``runs.<run>`` entries of ``summary.json``
+  (:func:`~simcomp.summary.run_summary`, :func:`~simcomp.summary.summarize`),
+  in table order;
+- :mod:`simcomp.columns`: the result columns of a sweep's ``results.csv``
+  (:func:`~simcomp.columns.result_columns`) and the row of one experiment
+  (:func:`~simcomp.columns.result_row`), built directly from the result
+  objects, not from a summary;
 - the objects of the Python API, which hold exactly these dicts.
 
 A quantity keeps its name everywhere: the JSON key, the CSV column's stem
@@ -49,37 +52,27 @@ format.  A per-experiment value (a predicted gap, a Shapley value) is a
 ``comparison`` entry whose getter receives the :class:`ExperimentView`
 (``view.value(run_name, quantity_name)`` reads any run's quantity).  A
 prediction that needs no training is marked ``before_training=True`` and
-then also appears in :func:`theory_summary`.
+then also appears in :func:`simcomp.summary.theory_summary`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 
-from .config import Config, ModalityConfig
+from .config import Config
 
 __all__ = [
     "Quantity",
-    "Unrun",
     "RunView",
     "ExperimentView",
     "QUANTITIES",
-    "SETTINGS",
     "quantity",
-    "run_summary",
-    "theory_summary",
-    "theory_comparison",
-    "comparison",
-    "summarize",
-    "ensemble_summary",
-    "setting_columns",
-    "result_columns",
-    "result_row",
-    "csv_cell",
+    "run_views",
+    "experiment_view",
 ]
 
 
@@ -528,79 +521,11 @@ def quantity(name: str) -> Quantity:
     return _BY_NAME[name]
 
 
-# The settings of every modality written to results.csv (``<field>_<M>``), so that a table
-# stands alone: the unswept modalities' values are there too.
-SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(ModalityConfig) if f.name != "name")
+# --------------------------------------------------------------------------- views of an experiment
 
 
-# --------------------------------------------------------------------------- summary.json
-
-
-@dataclass(frozen=True)
-class Unrun:
-    """A run before training: what the ``before_training`` quantities read of a run."""
-
-    trained: list
-    initial_alignment: Any  # (K_run, m) or (K_run, B, m)
-
-
-def theory_summary(cfg: Config, data, trained, alignment0, prediction) -> dict[str, Any]:
-    """The quantities known before training, for one planned run, keyed as in summary.json.
-
-    ``alignment0`` is the run's initial alignment, ``prediction`` the theory's
-    :class:`~simcomp.theory.Prediction` of the run.
-    """
-    view = RunView(cfg, data, Unrun(list(trained), alignment0), prediction)
-    out: dict[str, Any] = {}
-    for q in QUANTITIES:
-        if q.before_training and q.level != "comparison":
-            out[q.name] = dict(zip(view.names, q.get(view))) if q.level == "modality" \
-                else q.get(view)
-    return out
-
-
-def theory_comparison(cfg: Config, data, runs) -> dict[str, Any] | None:
-    """The comparison quantities known before training (``predicted_gap``, ...).
-
-    ``runs`` lists ``(name, trained, alignment0, prediction)`` of the planned
-    runs; None unless they include the joint run and a uni-modal one.
-    """
-    views = {name: RunView(cfg, data, Unrun(list(trained), a0), pred)
-             for name, trained, a0, pred in runs}
-    if "joint" not in views or not any(name.startswith("unimodal-") for name in views):
-        return None
-    view = ExperimentView(cfg, views)
-    return {q.name: q.get(view) for q in QUANTITIES
-            if q.level == "comparison" and q.before_training}
-
-
-def run_summary(cfg: Config, data, run, prediction, expected=None, outcome=None) -> dict[str, Any]:
-    """The ``summary.json`` entry of one run: every run/modality quantity, in table order.
-
-    ``expected`` is the run's :class:`~simcomp.theory.ExpectedTestError` (None: not
-    computed); ``outcome`` its :class:`~simcomp.experiment.MethodOutcome` (None: the
-    method quantities are None).
-    """
-    view = RunView(cfg, data, run, prediction, expected=expected, outcome=outcome)
-    names = view.names
-    out: dict[str, Any] = {}
-    for q in QUANTITIES:
-        if q.level == "modality":
-            out[q.name] = dict(zip(names, q.get(view)))
-        elif q.level == "run":
-            out[q.name] = q.get(view)
-    return out
-
-
-def comparison(exp) -> dict[str, Any] | None:
-    """Joint vs. best uni-modal network; None unless the experiment has both (compare mode)."""
-    view = _experiment_view(exp)
-    if _best(view) is None:
-        return None
-    return {q.name: q.get(view) for q in QUANTITIES if q.level == "comparison"}
-
-
-def _views(exp) -> dict[str, RunView]:
+def run_views(exp) -> dict[str, RunView]:
+    """A :class:`RunView` of every run of a finished experiment, by run name."""
     expected = getattr(exp, "expected_errors", {})
     outcomes = getattr(exp, "outcomes", {})
     return {run.name: RunView(exp.cfg, exp.data, run, exp.predictions[run.name],
@@ -608,138 +533,6 @@ def _views(exp) -> dict[str, RunView]:
             for run in exp.runs}
 
 
-def _experiment_view(exp) -> ExperimentView:
-    return ExperimentView(exp.cfg, _views(exp), getattr(exp, "ensemble", None))
-
-
-def ensemble_summary(exp) -> dict[str, Any] | None:
-    """summary.json's ``ensemble`` entry: the uni-modal ensemble as a run of its own.
-
-    None unless every uni-modal run exists (compare mode).
-    """
-    ens = getattr(exp, "ensemble", None)
-    if ens is None:
-        return None
-    names = [exp.cfg.names[r] for r in ens.trained]
-    return {"trained_modalities": names, "method": "ume", "test_error": _float(ens.test_error),
-            "modality_test_error": dict(zip(names, [_float(e) for e in ens.modality_test_error])),
-            "predicted_test_error": _float(ens.predicted_test_error)}
-
-
-def summarize(exp) -> dict[str, Any]:
-    """The whole ``summary.json`` object: provenance, seed, resolved config, runs, comparison."""
-    from .outputs import provenance
-
-    out = provenance()
-    out.update({
-        "seed": exp.cfg.seed,
-        "config": exp.cfg.to_dict(),
-        "runs": {name: run_summary(exp.cfg, exp.data, view.run, view.prediction, view.expected,
-                                   view.outcome)
-                 for name, view in _views(exp).items()},
-        "comparison": comparison(exp),
-        "ensemble": ensemble_summary(exp),
-    })
-    return out
-
-
-# --------------------------------------------------------------------------- results.csv
-
-
-def setting_columns(names: Sequence[str]) -> list[str]:
-    """``<setting>_<M>`` for every modality setting of :data:`SETTINGS`, grouped by setting."""
-    return [f"{s}_{name}" for s in SETTINGS for name in names]
-
-
-def _columns_of(q: Quantity, names: Sequence[str]) -> list[str]:
-    if q.level == "comparison":
-        return [q.name] if q.csv else []
-    tags = {"all": ["joint"] + [f"alone_{m}" for m in names], "joint": ["joint"],
-            "shared": [""], "": []}[q.csv]
-    out = []
-    for tag in tags:
-        if q.level == "run":
-            out.append(f"{q.name}_{tag}")
-        elif tag == "":
-            out += [f"{q.name}_{m}" for m in names]
-        elif tag == "joint":
-            out += [f"{q.name}_joint_{m}" for m in names]
-        else:
-            out.append(f"{q.name}_{tag}")  # alone_<M>: the one modality of that run
-    return out
-
-
-def result_columns(names: Sequence[str]) -> list[str]:
-    """The columns of one experiment's row: settings, then every CSV quantity, then ``status``.
-
-    Grid keys, ``repeat`` and ``seed`` come before these in results.csv.
-    """
-    cols = setting_columns(names)
-    for q in QUANTITIES:
-        cols += _columns_of(q, names)
-    return cols + ["status"]
-
-
-def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
-    """The result row of one experiment: ``seed``, :func:`result_columns`, and ``seconds``.
-
-    Built from the run objects through the getters of :data:`QUANTITIES`;
-    values are plain Python (``None``: never / not applicable).  ``status``
-    is ``ok`` or the runs that did not end ok (``joint=nonfinite;...``).
-    ``seconds`` (the wall time, not a function of the config) is kept in the
-    record but not in results.csv.
-    """
-    cfg = exp.cfg
-    names = list(cfg.names)
-    row: dict[str, Any] = {"seed": cfg.seed}
-    for s in SETTINGS:
-        for r, name in enumerate(names):
-            row[f"{s}_{name}"] = getattr(cfg.data.modality[r], s)
-    experiment = _experiment_view(exp)
-    views = experiment.runs
-    compared = _best(experiment) is not None
-    by_tag = {("joint" if name == "joint" else "alone_" + name.removeprefix("unimodal-")): view
-              for name, view in views.items()}
-    for q in QUANTITIES:
-        if not q.csv:
-            continue
-        if q.level == "comparison":
-            row[q.name] = q.get(experiment) if compared else None  # as summary.json's null
-            continue
-        for col in _columns_of(q, names):
-            row[col] = None
-        if q.csv == "shared":
-            seen: set[str] = set()
-            for view in views.values():  # joint first: the first run holding M gives its value
-                for name, value in zip(view.names, q.get(view)):
-                    if name not in seen:
-                        row[f"{q.name}_{name}"] = value
-                        seen.add(name)
-            continue
-        for tag, view in by_tag.items():
-            if q.csv == "joint" and tag != "joint":
-                continue
-            value = q.get(view)
-            if q.level == "run":
-                row[f"{q.name}_{tag}"] = value
-            elif tag == "joint":
-                row.update({f"{q.name}_joint_{m}": x for m, x in zip(view.names, value)})
-            else:
-                row[f"{q.name}_{tag}"] = value[0]
-    bad = [f"{run.name}={run.status}" for run in exp.runs if run.status != "ok"]
-    row["status"] = ";".join(bad) if bad else "ok"
-    row["seconds"] = _float(seconds)
-    return row
-
-
-def csv_cell(value: Any) -> str:
-    """One results.csv cell: None empty, booleans 1/0, floats in shortest round-trip form."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    return str(value)
+def experiment_view(exp) -> ExperimentView:
+    """The :class:`ExperimentView` of a finished experiment (what comparison getters read)."""
+    return ExperimentView(exp.cfg, run_views(exp), getattr(exp, "ensemble", None))

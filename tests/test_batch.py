@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from simcomp import kernels as kern
-from simcomp.config import build_config
+from simcomp.config_file import build_config
 from simcomp.data import make_experiment_data
 from simcomp.train import run_plan, train_batch, train_run
 

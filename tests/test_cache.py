@@ -34,7 +34,7 @@ import numba
 import numpy as np
 import simcomp.train as train
 from simcomp import kernels as kern
-from simcomp.config import build_config
+from simcomp.config_file import build_config
 from simcomp.data import make_experiment_data
 
 cfg = build_config(None, [

@@ -10,7 +10,8 @@ import pytest
 
 from simcomp import experiment
 from simcomp.cli import main
-from simcomp.config import build_config, config_from_dict
+from simcomp.config import config_from_dict
+from simcomp.config_file import build_config
 from simcomp.trace import TRACE_KEYS, load_trace
 from support import poisoned_data
 

@@ -5,16 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simcomp.config import (
-    ConfigError,
-    apply_overrides,
-    build_config,
-    config_from_dict,
-    config_to_toml,
-    default_config,
-    load_config,
-    parse_override,
-)
+from simcomp.config import ConfigError, config_from_dict
+from simcomp.config_file import build_config, config_to_toml, default_config, load_config
+from simcomp.overrides import apply_overrides, parse_override
 
 
 def test_default_matches_docs_model_section_6():

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simcomp.config import build_config
+from simcomp.config_file import build_config
 from simcomp.data import IdentityDictionary, empirical_patterns, make_experiment_data
 
 

@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from default_seeds import CHOSEN, EARLY, GAP, TARGETS, seed_checks  # noqa: E402
 
-from simcomp.config import default_config  # noqa: E402
+from simcomp.config_file import default_config  # noqa: E402
 from simcomp.sweep import run_batch  # noqa: E402
 
 

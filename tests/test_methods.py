@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simcomp import data as data_mod
-from simcomp.config import build_config
+from simcomp.config_file import build_config
 from simcomp.methods import (
     STOCHASTIC_METHODS,
     is_deterministic,

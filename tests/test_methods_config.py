@@ -4,16 +4,8 @@ import tomllib
 
 import pytest
 
-from simcomp.config import (
-    METHOD_KEYS,
-    METHODS,
-    ConfigError,
-    MethodConfig,
-    build_config,
-    config_from_dict,
-    config_to_toml,
-    default_config,
-)
+from simcomp.config import METHOD_KEYS, METHODS, ConfigError, MethodConfig, config_from_dict
+from simcomp.config_file import build_config, config_to_toml, default_config
 from simcomp.sweep import SweepError, parse_grid, plan_sweep
 
 

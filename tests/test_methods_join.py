@@ -13,13 +13,14 @@ import pytest
 import reference_methods as ref
 from simcomp import kernels as kern
 from simcomp.cli import main
-from simcomp.config import build_config
+from simcomp.config_file import build_config
 from simcomp.data import empirical_patterns, make_experiment_data
 from simcomp.experiment import run_experiment, run_experiments
 from simcomp.kernels import make_rule
 from simcomp.kernels.rng import _normal, _stream
 from simcomp.kernels.rules import _keep
-from simcomp.results import result_row, summarize
+from simcomp.columns import result_row
+from simcomp.summary import summarize
 from simcomp.shapley import predictor_error
 from simcomp.theory.mitigation import method_dynamics, predict_method
 from simcomp.trace import METHOD_KEYS

@@ -24,13 +24,8 @@ from hypothesis import strategies as st
 
 from simcomp import cli, experiment, outputs, preflight
 from simcomp.cli import main
-from simcomp.config import (
-    MAX_CONFIG_BYTES,
-    MAX_MODALITIES,
-    NUMERIC_RANGES,
-    ConfigError,
-    build_config,
-)
+from simcomp.config import MAX_MODALITIES, NUMERIC_RANGES, ConfigError
+from simcomp.config_file import MAX_CONFIG_BYTES, build_config
 from simcomp.data import make_experiment_data
 from simcomp.outputs import OutputError, is_simcomp_output
 from simcomp.trace import Trace, geometry, load_trace

@@ -11,8 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simcomp import columns as result_csv
 from simcomp import results
-from simcomp.config import build_config
+from simcomp import summary as result_json
+from simcomp.config_file import build_config
 from simcomp.experiment import run_experiment
 from simcomp.outputs import dumps_json
 
@@ -48,7 +50,7 @@ def test_every_quantity_is_well_formed():
 
 
 def test_summary_holds_every_quantity_with_its_type(compare):
-    summary = results.summarize(compare)
+    summary = result_json.summarize(compare)
     assert set(summary["runs"]) == {"joint", "unimodal-A", "unimodal-B"}
     run_level = [q for q in results.QUANTITIES if q.level != "comparison"]
     for name, run in summary["runs"].items():
@@ -74,7 +76,7 @@ def test_summary_holds_every_quantity_with_its_type(compare):
 
 
 def test_never_is_none_everywhere(compare):
-    joint = results.summarize(compare)["runs"]["joint"]
+    joint = result_json.summarize(compare)["runs"]["joint"]
     assert joint["learned_step"]["B"] is None and joint["learned_by_horizon"]["B"] is False
     assert joint["learned_step"]["A"] == int(compare.runs[0].learned_step[0]) >= 0
     assert joint["learned_by_horizon"]["A"] is True
@@ -89,25 +91,25 @@ def test_never_is_none_everywhere(compare):
         race = float(pred.race_learned_step[k])
         assert joint["race_learned_step"][m] == (race if math.isfinite(race) else None)
     # no kernel "-1" and no inf survive in any step
-    text = dumps_json(results.summarize(compare))
+    text = dumps_json(result_json.summarize(compare))
     assert "Infinity" not in text and "NaN" not in text
-    for run in results.summarize(compare)["runs"].values():
+    for run in result_json.summarize(compare)["runs"].values():
         for key in ("learned_step", "predicted_learned_step", "race_learned_step",
                     "reduced_learned_step"):
             assert all(v is None or v >= 0 for v in run[key].values())
-    row = results.result_row(compare)
-    assert row["learned_step_joint_B"] is None and results.csv_cell(None) == ""
-    assert row["learned_by_horizon_joint_B"] is False and results.csv_cell(False) == "0"
+    row = result_csv.result_row(compare)
+    assert row["learned_step_joint_B"] is None and result_csv.csv_cell(None) == ""
+    assert row["learned_by_horizon_joint_B"] is False and result_csv.csv_cell(False) == "0"
 
 
 def test_noisy_race_is_none_without_noise():
     quiet = run_experiment(small("train.mode=joint", "data.modality.0.noise=0",
                                  "data.modality.1.noise=0"))
     assert quiet.predictions["joint"].race_learned_step_noisy is None
-    assert results.summarize(quiet)["runs"]["joint"]["race_learned_step_noisy"] == {
+    assert result_json.summarize(quiet)["runs"]["joint"]["race_learned_step_noisy"] == {
         "A": None, "B": None}
     noisy = run_experiment(small("train.mode=joint", "data.modality.0.noise=0.05"))
-    steps = results.summarize(noisy)["runs"]["joint"]["race_learned_step_noisy"]
+    steps = result_json.summarize(noisy)["runs"]["joint"]["race_learned_step_noisy"]
     raw = noisy.predictions["joint"].race_learned_step_noisy
     assert steps["A"] == float(raw[0]) and math.isfinite(raw[0])
     assert steps["B"] == (float(raw[1]) if math.isfinite(raw[1]) else None)
@@ -142,23 +144,23 @@ def expected_row(summary, names):
 @pytest.mark.parametrize("mode", ["compare", "joint", "unimodal"])
 def test_row_agrees_with_summary(compare, mode):
     exp = compare if mode == "compare" else run_experiment(small(f"train.mode={mode}"))
-    summary = results.summarize(exp)
-    row = results.result_row(exp, seconds=1.5)
+    summary = result_json.summarize(exp)
+    row = result_csv.result_row(exp, seconds=1.5)
     names = list(exp.cfg.names)
-    assert list(row) == ["seed"] + results.result_columns(names) + ["seconds"]
+    assert list(row) == ["seed"] + result_csv.result_columns(names) + ["seconds"]
     assert row["seed"] == exp.cfg.seed and row["seconds"] == 1.5 and row["status"] == "ok"
     expected = expected_row(summary, names)
     for column, value in expected.items():
         assert row[column] == value, column
-    for setting in results.SETTINGS:
+    for setting in result_csv.SETTINGS:
         for r, m in enumerate(names):
             assert row[f"{setting}_{m}"] == getattr(exp.cfg.data.modality[r], setting)
-    assert set(expected) | {f"{s}_{m}" for s in results.SETTINGS for m in names} | {"status"} \
-        == set(results.result_columns(names))
+    assert set(expected) | {f"{s}_{m}" for s in result_csv.SETTINGS for m in names} | {"status"} \
+        == set(result_csv.result_columns(names))
     # the record keeps the row as JSON; the CSV cell reads back to the same value
     assert json.loads(dumps_json(row)) == row
     for column, value in row.items():
-        cell = results.csv_cell(value)
+        cell = result_csv.csv_cell(value)
         if isinstance(value, float):
             assert float(cell) == value
         elif value is None:
@@ -173,8 +175,8 @@ def test_row_agrees_with_summary(compare, mode):
 def test_status_names_the_runs_that_did_not_end_ok(compare):
     runs = [dataclasses.replace(compare.runs[0], status="nonfinite")] + compare.runs[1:]
     broken = dataclasses.replace(compare, runs=runs)
-    assert results.result_row(broken)["status"] == "joint=nonfinite"
-    assert results.result_row(compare)["status"] == "ok"
+    assert result_csv.result_row(broken)["status"] == "joint=nonfinite"
+    assert result_csv.result_row(compare)["status"] == "ok"
 
 
 def test_value_helpers_keep_step_zero_and_drop_non_finite():
@@ -192,12 +194,12 @@ def test_value_helpers_keep_step_zero_and_drop_non_finite():
 
 
 def test_csv_cells():
-    assert results.csv_cell(None) == ""
-    assert results.csv_cell(True) == "1" and results.csv_cell(False) == "0"
-    assert results.csv_cell(3) == "3" and results.csv_cell("A") == "A"
-    assert results.csv_cell(0.1 + 0.2) == "0.30000000000000004"  # exact, shortest round trip
-    assert results.csv_cell(1.4) == "1.4"
-    assert results.csv_cell(math.inf) == "" and results.csv_cell(math.nan) == ""
+    assert result_csv.csv_cell(None) == ""
+    assert result_csv.csv_cell(True) == "1" and result_csv.csv_cell(False) == "0"
+    assert result_csv.csv_cell(3) == "3" and result_csv.csv_cell("A") == "A"
+    assert result_csv.csv_cell(0.1 + 0.2) == "0.30000000000000004"  # exact, shortest round trip
+    assert result_csv.csv_cell(1.4) == "1.4"
+    assert result_csv.csv_cell(math.inf) == "" and result_csv.csv_cell(math.nan) == ""
 
 
 def test_adding_a_quantity_is_one_entry(compare, monkeypatch):
@@ -208,14 +210,14 @@ def test_adding_a_quantity_is_one_entry(compare, monkeypatch):
                          lambda e: 0.25),
     )
     monkeypatch.setattr(results, "QUANTITIES", results.QUANTITIES + extra)
-    summary = results.summarize(compare)
+    summary = result_json.summarize(compare)
     assert summary["runs"]["joint"]["coefficient"] == {"A": 0.5, "B": 1.0}
     assert summary["runs"]["unimodal-B"]["coefficient"] == {"B": 0.5}
     assert summary["comparison"]["test_only_gap"] == 0.25
-    columns = results.result_columns(["A", "B"])
+    columns = result_csv.result_columns(["A", "B"])
     assert {"coefficient_joint_A", "coefficient_joint_B", "coefficient_alone_A",
             "coefficient_alone_B", "test_only_gap"} <= set(columns)
-    row = results.result_row(compare)
+    row = result_csv.result_row(compare)
     assert row["coefficient_joint_B"] == 1.0 and row["coefficient_alone_B"] == 0.5
     assert row["test_only_gap"] == 0.25
 
@@ -227,7 +229,7 @@ def test_every_quantity_is_documented():
         assert f"`{q.name}`" in readme, q.name
         if q.csv:
             assert q.name in sweeps, q.name
-    for setting in results.SETTINGS:
+    for setting in result_csv.SETTINGS:
         assert setting in sweeps
 
 
@@ -237,7 +239,7 @@ def test_theory_summary_is_the_before_training_part_of_the_run_summary(compare):
     from simcomp.train import run_plan
 
     cfg, data = compare.cfg, compare.data
-    summary = results.summarize(compare)["runs"]
+    summary = result_json.summarize(compare)["runs"]
     before = [q.name for q in results.QUANTITIES if q.before_training and q.level != "comparison"]
     assert {"kappa", "race_learned_step", "predicted_winner", "presence_fraction",
             "prediction_theory", "predicted_test_error"} <= set(before)
@@ -245,7 +247,8 @@ def test_theory_summary_is_the_before_training_part_of_the_run_summary(compare):
         & set(before)
     for name, trained in run_plan(cfg):
         a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
-        got = results.theory_summary(cfg, data, trained, a0, predict_run(cfg, data, trained, a0))
+        prediction = predict_run(cfg, data, trained, a0)
+        got = result_json.theory_summary(cfg, data, trained, a0, prediction)
         assert list(got) == before
         assert got == {key: summary[name][key] for key in before}
 
@@ -271,7 +274,7 @@ def test_prediction_theory_is_chosen_by_regime():
     assert not noise_aware_regime(weak, [1])
 
     exp = run_experiment(half)
-    runs = results.summarize(exp)["runs"]
+    runs = result_json.summarize(exp)["runs"]
     assert {name: run["prediction_theory"] for name, run in runs.items()} == {
         "joint": "noise_aware", "unimodal-A": "noise_aware", "unimodal-B": "reduced"}
     assert exp.predictions["unimodal-B"].noise_aware is None
@@ -314,8 +317,8 @@ def test_reduced_and_noise_aware_agree_without_noise():
 
 
 def test_comparison_gaps_follow_their_definition(compare):
-    comp = results.summarize(compare)["comparison"]
-    runs = results.summarize(compare)["runs"]
+    comp = result_json.summarize(compare)["comparison"]
+    runs = result_json.summarize(compare)["runs"]
     uni = {m: runs[f"unimodal-{m}"] for m in "AB"}
     best_pred = min("AB", key=lambda m: (uni[m]["predicted_test_error"], m))
     assert comp["predicted_best_unimodal"] == best_pred
@@ -323,7 +326,7 @@ def test_comparison_gaps_follow_their_definition(compare):
                                      - min(u["predicted_test_error"] for u in uni.values()))
     assert comp["expected_gap"] == (runs["joint"]["expected_test_error"]
                                     - min(u["expected_test_error"] for u in uni.values()))
-    row = results.result_row(compare)
+    row = result_csv.result_row(compare)
     for key in ("predicted_gap", "expected_gap", "predicted_best_unimodal"):
         assert row[key] == comp[key]
     # before training: simcomp theory's comparison is the same predicted gap
@@ -332,10 +335,10 @@ def test_comparison_gaps_follow_their_definition(compare):
     planned = [(run.name, run.trained, run.initial_alignment,
                 predict_run(compare.cfg, compare.data, run.trained, run.initial_alignment))
                for run in compare.runs]
-    before = results.theory_comparison(compare.cfg, compare.data, planned)
+    before = result_json.theory_comparison(compare.cfg, compare.data, planned)
     assert before == {"predicted_best_unimodal": comp["predicted_best_unimodal"],
                       "predicted_gap": comp["predicted_gap"]}
-    assert results.theory_comparison(compare.cfg, compare.data, planned[:1]) is None
+    assert result_json.theory_comparison(compare.cfg, compare.data, planned[:1]) is None
 
 
 def test_expected_test_error_matches_a_large_test_set():
@@ -350,7 +353,7 @@ def test_expected_test_error_matches_a_large_test_set():
                                "data.modality.1.distractor_strength=0.3", "train.steps=120"))
     cfg, n = exp.cfg, 200_000
     big = draw_dataset(cfg, exp.data.dictionaries, n, *_streams(cfg.seed + 99, cfg.K)[2])
-    summary = results.summarize(exp)["runs"]
+    summary = result_json.summarize(exp)["runs"]
     nontrivial = 0
     for run in exp.runs:
         got = summary[run.name]
@@ -388,7 +391,7 @@ def test_a_diverging_run_has_no_predicted_or_expected_error():
 
     cfg = small("train.mode=joint")
     exp = run_experiment(cfg, data=poisoned_data(cfg, make=make_experiment_data))
-    joint = results.summarize(exp)["runs"]["joint"]
+    joint = result_json.summarize(exp)["runs"]["joint"]
     assert joint["status"] == "nonfinite"
     assert joint["prediction_theory"] == "noise_aware"
     assert joint["predicted_test_error"] is None and joint["expected_test_error"] is None
@@ -398,14 +401,14 @@ def test_a_diverging_run_has_no_predicted_or_expected_error():
 def test_noise_theory_switch_leaves_the_reduced_theory():
     off = run_experiment(small("train.noise_theory=false"))
     assert all(pred.noise_aware is None for pred in off.predictions.values())
-    summary = results.summarize(off)
+    summary = result_json.summarize(off)
     for run in summary["runs"].values():
         assert run["prediction_theory"] == "reduced" and run["expected_test_error"] is None
         assert set(run["expected_modality_test_error"].values()) == {None}
         assert run["predicted_test_error"] == run["predicted_test_error_noiseless"]
     assert summary["comparison"]["expected_gap"] is None
     assert summary["comparison"]["predicted_gap"] is not None
-    row = results.result_row(off)
+    row = result_csv.result_row(off)
     assert row["expected_test_error_joint"] is None and row["prediction_theory_joint"] == "reduced"
     # everything measured is unchanged by the switch
     on = run_experiment(small())
@@ -422,7 +425,7 @@ def test_winner_coordinate_uses_the_race_exponent(extra, q):
 
     exp = run_experiment(small("train.mode=joint", *extra))
     pred = exp.predictions["joint"]
-    got = results.summarize(exp)["runs"]["joint"]["winner_coordinate"]
+    got = result_json.summarize(exp)["runs"]["joint"]["winner_coordinate"]
     assert got == float(theory.winner_coordinate(pred.kappa, pred.gamma, q))
     other = float(theory.winner_coordinate(pred.kappa, pred.gamma, exp.cfg.model.q if q == 1.0
                                            else 3.0))

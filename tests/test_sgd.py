@@ -9,7 +9,8 @@ import reference as ref
 from simcomp import kernels as K
 from simcomp.batches import MiniBatches
 from simcomp.cli import main
-from simcomp.config import ConfigError, build_config, config_from_dict, config_to_toml
+from simcomp.config import ConfigError, config_from_dict
+from simcomp.config_file import build_config, config_to_toml
 from simcomp.data import _STREAM_BATCH, batch_seed_sequence, make_experiment_data
 from simcomp.kernels import make_rule
 from simcomp.train import _pad, train_batch, train_run

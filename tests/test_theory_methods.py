@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import reference_methods as ref
-from simcomp.config import build_config
+from simcomp.config_file import build_config
 from simcomp.data import empirical_patterns, make_experiment_data
 from simcomp.theory import population_patterns, reduced_dynamics
 from simcomp.theory.mitigation import (

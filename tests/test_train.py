@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from simcomp import theory
-from simcomp.config import build_config
+from simcomp.config_file import build_config
 from simcomp.data import make_experiment_data
 from simcomp.experiment import run_experiment, summarize
 from simcomp.train import run_plan, train_run
@@ -173,7 +173,7 @@ def test_default_experiment_shows_the_effect_and_matches_the_race():
     """docs/model.md section 6 on the embedded default: A wins, B starves jointly, B alone is
     learned; learned steps within 5% or 2 steps of the race (5.2, counting the noise) for the
     joint winner and every uni-modal run."""
-    from simcomp.config import default_config
+    from simcomp.config_file import default_config
 
     exp = run_experiment(default_config())
     runs = {run.name: run for run in exp.runs}

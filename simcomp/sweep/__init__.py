@@ -23,7 +23,7 @@ Execution: :func:`run_batch` is the single point where runs are trained;
 batches of configs go to a local process pool (default), a thread pool, the
 calling process (one worker) or a Dask cluster.  The format of the outputs
 is documented in ``docs/sweeps.md``; the result columns are those of
-:mod:`simcomp.results`.
+:mod:`simcomp.columns`.
 
 Modules, in import order: :mod:`.grid` (axes), :mod:`.plan` (seeds, ids, the
 run plan), :mod:`.store` (the directory, records, results.csv),
@@ -37,7 +37,7 @@ from __future__ import annotations
 import sys
 import types
 
-from ..results import result_columns, result_row
+from ..columns import result_columns, result_row
 from .execute import CONNECT_TIMEOUT, SweepRunError, default_batch_size, run_batch
 from .grid import GridAxis, SweepError, expand_grid, parse_grid
 from .plan import (

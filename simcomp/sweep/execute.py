@@ -10,7 +10,7 @@ import time
 from typing import Any, Sequence
 
 from ..config import Config
-from ..results import result_row
+from ..columns import result_row
 from .grid import SweepError
 from .plan import SweepRun
 

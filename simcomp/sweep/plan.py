@@ -11,8 +11,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..config import Config, ConfigError, apply_overrides, config_from_dict
-from ..results import result_columns
+from ..columns import result_columns
+from ..config import Config, ConfigError, config_from_dict
+from ..overrides import apply_overrides
 from .grid import GridAxis, SweepError, expand_grid, parse_grid
 
 __all__ = ["SEED_RULE", "MAX_RUNS", "SweepRun", "SweepPlan", "derive_seed", "run_id",
@@ -35,7 +36,7 @@ def csv_columns(grid_keys: Sequence[str], names: Sequence[str]) -> list[str]:
     """All columns of results.csv: grid keys, ``repeat``, ``seed``, then the result columns.
 
     The result columns (each modality's settings, the measured and predicted
-    quantities, ``status``) are :func:`simcomp.results.result_columns`.
+    quantities, ``status``) are :func:`simcomp.columns.result_columns`.
     """
     return list(grid_keys) + ["repeat", "seed"] + result_columns(names)
 

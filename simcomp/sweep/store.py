@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..outputs import OutputError, dumps_json, write_text_atomic
-from ..results import csv_cell
+from ..columns import csv_cell
 from .plan import SweepPlan, SweepRun, _canonical_json
 
 __all__ = ["FORMAT_VERSION", "Store", "record_checksum", "results_text", "read_results"]

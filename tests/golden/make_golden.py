@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from simcomp import train as train_mod  # noqa: E402
-from simcomp.config import build_config  # noqa: E402
+from simcomp.config_file import build_config  # noqa: E402
 from simcomp.data import make_experiment_data  # noqa: E402
 from simcomp.train import run_plan, train_batch, train_run  # noqa: E402
 
