@@ -245,7 +245,7 @@ METHOD_TARGETS = {"mmpareto": 2.2, "umt": 1.6}
 def measure_methods(repeats, quick):
     """Per-step cost of each training rule relative to ``none``: the default size, one thread,
     the serial kernel (umt's teachers not included: their unit values are given)."""
-    from simcomp.kernels.rules import METHOD_NAMES, make_rule
+    from simcomp.kernels.rule_spec import METHOD_NAMES, make_rule
 
     dims = SIZES["default"]
     K, m, n = dims["K"], dims["m"], dims["n"]

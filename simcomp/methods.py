@@ -1,7 +1,7 @@
 """From a config's ``[method]`` table to what one training run needs.
 
 The training loop is given a method as a plain dictionary of keyword
-arguments (the arguments of ``simcomp.kernels.rules.make_rule``), resolved
+arguments (the arguments of ``simcomp.kernels.rule_spec.make_rule``), resolved
 for one run: per-modality settings are restricted to the modalities that
 run trains, in config order.  This module knows nothing about the kernels;
 it only turns a :class:`~simcomp.config.Config` into numbers.

@@ -4,8 +4,9 @@ The package is private in spirit: the trainer (simcomp.train) decides what
 to run; these functions only do the arithmetic of docs/model.md sections
 2-4. Modules, in import order: ``layout`` (packed sample layout, chunks,
 argument checks), ``tile`` (LLVM register tiles), ``units`` (srelu, psi,
-ReLU, exp), ``rules`` (training rules between the units and the backward
-tiles), ``gradient`` (one loss-and-gradient evaluation, serial or
+ReLU, exp), ``rule_spec`` (what a training rule is: method codes, the
+rule tuple and its builder, plain Python), ``rules`` (the compiled training
+rules between the units and the backward tiles), ``gradient`` (one loss-and-gradient evaluation, serial or
 parallel), ``gd`` (the gradient-descent loop), ``api`` (the public
 wrappers, re-exported here). Performance notes: docs/performance.md.
 
@@ -23,7 +24,7 @@ from simcomp.kernels.api import (STATUS_NONFINITE, STATUS_OK, STATUS_STOP_LOSS, 
                                  loss_and_grad_parallel, stack_rules)
 from simcomp.kernels.layout import (BLOCK, MAX_CHUNKS, chunk_layout, fill_backward,
                                     fill_forward, pack_samples, packed_shapes, tile_width)
-from simcomp.kernels.rules import METHOD_NAMES, Rule, make_rule
+from simcomp.kernels.rule_spec import METHOD_NAMES, Rule, make_rule
 from simcomp.kernels.units import KIND_BANKS_RELU, KIND_BANKS_SRELU, KIND_SYMMETRIC
 
 __all__ = [

@@ -25,7 +25,7 @@ from simcomp.kernels.gd import (_gd_batch, _gd_parallel, _gd_serial, STATUS_NONF
 from simcomp.kernels.gradient import _lg, _scratch
 from simcomp.kernels.layout import (BLOCK, _check_args, _check_backward, _check_samples,
                                     chunk_layout, pack_samples)
-from simcomp.kernels.rules import make_rule
+from simcomp.kernels.rule_spec import make_rule
 from simcomp.kernels.units import _q_code, _unit_rows
 from simcomp.kernels.tile import _block_preact
 

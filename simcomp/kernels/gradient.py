@@ -30,7 +30,8 @@ from numba.extending import overload
 
 from simcomp._jit import jit, jit_parallel
 from simcomp.kernels.layout import BLOCK, chunk_layout
-from simcomp.kernels.rules import MMPARETO, OGM, UMT, _block_coef, _rule_code
+from simcomp.kernels.rule_spec import MMPARETO, OGM, UMT
+from simcomp.kernels.rules import _block_coef, _rule_code
 from simcomp.kernels.tile import _block_grad_acc, _block_preact
 
 
