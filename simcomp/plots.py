@@ -20,7 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatterSciNotation
 
-__all__ = ["alignment_figure", "reduced_dynamics_figure", "save_figure", "save_figure_atomic"]
+__all__ = ["alignment_figure", "reduced_dynamics_figure", "new_figure", "save_figure",
+           "save_figure_atomic"]
 
 _BANK_COLOURS = ("tab:blue", "tab:red")
 
@@ -40,7 +41,9 @@ def new_figure(width: float, height: float) -> Figure:
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077"
                                             "\u2078\u2079\u207b")
-_MATH_LABEL = re.compile(r"\$\\mathdefault\{(-?)(?:([0-9.]+)\\times)?([0-9]+)(?:\^\{(-?[0-9]+)\})?\}\$")
+# matplotlib's mathtext tick labels: sign, optional coefficient, base, optional exponent
+_MATH_LABEL = re.compile(r"\$\\mathdefault\{(-?)(?:([0-9.]+)\\times)?([0-9]+)"
+                         r"(?:\^\{(-?[0-9]+)\})?\}\$")
 
 
 class _PowerFormatter(LogFormatterSciNotation):
@@ -68,13 +71,13 @@ def _symlog_y(ax) -> None:
     ax.yaxis.set_minor_formatter(_PowerFormatter(10, labelOnlyBase=False))
 
 
-def _fixed_layout(fig, grid_kw: dict, *, left: float, right: float, top: float, bottom: float,
+def _fixed_layout(fig, *, left: float, right: float, top: float, bottom: float,
                   wgap: float, hgap: float, rows: int, cols: int) -> dict:
     """GridSpec keywords placing ``rows`` x ``cols`` panels with margins and gaps in inches."""
     width, height = fig.get_size_inches()
     panel_w = max(width - left - right - (cols - 1) * wgap, 0.5) / cols
     panel_h = max(height - top - bottom - (rows - 1) * hgap, 0.5) / rows
-    return {**grid_kw, "left": left / width, "right": 1 - right / width,
+    return {"left": left / width, "right": 1 - right / width,
             "top": 1 - top / height, "bottom": bottom / height,
             "wspace": wgap / panel_w, "hspace": hgap / panel_h}
 
@@ -306,7 +309,7 @@ def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
                  "and test error", fontsize=11, y=1 - 0.12 / height, va="top")
     # Margins in inches: the y label and symlog tick labels (e.g. -10^-1) on the left, the
     # title above, the tick labels, x label and next title between rows.
-    grid.update(**_fixed_layout(fig, {}, left=0.95, right=0.2, top=0.75,
+    grid.update(**_fixed_layout(fig, left=0.95, right=0.2, top=0.75,
                                 bottom=0.62 + legend_height, wgap=0.75, hgap=0.82,
                                 rows=rows, cols=cols))
     for ax in fig.axes:  # GridSpec.update moves only pyplot's axes: place these anew
@@ -319,7 +322,7 @@ def reduced_dynamics_figure(cfg, predictions: dict):
     count = max(1, len(predictions))
     fig = new_figure(5 * count, 3.4)
     grid = fig.add_gridspec(1, count, **_fixed_layout(
-        fig, {}, left=0.85, right=0.2, top=0.4, bottom=0.55, wgap=0.9, hgap=0.0, rows=1,
+        fig, left=0.85, right=0.2, top=0.4, bottom=0.55, wgap=0.9, hgap=0.0, rows=1,
         cols=count))
     for col, (name, pred) in enumerate(predictions.items()):
         ax = fig.add_subplot(grid[0, col])
