@@ -24,7 +24,7 @@ from .config import Config, ConfigError
 
 
 def __getattr__(name):
-    # OutputError's module reads numba's version for the provenance: loaded on first use.
+    # OutputError's module imports numpy: loaded on first use.
     if name == "OutputError":
         from .outputs import OutputError
 

@@ -216,7 +216,11 @@ class Result:
         return self._predictions
 
     def figure(self):
-        """The run's figure: alignments of every neuron and test error against the step."""
+        """The run's figure: alignments of every neuron and test error against the step.
+
+        A :class:`matplotlib.figure.Figure` on its own Agg canvas, not registered
+        with pyplot (nothing to close; save it with ``fig.savefig(path)``).
+        """
         from .plots import alignment_figure
 
         runs = self.runs

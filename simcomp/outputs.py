@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 
 from ._version import __version__
@@ -44,6 +43,10 @@ class OutputError(RuntimeError):
 
 def provenance() -> dict[str, Any]:
     """Versions and machine facts recorded in every output."""
+    # Imported here, not at the top: the commands that write no output (config, theory, a
+    # refused input) then never load numba; the ones that do have loaded it already.
+    import numba
+
     return {
         "simcomp_version": __version__,
         "numpy_version": np.__version__,

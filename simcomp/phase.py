@@ -191,10 +191,9 @@ _COLEARN_LINE = {"color": "magenta", "ls": ":"}
 
 def phase_figure(meta: dict, rows: list[dict], x: str | None = None, y: str | None = None):
     """The phase-diagram figure of a sweep (see the module docstring); returns the Figure."""
-    from matplotlib import colors
-    from matplotlib import pyplot as plt
+    from matplotlib import colormaps, colors
 
-    from .plots import _finite  # noqa: F401  (imports matplotlib with the Agg backend)
+    from .plots import new_figure
 
     xa, ya, rest = _choose(meta, x, y)
     names = [m["name"] for m in meta["definition"]["base_config"]["data"]["modality"]]
@@ -203,8 +202,9 @@ def phase_figure(meta: dict, rows: list[dict], x: str | None = None, y: str | No
     for axis in rest:
         facets = [f + ((axis["key"], v),) for f in facets for v in axis["values"]]
     shown = facets[:6]
-    fig, axes = plt.subplots(len(shown), 3, figsize=(14, 3.9 * len(shown) + 0.6), squeeze=False)
-    winner_cmap = colors.ListedColormap(["lightgrey"] + [plt.get_cmap("tab10")(i)
+    fig = new_figure(14, 3.9 * len(shown) + 0.6)
+    axes = fig.subplots(len(shown), 3, squeeze=False)
+    winner_cmap = colors.ListedColormap(["lightgrey"] + [colormaps["tab10"](i)
                                                          for i in range(len(names))])
     handles: list = []
     for f, facet in enumerate(shown):

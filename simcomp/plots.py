@@ -1,24 +1,98 @@
-"""Figures from traces and predictions (matplotlib, no display needed)."""
+"""Figures from traces and predictions (matplotlib, no display needed).
+
+Figures are built as plain :class:`matplotlib.figure.Figure` objects on an Agg
+canvas, not through pyplot: no backend is chosen for the user, no figure is
+registered anywhere, and pyplot's machinery is not imported.  Their margins
+are fixed in inches (:func:`_fixed_layout`) rather than measured from the
+drawn text (``tight_layout``, ``bbox_inches="tight"``), which would lay out
+every tick label once more per pass; the labels the figures draw (symlog
+powers of ten, steps, errors in [0, 1]) have bounded sizes.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatterSciNotation
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-__all__ = ["alignment_figure", "reduced_dynamics_figure", "save_figure", "save_figure_atomic"]
+__all__ = ["alignment_figure", "reduced_dynamics_figure", "new_figure", "save_figure",
+           "save_figure_atomic"]
 
 _BANK_COLOURS = ("tab:blue", "tab:red")
 
+_DPI = 130
+
+# Titles sit at a fixed height above their panel (no ticks are drawn on top): an automatic
+# title position would measure the x axis's tick labels on every draw.
+_TITLE = {"fontsize": 10, "y": 1.0}
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A Figure of ``width`` x ``height`` inches with its own Agg canvas (no pyplot)."""
+    fig = Figure(figsize=(width, height), dpi=_DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077"
+                                            "\u2078\u2079\u207b")
+# matplotlib's mathtext tick labels: sign, optional coefficient, base, optional exponent
+_MATH_LABEL = re.compile(r"\$\\mathdefault\{(-?)(?:([0-9.]+)\\times)?([0-9]+)"
+                         r"(?:\^\{(-?[0-9]+)\})?\}\$")
+
+
+class _PowerFormatter(LogFormatterSciNotation):
+    """matplotlib's symlog tick labels (10^-3, -10^-2, 2x10^-1, 0) as plain Unicode text.
+
+    The same labels at the same ticks; written with superscript characters
+    instead of mathtext, whose parser costs more than the rest of a figure's
+    drawing.  A label of another form is passed on unchanged.
+    """
+
+    def __call__(self, x, pos=None):
+        label = super().__call__(x, pos)
+        match = _MATH_LABEL.fullmatch(label)
+        if match is None:
+            return label
+        sign, coeff, base, power = match.groups()
+        text = ("\u2212" if sign else "") + (f"{coeff}\u00d7" if coeff else "") + base
+        return text + (power.translate(_SUPERSCRIPT) if power is not None else "")
+
+
+def _symlog_y(ax) -> None:
+    """A symmetric log y axis, linear within 1e-3 of zero, with plain-text power labels."""
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.yaxis.set_major_formatter(_PowerFormatter(10))
+    ax.yaxis.set_minor_formatter(_PowerFormatter(10, labelOnlyBase=False))
+
+
+def _fixed_layout(fig, *, left: float, right: float, top: float, bottom: float,
+                  wgap: float, hgap: float, rows: int, cols: int) -> dict:
+    """GridSpec keywords placing ``rows`` x ``cols`` panels with margins and gaps in inches."""
+    width, height = fig.get_size_inches()
+    panel_w = max(width - left - right - (cols - 1) * wgap, 0.5) / cols
+    panel_h = max(height - top - bottom - (rows - 1) * hgap, 0.5) / rows
+    return {"left": left / width, "right": 1 - right / width,
+            "top": 1 - top / height, "bottom": bottom / height,
+            "wspace": wgap / panel_w, "hspace": hgap / panel_h}
+
+
+def _close(fig) -> None:
+    """Release ``fig`` from pyplot if the caller made it there (simcomp's figures are not)."""
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(fig)
+
 
 def save_figure(fig, path: str | Path) -> None:
-    """Save and close ``fig`` (PNG, 130 dpi)."""
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    """Save and close ``fig`` (PNG, 130 dpi); the figure's own margins are kept."""
+    fig.savefig(path, dpi=_DPI, format="png")
+    _close(fig)
 
 
 def save_figure_atomic(fig, path: str | Path) -> None:
@@ -36,7 +110,7 @@ def save_figure_atomic(fig, path: str | Path) -> None:
         os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     finally:
-        plt.close(fig)
+        _close(fig)
         Path(tmp).unlink(missing_ok=True)
 
 
@@ -66,7 +140,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 def _empty_panel(ax, title: str, why: str) -> None:
     ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, fontsize=9)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, **_TITLE)
     ax.set_xlabel("GD step")
 
 
@@ -102,8 +176,8 @@ def _panel(ax, steps, alignment, beta, threshold, learned, reduced, title,
     ax.axhline(threshold, color="grey", lw=0.8, ls=":", label="learned threshold")
     if learned is not None and learned >= 0:
         ax.axvline(learned, color="tab:green", lw=1.2, label=f"learned at step {learned}")
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_title(title, fontsize=10)
+    _symlog_y(ax)
+    ax.set_title(title, **_TITLE)
     ax.set_xlabel("GD step")
     ax.grid(alpha=0.3)
 
@@ -134,7 +208,7 @@ def _error_panel(ax, runs, traces, names) -> None:
             ax.plot(steps[keep], _finite(np.asarray(tr["test_error"])[keep]), color=colours[r % 10],
                     lw=1.6, marker=marker, ms=3, label=f"{names[r]} trained alone")
         drawn = True
-    ax.set_title("test error against the step", fontsize=10)
+    ax.set_title("test error against the step", **_TITLE)
     ax.set_xlabel("GD step")
     ax.set_ylabel("test error")
     ax.grid(alpha=0.3)
@@ -175,12 +249,13 @@ def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
     if any(run.name.startswith("unimodal-") for run in runs):
         columns.append("alone")
     columns = columns or ["joint"]
-    fig = plt.figure(figsize=(5.2 * max(2, len(columns)), 2.9 * len(names) + 3.2))
-    grid = fig.add_gridspec(len(names) + 1, len(columns),
-                            height_ratios=[1.0] * len(names) + [1.15])
-    axes = np.empty((len(names), len(columns)), dtype=object)
+    rows, cols = len(names) + 1, len(columns)
+    width, height = 5.2 * max(2, cols), 2.9 * len(names) + 3.2
+    fig = new_figure(width, height)
+    grid = fig.add_gridspec(rows, cols, height_ratios=[1.0] * len(names) + [1.15])
+    axes = np.empty((len(names), cols), dtype=object)
     for r in range(len(names)):
-        for col in range(len(columns)):
+        for col in range(cols):
             axes[r, col] = fig.add_subplot(grid[r, col],
                                            sharex=axes[0, 0] if r or col else None)
     by_name = {run.name: run for run in runs}
@@ -222,19 +297,35 @@ def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
                 handles.append(handle)
                 labels.append(label)
     _error_panel(fig.add_subplot(grid[len(names), :]), runs, traces, names)
+    # The shared legend gets its own strip below the panels, a line per four entries.
+    legend_rows = -(-len(labels) // 4)
+    legend_height = 0.12 + 0.2 * legend_rows if labels else 0.0
+    height += legend_height
+    fig.set_size_inches(width, height)
     if labels:  # none when no run has a record to draw
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
-                   bbox_to_anchor=(0.5, -0.02 - 0.02 * (len(labels) > 4)))
+                   bbox_to_anchor=(0.5, 0.06 / height))
     fig.suptitle("Alignment of every neuron with its modality's signal (green: learned step), "
-                 "and test error", fontsize=11)
-    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+                 "and test error", fontsize=11, y=1 - 0.12 / height, va="top")
+    # Margins in inches: the y label and symlog tick labels (e.g. -10^-1) on the left, the
+    # title above, the tick labels, x label and next title between rows.
+    grid.update(**_fixed_layout(fig, left=0.95, right=0.2, top=0.75,
+                                bottom=0.62 + legend_height, wgap=0.75, hgap=0.82,
+                                rows=rows, cols=cols))
+    for ax in fig.axes:  # GridSpec.update moves only pyplot's axes: place these anew
+        ax.set_subplotspec(ax.get_subplotspec())
     return fig
 
 
 def reduced_dynamics_figure(cfg, predictions: dict):
     """The theory's reduced dynamics of each run: leading pre-activation beta * Lambda over time."""
-    fig, axes = plt.subplots(1, len(predictions), figsize=(5 * len(predictions), 3.4), squeeze=False)
-    for ax, (name, pred) in zip(axes[0], predictions.items()):
+    count = max(1, len(predictions))
+    fig = new_figure(5 * count, 3.4)
+    grid = fig.add_gridspec(1, count, **_fixed_layout(
+        fig, left=0.85, right=0.2, top=0.4, bottom=0.55, wgap=0.9, hgap=0.0, rows=1,
+        cols=count))
+    for col, (name, pred) in enumerate(predictions.items()):
+        ax = fig.add_subplot(grid[0, col])
         red = pred.reduced
         trained = pred.trained
         keep = _thin(red.steps)
@@ -253,14 +344,13 @@ def reduced_dynamics_figure(cfg, predictions: dict):
                 ax.plot(dyn.steps, mod.beta * dyn.leading_alignment[:, k], ls="-.", lw=1.0,
                         color=line.get_color(), label=f"{mod.name}, noise-aware")
         ax.axhline(cfg.model.threshold, color="grey", ls="--", lw=0.8)
-        ax.set_yscale("symlog", linthresh=1e-3)
+        _symlog_y(ax)
         ax.set_title(f"{name}: reduced" + (" and noise-aware" if getattr(
-            pred, "noise_aware", None) is not None else "") + " dynamics", fontsize=10)
+            pred, "noise_aware", None) is not None else "") + " dynamics", **_TITLE)
         ax.set_xlabel("GD step")
         ax.set_ylabel("beta * leading alignment")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
