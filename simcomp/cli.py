@@ -18,6 +18,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import _blas_threads  # noqa: F401 (first: it must run before NumPy is imported)
 from ._version import __version__
 from .config import ConfigError
 from .config_file import build_config, config_to_toml
