@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import METHODS, Config, MethodConfig
 from .data import _STREAM_METHOD  # the method's child of the run's SeedSequence
+from .shapley import MAX_MODALITIES as SHAPLEY_MAX_MODALITIES
 from .shapley import predictor_error, shapley_values
 
 __all__ = [
@@ -218,7 +219,8 @@ def method_results(cfg: Config, trained: Sequence[int], phi, y, weight=None,
     -------
     dict
         ``shapley`` (K_run,) exact Shapley values of the joint network's
-        modalities for test accuracy; ``method_test_error``, the error of the
+        modalities for test accuracy (NaN, reported as null, above
+        ``simcomp.shapley.MAX_MODALITIES`` modalities); ``method_test_error``, the error of the
         method's predictor (mix-weighted for alternating, the uni-modal
         ensemble for ume, else the fused output; None for ume without
         ``phi_unimodal``); ``ensemble_test_error``, the uni-modal ensemble's
@@ -230,5 +232,9 @@ def method_results(cfg: Config, trained: Sequence[int], phi, y, weight=None,
         own = ensemble
     else:
         own = predictor_error(phi, y, weight, mix)
-    return {"shapley": shapley_values(phi, y, weight), "method_test_error": own,
-            "ensemble_test_error": ensemble}
+    phi = np.asarray(phi)
+    if phi.shape[1] <= SHAPLEY_MAX_MODALITIES:
+        shapley = shapley_values(phi, y, weight)
+    else:  # 2^K coalitions: not computed, reported as null ("no value")
+        shapley = np.full(phi.shape[1], np.nan)
+    return {"shapley": shapley, "method_test_error": own, "ensemble_test_error": ensemble}

@@ -141,3 +141,23 @@ def test_method_results():
     cfg = build_config(None, ["method.name=ume"])
     assert method_results(cfg, [0, 1], phi, y, phi_unimodal=uni)["method_test_error"] == 0.0
     assert method_results(cfg, [0, 1], phi, y)["method_test_error"] is None
+
+
+def test_shapley_values_up_to_their_limit_and_null_beyond():
+    from simcomp.methods import method_results
+    from simcomp.shapley import MAX_MODALITIES
+
+    names = [f"data.modality.{r}.name=M{r}" for r in range(2, MAX_MODALITIES + 1)]
+    cfg = build_config(None, names)  # MAX_MODALITIES + 1 modalities
+    rng = np.random.default_rng(0)
+    y = rng.choice([-1.0, 1.0], 64)
+    phi = rng.standard_normal((64, MAX_MODALITIES + 1))
+    at_limit = method_results(cfg, list(range(MAX_MODALITIES)), phi[:, :MAX_MODALITIES], y)
+    assert np.all(np.isfinite(at_limit["shapley"])) and at_limit["shapley"].shape == (8,)
+    # Shapley values are efficient: they add up to v(all) - v(empty) = accuracy - 1/2
+    acc = 1.0 - at_limit["method_test_error"]
+    assert at_limit["shapley"].sum() == pytest.approx(acc - 0.5)
+    beyond = method_results(cfg, list(range(MAX_MODALITIES + 1)), phi, y)
+    assert beyond["shapley"].shape == (MAX_MODALITIES + 1,)
+    assert np.all(np.isnan(beyond["shapley"]))  # not computed: null in summary.json and CSV
+    assert beyond["method_test_error"] is not None
