@@ -8,6 +8,7 @@ loaded here with the BLAS kernel it picks by itself.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -321,8 +322,24 @@ def measure_sweep(quick):
 
 
 _STARTUP_CHILD = r"""
-import sys, time
+import json, sys, time
+from numba.core import event
+from simcomp.cli import main  # first, as the console script: it sets BLAS threads before NumPy
 import simcomp.kernels as k
+
+# Compile time of each kernel the run calls from Python (the outermost
+# compilations; what they call is compiled inside them).
+compiled, stack = {}, []
+class Compiles(event.Listener):
+    def on_start(self, ev):
+        stack.append(time.perf_counter())
+    def on_end(self, ev):
+        seconds = time.perf_counter() - stack.pop()
+        if not stack:
+            fn = ev.data["dispatcher"].py_func
+            name = f"{fn.__module__}.{fn.__qualname__}"
+            compiled[name] = compiled.get(name, 0.0) + seconds
+event.register("numba:compile", Compiles())
 first = []
 orig = k.gd_segment
 def wrapped(*args, **kw):
@@ -331,8 +348,11 @@ def wrapped(*args, **kw):
         print("FIRST-STEP", repr(first[0]), file=sys.stderr, flush=True)
     return orig(*args, **kw)
 k.gd_segment = wrapped
-from simcomp.cli import main
-sys.exit(main(["simulate", "--out", sys.argv[1], "--quiet"]))
+try:
+    code = main(["simulate", "--out", sys.argv[1], "--quiet"])
+finally:
+    print("COMPILED", json.dumps(compiled), file=sys.stderr, flush=True)
+sys.exit(code)
 """
 
 
@@ -346,8 +366,10 @@ def _simulate_once(cache_dir):
     if proc.returncode != 0:
         raise RuntimeError(f"simcomp simulate failed: {proc.stderr[-2000:]}")
     first = [ln for ln in proc.stderr.splitlines() if ln.startswith("FIRST-STEP")]
+    compiled = [ln for ln in proc.stderr.splitlines() if ln.startswith("COMPILED ")]
     return {"first_step_s": float(first[0].split()[1]) - t0, "total_s": t1 - t0,
-            "announced": "compiling kernels for this machine" in proc.stderr}
+            "announced": "compiling kernels for this machine" in proc.stderr,
+            "compiled": json.loads(compiled[-1][len("COMPILED "):]) if compiled else {}}
 
 
 def measure_startup(repeats):
