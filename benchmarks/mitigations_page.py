@@ -193,8 +193,9 @@ def verdict_text(table, g, best):
             "lr_scale": "It multiplies B's rate kappa_B by c: the race is shifted, but after A is "
                         "learned B's drive still collapses, so only a large enough c gets B over "
                         "the threshold by T.",
-            "ogm": "It scales the leader's gradient by 1 - tanh(alpha rho) once A's score exceeds "
-                   "B's: this slows A but leaves B's drive, which is what vanishes, untouched.",
+            "ogm": "It scales the leader's gradient by 1 - tanh(alpha ratio) (ratio: A's score "
+                   "over B's) once A's score exceeds B's: this slows A but leaves B's drive, "
+                   "which is what vanishes, untouched.",
             "ogm_ge": "It is ogm plus gradient noise; its expected update is ogm's, so it "
                       "inherits ogm's verdict.",
             "agm": "It rescales each modality's gradient by how far its loss share is from the "

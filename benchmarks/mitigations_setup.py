@@ -42,9 +42,9 @@ def _first(K, value):
 
 SETTINGS = [
     ("none", "", lambda K: [], True),
-    ("lr_scale", "c = 2 (B, C)", lambda K: [f"method.lr_scale={_others(K, 2.0)}"], False),
-    ("lr_scale", "c = 4 (B, C)", lambda K: [f"method.lr_scale={_others(K, 4.0)}"], False),
-    ("lr_scale", "c = 8 (B, C)", lambda K: [f"method.lr_scale={_others(K, 8.0)}"], False),
+    ("lr_scale", "c = 2 (all but A)", lambda K: [f"method.lr_scale={_others(K, 2.0)}"], False),
+    ("lr_scale", "c = 4 (all but A)", lambda K: [f"method.lr_scale={_others(K, 4.0)}"], False),
+    ("lr_scale", "c = 8 (all but A)", lambda K: [f"method.lr_scale={_others(K, 8.0)}"], False),
     ("ogm", "alpha 0.1", lambda K: ["method.alpha=0.1"], True),
     ("ogm", "alpha 0.3", lambda K: ["method.alpha=0.3"], False),
     ("ogm", "alpha 0.8", lambda K: ["method.alpha=0.8"], False),

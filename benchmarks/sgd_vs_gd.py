@@ -196,7 +196,7 @@ by hand. Per-run data: `benchmarks/results/sgd_vs_gd.csv`.*
 simcomp trains with full-batch gradient descent unless `train.batch_size` is set:
 
 ```bash
-python -m simcomp.cli simulate --set train.batch_size=32
+python -m simcomp.cli simulate --set train.batch_size=32 --out sgd32
 ```
 
 or, as a sweep axis, `simcomp sweep --grid train.batch_size=0,32,8 ...` (not

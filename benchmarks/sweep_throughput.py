@@ -1,7 +1,7 @@
 """Sweep throughput: how long a 400-run sweep of the default problem takes with `simcomp sweep`.
 
-The default config of spec section 6 (d = 128, n = 512 training and 4096 test
-samples, m = 8, T = 300, compare mode: three networks per run) on a grid of
+The default config of docs/model.md section 6 (d = 128, n = 512 training and 4096
+test samples, m = 16, T = 300, compare mode: three networks per run) on a grid of
 40 points x 10 seeds:
 
     simcomp sweep --grid data.modality.0.presence=0.6,0.7,0.8,0.9 \\
@@ -111,9 +111,9 @@ def section(res, quick):
            f"{FULL_RUNS / res['runs']:g}, since the projection exceeded ~4 minutes")
     lines = [
         "## Sweep throughput (`benchmarks/sweep_throughput.py`)", "",
-        "**Swept:** the default config of spec section 6 (two modalities, d = 128, n_train = "
-        "512, n_test = 4096, m = 8, T = 300, trace every 5 steps, compare mode: three networks "
-        "per run) on 40 grid points x 10 seeds = 400 runs:",
+        "**Swept:** the default config of docs/model.md section 6 (two modalities, d = 128, "
+        "n_train = 512, n_test = 4096, m = 16, T = 300, trace every 5 steps, compare mode: "
+        "three networks per run) on 40 grid points x 10 seeds = 400 runs:",
         "",
         "```",
         "simcomp sweep --grid data.modality.0.presence=0.6,0.7,0.8,0.9 \\",

@@ -356,6 +356,8 @@ def get_parser() -> argparse.ArgumentParser:
 
     conf = sub.add_parser(
         "config", help="print the resolved config as TOML (a starting point for your own)",
+        description="Print the resolved config (the embedded default or --config, with every "
+        "--set applied) as TOML, which --config reads back.",
     )
     _add_config_arguments(conf)
     conf.add_argument("--out", metavar="FILE", help="write to FILE instead of stdout")

@@ -1,4 +1,4 @@
-"""The sparse-coding data of spec section 1, and the random streams behind a run.
+"""The sparse-coding data of docs/model.md section 1, and the random streams behind a run.
 
 All randomness of a run flows from ``cfg.seed`` through one
 :class:`numpy.random.SeedSequence`, split into independent child streams for
@@ -168,7 +168,7 @@ def draw_dataset(
     label_rng: np.random.Generator,
     modality_rngs: list[np.random.Generator],
 ) -> Dataset:
-    """Draw ``n`` i.i.d. samples of spec section 1, weighted 1/n."""
+    """Draw ``n`` i.i.d. samples of the data of docs/model.md section 1, weighted 1/n."""
     y = label_rng.choice(np.array([-1.0, 1.0]), size=n)
     Xs, presence = [], np.zeros((n, cfg.K), dtype=np.int8)
     for r, (mod, M, rng) in enumerate(zip(cfg.data.modality, dictionaries, modality_rngs)):

@@ -1,4 +1,4 @@
-"""What a run records (spec section 4) and the trace.npz file format.
+"""What a run records (docs/model.md section 4) and the trace.npz file format.
 
 The geometric measures (alignments, distractor alignment, orthogonal norm)
 are computed here from the weights with plain NumPy: they are taken only at

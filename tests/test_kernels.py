@@ -55,7 +55,7 @@ def random_problem(seed, kind, dims, m, n, rho=1.0, dtype=np.float64, spread=(0.
 
 
 def signal_problem(seed, kind, dims=(5, 9), m=3, n=40, noise=0.1, w0=0.1, dtype=np.float64):
-    """Small version of the spec's data: signal on coordinate 0, Gaussian noise.
+    """Small version of docs/model.md section 1's data: signal on coordinate 0, Gaussian noise.
 
     Modality r has beta = (2, 1, 1.5)[r] and presence probability
     p = (0.8, 1, 0.9)[r].
