@@ -436,7 +436,8 @@ QUANTITIES: tuple[Quantity, ...] = (
              _co_learned),
     Quantity("shapley_value", "modality", "float", "joint",
              "exact Shapley value of M for the run's test accuracy (absent modalities dropped "
-             "from the fused output; the values sum to accuracy minus 1/2)",
+             "from the fused output; the values sum to accuracy minus 1/2; null above 8 "
+             "modalities, whose 2^K coalitions are not evaluated)",
              lambda v: _outcome(v, "shapley")),
     Quantity("method_test_error", "run", "float", "joint",
              "test error of the method's own predictor (alternating: sum_r mix_r phi_r; ume: "
