@@ -174,8 +174,8 @@ class ModelConfig:
 
     ``learned_threshold`` is the pre-activation level beta_r * Lambda_r at
     which a modality counts as learned; ``None`` means rho, the end of the
-    polynomial part of srelu.  Plain ReLU has no such point, so it is given
-    explicitly there.
+    polynomial part of srelu.  Plain ReLU has no such point: ``None`` still
+    means rho there, and a threshold of its own is usually worth setting.
     """
 
     learner: str = "symmetric"
