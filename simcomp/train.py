@@ -380,7 +380,6 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
     # Said before the first compiled call (packing, the step-0 record), so
     # that no compilation on a cold cache goes unannounced.
     _kernels.announce_compile("serial")
-    announced = {False}
     ev = run.train_eval
     packed = ev.pack()
     run.start()
@@ -396,9 +395,7 @@ def _train_single(run: _Run, progress, start: float) -> RunResult:
                     run.batches.fill(step, run.step_weight)
                     omega = run.step_weight
                 parallel = chooser.next()
-                if parallel not in announced:  # it reads numba's cache index: once per path
-                    _kernels.announce_compile("parallel" if parallel else "serial")
-                    announced.add(parallel)
+                _kernels.announce_compile("parallel" if parallel else "serial")  # once per path
                 clock = time.perf_counter()
                 status, t_stop, _ = _kernels.gd_segment(
                     ev.X, run.dims, ev.y, omega, run.W, run.kind, run.q, run.rho,
@@ -558,10 +555,10 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
     status = np.zeros(R, np.int64)
     t_stop = np.zeros(R, np.int64)
     last_loss = np.zeros(R, np.float64)
+    _kernels.announce_compile("batch")  # before the step-0 records compile anything
     for run in group:
         run.start()
     sizer = CallSizer()
-    announce = True
     while True:
         active = [i for i, run in enumerate(group) if not run.done]
         if not active:
@@ -573,9 +570,6 @@ def _train_group(group: list[_Run], progress: Callable[[int], None] | None) -> N
             if sgd:
                 n_steps[i] = 1
                 group[i].batches.fill(group[i].step, group[i].step_weight)
-        if announce:  # it reads numba's cache index: once per group
-            _kernels.announce_compile("batch")
-            announce = False
         clock = time.perf_counter()
         _kernels.gd_segment_batch(Xf, Xb, dims, y, omega, W, group[0].kind, group[0].q,
                                   group[0].rho, eta, signal, beta, threshold, learned, t_start,

@@ -64,9 +64,9 @@ def announce_compile(path="serial", stream=None) -> bool:
         True if the note was written: ``path``'s cache is cold and nothing
         was announced before in this process.
     """
-    body = {"serial": _gd_serial, "parallel": _gd_parallel, "batch": _gd_batch}[path]
     if path in _checked:  # reading numba's cache index costs: once per path
         return False
+    body = {"serial": _gd_serial, "parallel": _gd_parallel, "batch": _gd_batch}[path]
     _checked.add(path)
     if _said or _cached(body):
         return False
