@@ -59,6 +59,9 @@ _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
 MAX_NAME_LENGTH = 64  # modality names become parts of file names
 # The theory enumerates the 2^(K+1) (label, presence) patterns: 131072 at K = 16.
 MAX_MODALITIES = 16
+# Population mode's exact pattern weights for a negative presence correlation nest
+# floor(K/2) integrals (simcomp.presence): 0.15 s at 5 uncertain modalities, 7 s at 6.
+MAX_NEGATIVE_POPULATION_K = 5
 
 # --------------------------------------------------------------------------- sections
 
@@ -132,12 +135,21 @@ class ModalityConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The data distribution and the sample sizes."""
+    """The data distribution and the sample sizes.
+
+    ``presence_correlation`` is the correlation c of the Gaussian variables
+    behind the presence coins (docs/model.md section 1.1): modality r is
+    present where z_r < Phi^-1(p_r), with the z_r jointly Gaussian, unit
+    variance, every pair correlated c.  c = 0 is independent presence, c = 1
+    the same coin for every modality; c must keep the correlation matrix
+    positive semi-definite, i.e. c >= -1/(K-1).
+    """
 
     modality: tuple[ModalityConfig, ...]
     n_train: int = 512
     n_test: int = 4096
     population: bool = False
+    presence_correlation: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.modality, tuple) or not self.modality:
@@ -154,6 +166,8 @@ class DataConfig:
         _need_int("data.n_train", self.n_train, **_bounds("data.n_train"))
         _need_int("data.n_test", self.n_test, **_bounds("data.n_test"))
         _need_bool("data.population", self.population)
+        object.__setattr__(self, "presence_correlation",
+                           _check_correlation(self.presence_correlation, len(self.modality)))
         if self.population:
             for mod in self.modality:
                 if mod.noise != 0.0 or mod.distractors != 0:
@@ -162,10 +176,30 @@ class DataConfig:
                         f"modality; modality {mod.name} has noise = {mod.noise:g}, "
                         f"distractors = {mod.distractors}"
                     )
+            uncertain = sum(0.0 < mod.presence < 1.0 for mod in self.modality)
+            if self.presence_correlation < 0.0 and uncertain > MAX_NEGATIVE_POPULATION_K:
+                raise ConfigError(
+                    f"data.population = true with data.presence_correlation < 0 supports at most "
+                    f"{MAX_NEGATIVE_POPULATION_K} modalities with 0 < presence < 1 (the exact "
+                    f"pattern weights cost grows steeply), got {uncertain}; use sampled data "
+                    f"(data.population = false) or a correlation >= 0")
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(mod.name for mod in self.modality)
+
+
+def _check_correlation(value: Any, K: int) -> float:
+    """data.presence_correlation as a float in [-1/(K-1), 1] (the equicorrelation matrix is PSD)."""
+    c = _need_float("data.presence_correlation", value)
+    lowest = -1.0 / (K - 1) if K > 1 else -1.0
+    # A hair of rounding below -1/(K-1) (e.g. -0.333... typed for K = 4) is the boundary itself.
+    if c < lowest - 1e-12 or c > 1.0:
+        raise ConfigError(
+            f"data.presence_correlation must be >= -1/(K-1) = {lowest:.6g} (K = {K} modalities) "
+            f"and <= 1, got {c:g} (one equal correlation for every pair of presence coins is a "
+            f"valid correlation matrix only in [-1/(K-1), 1])")
+    return max(c, lowest)
 
 
 @dataclass(frozen=True)

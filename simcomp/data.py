@@ -16,6 +16,7 @@ from itertools import product
 import numpy as np
 
 from .config import Config, ModalityConfig
+from .presence import correlated_presence, pattern_probabilities
 
 __all__ = [
     "IdentityDictionary",
@@ -168,12 +169,25 @@ def draw_dataset(
     label_rng: np.random.Generator,
     modality_rngs: list[np.random.Generator],
 ) -> Dataset:
-    """Draw ``n`` i.i.d. samples of the data of docs/model.md section 1, weighted 1/n."""
+    """Draw ``n`` i.i.d. samples of the data of docs/model.md section 1, weighted 1/n.
+
+    Each modality's stream draws its presence first, then its distractors and
+    noise.  Independent presence (c = 0) is one uniform per sample and
+    modality, as it always was; correlated presence (c != 0) takes one
+    standard normal per sample from each modality's stream instead and mixes
+    them (:func:`simcomp.presence.correlated_presence`), so every other draw
+    keeps its place in its stream.
+    """
     y = label_rng.choice(np.array([-1.0, 1.0]), size=n)
     Xs, presence = [], np.zeros((n, cfg.K), dtype=np.int8)
+    c = cfg.data.presence_correlation
+    if c != 0.0:
+        normals = np.stack([rng.standard_normal(n) for rng in modality_rngs], axis=1)
+        presence[:] = correlated_presence(normals, [mod.presence for mod in cfg.data.modality], c)
     for r, (mod, M, rng) in enumerate(zip(cfg.data.modality, dictionaries, modality_rngs)):
-        s = (rng.random(n) < mod.presence).astype(np.int8)
-        presence[:, r] = s
+        if c == 0.0:
+            presence[:, r] = (rng.random(n) < mod.presence).astype(np.int8)
+        s = presence[:, r]
         z = np.zeros((n, mod.dim))
         z[:, 0] = y * mod.beta * s
         if mod.distractors > 0:
@@ -199,13 +213,20 @@ def population_dataset(cfg: Config, dictionaries: list) -> Dataset:
     Training on this set is gradient descent on the population loss.
     Patterns are ordered with y outermost (-1 first), then s_1, ..., s_K as
     binary digits (0 first); patterns of probability 0 are kept, with weight 0.
+    With correlated presence (c != 0) P(s) is the orthant probability of
+    :func:`simcomp.presence.pattern_probabilities`; y is independent of s.
     """
     patterns = list(product((-1.0, 1.0), *([(0, 1)] * cfg.K)))
     y = np.array([pat[0] for pat in patterns])
     presence = np.array([pat[1:] for pat in patterns], dtype=np.int8).reshape(len(patterns), cfg.K)
     weight = np.full(len(patterns), 0.5)
-    for r, mod in enumerate(cfg.data.modality):
-        weight *= np.where(presence[:, r] == 1, mod.presence, 1.0 - mod.presence)
+    if cfg.data.presence_correlation == 0.0:
+        for r, mod in enumerate(cfg.data.modality):
+            weight *= np.where(presence[:, r] == 1, mod.presence, 1.0 - mod.presence)
+    else:
+        p_s = pattern_probabilities([mod.presence for mod in cfg.data.modality],
+                                    cfg.data.presence_correlation)
+        weight *= np.tile(p_s, 2)  # the same P(s) under y = -1 and y = +1
     Xs = [
         np.ascontiguousarray((y * mod.beta * presence[:, r])[:, None] * M[:, 0][None, :])
         for r, (mod, M) in enumerate(zip(cfg.data.modality, dictionaries))

@@ -22,6 +22,7 @@ NUMERIC_RANGES: dict[str, tuple[Any, Any, bool]] = {
     "seed": (0, 2**63 - 1, False),
     "data.n_train": (1, 10**9, False),
     "data.n_test": (1, 10**9, False),
+    "data.presence_correlation": (-1.0, 1.0, False),  # and >= -1/(K-1) (checked by DataConfig)
     "data.modality.dim": (1, 10**7, False),
     "data.modality.beta": (0.0, 1e6, True),
     "data.modality.presence": (0.0, 1.0, False),
