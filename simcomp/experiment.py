@@ -211,7 +211,8 @@ def expected_error(cfg: Config, data: ExperimentData, run):
             return theory.expected_test_error(
                 run.final_weights, [cfg.data.modality[r] for r in run.trained],
                 [data.dictionaries[r] for r in run.trained], model.learner, model.activation,
-                model.q, model.rho, points=EXPECTED_POINTS, replicates=EXPECTED_REPLICATES)
+                model.q, model.rho, points=EXPECTED_POINTS, replicates=EXPECTED_REPLICATES,
+                correlation=cfg.data.presence_correlation)
     except np.linalg.LinAlgError:
         return None
 

@@ -8,6 +8,8 @@ not share a mistake.  The derivations are in ``docs/theory.md``.
 Modules (imports flow downwards only):
 
 * :mod:`~simcomp.theory.activation` -- srelu and shared numeric helpers;
+* :mod:`~simcomp.theory.orthant` -- probabilities of the presence patterns
+  under correlated presence coins;
 * :mod:`~simcomp.theory.patterns` -- (y, s) patterns, presence fraction,
   margins and loss in alignment coordinates;
 * :mod:`~simcomp.theory.race` -- rates, learn times and the winner (5.1-5.3);
@@ -44,6 +46,7 @@ from __future__ import annotations
 from simcomp.theory.activation import srelu, srelu_prime
 from simcomp.theory.errors import test_error_coinflip, test_error_noiseless
 from simcomp.theory.expected_error import ExpectedTestError, expected_test_error
+from simcomp.theory.orthant import all_absent_probability, presence_pattern_probabilities
 from simcomp.theory.patterns import (
     pattern_margins,
     population_loss,
@@ -80,6 +83,8 @@ __all__ = [
     "race_learn_step_iterated",
     "race_learn_step_noisy",
     "population_patterns",
+    "presence_pattern_probabilities",
+    "all_absent_probability",
     "presence_fraction",
     "initial_gamma",
     "predicted_winner",

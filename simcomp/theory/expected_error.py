@@ -33,6 +33,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from simcomp.theory.activation import _check_form, srelu
+from simcomp.theory.orthant import presence_pattern_probabilities
 
 __all__ = [
     "ExpectedTestError",
@@ -186,6 +187,7 @@ def expected_test_error(
     points: int = 4096,
     replicates: int = 16,
     seed: int = 0,
+    correlation: float = 0.0,
 ) -> ExpectedTestError:
     """Expected test error of the fused network and of each encoder alone.
 
@@ -206,6 +208,9 @@ def expected_test_error(
         Independent random shifts (>= 2); their spread gives the standard error.
     seed : int
         Seed of the shifts and the distractor draws.
+    correlation : float
+        The presence correlation c of the data (docs/model.md section 1.1):
+        the presence patterns are weighted by their orthant probabilities.
 
     Returns
     -------
@@ -221,12 +226,13 @@ def expected_test_error(
     banks = 1 if learner == "symmetric" else 2
     encoders = encoders_from_weights(weights, modalities, dictionaries, banks)
     return expected_error_gaussian(encoders, banks, activation, q, rho,
-                                   points=points, replicates=replicates, seed=seed)
+                                   points=points, replicates=replicates, seed=seed,
+                                   correlation=correlation)
 
 
 def expected_error_gaussian(encoders: Sequence[GaussianEncoder], banks: int, activation: str,
                             q: float, rho: float, *, points: int = 4096, replicates: int = 16,
-                            seed: int = 0) -> ExpectedTestError:
+                            seed: int = 0, correlation: float = 0.0) -> ExpectedTestError:
     """:func:`expected_test_error` from each modality's :class:`GaussianEncoder`."""
     K = len(encoders)
     points, replicates = int(points), int(replicates)
@@ -246,7 +252,10 @@ def expected_error_gaussian(encoders: Sequence[GaussianEncoder], banks: int, act
     p = np.array([enc.presence for enc in encoders], dtype=float)
     combos = np.array(list(itertools.product([-1.0, 1.0], *([[0, 1]] * K))))
     ys, ss = combos[:, 0], combos[:, 1:].astype(int)
-    w_pat = 0.5 * np.prod(np.where(ss == 1, p, 1.0 - p), axis=1)
+    if correlation == 0.0:
+        w_pat = 0.5 * np.prod(np.where(ss == 1, p, 1.0 - p), axis=1)
+    else:  # same order: y outermost, then s_1 .. s_K
+        w_pat = 0.5 * np.tile(presence_pattern_probabilities(p, correlation), 2)
 
     fused_reps = np.zeros(reps)
     mod_reps = np.zeros((reps, K))

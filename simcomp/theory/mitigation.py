@@ -30,6 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import Config
+from .errors import test_error_coinflip
 from .patterns import population_patterns, presence_fraction
 from .race import initial_gamma, race_learn_step, rate
 
@@ -403,16 +404,17 @@ def teacher_alignment(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: floa
 
 
 def predictor_test_error(final_alignment, beta, presence, mix=None, learner: str = "symmetric",
-                         activation: str = "srelu", q: float = 3.0, rho: float = 1.0) -> float:
+                         activation: str = "srelu", q: float = 3.0, rho: float = 1.0,
+                         correlation: float = 0.0) -> float:
     """Noise-free test error of sign(sum_r mix_r phi_r) at the given alignments.
 
     Patterns are weighted by the distribution's presence probabilities; an
     output of exactly 0 counts half.  With ``mix`` ones this is the plain
     fused model's error; with the uni-modal runs' alignments stacked it is
-    the uni-modal ensemble's.
+    the uni-modal ensemble's.  ``correlation`` is the data's presence correlation.
     """
     a = np.asarray(final_alignment, dtype=np.float64)
-    y, s, w = population_patterns(presence)
+    y, s, w = population_patterns(presence, correlation)
     a, beta, y, s, w, form = _check_patterns(a, beta, y, s, w, learner, activation)
     mix = np.ones(beta.size) if mix is None else np.asarray(mix, dtype=np.float64).reshape(-1)
     phi = _Patterns(beta, y, s, w, float(q), float(rho), form).encoders(a)[4]
@@ -541,7 +543,8 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
                               teacher_alignment=aT, **common)
         err = predictor_test_error(dyn.final_alignment, beta, presence,
                                    params.get("mix") if name == "alternating" else None,
-                                   q=q, rho=rho, **common)
+                                   q=q, rho=rho, correlation=cfg.data.presence_correlation,
+                                   **common)
     # Learned alignments stay O(rho / beta) (they grow at most linearly after learning).
     diverged = not bool(np.all(np.abs(dyn.alignment) < 1e12))
     pi = presence_fraction(y_pat, s_pat, w_pat, model.banks)
@@ -555,7 +558,7 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
     finite = np.isfinite(race)
     winner = int(np.argmin(np.where(finite, race, np.inf))) if finite.any() else None
     learned = dyn.learned_step >= 0
-    coin = 0.5 * float(np.prod(1.0 - presence[learned])) if learned.any() else 0.5
+    coin = test_error_coinflip(learned, presence, cfg.data.presence_correlation)
     return MethodPrediction(
         method=name, trained=trained, kappa=kappa, kappa_effective=kappa_eff,
         race_learned_step=race, predicted_winner=winner, dynamics=dyn,

@@ -413,7 +413,8 @@ def noise_aware_predict(cfg: Config, trained: Sequence[int], alignment0, y, pres
     if np.isfinite(dyn.loss).all() and all(np.isfinite(G).all() for G in dyn.weight_gram):
         err = expected_error_gaussian(final_encoders(cfg, trained, dyn), cfg.model.banks,
                                       cfg.model.activation, cfg.model.q, cfg.model.rho,
-                                      points=points, replicates=replicates, seed=seed)
+                                      points=points, replicates=replicates, seed=seed,
+                                      correlation=cfg.data.presence_correlation)
     else:  # the predicted network diverged (as the run will, at this learning rate): no error
         nan = np.full(len(trained), np.nan)
         err = ExpectedTestError(math.nan, nan, math.nan, nan.copy())

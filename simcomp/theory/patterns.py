@@ -17,17 +17,21 @@ from typing import Sequence
 import numpy as np
 
 from simcomp.theory.activation import _act, _check_form, _sigmoid_neg, srelu, srelu_prime
+from simcomp.theory.orthant import presence_pattern_probabilities
 
 __all__ = ["population_patterns", "presence_fraction", "pattern_margins", "population_loss"]
 
 
-def population_patterns(presence: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def population_patterns(presence: Sequence[float],
+                        correlation: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All 2^(K+1) (y, s) patterns of the noise-free distribution and their probabilities.
 
     Order: ``itertools.product([-1, +1], [0, 1], ..., [0, 1])`` over
     ``(y, s_1, ..., s_K)``, i.e. index ``[y=+1] 2^K + sum_r s_r 2^(K-1-r)``.
-    P(y, s) = 1/2 prod_r p_r^s_r (1 - p_r)^(1 - s_r); patterns of probability
-    zero (p_r in {0, 1}) are kept.
+    P(y, s) = 1/2 P(s): with independent coins (``correlation`` c = 0)
+    P(s) = prod_r p_r^s_r (1 - p_r)^(1 - s_r), else the orthant probability of
+    :func:`simcomp.theory.orthant.presence_pattern_probabilities`.  Patterns
+    of probability zero (p_r in {0, 1}) are kept.
 
     Returns ``(y_pat (P,) float, s_pat (P, K) int, w_pat (P,) float)``.
     """
@@ -40,7 +44,10 @@ def population_patterns(presence: Sequence[float]) -> tuple[np.ndarray, np.ndarr
     rows = np.array(list(itertools.product([-1, 1], *([[0, 1]] * K))), dtype=np.int64)
     y_pat = rows[:, 0].astype(float)
     s_pat = rows[:, 1:]
-    w_pat = 0.5 * np.prod(np.where(s_pat == 1, p, 1.0 - p), axis=1)
+    if correlation == 0.0:
+        w_pat = 0.5 * np.prod(np.where(s_pat == 1, p, 1.0 - p), axis=1)
+    else:
+        w_pat = 0.5 * np.tile(presence_pattern_probabilities(p, correlation), 2)
     return y_pat, s_pat, w_pat
 
 

@@ -129,7 +129,8 @@ def predict(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat, w_pat
     the run's initial alignments and the patterns its training data (or the
     population patterns).  The race uses pi from those patterns; the reduced
     dynamics runs cfg.train.steps steps at eta = cfg.train.lr, recording every
-    cfg.train.trace_every steps; the test errors use the distribution's p_r.
+    cfg.train.trace_every steps; the test errors use the distribution's p_r
+    and presence correlation.
     For plain ReLU the race is the constant-drift case (q = 1).  When a
     trained modality has noise, the noise-aware race (extension,
     :func:`race_learn_step_noisy`, with |w_perp| = init_scale sqrt(d - 1)) is
@@ -139,6 +140,7 @@ def predict(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat, w_pat
     mods = [cfg.data.modality[r] for r in trained]
     beta = np.array([mod.beta for mod in mods])
     presence = np.array([mod.presence for mod in mods])
+    corr = cfg.data.presence_correlation
     model = cfg.model
     q, rho, thr, eta = model.q, model.rho, model.threshold, cfg.train.lr
     a0 = np.asarray(alignment0, dtype=float)
@@ -179,9 +181,9 @@ def predict(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat, w_pat
         predicted_learned_step=reduced.learned_step,
         learned_by_horizon=learned,
         test_error_noiseless=test_error_noiseless(
-            reduced.final_alignment, beta, presence, model.learner, model.activation, q, rho
-        ),
-        test_error_coinflip=test_error_coinflip(learned, presence),
+            reduced.final_alignment, beta, presence, model.learner, model.activation, q, rho,
+            corr),
+        test_error_coinflip=test_error_coinflip(learned, presence, corr),
         race_learned_step_noisy=race_noisy,
         modality_test_error_noiseless=np.array([
             test_error_noiseless(reduced.final_alignment[k:k + 1], beta[k:k + 1],
