@@ -1,6 +1,7 @@
 """results.csv: the columns of one experiment's row and the row itself, from :mod:`simcomp.results`.
 
-A row holds every modality's settings (:data:`SETTINGS`), then every quantity
+A row holds every modality's settings (:data:`SETTINGS`), the data's
+``presence_correlation``, then every quantity
 of :data:`simcomp.results.QUANTITIES` whose ``csv`` is set, in table order,
 then ``status``.  The table is read when a row is built, so an entry added to
 it appears here with no change to this module.  The sweep's store writes the
@@ -24,8 +25,9 @@ SETTINGS: tuple[str, ...] = tuple(f.name for f in fields(ModalityConfig) if f.na
 
 
 def setting_columns(names: Sequence[str]) -> list[str]:
-    """``<setting>_<M>`` for every modality setting of :data:`SETTINGS`, grouped by setting."""
-    return [f"{s}_{name}" for s in SETTINGS for name in names]
+    """``<setting>_<M>`` for every modality setting of :data:`SETTINGS`, grouped by setting,
+    then ``presence_correlation`` (data.presence_correlation, shared by the modalities)."""
+    return [f"{s}_{name}" for s in SETTINGS for name in names] + ["presence_correlation"]
 
 
 def _columns_of(q: results.Quantity, names: Sequence[str]) -> list[str]:
@@ -72,6 +74,7 @@ def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
     for s in SETTINGS:
         for r, name in enumerate(names):
             row[f"{s}_{name}"] = getattr(cfg.data.modality[r], s)
+    row["presence_correlation"] = cfg.data.presence_correlation
     experiment = results.experiment_view(exp)
     views = experiment.runs
     compared = results._best(experiment) is not None

@@ -39,6 +39,12 @@ def _noisy(run: dict[str, Any], mod: str, noise: dict[str, float]) -> str:
     return fmt_step(run["race_learned_step_noisy"][mod])
 
 
+def _correlation_note(data: dict[str, Any]) -> str:
+    """The header's mention of correlated presence coins; nothing when they are independent."""
+    c = data.get("presence_correlation", 0.0)
+    return "" if c == 0.0 else f"  presence correlation {c:g}"
+
+
 def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     """What ``simcomp simulate`` prints: per run, per modality, then the comparison."""
     cfg = summary["config"]
@@ -47,7 +53,7 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     lines = [
         f"simcomp {summary['simcomp_version']}  seed {summary['seed']}  mode {train['mode']}  "
         f"{model['learner']} learner (q={model['q']:g}, rho={model['rho']:g}, m={model['width']})  "
-        f"lr {train['lr']:g}, {train['steps']} steps",
+        f"lr {train['lr']:g}, {train['steps']} steps" + _correlation_note(cfg["data"]),
         "",
         f"{'run':<16}{'modality':<10}{'presence':>9}{'align(0)':>10}{'learned':>9}"
         f"{'race':>9}{'noisy race':>12}{'predicted':>11}{'align(T)':>10}{'encoder err':>13}",
@@ -135,7 +141,8 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
     """What ``simcomp theory`` prints: one block per planned run (rows of ``theory_summary``)."""
     lines = [
         f"predictions for seed {cfg.seed}: {cfg.model.learner} learner, q={cfg.model.q:g}, "
-        f"rho={cfg.model.rho:g}, lr {cfg.train.lr:g}, horizon {cfg.train.steps} steps",
+        f"rho={cfg.model.rho:g}, lr {cfg.train.lr:g}, horizon {cfg.train.steps} steps"
+        + _correlation_note({"presence_correlation": cfg.data.presence_correlation}),
         "",
         f"{'run':<16}{'modality':<10}{'presence':>9}{'align(0)':>10}{'rate':>10}"
         f"{'race':>9}{'reduced':>9}{'predicted':>11}{'by end':>8}{'encoder err':>13}",

@@ -170,3 +170,29 @@ def test_negative_correlation_population_mode_is_limited_in_size():
     with pytest.raises(ConfigError, match="data.population = true with data.presence_correlation"):
         small("data.population=true", "data.presence_correlation=-0.1", *extra)
     small("data.population=true", "data.presence_correlation=0.1", *extra)  # c >= 0: any K
+
+
+def test_outputs_carry_the_correlation(tmp_path, capsys):
+    """summary.json's resolved config, config.toml and the report header show c (header: c != 0)."""
+    import json
+    import tomllib
+
+    from simcomp.cli import main
+
+    argv = []
+    for item in ["data.n_train=64", "data.n_test=64", "data.modality.0.dim=6",
+                 "data.modality.1.dim=5", "model.width=2", "train.steps=20",
+                 "train.trace_every=10", "data.presence_correlation=0.4"]:
+        argv += ["--set", item]
+    assert main(["simulate", "--out", str(tmp_path / "c"), *argv]) == 0
+    out = capsys.readouterr().out
+    assert "presence correlation 0.4" in out.splitlines()[0]
+    summary = json.loads((tmp_path / "c" / "summary.json").read_text())
+    assert summary["config"]["data"]["presence_correlation"] == 0.4
+    toml = tomllib.loads((tmp_path / "c" / "config.toml").read_text())
+    assert toml["data"]["presence_correlation"] == 0.4
+    assert main(["theory", *argv]) == 0
+    assert "presence correlation 0.4" in capsys.readouterr().out.splitlines()[0]
+    plain = argv[:-2]
+    assert main(["theory", *plain]) == 0
+    assert "presence correlation" not in capsys.readouterr().out

@@ -155,8 +155,9 @@ def test_row_agrees_with_summary(compare, mode):
     for setting in result_csv.SETTINGS:
         for r, m in enumerate(names):
             assert row[f"{setting}_{m}"] == getattr(exp.cfg.data.modality[r], setting)
-    assert set(expected) | {f"{s}_{m}" for s in result_csv.SETTINGS for m in names} | {"status"} \
-        == set(result_csv.result_columns(names))
+    assert row["presence_correlation"] == exp.cfg.data.presence_correlation
+    assert set(expected) | {f"{s}_{m}" for s in result_csv.SETTINGS for m in names} | {
+        "status", "presence_correlation"} == set(result_csv.result_columns(names))
     # the record keeps the row as JSON; the CSV cell reads back to the same value
     assert json.loads(dumps_json(row)) == row
     for column, value in row.items():

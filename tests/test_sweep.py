@@ -213,6 +213,8 @@ def check_row_against_summary(row, cfg, names):
         for r, name in enumerate(names):
             assert row[f"{s}_{name}"] == cell(getattr(cfg.data.modality[r], s))
             checked.add(f"{s}_{name}")
+    assert row["presence_correlation"] == cell(cfg.data.presence_correlation)
+    checked.add("presence_correlation")
     assert row["status"] == "ok"
     assert checked | {"status"} == set(result_csv.result_columns(names))  # every column checked
     assert "seconds" not in row
@@ -272,6 +274,22 @@ def test_sweep_json_and_records(tmp_path):
     record = json.loads((tmp_path / "s" / "runs" / f"{plan.runs[1].run_id}.json").read_text())
     assert record["seed"] == plan.runs[1].seed and record["repeat"] == 1
     assert record["config"] == plan.runs[1].cfg.to_dict()
+
+
+def test_sweep_over_the_presence_correlation(tmp_path):
+    """data.presence_correlation is a grid key like any other; each row carries its value."""
+    plan = sw.plan_sweep(base("data.modality.0.presence=0.7", "data.modality.1.presence=0.6"),
+                         ["data.presence_correlation=-0.5,0,0.8"], 1)
+    sw.run_sweep(plan, tmp_path / "s", workers=1)
+    header, rows = read_csv(tmp_path / "s" / "results.csv")
+    assert header[0] == "data.presence_correlation" and "presence_correlation" in header
+    assert [r[0] for r in rows] == ["-0.5", "0.0", "0.8"]
+    assert [r[header.index("presence_correlation")] for r in rows] == ["-0.5", "0.0", "0.8"]
+    for run, values in zip(plan.runs, rows):
+        assert run.cfg.data.presence_correlation == float(values[0])
+        check_row_against_summary(dict(zip(header, values)), run.cfg, ("A", "B"))
+    with pytest.raises(ConfigError, match="data.presence_correlation must be >= -1/"):
+        sw.plan_sweep(base(*THIRD), ["data.presence_correlation=-0.6"], 1)
 
 
 # --------------------------------------------------------------------------- values and columns
