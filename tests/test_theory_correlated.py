@@ -177,3 +177,21 @@ def test_method_prediction_uses_the_correlation():
     assert ume(cfg).test_error_coinflip == pytest.approx(
         0.5 * pattern_probabilities([0.8, 0.7], 0.8)[0], abs=1e-13)
     assert ume(cfg0).test_error_coinflip == pytest.approx(0.5 * 0.2 * 0.3, abs=1e-15)
+
+
+def test_benchmark_small_grid_learned_steps_follow_the_correlated_theory():
+    """benchmarks/presence_correlation.py --quick: the theory with c tracks the measured learned
+    steps (median within the 3 % target) and does better than the theory that ignores c."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    bench = importlib.import_module("presence_correlation")
+    result = bench.main(["--quick"])
+    stats = result["stats"]
+    assert stats["n"] >= 3 and stats["mismatched"] == 0
+    assert stats["median"] <= bench.TARGET
+    ignored = bench.stats(result["rows"], "error_independent")
+    assert ignored["median"] > stats["median"]
+    assert "<!-- BEGIN presence_correlation -->" in result["section"]
