@@ -122,11 +122,17 @@ def measure(quick: bool):
 
 
 def stats(rows, key):
-    err = np.array([r[key] for r in rows if r[key] is not None], dtype=float)
+    err = np.sort(np.array([r[key] for r in rows if r[key] is not None], dtype=float))
     if err.size == 0:
         return None
-    return {"n": int(err.size), "median": float(np.median(err)),
-            "p90": float(np.quantile(err, 0.9)), "mismatched": int(np.sum(~np.isfinite(err)))}
+
+    def quantile(q):  # linear interpolation; inf where it reaches the infinite errors
+        with np.errstate(invalid="ignore"):
+            value = float(np.quantile(err, q))
+        return math.inf if math.isnan(value) else value
+
+    return {"n": int(err.size), "median": quantile(0.5), "p90": quantile(0.9),
+            "mismatched": int(np.sum(~np.isfinite(err)))}
 
 
 def fmt(s):
@@ -151,6 +157,8 @@ def report(rows, seconds: float, quick: bool) -> str:
         [[name] + fmt(stats(sub, "error")) + fmt(stats(sub, "error_independent"))[1:]
          for name, sub in groups if sub])
     met = overall is not None and overall["median"] <= TARGET
+    later_rows = [r for r in rows if r["role"] == "later"]
+    later, later_ind = stats(later_rows, "error"), stats(later_rows, "error_independent")
     g = grid(quick)
     lines = [
         BEGIN,
@@ -165,7 +173,12 @@ def report(rows, seconds: float, quick: bool) -> str:
         f"Median |measured / predicted - 1| = **{C.pct(overall['median'])}**, 90th percentile "
         f"{C.pct(overall['p90']) if math.isfinite(overall['p90']) else 'inf'} over "
         f"{overall['n']} learned modalities: target (median <= {TARGET:.0%}) "
-        f"{'met' if met else 'NOT met'}.",
+        f"{'met' if met else 'NOT met'}. The winners of the race are predicted almost exactly "
+        f"whatever c (their race depends only on the marginals p_r); the modalities learned "
+        f"after them, whose pace is set by the samples where the winners are silent, are the "
+        f"test of the correlated theory: median {C.pct(later['median'])}, 90th percentile "
+        f"{C.pct(later['p90'])} (ignoring c: {C.pct(later_ind['median'])} and "
+        f"{C.pct(later_ind['p90']) if math.isfinite(later_ind['p90']) else 'inf'}).",
         "",
         table,
         "",
@@ -192,10 +205,15 @@ def main(argv=None):
     seconds = time.perf_counter() - start
     section = report(rows, seconds, args.quick)
     overall = stats(rows, "error")
-    print(f"{NAME}: {overall['n']} learned modalities, median |ratio - 1| = "
-          f"{C.pct(overall['median'])}, 90th percentile = "
-          f"{C.pct(overall['p90']) if math.isfinite(overall['p90']) else 'inf'} "
-          f"(c ignored: median {C.pct(stats(rows, 'error_independent')['median'])})")
+    for label, sub in (("all", rows), ("later", [r for r in rows if r["role"] == "later"])):
+        s, ind = stats(sub, "error"), stats(sub, "error_independent")
+        if s is None:
+            continue
+        print(f"{NAME} ({label}): {s['n']} learned modalities, median |learned_step_ratio - 1| "
+              f"= {C.pct(s['median'])}, 90th percentile = "
+              f"{C.pct(s['p90']) if math.isfinite(s['p90']) else 'inf'} (c ignored: median "
+              f"{C.pct(ind['median'])}, 90th percentile "
+              f"{C.pct(ind['p90']) if math.isfinite(ind['p90']) else 'inf'})")
     if not args.quick:
         C.write_csv(NAME, rows)
         write_doc(section)

@@ -221,7 +221,7 @@ _PL_W = 0.5 * _PL_W
 
 
 def _orthant(b: np.ndarray, sigma: np.ndarray, c: float) -> float:
-    """P(sigma_r z_r < b_r for all r), z equicorrelated with c (any sign), by Plackett's identity."""
+    """P(sigma_r z_r < b_r for all r), z equicorrelated with c (any sign), by Plackett."""
     return float(_orthant_batch(np.asarray(b, dtype=float)[None, :], sigma,
                                 np.array([float(c)]))[0])
 

@@ -58,7 +58,7 @@ def test_complex_shift_equals_the_bivariate_cdf_for_two(p, c):
 @pytest.mark.parametrize("p, c", [([0.8, 0.3, 0.6], -0.45), ([0.8, 0.3, 0.6], -0.25),
                                   ([0.7, 0.55, 0.4, 0.9], -0.3), ([0.8, 0.3, 0.6], 0.7)])
 def test_orthant_probabilities_against_monte_carlo(p, c):
-    """10^6 Gaussians drawn here (Cholesky of the correlation matrix), within 4.5 standard errors."""
+    """10^6 Gaussians drawn here (Cholesky of the correlation), within 4.5 standard errors."""
     K, n = len(p), 1_000_000
     R = (1 - c) * np.eye(K) + c * np.ones((K, K))
     z = np.random.default_rng(11).standard_normal((n, K)) @ np.linalg.cholesky(R).T
@@ -99,7 +99,8 @@ def _population_cfg(c, learner, K=2, extra=()):
             f"data.presence_correlation={c}"]
     base += [f"data.modality.{r}.noise=0.0" for r in range(K)]
     if K == 3:
-        base += ["data.modality.2.dim=3", "data.modality.2.beta=1.3", "data.modality.2.presence=0.5"]
+        base += ["data.modality.2.dim=3", "data.modality.2.beta=1.3",
+                 "data.modality.2.presence=0.5"]
     return build_config(None, base + list(extra))
 
 
