@@ -348,6 +348,7 @@ _FLOAT_KEYS = {
     "data.modality.1.noise": "data.modality.noise",
     "data.modality.0.distractor_strength": "data.modality.distractor_strength",
     "data.modality.1.presence": "data.modality.presence",
+    "data.presence_correlation": "data.presence_correlation",  # K = 2: the whole [-1, 1]
     "model.q": "model.q",
     "model.rho": "model.rho",
     "model.init_scale": "model.init_scale",

@@ -196,3 +196,27 @@ def test_benchmark_small_grid_learned_steps_follow_the_correlated_theory():
     ignored = bench.stats(result["rows"], "error_independent")
     assert ignored["median"] > stats["median"]
     assert "<!-- BEGIN presence_correlation -->" in result["section"]
+
+
+def test_noise_aware_prediction_weighs_its_test_error_by_the_correlation(monkeypatch):
+    """The noise-aware prediction's expected test error is taken with the data's correlation."""
+    from simcomp.theory import noisy_dynamics
+
+    seen = []
+    real = noisy_dynamics.expected_error_gaussian
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("correlation"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(noisy_dynamics, "expected_error_gaussian", spy)
+    cfg = build_config(None, ["data.n_train=64", "data.n_test=64", "data.modality.0.dim=6",
+                              "data.modality.1.dim=5", "model.width=2", "train.steps=20",
+                              "data.presence_correlation=-0.4"])
+    data = make_experiment_data(cfg)
+    from simcomp.experiment import predict_run
+    from simcomp.trace import geometry
+
+    a0 = geometry(data.init, data.dictionaries)[0]
+    pred = predict_run(cfg, data, [0, 1], a0, noise_aware=True)
+    assert pred.noise_aware is not None and seen == [-0.4]
