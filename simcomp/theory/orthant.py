@@ -183,9 +183,10 @@ def _one_factor(h: np.ndarray, sign: np.ndarray, c: float) -> np.ndarray:
         t = np.arange(-13.0, 13.0 + 0.5 * step, step)
         w = step * np.exp(-0.5 * t * t) / math.sqrt(2.0 * math.pi)
     arg = (h[None, :] - root_c * t[:, None]) / root_1c  # (N, K)
+    present, absent = _phi_cdf(arg), _phi_cdf(-arg)  # P(s_r = 1 | t), P(s_r = 0 | t)
     out = np.empty(sign.shape[0])
     for i, sg in enumerate(sign):
-        out[i] = w @ np.prod(_phi_cdf(sg[None, :] * arg), axis=1)
+        out[i] = w @ np.prod(np.where(sg[None, :] > 0, present, absent), axis=1)
     return out
 
 
@@ -251,9 +252,10 @@ def _complex_factor(h: np.ndarray, sign: np.ndarray, c: float) -> np.ndarray:
     T = min(math.sqrt(80.0 / decay), 2000.0)
     step = 0.2
     t = np.arange(-T, T + 0.5 * step, step)
+    w = (h[None, :] - 1j * s * t[:, None]) / a  # sigma_r = +1; sigma_r = -1 is -w
+    log_present, log_absent = _log_phi_complex(w), _log_phi_complex(-w)
     out = np.empty(sign.shape[0])
     for i, sg in enumerate(sign):
-        w = ((sg * h)[None, :] - 1j * s * sg[None, :] * t[:, None]) / a
-        log_f = _log_phi_complex(w).sum(axis=1) - 0.5 * t * t
+        log_f = np.where(sg[None, :] > 0, log_present, log_absent).sum(axis=1) - 0.5 * t * t
         out[i] = step / math.sqrt(2.0 * math.pi) * float(np.exp(log_f).real.sum())
     return np.maximum(out, 0.0)
