@@ -19,6 +19,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import fusion_config as _fusion
 from .method_config import METHOD_KEYS, METHODS, MethodConfig
 from .overrides import set_path
 from .validation import (  # noqa: F401  (re-exported: the checks belong to every table)
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 LEARNERS = ("symmetric", "class_banks")
-ACTIVATIONS = ("srelu", "relu")
+ACTIVATIONS = ("srelu", "relu", "linear")  # linear: fusion engine only (fusion_config)
 MODES = ("joint", "unimodal", "compare")
 DTYPES = ("float64", "float32")
 DICTIONARIES = ("identity", "random")
@@ -98,6 +99,8 @@ class ModalityConfig:
     distractors: int = 0
     distractor_strength: float = 0.0
     dictionary: str = "identity"
+    # ---- fusion engine (simcomp.fusion_config): Gaussian data only
+    std: float = 1.0
 
     def __post_init__(self) -> None:
         where = f"data.modality[{self.name}]"
@@ -131,6 +134,7 @@ class ModalityConfig:
                         **_bounds("data.modality.distractor_strength")),
         )
         _need_choice(f"{where}.dictionary", self.dictionary, DICTIONARIES)
+        _fusion.check_modality(self, where)  # fusion engine
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,11 @@ class DataConfig:
     n_test: int = 4096
     population: bool = False
     presence_correlation: float = 0.0
+    # ---- fusion engine (simcomp.fusion_config): Gaussian data
+    kind: str = "sparse_coding"
+    correlation: float = 0.0
+    label_noise: float = 0.0
+    covariance: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.modality, tuple) or not self.modality:
@@ -168,7 +177,8 @@ class DataConfig:
         _need_bool("data.population", self.population)
         object.__setattr__(self, "presence_correlation",
                            _check_correlation(self.presence_correlation, len(self.modality)))
-        if self.population:
+        _fusion.check_data(self)  # fusion engine
+        if self.population and self.kind == "sparse_coding":
             for mod in self.modality:
                 if mod.noise != 0.0 or mod.distractors != 0:
                     raise ConfigError(
@@ -219,12 +229,19 @@ class ModelConfig:
     rho: float = 1.0
     init_scale: float = 0.01
     learned_threshold: float | None = None
+    # ---- fusion engine (simcomp.fusion_config, docs/architectures.md)
+    architecture: str = "late_fusion"
+    head: str = "fixed"
+    depth: int = 2
+    fusion_layer: int = 0
 
     def __post_init__(self) -> None:
         _need_choice("model.learner", self.learner, LEARNERS)
         _need_int("model.width", self.width, **_bounds("model.width"))
         _need_choice("model.activation", self.activation, ACTIVATIONS)
-        if self.learner == "symmetric" and self.activation == "relu":
+        _fusion.check_model(self)  # fusion engine
+        if (self.learner == "symmetric" and self.activation == "relu"
+                and not _fusion.uses_fusion_engine(self)):
             raise ConfigError(
                 "model.activation = 'relu' needs model.learner = 'class_banks' "
                 "(the symmetric learner is built from srelu only)"
@@ -276,6 +293,8 @@ class TrainConfig:
     threads: int = 0
     batch_size: int = 0
     noise_theory: bool = True
+    # ---- fusion engine (simcomp.fusion_config)
+    loss: str = "logistic"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", _need_float("train.lr", self.lr, **_bounds("train.lr")))
@@ -288,6 +307,7 @@ class TrainConfig:
         _need_int("train.threads", self.threads, **_bounds("train.threads"))
         _need_int("train.batch_size", self.batch_size, **_bounds("train.batch_size"))
         _need_bool("train.noise_theory", self.noise_theory)
+        _fusion.check_train(self)  # fusion engine
 
 
 @dataclass(frozen=True)
@@ -306,6 +326,7 @@ class Config:
             raise ConfigError(f"method must be a [method] table, got {self.method!r}")
         object.__setattr__(self, "method", self.method.resolved(self.K))
         _check_batch_size(self.train.batch_size, self.data)
+        _fusion.check_config(self)  # fusion engine
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -321,6 +342,7 @@ class Config:
         out["data"]["modality"] = [dict(mod) for mod in out["data"]["modality"]]
         if out["model"]["learned_threshold"] is None:
             del out["model"]["learned_threshold"]
+        _fusion.drop_defaults(out)  # fusion engine: keys at their defaults left out
         return {"seed": out["seed"], "data": out["data"], "model": out["model"], "train": out["train"],
                 "method": self.method.to_dict()}
 
