@@ -1,0 +1,343 @@
+"""Compiled forward and backward passes of the fusion engine's layer chain.
+
+One pass serves every architecture (docs/architectures.md): the network is a
+table of bias-free dense layers, ``layout[l] = (offset, rows, cols, source,
+index, activated)``, whose weights sit row-major in one flat vector
+``theta[offset : offset + rows * cols]``.  ``source`` says what layer l
+reads:
+
+- ``SRC_MODALITY``: modality ``index``'s input, columns ``col0[index]`` ..
+  ``col0[index] + cols - 1`` of a sample;
+- ``SRC_LAYER``: the output of layer ``index`` (an earlier layer);
+- ``SRC_CONCAT``: the outputs of the layers listed in ``concat``, end to end
+  (each modality's last encoder layer);
+- ``SRC_INPUT``: the whole input vector (early fusion).
+
+Layers are listed so that every source comes before its reader; the last
+layer has one row, the network's output.  ``activated`` is 1 where the
+activation follows the layer.  Activations: 0 linear, 1 ReLU, 2 srelu(q, rho)
+(docs/model.md section 2).  Everything here takes arrays and scalars only;
+the architecture modules (simcomp/models/) build the tables.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .._jit import jit, jit_parallel
+
+__all__ = ["SRC_MODALITY", "SRC_LAYER", "SRC_CONCAT", "SRC_INPUT", "ACT_CODES", "LOSS_CODES"]
+
+SRC_MODALITY, SRC_LAYER, SRC_CONCAT, SRC_INPUT = 0, 1, 2, 3
+ACT_CODES = {"linear": 0, "relu": 1, "srelu": 2}
+LOSS_CODES = {"logistic": 0, "mse": 1}
+
+
+@jit()
+def _act(z, code, q, rho):
+    """The activation and its derivative at z."""
+    if code == 0:
+        return z, 1.0
+    if code == 1:
+        return (z, 1.0) if z > 0.0 else (0.0, 0.0)
+    if z <= 0.0:
+        return 0.0, 0.0
+    if z > rho:
+        return z - (1.0 - 1.0 / q) * rho, 1.0
+    t = (z / rho) ** (q - 1.0)
+    return z * t / q, t
+
+
+@jit()
+def _forward(theta, layout, concat, col0, x, act, q, rho, Z, A, D):
+    """One input x through the chain: pre-activations Z, outputs A, derivatives D."""
+    for l in range(layout.shape[0]):
+        off, rows, cols, src, idx, on = (layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3],
+                                         layout[l, 4], layout[l, 5])
+        for i in range(rows):
+            base = off + i * cols
+            s = 0.0
+            if src == 0:
+                c0 = col0[idx]
+                for j in range(cols):
+                    s += theta[base + j] * x[c0 + j]
+            elif src == 1:
+                for j in range(cols):
+                    s += theta[base + j] * A[idx, j]
+            elif src == 2:
+                j = 0
+                for c in range(concat.shape[0]):
+                    src_l = concat[c]
+                    for u in range(layout[src_l, 1]):
+                        s += theta[base + j] * A[src_l, u]
+                        j += 1
+            else:
+                for j in range(cols):
+                    s += theta[base + j] * x[j]
+            Z[l, i] = s
+            if on == 1:
+                a, d = _act(s, act, q, rho)
+                A[l, i] = a
+                D[l, i] = d
+            else:
+                A[l, i] = s
+                D[l, i] = 1.0
+    return A[layout.shape[0] - 1, 0]
+
+
+@jit()
+def _backward(theta, layout, concat, col0, x, e, A, D, dA, grad):
+    """Add e * d f(x) / d theta to grad (after :func:`_forward` on the same x)."""
+    nl = layout.shape[0]
+    for l in range(nl):
+        for i in range(layout[l, 1]):
+            dA[l, i] = 0.0
+    dA[nl - 1, 0] = e
+    for l in range(nl - 1, -1, -1):
+        off, rows, cols, src, idx = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3], layout[l, 4]
+        for i in range(rows):
+            dz = dA[l, i] * D[l, i]
+            if dz == 0.0:
+                continue
+            base = off + i * cols
+            if src == 0:
+                c0 = col0[idx]
+                for j in range(cols):
+                    grad[base + j] += dz * x[c0 + j]
+            elif src == 1:
+                for j in range(cols):
+                    grad[base + j] += dz * A[idx, j]
+                    dA[idx, j] += dz * theta[base + j]
+            elif src == 2:
+                j = 0
+                for c in range(concat.shape[0]):
+                    src_l = concat[c]
+                    for u in range(layout[src_l, 1]):
+                        grad[base + j] += dz * A[src_l, u]
+                        dA[src_l, u] += dz * theta[base + j]
+                        j += 1
+            else:
+                for j in range(cols):
+                    grad[base + j] += dz * x[j]
+
+
+@jit()
+def _loss_and_slope(f, y, loss):
+    """Per-sample loss and its derivative in f: logistic log(1 + e^(-y f)) or (f - y)^2 / 2."""
+    if loss == 1:
+        r = f - y
+        return 0.5 * r * r, r
+    m = -y * f
+    value = m + math.log1p(math.exp(-m)) if m > 0.0 else math.log1p(math.exp(m))
+    # d/df = -y sigmoid(m), evaluated without overflowing exp
+    slope = -y * math.exp(m) / (1.0 + math.exp(m)) if m < 0.0 else -y / (1.0 + math.exp(-m))
+    return value, slope
+
+
+def _scratch(layout):
+    width = int(layout[:, 1].max())
+    nl = layout.shape[0]
+    return (np.zeros((nl, width)), np.zeros((nl, width)), np.zeros((nl, width)),
+            np.zeros((nl, width)))
+
+
+@jit()
+def _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, grad, fx, Z, A, D, dA):
+    """Full-batch loss sum_i w_i l(f(x_i), y_i); its gradient into grad; outputs into fx."""
+    for p in range(grad.shape[0]):
+        grad[p] = 0.0
+    total = 0.0
+    for i in range(X.shape[0]):
+        f = _forward(theta, layout, concat, col0, X[i], act, q, rho, Z, A, D)
+        value, slope = _loss_and_slope(f, y[i], loss)
+        fx[i] = f
+        total += w[i] * value
+        _backward(theta, layout, concat, col0, X[i], w[i] * slope, A, D, dA, grad)
+    return total
+
+
+@jit()
+def _moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q, rho, grad, c, Z, A, D, dA):
+    """Squared loss through moments: f(x) = sum_k phi_k(x) f(U_k), so the mean loss is
+    (c G c - 2 h c + yy) / 2 with c_k = f(U_k), and its gradient is sum_k g_k df(U_k),
+    g = G c - h (docs/architectures.md)."""
+    P = U.shape[0]
+    for k in range(P):
+        c[k] = _forward(theta, layout, concat, col0, U[k], act, q, rho, Z, A, D)
+    for p in range(grad.shape[0]):
+        grad[p] = 0.0
+    total = yy
+    for k in range(P):
+        g = -h[k]
+        for j in range(P):
+            g += G[k, j] * c[j]
+        total += c[k] * (g - h[k])
+        _forward(theta, layout, concat, col0, U[k], act, q, rho, Z, A, D)
+        _backward(theta, layout, concat, col0, U[k], g, A, D, dA, grad)
+    return 0.5 * total
+
+
+@jit()
+def _record(t, every, proj, c, loss_value, tw, losses):
+    """Store the loss and the total weights proj @ c of record t // every."""
+    r = t // every
+    losses[r] = loss_value
+    for k in range(proj.shape[0]):
+        s = 0.0
+        for j in range(proj.shape[1]):
+            s += proj[k, j] * c[j]
+        tw[r, k] = s
+
+
+@jit()
+def _gd_moments(theta, mask, layout, concat, col0, U, G, h, yy, act, q, rho, lr, steps, every,
+                proj, tw, losses):
+    """Full-batch GD through moments; returns the first step whose loss was not finite (or -1)."""
+    Z, A, D, dA = np.zeros((layout.shape[0], layout[:, 1].max())), np.zeros(
+        (layout.shape[0], layout[:, 1].max())), np.zeros((layout.shape[0], layout[:, 1].max())), \
+        np.zeros((layout.shape[0], layout[:, 1].max()))
+    grad = np.zeros(theta.shape[0])
+    c = np.zeros(U.shape[0])
+    for t in range(steps + 1):
+        value = _moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q, rho, grad, c,
+                                 Z, A, D, dA)
+        if t % every == 0:
+            _record(t, every, proj, c, value, tw, losses)
+        if not math.isfinite(value):
+            return t
+        if t == steps:
+            break
+        for p in range(theta.shape[0]):
+            theta[p] -= lr * mask[p] * grad[p]
+    return -1
+
+
+@jit()
+def _gd_samples(theta, mask, layout, concat, col0, X, y, w, loss, act, q, rho, lr, steps, every,
+                proj, tw, losses):
+    """Full-batch GD over the samples; the total weights are proj @ (X^T (w * f))."""
+    Z, A, D, dA = np.zeros((layout.shape[0], layout[:, 1].max())), np.zeros(
+        (layout.shape[0], layout[:, 1].max())), np.zeros((layout.shape[0], layout[:, 1].max())), \
+        np.zeros((layout.shape[0], layout[:, 1].max()))
+    grad = np.zeros(theta.shape[0])
+    fx = np.zeros(X.shape[0])
+    xf = np.zeros(X.shape[1])
+    for t in range(steps + 1):
+        value = _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, grad,
+                                 fx, Z, A, D, dA)
+        if t % every == 0:
+            for j in range(X.shape[1]):
+                xf[j] = 0.0
+            for i in range(X.shape[0]):
+                for j in range(X.shape[1]):
+                    xf[j] += w[i] * fx[i] * X[i, j]
+            _record(t, every, proj, xf, value, tw, losses)
+        if not math.isfinite(value):
+            return t
+        if t == steps:
+            break
+        for p in range(theta.shape[0]):
+            theta[p] -= lr * mask[p] * grad[p]
+    return -1
+
+
+@jit_parallel()
+def _gd_moments_batch(thetas, mask, layout, concat, col0, U, Gs, hs, yys, act, q, rho, lr, steps,
+                      every, projs, tws, losses, failed):
+    """:func:`_gd_moments` for a group of same-shape runs, one thread per run."""
+    for r in prange(thetas.shape[0]):
+        failed[r] = _gd_moments(thetas[r], mask, layout, concat, col0, U, Gs[r], hs[r], yys[r],
+                                act, q, rho, lr, steps, every, projs[r], tws[r], losses[r])
+
+
+@jit_parallel()
+def _gd_samples_batch(thetas, mask, layout, concat, col0, Xs, ys, w, loss, act, q, rho, lr, steps,
+                      every, projs, tws, losses, failed):
+    """:func:`_gd_samples` for a group of same-shape runs, one thread per run."""
+    for r in prange(thetas.shape[0]):
+        failed[r] = _gd_samples(thetas[r], mask, layout, concat, col0, Xs[r], ys[r], w, loss, act,
+                                q, rho, lr, steps, every, projs[r], tws[r], losses[r])
+
+
+# --------------------------------------------------------------------------- wrappers
+
+
+def outputs(theta, layout, concat, col0, X, act, q=3.0, rho=1.0):
+    """The network's output at every row of X (n, D)."""
+    Z, A, D, _ = _scratch(layout)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    return np.array([_forward(theta, layout, concat, col0, X[i], int(act), float(q), float(rho),
+                              Z, A, D) for i in range(X.shape[0])])
+
+
+def sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q=3.0, rho=1.0):
+    """The weighted loss sum_i w_i l(f(x_i), y_i) and its gradient in theta.
+
+    Returns
+    -------
+    (float, ndarray)
+        The loss and the gradient (same shape as theta).
+    """
+    Z, A, D, dA = _scratch(layout)
+    grad = np.zeros_like(theta)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    value = _sample_gradient(np.ascontiguousarray(theta, dtype=np.float64), layout, concat, col0,
+                             X, np.asarray(y, dtype=np.float64), np.asarray(w, dtype=np.float64),
+                             int(loss), int(act), float(q), float(rho), grad,
+                             np.zeros(X.shape[0]), Z, A, D, dA)
+    return value, grad
+
+
+def moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q=3.0, rho=1.0):
+    """The mean squared loss (c G c - 2 h c + yy) / 2, c_k = f(U_k), and its gradient."""
+    Z, A, D, dA = _scratch(layout)
+    grad = np.zeros_like(theta)
+    value = _moment_gradient(np.ascontiguousarray(theta, dtype=np.float64), layout, concat, col0,
+                             np.ascontiguousarray(U, dtype=np.float64),
+                             np.ascontiguousarray(G, dtype=np.float64),
+                             np.ascontiguousarray(h, dtype=np.float64), float(yy), int(act),
+                             float(q), float(rho), grad, np.zeros(U.shape[0]), Z, A, D, dA)
+    return value, grad
+
+
+def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs):
+    """Run full-batch GD for a group of same-shape runs in one compiled call.
+
+    Parameters
+    ----------
+    route : {"moments", "samples"}
+    thetas : ndarray (R, n_params)
+        Initial weights, updated in place.
+    mask : ndarray (n_params,)
+        1.0 where a weight is trained, 0.0 where it is fixed.
+    net : tuple
+        ``(layout, concat, col0, act, q, rho)``.
+    data : tuple
+        ``(U, Gs, hs, yys)`` for moments, ``(Xs, ys, w, loss)`` for samples.
+    projs : ndarray (R, K, P)
+        Total weights per modality = projs[r] @ c.
+
+    Returns
+    -------
+    (tws, losses, failed)
+        (R, records, K) total weights, (R, records) losses, (R,) first non-finite step or -1.
+    """
+    layout, concat, col0, act, q, rho = net
+    R, K = thetas.shape[0], projs.shape[1]
+    records = steps // every + 1
+    tws = np.full((R, records, K), np.nan)
+    losses = np.full((R, records), np.nan)
+    failed = np.zeros(R, dtype=np.int64)
+    args = (float(lr), int(steps), int(every), np.ascontiguousarray(projs, dtype=np.float64), tws,
+            losses, failed)
+    common = (thetas, np.asarray(mask, dtype=np.float64), layout, concat, col0)
+    if route == "moments":
+        U, Gs, hs, yys = data
+        _gd_moments_batch(*common, U, Gs, hs, yys, int(act), float(q), float(rho), *args)
+    else:
+        Xs, ys, w, loss = data
+        _gd_samples_batch(*common, Xs, ys, w, int(loss), int(act), float(q), float(rho), *args)
+    return tws, losses, failed
