@@ -1,0 +1,298 @@
+"""Training on the fusion engine: data, the gradient route, batched GD, the trace quantities.
+
+A configuration with a trainable head, early or deep fusion, Gaussian data,
+the linear activation or the squared loss runs here instead of the original
+late-fusion kernels (docs/architectures.md).  One run trains the joint model
+on all modalities.  What it records, per record step: the loss and each
+modality's *total weight*; from those come ``half_step`` and
+``misattribution`` (docs/fusion.md).
+
+Total weight of modality r: the coefficient of the linear map from x_r to
+the output, projected on the target's coefficients a_r and divided by
+|a_r|^2 (1 when the modality is learned exactly).  For a linear network it is
+the product of the layers restricted to x_r; for a nonlinear one, the
+least-squares linear read-out of the network's outputs on the training
+inputs.  For sparse-coding data a_r is the modality's class-mean direction
+on the training set.
+
+Random streams (children of ``SeedSequence(cfg.seed)``): 6 the Gaussian
+training set, 7 the fusion engine's initial weights; the sparse-coding data
+come from :mod:`simcomp.data` as for the original model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import Config
+from .fusion_config import fusion_layer
+from .kernels.fusion_net import ACT_CODES, LOSS_CODES, gd_batch
+from .models.registry import network
+
+__all__ = ["FusionRun", "prepare", "train_fusion", "gaussian_covariance", "half_steps",
+           "misattribution_of", "initial_magnitudes"]
+
+_STREAM_GAUSS, _STREAM_FUSION_INIT = 6, 7
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
+
+def gaussian_covariance(cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The input covariance and the target's coefficients (ones) of Gaussian data.
+
+    Without ``data.covariance``: within a modality std_r^2 I; across
+    modalities r, s, correlation * std_r * std_s between their i-th
+    coordinates (i < min(d_r, d_s)).
+    """
+    dims = [mod.dim for mod in cfg.data.modality]
+    D = sum(dims)
+    if cfg.data.covariance is not None:
+        return np.array(cfg.data.covariance, dtype=np.float64), np.ones(D)
+    cov = np.zeros((D, D))
+    col0 = np.concatenate([[0], np.cumsum(dims)[:-1]])
+    stds = [mod.std for mod in cfg.data.modality]
+    for r, dr in enumerate(dims):
+        for s, ds in enumerate(dims):
+            for i in range(min(dr, ds)):
+                value = stds[r] ** 2 if r == s else cfg.data.correlation * stds[r] * stds[s]
+                cov[col0[r] + i, col0[s] + i] = value
+    if np.linalg.eigvalsh(cov).min() <= 0:
+        raise ValueError("data.correlation makes the covariance singular for these modalities; "
+                         "give data.covariance instead")
+    return cov, np.ones(D)
+
+
+@dataclass
+class FusionRun:
+    """One prepared run: everything its compiled call needs, and its names."""
+
+    cfg: Config
+    names: tuple
+    net: object
+    theta0: np.ndarray
+    mask: np.ndarray
+    route: str
+    data: tuple
+    proj: np.ndarray
+    key: tuple
+    extra: dict = field(default_factory=dict)
+
+
+def _reference_coefficients(cfg, X, y, w, target):
+    """a: the target's coefficients (Gaussian) or each modality's class-mean direction."""
+    if target is not None:
+        return target
+    return X.T @ (w * y)
+
+
+def _proj_rows(a, col0, dims):
+    rows = np.zeros((len(dims), a.shape[0]))
+    for r, (c0, d) in enumerate(zip(col0, dims)):
+        seg = a[c0:c0 + d]
+        rows[r, c0:c0 + d] = seg / max(float(seg @ seg), 1e-300)
+    return rows
+
+
+def _relu_probes(dims):
+    """Probes +e_r, -e_r and features (x_r^+, (-x_r)^+) of 1-d modalities fused at the end."""
+    K = len(dims)
+    U = np.zeros((2 * K, K))
+    for r in range(K):
+        U[2 * r, r], U[2 * r + 1, r] = 1.0, -1.0
+    return U
+
+
+def _relu_features(X):
+    K = X.shape[1]
+    phi = np.empty((X.shape[0], 2 * K))
+    phi[:, 0::2] = np.maximum(X, 0.0)
+    phi[:, 1::2] = np.maximum(-X, 0.0)
+    return phi
+
+
+def _route(cfg: Config, net) -> str:
+    m = cfg.model
+    if cfg.train.loss != "mse":
+        return "samples"
+    if m.activation == "linear":
+        return "moments"
+    dims = [mod.dim for mod in cfg.data.modality]
+    if m.activation == "relu" and net.fusion_layer == net.depth and all(d == 1 for d in dims):
+        return "moments"
+    return "samples"
+
+
+def initial_magnitudes(cfg: Config, net, theta) -> list:
+    """Each modality's initial total-weight magnitude for two-layer late fusion:
+    sum_j (v_j + w_j)^2 / 4 over its hidden units (1-d modalities), the theory's u0.
+
+    Under GD toward a positive total weight, v + w grows and v - w decays, so
+    the product v w starts its growth from (v + w)^2 / 4 (signs kept, v >= 0)."""
+    if net.depth != 2 or net.fusion_layer != 2:
+        return [cfg.model.init_scale ** 2] * cfg.K
+    head = theta[net.head]
+    out = []
+    for r in range(cfg.K):
+        off, rows, cols = net.layout[r, :3]
+        W = theta[off:off + rows * cols].reshape(rows, cols)
+        v = head[r * rows:(r + 1) * rows]
+        w = W[:, 0] * np.sign(v) if cols == 1 else np.linalg.norm(W, axis=1)
+        out.append(float(np.sum((np.abs(v) + w) ** 2) / 4.0))
+    return out
+
+
+def prepare(cfg: Config) -> FusionRun:
+    """Data, network, initial weights and gradient route of one fusion-engine run."""
+    dims = [mod.dim for mod in cfg.data.modality]
+    net = network(cfg.model, dims)
+    fixed = cfg.model.head == "fixed"
+    theta0 = net.init(_rng(cfg.seed, _STREAM_FUSION_INIT), cfg.model.init_scale, fixed)
+    route = _route(cfg, net)
+    loss = LOSS_CODES[cfg.train.loss]
+    target = None
+    if cfg.data.kind == "gaussian":
+        cov, target = gaussian_covariance(cfg)
+        noise = cfg.data.label_noise
+        if cfg.data.population:
+            X = None
+        else:
+            rng = _rng(cfg.seed, _STREAM_GAUSS)
+            X = rng.standard_normal((cfg.data.n_train, cov.shape[0])) @ np.linalg.cholesky(cov).T
+            y = X @ target + noise * rng.standard_normal(cfg.data.n_train)
+            if cfg.train.loss == "logistic":
+                y = np.where(y >= 0.0, 1.0, -1.0)
+    else:
+        from .data import make_experiment_data
+
+        train = make_experiment_data(cfg).train
+        X, y = np.concatenate(train.X, axis=1), train.y.astype(np.float64)
+        cov = None
+    n = None if X is None else X.shape[0]
+    w = None if X is None else np.full(n, 1.0 / n)
+    a = _reference_coefficients(cfg, X, y, w, target)
+    rows = _proj_rows(a, net.col0, dims)
+    if route == "moments":
+        if cfg.model.activation == "linear":
+            U = np.eye(sum(dims))
+            if X is None:
+                G, h = cov, cov @ target
+                yy = float(target @ cov @ target + cfg.data.label_noise ** 2)
+            else:
+                G, h, yy = X.T @ X / n, X.T @ y / n, float(y @ y / n)
+            proj = rows
+        else:
+            U = _relu_probes(dims)
+            phi = _relu_features(X)
+            G, h, yy = phi.T @ phi / n, phi.T @ y / n, float(y @ y / n)
+            proj = rows @ np.linalg.pinv(X.T @ X / n) @ (X.T @ phi / n)
+        data = (U, G, h, yy)
+        key = ("moments", U.shape)
+    else:
+        proj = rows @ np.linalg.pinv(X.T @ X / n)
+        data = (np.ascontiguousarray(X), y, w, loss)
+        key = ("samples", X.shape, loss)
+    key = key + (net.layout.tobytes(), cfg.model.activation, cfg.model.q, cfg.model.rho,
+                 cfg.train.lr, cfg.train.steps, cfg.train.trace_every, fixed)
+    extra = {"u0": initial_magnitudes(cfg, net, theta0),
+             "stds": [mod.std for mod in cfg.data.modality]}
+    return FusionRun(cfg, cfg.names, net, theta0, net.mask(fixed), route, data, proj, key, extra)
+
+
+def half_steps(steps: np.ndarray, tw: np.ndarray) -> list:
+    """First (linearly interpolated) step at which each total weight reaches half its
+    final value; None if it never does or the final value is 0 or not finite."""
+    out = []
+    for k in range(tw.shape[1]):
+        series = tw[:, k]
+        final = series[-1]
+        if not np.isfinite(final) or final == 0.0:
+            out.append(None)
+            continue
+        frac = series / final
+        above = np.nonzero(frac >= 0.5)[0]
+        if len(above) == 0:
+            out.append(None)
+            continue
+        i = int(above[0])
+        if i == 0:
+            out.append(float(steps[0]))
+            continue
+        f0, f1 = frac[i - 1], frac[i]
+        out.append(float(steps[i - 1] + (0.5 - f0) / (f1 - f0) * (steps[i] - steps[i - 1])))
+    return out
+
+
+def misattribution_of(steps: np.ndarray, tw: np.ndarray, halves: list):
+    """(modality index, value): the first-learned modality's total weight at the middle of
+    the unimodal phase, (t_first + t_last) / 2, minus its final value, relative to it."""
+    known = [(t, k) for k, t in enumerate(halves) if t is not None]
+    if len(known) < 2:
+        return None, None
+    (t_first, first), (t_last, _) = min(known), max(known)
+    mid = 0.5 * (t_first + t_last)
+    value = float(np.interp(mid, steps, tw[:, first]))
+    final = float(tw[-1, first])
+    return first, (value - final) / final
+
+
+def _result(run: FusionRun, theta, tws, losses, failed, seconds):
+    cfg = run.cfg
+    every = cfg.train.trace_every
+    steps = np.arange(tws.shape[0], dtype=np.int64) * every
+    if failed >= 0:
+        keep = failed // every + 1
+        steps, tws, losses = steps[:keep], tws[:keep], losses[:keep]
+    halves = half_steps(steps, tws) if failed < 0 else [None] * cfg.K
+    first, mis = misattribution_of(steps, tws, halves)
+    return {"trace": {"steps": steps, "total_weight": tws, "loss": losses},
+            "theta": theta, "half_step": dict(zip(cfg.names, halves)),
+            "misattribution": mis, "misattributed_modality": None if first is None
+            else cfg.names[first], "status": "ok" if failed < 0 else "nonfinite",
+            "failed_step": None if failed < 0 else int(failed), "route": run.route,
+            "final_total_weight": dict(zip(cfg.names, [float(v) for v in tws[-1]])),
+            "seconds": seconds}
+
+
+def train_fusion(cfgs: list[Config], runs: list[FusionRun] | None = None) -> list[dict]:
+    """Train fusion-engine runs, one compiled call per group of same-shape runs.
+
+    Returns
+    -------
+    list of dict
+        Per config (same order): ``trace`` (``steps``, ``total_weight`` (records, K),
+        ``loss``), ``half_step``, ``misattribution``, ``status``, ``route``, ...
+    """
+    runs = runs if runs is not None else [prepare(cfg) for cfg in cfgs]
+    groups: dict = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(run.key, []).append(i)
+    out: list = [None] * len(runs)
+    for members in groups.values():
+        first = runs[members[0]]
+        cfg, net = first.cfg, first.net
+        thetas = np.stack([runs[i].theta0 for i in members]).copy()
+        projs = np.stack([runs[i].proj for i in members])
+        if first.route == "moments":
+            U = first.data[0]
+            data = (U, np.stack([runs[i].data[1] for i in members]),
+                    np.stack([runs[i].data[2] for i in members]),
+                    np.array([runs[i].data[3] for i in members]))
+        else:
+            data = (np.stack([runs[i].data[0] for i in members]),
+                    np.stack([runs[i].data[1] for i in members]), first.data[2], first.data[3])
+        start = time.perf_counter()
+        tws, losses, failed = gd_batch(first.route, thetas, first.mask,
+                                       (net.layout, net.concat, net.col0,
+                                        ACT_CODES[cfg.model.activation], cfg.model.q,
+                                        cfg.model.rho),
+                                       data, cfg.train.lr, cfg.train.steps, cfg.train.trace_every,
+                                       projs)
+        seconds = (time.perf_counter() - start) / len(members)
+        for j, i in enumerate(members):
+            out[i] = _result(runs[i], thetas[j], tws[j], losses[j], int(failed[j]), seconds)
+    return out

@@ -1,0 +1,178 @@
+"""The linear theory of unimodal bias (Zhang, Latham & Saxe, ICML 2024) for the fusion engine.
+
+Two modalities A and B with standard deviations sigma_A >= sigma_B and
+correlation rho, target y = x_A + x_B, squared loss, small initialisation.
+The modality with the larger variance is learned first; the other waits.
+Closed forms (derived in docs/theory.md, section "Fusion depth"):
+
+- :func:`late_fusion_ratio`: t_B / t_A = 1 + (r^2 - 1) / (1 - rho^2), r = sigma_A / sigma_B,
+  for two-layer late fusion;
+- :func:`early_fusion_ratio`: 1, no unimodal phase;
+- :func:`misattribution`: A's total weight overshoots its final value by rho / r
+  during the unimodal phase;
+- :func:`depth_ratio`: t_B / t_A for fusion at layer L_f of a depth-L network;
+- :func:`predicted_half_steps`: the half steps themselves, in GD steps, for
+  two-layer late fusion (discrete-time rates, from the initial weights'
+  magnitude) and, from :func:`depth_ratio`, for deep fusion.
+
+Everything here reads only numbers from the configuration and the initial
+weights; it never imports the training code or the kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["late_fusion_ratio", "early_fusion_ratio", "misattribution", "depth_ratio",
+           "depth_half_time", "predicted_half_steps", "FusionPrediction"]
+
+
+def _check_rho(rho: float) -> float:
+    rho = float(rho)
+    if not -1.0 < rho < 1.0:
+        raise ValueError(f"correlation must be strictly between -1 and 1, got {rho:g}")
+    return rho
+
+
+def late_fusion_ratio(r: float, rho: float) -> float:
+    """t_B / t_A of two-layer linear late fusion (r = sigma_A / sigma_B >= 1)."""
+    rho = _check_rho(rho)
+    return 1.0 + (r * r - 1.0) / (1.0 - rho * rho)
+
+
+def early_fusion_ratio(r: float, rho: float) -> float:
+    """Early fusion learns both modalities together: t_B / t_A = 1."""
+    _check_rho(rho)
+    return 1.0
+
+
+def misattribution(r: float, rho: float) -> float:
+    """A's total weight in the unimodal phase minus its final value, relative: rho / r."""
+    return _check_rho(rho) / r
+
+
+def _u_b(u, k, u0, Lf):
+    if Lf == 2:
+        return np.exp(k * np.log(u) + (1.0 - k) * np.log(u0))
+    base = k * u ** (2.0 - Lf) + (1.0 - k) * u0 ** (2.0 - Lf)
+    return np.where(base > 0, np.abs(base) ** (1.0 / (2.0 - Lf)), 0.0)
+
+
+def depth_half_time(r: float, rho: float, depth: int, fusion_layer: int, u0: float,
+                    upper: float = 1.0, points: int = 20001) -> float:
+    """I = int_{u0}^{upper} du / (w_a u^(L_f-1) (u^2 + u_b(u)^2)^((L-L_f)/2)).
+
+    The time (gradient flow of the half squared loss) A's per-layer weight u
+    takes from u0 to ``upper``; evaluated on a logarithmic grid.
+    """
+    rho = _check_rho(rho)
+    L, Lf = int(depth), int(fusion_layer)
+    w_a, w_b = r * r + rho * r, 1.0 + rho * r
+    k = w_b / w_a
+    u = np.exp(np.linspace(math.log(u0), math.log(upper), points))
+    ub = _u_b(u, k, u0, Lf)
+    integrand = u / (w_a * u ** (Lf - 1) * (u * u + ub * ub) ** ((L - Lf) / 2.0))  # du = u dln u
+    dl = np.diff(np.log(u))
+    return float(np.sum(0.5 * (integrand[1:] + integrand[:-1]) * dl))
+
+
+def depth_ratio(r: float, rho: float, depth: int, fusion_layer: int, u0: float) -> float:
+    """t_B / t_A for fusion at layer L_f of a depth-L linear network (1 for L_f = 1)."""
+    rho = _check_rho(rho)
+    L, Lf = int(depth), int(fusion_layer)
+    if Lf == 1:
+        return 1.0
+    w_a, w_b = r * r + rho * r, 1.0 + rho * r
+    if Lf == 2:
+        lag = math.log(1.0 / u0) * (1.0 - w_b / w_a) * w_a ** (Lf / L - 1.0) / (1.0 - rho * rho)
+    else:
+        u_b0 = u0 * (1.0 - w_b / w_a) ** (1.0 / (2.0 - Lf))
+        lag = u_b0 ** (2.0 - Lf) * r ** (Lf / L - 1.0) / ((Lf - 2) * (1.0 - rho * rho))
+    return 1.0 + lag / depth_half_time(r, rho, L, Lf, u0)
+
+
+class FusionPrediction(dict):
+    """The theory's numbers for one run: ``ratio``, ``misattribution``,
+    ``predicted_half_step`` (modality name -> GD step or None), ``first`` and ``formula``."""
+
+
+def _late_half_steps(sig_a, sig_b, rho, lr, u0_a, u0_b):
+    """Half steps (GD steps) of two-layer linear late fusion, A first (sig_a >= sig_b).
+
+    Each modality's total weight u_r grows by the factor (1 + lr g_r)^2 per
+    step while small, g_r being minus the derivative of the half squared loss
+    in u_r: g_A = sigma_A^2 + rho sigma_A sigma_B before A is learned; B
+    grows with g_B = sigma_B^2 + rho sigma_A sigma_B until A is learned, then
+    with sigma_B^2 (1 - rho^2) (A has absorbed its share of B).  The
+    discrete factor (1 + lr g)^2 rather than exp(2 lr g) keeps the
+    prediction right at the learning rates of the published runs.
+    """
+    cab = rho * sig_a * sig_b
+    g_a = sig_a ** 2 + cab
+    plateau = g_a / sig_a ** 2  # A's total weight in the unimodal phase: 1 + rho sig_b / sig_a
+    if g_a <= 0 or plateau <= 0.5:
+        return None, None
+    rate_a = 2.0 * math.log1p(lr * g_a)
+    t_a = (math.log((plateau - u0_a) / u0_a) - math.log((plateau - 0.5) / 0.5)) / rate_a
+    g_b1 = sig_b ** 2 + cab
+    g_b2 = sig_b ** 2 * (1.0 - rho * rho)
+    log_ub = math.log(u0_b) + 2.0 * math.log1p(lr * g_b1) * t_a if 1 + lr * g_b1 > 0 else -math.inf
+    log_ub = min(log_ub, math.log(0.5))
+    # B's logistic rise to half its final value 1, at the unimodal-phase rate
+    t_b = t_a + (math.log1p(-math.exp(log_ub)) - log_ub) / (2.0 * math.log1p(lr * g_b2))
+    return t_a, t_b
+
+
+def predicted_half_steps(names, stds, rho: float, lr: float, architecture: str, depth: int,
+                         fusion_layer: int, u0, init_scale: float, head: str = "trainable",
+                         activation: str = "linear") -> FusionPrediction:
+    """The theory's prediction for a two-modality Gaussian run.
+
+    Parameters
+    ----------
+    names, stds : sequences of length 2
+        The modalities and their standard deviations.
+    rho : float
+        The correlation.
+    lr : float
+        The GD learning rate (loss: half the mean squared error).
+    architecture, depth, fusion_layer, head, activation
+        The resolved model.
+    u0 : sequence of 2 floats
+        Each modality's initial total-weight magnitude (two-layer late fusion:
+        sum_j (v_j + w_j)^2 / 4 over its hidden units, the size the balanced
+        growth starts from).
+    init_scale : float
+        The per-layer initial scale (the u0 of the depth formula).
+
+    Returns
+    -------
+    FusionPrediction
+        ``predicted_half_step`` is None for a modality where no formula applies
+        (a fixed head, the srelu activation or more than two modalities).
+    """
+    order = [0, 1] if stds[0] >= stds[1] else [1, 0]
+    a, b = order
+    r = stds[a] / stds[b]
+    out = FusionPrediction(first=names[a], ratio=None, misattribution=None,
+                           predicted_half_step={n: None for n in names}, formula=None)
+    if head != "trainable" or activation == "srelu":
+        return out
+    if architecture == "early_fusion" or fusion_layer == 1:
+        out.update(ratio=early_fusion_ratio(r, rho), misattribution=0.0, formula="early_fusion")
+        return out
+    if depth == 2:
+        out.update(ratio=late_fusion_ratio(r, rho), misattribution=misattribution(r, rho),
+                   formula="late_fusion_two_layer")
+        t_a, t_b = _late_half_steps(stds[a], stds[b], rho, lr, u0[a], u0[b])
+        if t_a is not None:
+            out["predicted_half_step"] = {names[a]: t_a, names[b]: t_b}
+        return out
+    # Deep fusion: time in units of stds[b]^2 (the formula sets sigma_B = 1)
+    ratio = depth_ratio(r, rho, depth, fusion_layer, init_scale)
+    out.update(ratio=ratio, misattribution=misattribution(r, rho), formula="depth")
+    t_a = depth_half_time(r, rho, depth, fusion_layer, init_scale) / (lr * stds[b] ** 2)
+    out["predicted_half_step"] = {names[a]: t_a, names[b]: t_a * ratio}
+    return out
