@@ -10,9 +10,12 @@ modality's *total weight*; from those come ``half_step`` and
 Total weight of modality r: the coefficient of the linear map from x_r to
 the output, projected on the target's coefficients a_r and divided by
 |a_r|^2 (1 when the modality is learned exactly).  For a linear network it is
-the product of the layers restricted to x_r; for a nonlinear one, the
-least-squares linear read-out of the network's outputs on the training
-inputs.  For sparse-coding data a_r is the modality's class-mean direction
+the product of the layers restricted to x_r.  For a ReLU network of
+one-dimensional modalities fused at the last layer, f is piecewise linear in
+each x_r with a kink at 0 and the total weight is the mean of its two slopes,
+(f(e_r) - f(-e_r)) / 2 (sum_j v_j w_j / 2 in two layers).  For any other
+nonlinear network, it is the least-squares linear read-out of the network's
+outputs on the training inputs.  For sparse-coding data a_r is the modality's class-mean direction
 on the training set.
 
 Random streams (children of ``SeedSequence(cfg.seed)``): 6 the Gaussian
@@ -159,7 +162,7 @@ def prepare(cfg: Config) -> FusionRun:
         cov, target = gaussian_covariance(cfg)
         noise = cfg.data.label_noise
         if cfg.data.population:
-            X = None
+            X = y = None
         else:
             rng = _rng(cfg.seed, _STREAM_GAUSS)
             X = rng.standard_normal((cfg.data.n_train, cov.shape[0])) @ np.linalg.cholesky(cov).T
@@ -189,7 +192,11 @@ def prepare(cfg: Config) -> FusionRun:
             U = _relu_probes(dims)
             phi = _relu_features(X)
             G, h, yy = phi.T @ phi / n, phi.T @ y / n, float(y @ y / n)
-            proj = rows @ np.linalg.pinv(X.T @ X / n) @ (X.T @ phi / n)
+            # total weight: the mean of the slopes on the two sides of x_r = 0,
+            # (f(e_r) - f(-e_r)) / 2 = sum_j v_j w_j / 2 for two layers
+            proj = np.zeros((len(dims), U.shape[0]))
+            for r in range(len(dims)):
+                proj[r, 2 * r], proj[r, 2 * r + 1] = 0.5 / a[r], -0.5 / a[r]
         data = (U, G, h, yy)
         key = ("moments", U.shape)
     else:

@@ -150,15 +150,15 @@ def predicted_half_steps(names, stds, rho: float, lr: float, architecture: str, 
     Returns
     -------
     FusionPrediction
-        ``predicted_half_step`` is None for a modality where no formula applies
-        (a fixed head, the srelu activation or more than two modalities).
+        Everything is None where no formula applies: a fixed head or a
+        nonlinear activation (the formulas are those of linear networks).
     """
     order = [0, 1] if stds[0] >= stds[1] else [1, 0]
     a, b = order
     r = stds[a] / stds[b]
     out = FusionPrediction(first=names[a], ratio=None, misattribution=None,
                            predicted_half_step={n: None for n in names}, formula=None)
-    if head != "trainable" or activation == "srelu":
+    if head != "trainable" or activation != "linear":
         return out
     if architecture == "early_fusion" or fusion_layer == 1:
         out.update(ratio=early_fusion_ratio(r, rho), misattribution=0.0, formula="early_fusion")
