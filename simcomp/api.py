@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 from .config import Config, ConfigError
 from .config_file import build_config as _build_config, config_to_toml
 
-__all__ = ["Result", "build_config", "simulate", "load", "predict", "sweep", "theory_curves",
+__all__ = ["Result", "FusionResult", "build_config", "simulate", "load", "predict", "sweep", "theory_curves",
            "run_sweep_into", "draw_sweep_figures"]
 
 
@@ -291,6 +291,10 @@ def simulate(config=None, *, progress: bool | Callable[[int], None] = False) -> 
     from .summary import summarize
 
     cfg = _as_config(config)
+    from .fusion_config import uses_fusion_engine
+
+    if uses_fusion_engine(cfg.model):
+        return _simulate_fusion(cfg)
     if callable(progress):
         bar = nullcontext(progress)
     else:
@@ -301,6 +305,65 @@ def simulate(config=None, *, progress: bool | Callable[[int], None] = False) -> 
     traces = {run.name: run.trace.arrays() for run in exp.runs}
     return Result(cfg, summary, traces, predictions=exp.predictions, runs=exp.runs,
                   data=exp.data)
+
+
+class FusionResult(Result):
+    """A :class:`Result` of the fusion engine (docs/architectures.md).
+
+    ``summary["runs"]["joint"]`` holds ``total_weight``, ``half_step``,
+    ``predicted_half_step``, ``misattribution`` and the theory beside them;
+    ``traces["joint"]`` holds ``steps``, ``total_weight`` (records, K) and ``loss``.
+    """
+
+    def __init__(self, config: Config, summary: dict, traces: dict, prediction: dict):
+        super().__init__(config, summary, traces)
+        self._prediction = prediction
+
+    def __repr__(self) -> str:
+        run = self.summary["runs"]["joint"]
+        return (f"<simcomp.FusionResult seed={self.summary.get('seed')} "
+                f"half_step={run['half_step']}>")
+
+    @property
+    def runs(self) -> list:
+        run = self.summary["runs"]["joint"]
+        return [SimpleNamespace(name="joint", trained=list(range(self.config.K)),
+                                status=run["status"], failed_step=run["failed_step"])]
+
+    @property
+    def predictions(self) -> dict:
+        return {"joint": self._prediction}
+
+    def figure(self):
+        """Each modality's total weight against the step (predicted half steps dashed)."""
+        from .fusion_result import total_weight_figure
+
+        return total_weight_figure(self.config, self.traces["joint"], self._prediction)
+
+    def _write_files(self, root: Path) -> None:
+        from .outputs import dumps_json
+        from .plots import save_figure
+
+        (root / "config.toml").write_text(config_to_toml(self.config), encoding="utf-8")
+        (root / "summary.json").write_text(dumps_json(self.summary), encoding="utf-8")
+        (root / "joint").mkdir()
+        _save_trace(self.traces["joint"], root / "joint" / "trace.npz")
+        (root / "figures").mkdir()
+        save_figure(self.figure(), root / "figures" / "total_weight.png")
+
+
+def _simulate_fusion(cfg: Config) -> FusionResult:
+    """Train and trace one fusion-engine run and set the theory beside it."""
+    from .fusion_result import fusion_prediction, fusion_summary
+    from .fusion_train import prepare, train_fusion
+
+    run = prepare(cfg)
+    res = train_fusion([cfg], [run])[0]
+    pred = fusion_prediction(cfg, run)
+    from .outputs import SIMULATE_FORMAT
+
+    summary = {"format": SIMULATE_FORMAT, **fusion_summary(cfg, res, pred)}
+    return FusionResult(cfg, summary, {"joint": res["trace"]}, pred)
 
 
 def load(path: str | Path) -> Result:
@@ -334,6 +397,11 @@ def load(path: str | Path) -> Result:
         except (OSError, ValueError) as exc:
             raise OutputError(f"cannot read {str(root / name / 'trace.npz')!r}: "
                               f"{exc.__class__.__name__}") from None
+    if summary.get("engine") == "fusion":
+        from .fusion_result import fusion_prediction
+        from .fusion_train import prepare
+
+        return FusionResult(cfg, summary, traces, fusion_prediction(cfg, prepare(cfg)))
     return Result(cfg, summary, traces)
 
 

@@ -72,7 +72,11 @@ def run_simulate(args) -> int:
         result._write_files(out.path)
         out.commit()
     failed = [run for run in result.runs if run.status == "nonfinite"]
-    if not args.quiet:
+    if not args.quiet and result.summary.get("engine") == "fusion":
+        from .fusion_result import fusion_report
+
+        print(fusion_report(result.summary, str(args.out)))
+    elif not args.quiet:
         print(simulate_report(result.summary, str(args.out)))
         print(f"(seed {cfg.seed} is one draw of the data and the initial weights; `simcomp sweep "
               f"--seeds 16 --out DIR` with the same --config/--set shows the spread over seeds)")
@@ -112,6 +116,10 @@ def run_theory(args) -> int:
     from .train import run_plan
 
     cfg = build_config(args.config, args.overrides)
+    from .fusion_config import uses_fusion_engine
+
+    if uses_fusion_engine(cfg.model):
+        return _fusion_theory(cfg, args)
     if args.plot is not None:
         check_output_file(args.plot, args.force, "--plot", suffix=".png")
     check(estimate_theory(cfg), hint="fewer data.n_train / data.n_test or a smaller "
@@ -142,6 +150,32 @@ def run_theory(args) -> int:
         save_figure_atomic(reduced_dynamics_figure(cfg, predictions), target)
         if not args.json:
             print(f"reduced dynamics drawn in {target}")
+    return 0
+
+
+def _fusion_theory(cfg, args) -> int:
+    """``simcomp theory`` for the fusion engine: the linear theory's numbers (no training)."""
+    from .fusion_result import fusion_prediction
+    from .fusion_train import prepare
+    from .outputs import to_jsonable
+    from .preflight import check, estimate_fusion
+
+    if args.plot is not None:
+        raise UsageError("--plot draws the reduced dynamics of the fixed-head late-fusion "
+                         "learner; the fusion engine has none (simulate draws total weights)")
+    check(estimate_fusion(cfg), hint="fewer data.n_train or a smaller data.modality.N.dim")
+    pred = fusion_prediction(cfg, prepare(cfg))
+    if args.json:
+        print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "engine": "fusion",
+                          "runs": [{"run": "joint", **to_jsonable(pred)}],
+                          "comparison": None}), end="")
+        return 0
+    steps = pred["predicted_half_step"]
+    shown = ", ".join(f"{n} {'-' if t is None else f'{t:.0f}'}" for n, t in steps.items())
+    ratio, mis = pred["ratio"], pred["misattribution"]
+    print(f"theory ({pred['formula']}): predicted_half_step {shown}; t_B/t_A "
+          f"{'-' if ratio is None else f'{ratio:.3f}'}; misattribution "
+          f"{'-' if mis is None else f'{mis:+.3f}'}")
     return 0
 
 

@@ -158,8 +158,13 @@ def estimate_simulate(cfg: Config, record: bool = True) -> Estimate:
         in ``train.dtype``), ``weights``, ``trace`` (every run's records,
         kept until they are saved, and their arrays), ``theory`` (the
         patterns) and ``fixed``; disk parts: ``traces`` (uncompressed upper
-        bound), ``figures`` and ``summary``.
+        bound), ``figures`` and ``summary``.  Fusion-engine configurations are
+        estimated by :func:`estimate_fusion`.
     """
+    from .fusion_config import uses_fusion_engine
+
+    if uses_fusion_engine(cfg.model):
+        return estimate_fusion(cfg, record)
     n_train, n_test = _sizes(cfg)
     mods = cfg.data.modality
     itemsize = 4 if cfg.train.dtype == "float32" else 8
@@ -331,3 +336,51 @@ def check(est: Estimate, out: str | Path | None = None, hint: str = "") -> None:
             f"({source}); make it smaller{' (' + hint + ')' if hint else ''}, or set "
             "SIMCOMP_DISK_LIMIT (e.g. 100G, or off)"
         )
+
+
+# --------------------------------------------------------------------------- fusion engine
+
+
+def _fusion_params(cfg: Config) -> int:
+    """Weights of the fusion engine's network (simcomp/models/chain.py's table, by arithmetic)."""
+    from .fusion_config import fusion_layer
+
+    m, L, dims = cfg.model.width, cfg.model.depth, [mod.dim for mod in cfg.data.modality]
+    Lf = fusion_layer(cfg.model)
+    encoders = sum(m * d + (Lf - 2) * m * m for d in dims) if Lf > 1 else 0
+    fuse_in = sum(dims) if Lf == 1 else m * len(dims)
+    fuse = (1 if Lf == L else m) * fuse_in
+    shared = max(L - Lf - 1, 0) * m * m + (m if Lf < L else 0)
+    return encoders + fuse + shared
+
+
+def estimate_fusion(cfg: Config, record: bool = True) -> Estimate:
+    """Memory and disk of a fusion-engine run (docs/architectures.md).
+
+    memory parts: ``data`` (the training set; for sparse-coding data also the
+    test set and the original model's weights, drawn with them),
+    ``moments`` (second-moment matrix, probes, pseudo-inverse for the total
+    weights: a few D x D arrays), ``weights`` (weights, gradient, final copy),
+    ``trace`` (total weights and loss per record, twice while saving) and
+    ``fixed``; disk: ``traces``, ``figures``, ``summary``.
+    """
+    dims = [mod.dim for mod in cfg.data.modality]
+    D, K = sum(dims), cfg.K
+    est = Estimate("simulate")
+    if cfg.data.kind == "gaussian":
+        n = 0 if cfg.data.population else cfg.data.n_train
+        est.memory["data"] = 8 * n * (D + 2)
+    else:
+        est.memory["data"] = (8 * (cfg.data.n_train + cfg.data.n_test) * D
+                              + 8 * cfg.model.banks * cfg.model.width * D)
+    n = cfg.data.n_train
+    probes = 2 * K if cfg.model.activation == "relu" else D
+    est.memory["moments"] = 8 * (4 * D * D + probes * probes + probes * D + n * probes)
+    est.memory["weights"] = 3 * 8 * _fusion_params(cfg)
+    records = _records(cfg, record)
+    est.memory["trace"] = 2 * 8 * records * (K + 2)
+    est.memory["fixed"] = FIXED_OVERHEAD
+    est.disk["traces"] = 8 * records * (K + 2)
+    est.disk["figures"] = _FIGURE_BYTES
+    est.disk["summary"] = 64 << 10
+    return est

@@ -1,0 +1,122 @@
+"""What a fusion-engine run reports: its summary entry, the theory beside it, its text and figure.
+
+The quantities keep their names from the trace to summary.json: ``total_weight``
+(per record and modality), ``half_step``, ``misattribution`` and the theory's
+``predicted_half_step`` (docs/architectures.md, docs/theory.md section 13).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config
+
+__all__ = ["fusion_prediction", "fusion_run_summary", "fusion_summary", "fusion_report",
+           "total_weight_figure"]
+
+
+def fusion_prediction(cfg: Config, run) -> dict:
+    """The linear theory's numbers for a prepared run (simcomp.theory.fusion).
+
+    Only two-modality Gaussian data have a formula; otherwise every entry is
+    None and ``formula`` says why.
+    """
+    from .theory.fusion import predicted_half_steps
+
+    empty = {"first": None, "ratio": None, "misattribution": None,
+             "predicted_half_step": {n: None for n in cfg.names}}
+    if cfg.data.kind != "gaussian" or cfg.K != 2 or cfg.data.covariance is not None or any(
+            mod.dim != 1 for mod in cfg.data.modality):
+        return {**empty, "formula": "none: the formulas cover two one-dimensional Gaussian "
+                "modalities given by std and data.correlation"}
+    m = cfg.model
+    pred = predicted_half_steps(cfg.names, [mod.std for mod in cfg.data.modality],
+                                cfg.data.correlation, cfg.train.lr, m.architecture, m.depth,
+                                run.net.fusion_layer, run.extra["u0"], m.init_scale, m.head,
+                                m.activation)
+    out = dict(pred)
+    if out["formula"] is None:
+        out["formula"] = "none: the formulas are for linear networks with a trainable head"
+    return out
+
+
+def fusion_run_summary(cfg: Config, res: dict, pred: dict) -> dict[str, Any]:
+    """One run's entry of summary.json."""
+    h = res["half_step"]
+    known = [h[n] for n in cfg.names if h[n] is not None]
+    measured_ratio = (max(known) / min(known) if len(known) == cfg.K and min(known) > 0
+                      else None)
+    return {
+        "trained_modalities": list(cfg.names),
+        "status": res["status"], "failed_step": res["failed_step"],
+        "gradient_route": res["route"],
+        "final_loss": float(res["trace"]["loss"][-1]),
+        "total_weight": res["final_total_weight"],
+        "half_step": h,
+        "predicted_half_step": pred["predicted_half_step"],
+        "half_step_ratio": measured_ratio,
+        "predicted_half_step_ratio": pred["ratio"],
+        "misattribution": res["misattribution"],
+        "misattributed_modality": res["misattributed_modality"],
+        "predicted_misattribution": pred["misattribution"],
+        "theory_formula": pred["formula"],
+    }
+
+
+def fusion_summary(cfg: Config, res: dict, pred: dict) -> dict[str, Any]:
+    """The whole summary.json object of a fusion-engine simulate."""
+    from .outputs import provenance
+
+    out = provenance()
+    out.update({"seed": cfg.seed, "config": cfg.to_dict(), "engine": "fusion",
+                "runs": {"joint": fusion_run_summary(cfg, res, pred)}, "comparison": None})
+    return out
+
+
+def _fmt(value, spec=".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def fusion_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
+    """What ``simcomp simulate`` prints for a fusion-engine run."""
+    cfg = summary["config"]
+    model, train = cfg["model"], cfg["train"]
+    run = summary["runs"]["joint"]
+    lines = [f"simcomp {summary['simcomp_version']}  seed {summary['seed']}  "
+             f"{model.get('architecture', 'late_fusion')} (head {model.get('head', 'fixed')}, "
+             f"{model['activation']}, width {model['width']}, depth {model.get('depth', 2)})  "
+             f"loss {train.get('loss', 'logistic')}, lr {train['lr']:g}, {train['steps']} steps",
+             "", f"{'modality':<10}{'total weight':>14}{'half step':>11}{'predicted':>11}"]
+    for name, tw in run["total_weight"].items():
+        lines.append(f"{name:<10}{tw:>14.4f}{_fmt(run['half_step'][name]):>11}"
+                     f"{_fmt(run['predicted_half_step'][name]):>11}")
+    lines += ["", f"half-step ratio {_fmt(run['half_step_ratio'], '.3f')} (theory "
+              f"{_fmt(run['predicted_half_step_ratio'], '.3f')}); misattribution "
+              f"{_fmt(run['misattribution'], '+.3f')} (theory "
+              f"{_fmt(run['predicted_misattribution'], '+.3f')}); final loss "
+              f"{run['final_loss']:.3g}; status {run['status']}"]
+    if run["predicted_half_step_ratio"] is None:
+        lines.append(f"theory: {run['theory_formula']}")
+    if out_dir is not None:
+        lines.append(f"outputs in {out_dir}")
+    return "\n".join(lines)
+
+
+def total_weight_figure(cfg: Config, trace: dict, pred: dict):
+    """Each modality's total weight against the step, the predicted half steps marked."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    steps, tw = trace["steps"], trace["total_weight"]
+    for k, name in enumerate(cfg.names):
+        line, = ax.plot(steps, tw[:, k], label=f"{name}")
+        t = pred["predicted_half_step"].get(name)
+        if t is not None:
+            ax.axvline(t, ls="--", c=line.get_color(), lw=0.8)
+    ax.set_xlabel("GD step")
+    ax.set_ylabel("total weight")
+    ax.set_title("total weight per modality (dashed: predicted half step)", fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    return fig
