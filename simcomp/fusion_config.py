@@ -162,6 +162,9 @@ def check_config(cfg) -> None:
         raise ConfigError(f"method.name = {cfg.method.name!r} is not defined on the fusion engine "
                           f"(model.architecture = {model.architecture!r}, model.head = "
                           f"{model.head!r}); valid: 'none'")
+    if train.mode != "joint":
+        raise ConfigError(f"train.mode must be 'joint' on the fusion engine (one run on all "
+                          f"modalities), got {train.mode!r}")
     if train.batch_size != 0:
         raise ConfigError("train.batch_size must be 0 (full batch) on the fusion engine")
     if train.dtype != "float64":

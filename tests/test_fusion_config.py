@@ -9,7 +9,8 @@ from simcomp.config_file import config_to_toml
 from simcomp.fusion_config import fusion_layer, uses_fusion_engine
 
 GAUSS = {"model.head": "trainable", "data.kind": "gaussian", "model.activation": "linear",
-         "train.loss": "mse", "data.modality.0.dim": 1, "data.modality.1.dim": 1}
+         "train.loss": "mse", "data.modality.0.dim": 1, "data.modality.1.dim": 1,
+         "train.mode": "joint"}
 
 
 def test_defaults_leave_the_original_config_unchanged():
@@ -56,6 +57,8 @@ def test_non_default_keys_round_trip_through_toml(tmp_path):
     ({**GAUSS, "data.covariance": [[1.0]]}, "data.covariance"),
     ({**GAUSS, "method.name": "ogm"}, "method.name"),
     ({**GAUSS, "train.dtype": "float32"}, "train.dtype"),
+    ({**GAUSS, "train.mode": "compare"}, "train.mode"),
+    ({**GAUSS, "train.batch_size": 8}, "train.batch_size"),
     ({**GAUSS, "data.population": True, "model.activation": "relu"}, "data.population"),
 ])
 def test_bad_fusion_values_name_their_key(overrides, key):
