@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping
 from .config import Config, ConfigError
 from .config_file import build_config as _build_config, config_to_toml
 
-__all__ = ["Result", "FusionResult", "build_config", "simulate", "load", "predict", "sweep", "theory_curves",
-           "run_sweep_into", "draw_sweep_figures"]
+__all__ = ["Result", "FusionResult", "build_config", "simulate", "load", "predict", "sweep",
+           "theory_curves", "run_sweep_into", "draw_sweep_figures"]
 
 
 def _override_list(overrides) -> list:

@@ -18,7 +18,8 @@ from typing import Any
 
 from .validation import ConfigError, _need_choice, _need_float, _need_int
 
-__all__ = ["ARCHITECTURES", "HEADS", "DATA_KINDS", "LOSSES", "FUSION_DEFAULTS", "uses_fusion_engine",
+__all__ = ["ARCHITECTURES", "HEADS", "DATA_KINDS", "LOSSES", "FUSION_DEFAULTS",
+           "uses_fusion_engine",
            "check_model", "check_data", "check_modality", "check_train", "check_config",
            "drop_defaults", "fusion_layer"]
 
@@ -62,8 +63,8 @@ def check_model(model) -> None:
         raise ConfigError(f"model.depth = {model.depth} needs model.architecture = 'deep_fusion' "
                           f"({arch} has two layers; valid: model.depth = 2)")
     if arch != "deep_fusion" and model.fusion_layer != 0:
-        raise ConfigError(f"model.fusion_layer is set by model.architecture = {arch!r}; set it only "
-                          "with 'deep_fusion' (valid here: 0, the architecture's own)")
+        raise ConfigError(f"model.fusion_layer is set by model.architecture = {arch!r}; set it "
+                          "only with 'deep_fusion' (valid here: 0, the architecture's own)")
     if arch == "deep_fusion" and model.fusion_layer == 0:
         raise ConfigError(f"model.architecture = 'deep_fusion' needs model.fusion_layer between 1 "
                           f"and model.depth = {model.depth}")

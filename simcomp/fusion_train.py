@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config
-from .fusion_config import fusion_layer
 from .kernels.fusion_net import ACT_CODES, LOSS_CODES, gd_batch
 from .models.registry import network
 

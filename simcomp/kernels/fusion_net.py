@@ -97,7 +97,8 @@ def _backward(theta, layout, concat, col0, x, e, A, D, dA, grad):
             dA[l, i] = 0.0
     dA[nl - 1, 0] = e
     for l in range(nl - 1, -1, -1):
-        off, rows, cols, src, idx = layout[l, 0], layout[l, 1], layout[l, 2], layout[l, 3], layout[l, 4]
+        off, rows, cols = layout[l, 0], layout[l, 1], layout[l, 2]
+        src, idx = layout[l, 3], layout[l, 4]
         for i in range(rows):
             dz = dA[l, i] * D[l, i]
             if dz == 0.0:
@@ -145,7 +146,8 @@ def _scratch(layout):
 
 
 @jit()
-def _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, grad, fx, Z, A, D, dA):
+def _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, grad, fx,
+                     Z, A, D, dA):
     """Full-batch loss sum_i w_i l(f(x_i), y_i); its gradient into grad; outputs into fx."""
     for p in range(grad.shape[0]):
         grad[p] = 0.0
@@ -196,9 +198,8 @@ def _record(t, every, proj, c, loss_value, tw, losses):
 def _gd_moments(theta, mask, layout, concat, col0, U, G, h, yy, act, q, rho, lr, steps, every,
                 proj, tw, losses):
     """Full-batch GD through moments; returns the first step whose loss was not finite (or -1)."""
-    Z, A, D, dA = np.zeros((layout.shape[0], layout[:, 1].max())), np.zeros(
-        (layout.shape[0], layout[:, 1].max())), np.zeros((layout.shape[0], layout[:, 1].max())), \
-        np.zeros((layout.shape[0], layout[:, 1].max()))
+    shape = (layout.shape[0], layout[:, 1].max())
+    Z, A, D, dA = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
     grad = np.zeros(theta.shape[0])
     c = np.zeros(U.shape[0])
     for t in range(steps + 1):
@@ -219,9 +220,8 @@ def _gd_moments(theta, mask, layout, concat, col0, U, G, h, yy, act, q, rho, lr,
 def _gd_samples(theta, mask, layout, concat, col0, X, y, w, loss, act, q, rho, lr, steps, every,
                 proj, tw, losses):
     """Full-batch GD over the samples; the total weights are proj @ (X^T (w * f))."""
-    Z, A, D, dA = np.zeros((layout.shape[0], layout[:, 1].max())), np.zeros(
-        (layout.shape[0], layout[:, 1].max())), np.zeros((layout.shape[0], layout[:, 1].max())), \
-        np.zeros((layout.shape[0], layout[:, 1].max()))
+    shape = (layout.shape[0], layout[:, 1].max())
+    Z, A, D, dA = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
     grad = np.zeros(theta.shape[0])
     fx = np.zeros(X.shape[0])
     xf = np.zeros(X.shape[1])
