@@ -23,7 +23,7 @@ import numpy as np
 
 from . import methods as _methods
 from . import theory
-from .config import Config, MethodConfig
+from .config import Config, ConfigError, MethodConfig
 from .data import ExperimentData, empirical_patterns, make_experiment_data
 from .summary import comparison, run_summary, summarize
 from .shapley import predictor_error, shapley_values
@@ -270,6 +270,15 @@ def _assemble(cfg: Config, data: ExperimentData, runs: list) -> Experiment:
                       ensemble=ensemble, expected_errors=expected)
 
 
+def _refuse_fusion(cfgs) -> None:
+    """The original learner's runs only: a fusion-engine config here would train the wrong model."""
+    from .fusion_config import uses_fusion_engine
+
+    if any(uses_fusion_engine(cfg.model) for cfg in cfgs):
+        raise ConfigError("this configuration runs on the fusion engine (model.architecture / "
+                          "model.head); use simcomp.simulate or simcomp.fusion_train")
+
+
 def run_experiment(
     cfg: Config,
     progress: Callable[[int], None] | None = None,
@@ -282,6 +291,7 @@ def run_experiment(
     stops there; the others still run, and :attr:`Experiment.failed` lists
     the failures.
     """
+    _refuse_fusion([cfg])
     if data is None:
         data = make_experiment_data(cfg)
     plan = run_plan(cfg)
@@ -308,6 +318,7 @@ def run_experiments(cfgs: list[Config], record: bool = True,
     a sweep row needs.  Runs are batched only with runs of the same method;
     umt's joint runs are trained in a second batch, after every teacher.
     """
+    _refuse_fusion(cfgs)
     datas = [make_experiment_data(cfg) for cfg in cfgs]
     plans = [run_plan(cfg) for cfg in cfgs]
     # Phase 1: every run but umt's joint runs, and umt's teachers the uni-modal runs do not give.

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..columns import result_columns
 from ..config import Config, ConfigError, config_from_dict
+from ..fusion_config import uses_fusion_engine
 from ..overrides import apply_overrides
 from .grid import GridAxis, SweepError, expand_grid, parse_grid
 
@@ -223,6 +224,13 @@ def plan_sweep(base: Config, grids: Sequence[str | GridAxis], seeds: int,
         except ConfigError as exc:
             where = ", ".join(f"{k}={v!r}" for k, v in point)
             raise SweepError(f"--grid point {where}: {exc}") from None
+        if uses_fusion_engine(cfg_point.model):
+            where = ", ".join(f"{k}={v!r}" for k, v in point) or "the base config"
+            raise SweepError(
+                f"--grid point {where}: model.architecture = {cfg_point.model.architecture!r}, "
+                f"model.head = {cfg_point.model.head!r} runs on the fusion engine, which sweeps "
+                "do not support yet (benchmarks/fusion.py batches such grids through "
+                "simcomp.fusion_train.train_fusion)")
         if names is None:
             names, first_point = cfg_point.names, point
         elif cfg_point.names != names:
