@@ -476,7 +476,7 @@ def main(argv=None):
         "- The measured ratio departs from the formula most at r = 3 and large |rho|: at "
         f"lr = {PUBLISHED_LR} the fastest growth factor per step is 1 + lr g_A = "
         f"{1 + x_max:.2f}, and (1 + lr g)^2 instead of exp(2 lr g) slows A's rise by "
-        f"{x_max / np.log1p(x_max) - 1:.0%} (docs/theory.md section 13). The published step "
+        f"{x_max / np.log1p(x_max) - 1:.0%} (docs/theory.md section 14). The published step "
         "size is not in the formula's regime there; the "
         "grid at a quarter of the step below is.",
         f"- Misattribution against rho/r: largest absolute difference {worst_mis:.3f}.",

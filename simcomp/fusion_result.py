@@ -2,7 +2,7 @@
 
 The quantities keep their names from the trace to summary.json: ``total_weight``
 (per record and modality), ``half_step``, ``misattribution`` and the theory's
-``predicted_half_step`` (docs/architectures.md, docs/theory.md section 13).
+``predicted_half_step`` (docs/architectures.md, docs/theory.md section 14).
 """
 
 from __future__ import annotations

@@ -58,6 +58,7 @@ def test_non_default_keys_round_trip_through_toml(tmp_path):
     ({**GAUSS, "method.name": "ogm"}, "method.name"),
     ({**GAUSS, "train.dtype": "float32"}, "train.dtype"),
     ({**GAUSS, "train.mode": "compare"}, "train.mode"),
+    ({**GAUSS, "data.presence_correlation": 0.5}, "data.presence_correlation"),
     ({**GAUSS, "train.batch_size": 8}, "train.batch_size"),
     ({**GAUSS, "data.population": True, "model.activation": "relu"}, "data.population"),
 ])
