@@ -11,9 +11,9 @@ both measured relative to each modality's beta.  At every level: the winner
 agreement with sign(x) on runs with |x| >= 0.05, and the learned-step error
 |measured / race - 1| (docs/model.md section 5.2) of the joint winner; and,
 on the same runs, the same two for the prediction every result now carries
-(``predicted_winner``, ``predicted_learned_step``: the noise-aware dynamics
-of docs/theory.md section 11 where there is noise or there are distractors,
-the reduced dynamics at level 0), to show the regime where each holds.
+(``predicted_winner``, ``predicted_learned_step``: the distribution-level
+noise-aware dynamics of docs/theory.md section 12 where there is noise or
+there are distractors, the reduced dynamics at level 0), to show the regime where each holds.
 
 Part 2 -- population mode.  With noise = 0, distractors = 0 and
 ``data.population = true`` the simulator trains on the 2^(K+1) patterns
@@ -379,7 +379,8 @@ def section(stats, pop, rows, configs, seconds, quick):
         "",
         "**The run's own theory on the same runs.** Every result now carries `prediction_theory`, "
         "`predicted_winner` and `predicted_learned_step` from the noise-aware dynamics "
-        "(docs/theory.md section 11, given each run's training noise and initial weights) "
+        "averaged over the noise's law (docs/theory.md section 12: configuration, initial "
+        "weights and pattern weights, never the drawn training noise) "
         "where a modality has noise or distractors, and from the reduced dynamics otherwise "
         "(level 0). Winner agreement is with the measured winner; learned-step error as above "
         "(a winner the theory does not learn by T counts as infinite).",

@@ -27,8 +27,8 @@ from typing import Any, Callable, Mapping
 from .config import Config, ConfigError
 from .config_file import build_config as _build_config, config_to_toml
 
-__all__ = ["Result", "FusionResult", "build_config", "simulate", "load", "predict", "sweep",
-           "theory_curves", "run_sweep_into", "draw_sweep_figures"]
+__all__ = ["Result", "FusionResult", "Predictions", "build_config", "simulate", "load", "predict",
+           "sweep", "theory_curves", "run_sweep_into", "draw_sweep_figures"]
 
 
 def _override_list(overrides) -> list:
@@ -96,12 +96,26 @@ def _run_shells(cfg: Config, summary: dict) -> list:
     return runs
 
 
-def theory_curves(cfg: Config, data, runs) -> dict:
-    """The theory curve closest to each run, for the figures.
+def theory_curves(cfg: Config, data, runs, predictions=None) -> dict:
+    """The theory curve of each run, for the figures: the run's predicted dynamics.
 
-    The noise-aware dynamics (docs/theory.md) where a trained modality of
-    the run has noise, else the reduced dynamics; both start from the run's
-    own initial weights and training set.
+    A run trained with a method (the joint run, unless the method is
+    ``none`` or ``ume``) gets the method's reduced dynamics.
+
+    The distribution-level noise-aware dynamics (docs/theory.md section 12:
+    the configuration and the run's initial weights, never its drawn noise)
+    where a trained modality of the run has noise or distractors and
+    ``train.noise_theory`` is on, else the reduced dynamics -- the same
+    theory as the run's ``predicted_*`` results (``prediction_theory``).
+
+    Parameters
+    ----------
+    cfg : Config
+    data : ExperimentData
+    runs : sequence
+        Objects with ``name``, ``trained`` and ``initial_alignment``.
+    predictions : dict, optional
+        Run name -> :class:`simcomp.theory.Prediction` already computed.
 
     Returns
     -------
@@ -112,24 +126,29 @@ def theory_curves(cfg: Config, data, runs) -> dict:
     import numpy as np
 
     from .experiment import predict_run
-    from .theory import noisy_dynamics as nd
 
     out = {}
     B, m = cfg.model.banks, cfg.model.width
     for run in runs:
-        trained = list(run.trained)
-        alignment0 = np.asarray(run.initial_alignment, dtype=float).reshape(len(trained), B, m)
-        if any(cfg.data.modality[r].noise > 0 for r in trained):
-            train = data.train
-            noise = [nd.training_noise(train.X[r], train.y, train.presence[:, r],
-                                       cfg.data.modality[r].beta, data.signals[r],
-                                       initial_weights=data.init[r]) for r in trained]
-            dyn = nd.noise_aware_dynamics(cfg, trained, alignment0, train.y,
-                                          train.presence[:, trained], noise,
-                                          weight=train.weight)
-            out[run.name] = ("theory: noise-aware dynamics", dyn.steps, dyn.leading_alignment)
+        pred = (predictions or {}).get(run.name)
+        if pred is None:
+            trained = list(run.trained)
+            alignment0 = np.asarray(run.initial_alignment, dtype=float).reshape(
+                len(trained), B, m)
+            pred = predict_run(cfg, data, trained, alignment0, tracked=False, name=run.name)
+        method = getattr(pred, "method", None)
+        if method is not None and method.method not in ("none", "ume"):
+            # the run is trained with the method: its curve is the method's dynamics (ume
+            # trains no joint network of its own, its joint run is plain)
+            dyn = method.dynamics
+            out[run.name] = (f"theory: {method.method}'s reduced dynamics", dyn.steps,
+                             dyn.leading_alignment)
+        elif pred.noise_aware is not None:
+            dyn = pred.noise_aware.dynamics
+            out[run.name] = ("theory: noise-aware dynamics (distribution level)", dyn.steps,
+                             dyn.leading_alignment)
         else:
-            red = predict_run(cfg, data, trained, alignment0).reduced
+            red = pred.reduced
             out[run.name] = ("theory: reduced dynamics", red.steps, red.leading_alignment)
     return out
 
@@ -211,7 +230,7 @@ class Result:
             data = self._experiment_data()
             a0 = self._initial_alignments()
             self._predictions = {run.name: predict_run(self.config, data, list(run.trained),
-                                                       a0[run.name])
+                                                       a0[run.name], name=run.name)
                                  for run in self.runs}
         return self._predictions
 
@@ -228,7 +247,7 @@ class Result:
             a0 = self._initial_alignments()
             runs = [SimpleNamespace(name=r.name, trained=r.trained, learned_step=r.learned_step,
                                     initial_alignment=a0[r.name]) for r in runs]
-        curves = theory_curves(self.config, self._experiment_data(), runs)
+        curves = theory_curves(self.config, self._experiment_data(), runs, self.predictions)
         return alignment_figure(self.config, runs, self.traces, self.predictions, theory=curves)
 
     def save(self, path: str | Path, force: bool = False) -> Path:
@@ -405,8 +424,67 @@ def load(path: str | Path) -> Result:
     return Result(cfg, summary, traces)
 
 
-def predict(config=None) -> dict:
+class Predictions(dict):
+    """What :func:`predict` returns: run name -> that run's predictions (a dict).
+
+    Each entry holds the quantities known before training, keyed as in
+    ``summary.json`` (``predicted_winner``, ``predicted_learned_step``,
+    ``race_learned_step``, ...), ``method_prediction`` for the joint run
+    (the config's training method; absent for ``none``), and the full
+    :class:`simcomp.theory.Prediction` under ``"prediction"``.
+
+    Attributes
+    ----------
+    comparison : dict or None
+        ``predicted_gap``, ``predicted_best_unimodal`` and
+        ``method_predicted_gap`` (compare mode; None otherwise).
+    config : Config
+    """
+
+    def __init__(self, config: Config, entries: dict, comparison):
+        super().__init__(entries)
+        self.config = config
+        self.comparison = comparison
+
+    def __repr__(self) -> str:
+        # an entry's Prediction holds every recorded alignment: show the headline only
+        parts = [f"{name}: winner {entry.get('predicted_winner')} "
+                 f"steps {entry.get('predicted_learned_step')}" for name, entry in self.items()]
+        return f"<simcomp.Predictions seed={self.config.seed} " + "; ".join(parts) + ">"
+
+    def to_json(self) -> dict:
+        """The object ``simcomp theory --json`` prints (same keys, same values)."""
+        from .outputs import to_jsonable
+
+        runs = [{"run": name, **{k: v for k, v in entry.items() if k != "prediction"}}
+                for name, entry in self.items()]
+        return json.loads(json.dumps({"seed": self.config.seed, "config": self.config.to_dict(),
+                                      "runs": to_jsonable(runs),
+                                      "comparison": self.comparison}))
+
+    def to_dataframe(self):
+        """One row per (run, modality) of the per-modality predictions, as a pandas DataFrame.
+
+        Needs the optional dependency pandas (``pip install simcomp[pandas]``).
+
+        Examples
+        --------
+        >>> import simcomp
+        >>> pred = simcomp.predict(simcomp.build_config(overrides={"train.steps": 50}))
+        >>> pred.to_dataframe()[["run", "modality", "race_learned_step"]].shape[1]
+        3
+        """
+        from .frames import modality_rows_frame
+
+        return modality_rows_frame([{"run": name, **entry} for name, entry in self.items()])
+
+
+def predict(config=None) -> Predictions:
     """The theory's predictions for a config and seed, without training.
+
+    Exactly what ``simcomp theory --json`` reports (both call
+    :func:`simcomp.experiment.predict_experiment`), method-aware: the joint
+    run carries the prediction under the config's training method.
 
     Parameters
     ----------
@@ -414,30 +492,28 @@ def predict(config=None) -> dict:
 
     Returns
     -------
-    dict
-        Run name -> the quantities known before training (initial alignment,
-        presence fraction, rates, race and reduced-dynamics learned steps,
-        predicted winner and test errors), keyed as in ``summary.json``.
-        The full :class:`simcomp.theory.Prediction` objects are under each
-        run's ``"prediction"`` key.
+    Predictions
+        Run name -> the quantities known before training, keyed as in
+        ``summary.json``; ``.comparison`` the predicted gaps.
+
+    Examples
+    --------
+    >>> import simcomp
+    >>> cfg = simcomp.build_config(overrides={"method.name": "aux", "train.steps": 100})
+    >>> pred = simcomp.predict(cfg)
+    >>> pred["joint"]["method_prediction"]["method"]
+    'aux'
     """
-    from .data import make_experiment_data
-    from .experiment import predict_run
-    from .summary import theory_summary
-    from .trace import geometry
-    from .train import run_plan
+    from .experiment import predict_experiment
 
     cfg = _as_config(config)
-    data = make_experiment_data(cfg)
+    planned = predict_experiment(cfg)
     out = {}
-    for name, trained in run_plan(cfg):
-        alignment0 = geometry([data.init[r] for r in trained],
-                              [data.dictionaries[r] for r in trained])[0]
-        pred = predict_run(cfg, data, trained, alignment0)
-        entry = theory_summary(cfg, data, trained, alignment0, pred)
-        entry["prediction"] = pred
-        out[name] = entry
-    return out
+    for row in planned.rows:
+        entry = {k: v for k, v in row.items() if k != "run"}
+        entry["prediction"] = planned.predictions[row["run"]]
+        out[row["run"]] = entry
+    return Predictions(cfg, out, planned.comparison)
 
 
 def _grid_specs(grid) -> list[str]:

@@ -71,7 +71,7 @@ def run_simulate(args) -> int:
         result = simulate(cfg, progress=not args.quiet)
         result._write_files(out.path)
         out.commit()
-    failed = [run for run in result.runs if run.status == "nonfinite"]
+    failed = [run for run in result.runs if run.status in ("nonfinite", "diverged")]
     if not args.quiet and result.summary.get("engine") == "fusion":
         from .fusion_result import fusion_report
 
@@ -81,12 +81,43 @@ def run_simulate(args) -> int:
         print(f"(seed {cfg.seed} is one draw of the data and the initial weights; `simcomp sweep "
               f"--seeds 16 --out DIR` with the same --config/--set shows the spread over seeds)")
     if failed:
-        print(divergence_message(failed, result.traces, str(args.out)), file=sys.stderr)
+        print(divergence_message(failed, result.traces, str(args.out), cfg), file=sys.stderr)
     return 1 if failed else 0
 
 
-def divergence_message(failed, traces: dict, out: str) -> str:
-    """One line for the runs whose loss turned non-finite: where each stopped and what was saved."""
+# The setting that makes each method's joint run blow up when too large.
+_DIVERGE_KEY = {"umt": "distill_weight", "aux": "aux_weight", "ogm": "alpha", "ogm_ge": "alpha",
+                "agm": "alpha", "lr_scale": "lr_scale"}
+
+
+def _method_setting(cfg) -> str:
+    """The joint run's method and its settings, as ``umt (distill_weight 10, ...)``."""
+    fields = {k: v for k, v in cfg.method.to_dict().items() if k != "name" and v is not None}
+    text = ", ".join(f"{k} {v if not isinstance(v, (list, tuple)) else list(v)}"
+                     for k, v in fields.items())
+    return cfg.method.name + (f" ({text})" if text else "")
+
+
+def divergence_message(failed, traces: dict, out: str, cfg=None) -> str:
+    """One line for the runs whose loss turned non-finite or blew up: where each stopped,
+    what was saved, and the method and setting of a joint run trained with one."""
+    blown = [run for run in failed if run.status == "diverged"]
+    if blown:
+        parts = []
+        for run in blown:
+            steps = traces[run.name]["steps"]
+            method = ("" if cfg is None or run.name != "joint" or cfg.method.name == "none"
+                      else f" under method {_method_setting(cfg)}")
+            parts.append(f"{run.name}{method} from step {run.failed_step} (its trace is saved "
+                         f"up to step {int(steps[-1]) if len(steps) else 0})")
+        joint_method = cfg is not None and cfg.method.name != "none" and any(
+            run.name == "joint" for run in blown)
+        advice = (f"lower the method's weight (method.{_DIVERGE_KEY.get(cfg.method.name, 'name')}"
+                  ") or train.lr" if joint_method else "try a smaller train.lr")
+        line = (f"simcomp: the run diverged (weights or loss past 1e12): {'; '.join(parts)}; "
+                f"outputs in {out!r}; {advice}")
+        rest = [run for run in failed if run.status != "diverged"]
+        return line if not rest else line + "\n" + divergence_message(rest, traces, out)
     parts, at_start = [], False
     for run in failed:
         steps = traces[run.name]["steps"]
@@ -106,14 +137,10 @@ def divergence_message(failed, traces: dict, out: str) -> str:
 
 
 def run_theory(args) -> int:
-    from .data import make_experiment_data
-    from .experiment import predict_run, predict_run_method
+    from .experiment import predict_experiment
     from .outputs import to_jsonable
     from .preflight import check, estimate_theory
     from .report import theory_report
-    from .summary import theory_comparison, theory_summary
-    from .trace import geometry
-    from .train import run_plan
 
     cfg = build_config(args.config, args.overrides)
     from .fusion_config import uses_fusion_engine
@@ -124,20 +151,8 @@ def run_theory(args) -> int:
         check_output_file(args.plot, args.force, "--plot", suffix=".png")
     check(estimate_theory(cfg), hint="fewer data.n_train / data.n_test or a smaller "
           "data.modality.N.dim")
-    data = make_experiment_data(cfg)
-    rows, predictions, planned = [], {}, []
-    for name, trained in run_plan(cfg):
-        alignment0 = geometry([data.init[r] for r in trained],
-                              [data.dictionaries[r] for r in trained])[0]
-        pred = predict_run(cfg, data, trained, alignment0)
-        predictions[name] = pred
-        planned.append((name, trained, alignment0, pred))
-        rows.append({"run": name, **theory_summary(cfg, data, trained, alignment0, pred)})
-        if name == "joint":  # the joint run is the one trained with the method
-            names = [cfg.names[r] for r in trained]
-            rows[-1]["method_prediction"] = predict_run_method(cfg, data, trained,
-                                                               alignment0).to_json(names)
-    comparison = theory_comparison(cfg, data, planned)
+    planned = predict_experiment(cfg)
+    rows, comparison, predictions = planned.rows, planned.comparison, planned.predictions
     if args.json:
         print(dumps_json({"seed": cfg.seed, "config": cfg.to_dict(), "runs": to_jsonable(rows),
                           "comparison": comparison}), end="")

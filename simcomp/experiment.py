@@ -37,6 +37,8 @@ __all__ = [
     "run_experiment",
     "run_experiments",
     "predict_run",
+    "tracked_predict",
+    "predict_experiment",
     "noise_aware_regime",
     "expected_error",
     "predict_run_method",
@@ -46,6 +48,8 @@ __all__ = [
     "run_summary",
     "comparison",
     "total_steps",
+    "mark_diverged",
+    "DIVERGED_BOUND",
 ]
 
 
@@ -92,7 +96,7 @@ class Experiment:
 
     @property
     def failed(self) -> list:
-        return [run for run in self.runs if run.status == "nonfinite"]
+        return [run for run in self.runs if run.status in ("nonfinite", "diverged")]
 
 
 def _needs_teachers(cfg: Config, name: str) -> bool:
@@ -167,30 +171,96 @@ def noise_aware_regime(cfg: Config, trained) -> bool:
 
 
 def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment0: np.ndarray,
-                noise_aware: bool | None = None):
+                noise_aware: bool | None = None, tracked: bool | None = None,
+                name: str | None = None):
     """The theory's prediction for one run, from its initial state and its training set.
 
-    The reduced dynamics and the race always; the noise-aware dynamics
-    (``prediction.noise_aware``) where :func:`noise_aware_regime` says so and
-    ``train.noise_theory`` is true, or as ``noise_aware`` forces (False: skip
-    it, e.g. where only the race is needed).  The noise-aware theory is given
-    the run's own training noise (two statistics per sample) and its initial
-    noise pre-activations <w_i(0), N_k> -- the initial weights, as the initial
-    alignments are -- never anything from training.
+    The reduced dynamics and the race always.  Where :func:`noise_aware_regime`
+    says so and ``train.noise_theory`` is true (or as ``noise_aware`` forces;
+    False skips it, e.g. where only the race is needed):
+
+    * ``prediction.noise_aware``: the distribution-level noise-aware
+      prediction (:func:`simcomp.theory.distribution_predict`), from the
+      configuration, the initial weights and the training set's (y, s)
+      pattern weights -- never its noise; every ``predicted_*`` quantity;
+    * ``prediction.tracked`` (unless ``tracked`` is False): the same
+      dynamics fed with the run's own training noise and initial noise
+      pre-activations, a check of the signal-noise decomposition
+      (``tracked_*``), not a prediction.
+
+    ``name`` is the run's name: the joint run (the one trained with the
+    config's method) gets ``prediction.method``, the method's prediction
+    (:func:`predict_run_method`; method ``none`` reuses the reduced
+    dynamics).  This is the one place a run's prediction is made: the
+    simulation, ``simcomp theory``, :func:`simcomp.predict` and the
+    figures all read it.
     """
     y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
     pred = theory.predict(cfg, trained, alignment0, y_pat, s_pat, w_pat)
+    if name == "joint":
+        pred.method = predict_method(cfg, trained, alignment0, y_pat, s_pat, w_pat,
+                                     plain=pred.reduced)
     if noise_aware is None:
         noise_aware = cfg.train.noise_theory and noise_aware_regime(cfg, trained)
     if noise_aware:
-        train = data.train
-        noise = [theory.training_noise(train.X[r], train.y, train.presence[:, r],
-                                       cfg.data.modality[r].beta, data.signals[r], data.init[r])
-                 for r in trained]
-        pred.noise_aware = theory.noise_aware_predict(
-            cfg, trained, alignment0, train.y, train.presence[:, trained], noise,
-            points=EXPECTED_POINTS, replicates=EXPECTED_REPLICATES, weight=train.weight)
+        grams = [theory.weight_geometry(data.init[r], data.signals[r]) for r in trained]
+        pred.noise_aware = theory.distribution_predict(
+            cfg, trained, alignment0, y_pat, s_pat, w_pat, grams,
+            points=EXPECTED_POINTS, replicates=EXPECTED_REPLICATES)
+        if tracked is None or tracked:
+            pred.tracked = tracked_predict(cfg, data, trained, alignment0)
     return pred
+
+
+def predict_experiment(cfg: Config, data: ExperimentData | None = None):
+    """The theory's predictions of every planned run of ``cfg``, before any training.
+
+    What ``simcomp theory`` prints and :func:`simcomp.predict` returns: one
+    function, so the two cannot disagree.
+
+    Returns
+    -------
+    SimpleNamespace
+        ``rows`` (one dict per planned run: ``run`` and every quantity known
+        before training, keyed as in summary.json, plus ``method_prediction``
+        for the joint run), ``comparison`` (None outside compare mode),
+        ``predictions`` (run name -> :class:`simcomp.theory.Prediction`) and
+        ``data``.
+    """
+    from types import SimpleNamespace
+
+    from .summary import theory_comparison, theory_summary
+    from .trace import geometry
+
+    data = make_experiment_data(cfg) if data is None else data
+    rows, predictions, planned = [], {}, []
+    for name, trained in run_plan(cfg):
+        alignment0 = geometry([data.init[r] for r in trained],
+                              [data.dictionaries[r] for r in trained])[0]
+        pred = predict_run(cfg, data, trained, alignment0, tracked=False, name=name)
+        predictions[name] = pred
+        planned.append((name, trained, alignment0, pred))
+        row = {"run": name, **theory_summary(cfg, data, trained, alignment0, pred)}
+        if pred.method is not None:
+            row["method_prediction"] = pred.method.to_json([cfg.names[r] for r in trained])
+        rows.append(row)
+    return SimpleNamespace(rows=rows, comparison=theory_comparison(cfg, data, planned),
+                           predictions=predictions, data=data)
+
+
+def tracked_predict(cfg: Config, data: ExperimentData, trained: list[int], alignment0):
+    """The tracked dynamics of one run: the noise-aware dynamics fed with the run's own
+    training noise (two statistics per sample) and initial noise pre-activations.
+
+    A check of the signal-noise decomposition (it follows the run's draw), not a prediction.
+    """
+    train = data.train
+    noise = [theory.training_noise(train.X[r], train.y, train.presence[:, r],
+                                   cfg.data.modality[r].beta, data.signals[r], data.init[r])
+             for r in trained]
+    return theory.noise_aware_predict(
+        cfg, trained, alignment0, train.y, train.presence[:, trained], noise,
+        points=EXPECTED_POINTS, replicates=EXPECTED_REPLICATES, weight=train.weight)
 
 
 def expected_error(cfg: Config, data: ExperimentData, run):
@@ -231,9 +301,41 @@ def _test_outputs(cfg: Config, data: ExperimentData, run) -> np.ndarray:
     return np.einsum("rbin,b->nr", units, signs)
 
 
+# A run whose weights or loss pass this bound has blown up even though its loss is still
+# finite (e.g. umt at a large distill_weight: alignments of 1e274); learned alignments stay
+# O(rho / beta), and the theory's method dynamics uses the same bound.
+DIVERGED_BOUND = 1e12
+
+
+def mark_diverged(run):
+    """Set ``status`` "diverged" on a run that ended "ok"/"stop_loss" with blown-up weights
+    or loss (:data:`DIVERGED_BOUND`); ``failed_step`` is the first recorded step past it."""
+    if run.status not in ("ok", "stop_loss"):
+        return run
+    with np.errstate(over="ignore", invalid="ignore"):
+        big = [float(np.max(np.abs(w), initial=0.0)) for w in run.final_weights]
+        blown = any(not np.isfinite(b) or b > DIVERGED_BOUND for b in big)
+        rec = run.trace.records
+        steps = list(rec.get("steps", []))
+        first = None
+        for i, step in enumerate(steps):
+            loss = rec["train_loss"][i] if i < len(rec.get("train_loss", [])) else 0.0
+            align = rec["alignment"][i] if i < len(rec.get("alignment", [])) else 0.0
+            if not (abs(loss) <= DIVERGED_BOUND
+                    and np.max(np.abs(align), initial=0.0) <= DIVERGED_BOUND):
+                first = int(step)
+                break
+    if blown or first is not None:
+        run.status = "diverged"
+        run.failed_step = first if first is not None else int(run.steps_run)
+    return run
+
+
 def _assemble(cfg: Config, data: ExperimentData, runs: list) -> Experiment:
     """Predictions, method outcomes and the ensemble of trained runs."""
-    predictions = {run.name: predict_run(cfg, data, run.trained, run.initial_alignment)
+    runs = [mark_diverged(run) for run in runs]
+    predictions = {run.name: predict_run(cfg, data, run.trained, run.initial_alignment,
+                                         name=run.name)
                    for run in runs}
     y, w = data.test.y, data.test.weight
     phi = {run.name: _test_outputs(cfg, data, run) for run in runs}
@@ -259,7 +361,7 @@ def _assemble(cfg: Config, data: ExperimentData, runs: list) -> Experiment:
         own = phi[run.name]
         if run.name == "joint":
             res = _methods.method_results(cfg, run.trained, own, y, w, phi_uni)
-            pred = predict_run_method(cfg, data, run.trained, run.initial_alignment)
+            pred = predictions[run.name].method
             outcomes[run.name] = MethodOutcome(run_method(cfg, run.name), res["shapley"],
                                                res["method_test_error"], pred)
         else:

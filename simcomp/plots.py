@@ -268,7 +268,7 @@ def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
                 continue
             k = run.trained.index(r)
             tr = traces[run.name]
-            title = (f"{mod.name} in the joint network" if kind == "joint"
+            title = (f"{mod.name} in the joint network{_method_note(cfg)}" if kind == "joint"
                      else f"{mod.name} trained alone")
             if len(tr["steps"]) == 0:
                 # The loss was not finite at step 0: the trace has no record to draw.
@@ -306,7 +306,8 @@ def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
         fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8,
                    bbox_to_anchor=(0.5, 0.06 / height))
     fig.suptitle("Alignment of every neuron with its modality's signal (green: learned step), "
-                 "and test error", fontsize=11, y=1 - 0.12 / height, va="top")
+                 f"and test error{_method_note(cfg, ' -- joint network trained with ')}",
+                 fontsize=11, y=1 - 0.12 / height, va="top")
     # Margins in inches: the y label and symlog tick labels (e.g. -10^-1) on the left, the
     # title above, the tick labels, x label and next title between rows.
     grid.update(**_fixed_layout(fig, left=0.95, right=0.2, top=0.75,
@@ -315,6 +316,12 @@ def alignment_figure(cfg, runs, traces, predictions=None, theory=None):
     for ax in fig.axes:  # GridSpec.update moves only pyplot's axes: place these anew
         ax.set_subplotspec(ax.get_subplotspec())
     return fig
+
+
+def _method_note(cfg, prefix: str = ", method ") -> str:
+    """``prefix`` + the training method's name when the joint run uses one, else ""."""
+    name = cfg.method.name
+    return "" if name == "none" else f"{prefix}{name}"
 
 
 def reduced_dynamics_figure(cfg, predictions: dict):
@@ -343,10 +350,20 @@ def reduced_dynamics_figure(cfg, predictions: dict):
                 dyn = aware.dynamics
                 ax.plot(dyn.steps, mod.beta * dyn.leading_alignment[:, k], ls="-.", lw=1.0,
                         color=line.get_color(), label=f"{mod.name}, noise-aware")
+            method = getattr(pred, "method", None)
+            if method is not None and method.method not in ("none", "ume"):
+                dyn = method.dynamics  # the run is trained with the method
+                with np.errstate(over="ignore", invalid="ignore"):
+                    values = _finite(mod.beta * np.asarray(dyn.leading_alignment)[:, k])
+                ax.plot(dyn.steps, values, ls=":", lw=1.4, color=line.get_color(),
+                        label=f"{mod.name}, {method.method}")
         ax.axhline(cfg.model.threshold, color="grey", ls="--", lw=0.8)
         _symlog_y(ax)
+        method = getattr(pred, "method", None)
         ax.set_title(f"{name}: reduced" + (" and noise-aware" if getattr(
-            pred, "noise_aware", None) is not None else "") + " dynamics", **_TITLE)
+            pred, "noise_aware", None) is not None else "") + " dynamics"
+            + (f", method {method.method}" if method is not None
+               and method.method not in ("none", "ume") else ""), **_TITLE)
         ax.set_xlabel("GD step")
         ax.set_ylabel("beta * leading alignment")
         ax.legend(fontsize=8)

@@ -111,7 +111,10 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
             f"({comp['best_unimodal']}) {_fmt(comp['best_unimodal_test_error'])}: "
             f"gap {_fmt(comp['gap'], '+.4f')}, {verdict}",
             f"expected gap {_fmt(comp['expected_gap'], '+.4f')}, predicted gap "
-            f"{_fmt(comp['predicted_gap'], '+.4f')}",
+            f"{_fmt(comp['predicted_gap'], '+.4f')}"
+            + ("" if comp.get("tracked_gap") is None else
+               f" (tracked gap {_fmt(comp['tracked_gap'], '+.4f')}: the run's own noise fed "
+               "to the theory, a check of its decomposition, not a prediction)"),
         ]
         if comp.get("gap_to_ensemble") is not None:
             lines.append(
@@ -123,8 +126,9 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
         "align(0), align(T): its leading alignment at the start and at the end; learned: the "
         "step at which it was learned; race, noisy race, predicted: that step as predicted by "
         "the leading-neuron race, by the same race counting the noise, and by the run's theory "
-        "(the noise-aware dynamics where a trained modality has noise or distractors, else the "
-        "reduced dynamics; docs/theory.md); encoder err: test error of its encoder alone; "
+        "(where a trained modality has noise or distractors, the noise-aware dynamics averaged "
+        "over the noise's law -- initial weights and configuration only, never the drawn "
+        "noise -- else the reduced dynamics; docs/theory.md); encoder err: test error of its encoder alone; "
         "expected: the exact expected test error of the trained weights; never: not within "
         "the steps run)"
     )
@@ -187,8 +191,9 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
         "align(0): its leading alignment at the start; rate: the growth rate kappa of that "
         "alignment (c=+1/c=-1 for class banks); race, reduced: the step at which it is learned "
         "as predicted by the leading-neuron race and by the noise-free reduced dynamics; "
-        "predicted: by the run's theory (noise_aware where a trained modality has noise or "
-        "distractors, else reduced; docs/theory.md); by end: learned within train.steps; "
+        "predicted: by the run's theory (noise_aware -- the noise-aware dynamics averaged over "
+        "the noise's law -- where a trained modality has noise or distractors, else reduced; "
+        "docs/theory.md); by end: learned within train.steps; "
         "encoder err: predicted test error of its encoder alone; never: not within the steps run)"
     )
     return "\n".join(lines)

@@ -200,6 +200,18 @@ def _theory_error(view: RunView, what: str):
     return [0.0] * len(view.names)
 
 
+def _tracked(view: RunView, what: str):
+    """A value of the tracked dynamics (run-conditioned; None where it was not computed)."""
+    tr = view.prediction.tracked
+    if what == "learned_step":
+        return [None] * len(view.names) if tr is None else [_step(s) for s in tr.learned_step]
+    if tr is None:
+        return None
+    if what == "winner":
+        return _winner(tr.predicted_winner, view)
+    return _float(tr.test_error.fused)
+
+
 def _winner(index, view: RunView) -> str | None:
     return None if index is None else view.names[index]
 
@@ -231,6 +243,19 @@ def _best_by(view: ExperimentView, quantity_name: str, what: str):
         return None
     best = min(unimodal, key=lambda name: (values[name], name))
     return best.removeprefix("unimodal-") if what == "name" else values["joint"] - values[best]
+
+
+def _method_gap(view: ExperimentView):
+    """The method's predicted predictor error minus the best uni-modal predicted_test_error."""
+    joint = view.runs.get("joint")
+    method = None if joint is None else getattr(joint.prediction, "method", None)
+    if method is None:
+        return None
+    uni = [view.value(name, "predicted_test_error") for name in view.runs
+           if name.startswith("unimodal-")]
+    if not uni or None in uni:
+        return None
+    return _float(method.test_error_noiseless - min(uni))
 
 
 def _comparison_value(view: ExperimentView, what: str):
@@ -292,10 +317,13 @@ QUANTITIES: tuple[Quantity, ...] = (
              lambda v: v.names,
              before_training=True),
     Quantity("status", "run", "str", "",
-             "ok, stop_loss (train.stop_loss reached) or nonfinite (the loss diverged)",
+             "ok, stop_loss (train.stop_loss reached), nonfinite (the loss overflowed) or diverged "
+             "(weights, alignments or loss past 1e12 while still finite, e.g. umt at a large "
+             "distill_weight)",
              lambda v: v.run.status),
     Quantity("failed_step", "run", "int", "",
-             "the step whose loss was not finite (None unless status is nonfinite)",
+             "the step whose loss was not finite (nonfinite) or the first recorded step past the "
+             "divergence bound (diverged); None otherwise",
              lambda v: v.run.failed_step),
     Quantity("steps_run", "run", "int", "",
              "GD steps taken (train.steps unless the run stopped early)",
@@ -356,8 +384,8 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("prediction_theory", "run", "str", "all",
              "the theory behind predicted_learned_step, predicted_learned_by_horizon, "
              "predicted_winner and predicted_test_error: noise_aware (a trained modality has "
-             "noise or distractors, docs/theory.md section 11) or reduced (docs/model.md "
-             "sections 5.3-5.5)",
+             "noise or distractors: the noise-aware dynamics averaged over the noise's law, "
+             "docs/theory.md section 12) or reduced (docs/model.md sections 5.3-5.5)",
              lambda v: v.prediction.theory,
              before_training=True),
     Quantity("kappa", "modality", "rate", "",
@@ -392,8 +420,9 @@ QUANTITIES: tuple[Quantity, ...] = (
              lambda v: [bool(b) for b in v.prediction.learned_by_horizon],
              before_training=True),
     Quantity("predicted_winner", "run", "str", "joint",
-             "the modality predicted to be learned first: noise_aware, the first its dynamics "
-             "learns by the horizon (None: none); reduced, the race's winner",
+             "the modality predicted to be learned first: noise_aware, the first its "
+             "distribution-level dynamics learns by the horizon (None: none); reduced, the "
+             "race's winner",
              _theory_winner,
              before_training=True),
     Quantity("race_winner", "run", "str", "joint",
@@ -418,6 +447,20 @@ QUANTITIES: tuple[Quantity, ...] = (
              "test error of M's encoder alone predicted by the run's theory",
              lambda v: _theory_error(v, "per_modality"),
              before_training=True),
+    # the tracked dynamics: the run's own training noise, a check, not a prediction
+    Quantity("tracked_learned_step", "modality", "int", "joint",
+             "learned step of the tracked dynamics: the noise-aware dynamics fed with the run's "
+             "own training noise and initial noise pre-activations (a check of the "
+             "signal-noise decomposition, not a prediction; docs/theory.md section 11); None: "
+             "not by the horizon, or no noise (not computed)",
+             lambda v: _tracked(v, "learned_step")),
+    Quantity("tracked_winner", "run", "str", "",
+             "the first modality the tracked dynamics learns (a check, not a prediction)",
+             lambda v: _tracked(v, "winner")),
+    Quantity("tracked_test_error", "run", "float", "all",
+             "expected test error of the tracked dynamics' final network (a check, not a "
+             "prediction); None: not computed",
+             lambda v: _tracked(v, "test_error")),
     Quantity("predicted_test_error_noiseless", "run", "float", "all",
              "predicted test error: learned modalities classify perfectly",
              lambda v: _float(v.prediction.test_error_noiseless),
@@ -504,6 +547,16 @@ QUANTITIES: tuple[Quantity, ...] = (
              "joint predicted_test_error - the lowest uni-modal predicted_test_error",
              lambda e: _best_by(e, "predicted_test_error", "gap"),
              before_training=True),
+    Quantity("method_predicted_gap", "comparison", "float", "all",
+             "the joint run's method_predicted_test_error (its method's reduced dynamics, "
+             "noiseless; ume: the uni-modal ensemble) - the lowest uni-modal "
+             "predicted_test_error: predicted_gap under the method",
+             _method_gap,
+             before_training=True),
+    Quantity("tracked_gap", "comparison", "float", "all",
+             "joint tracked_test_error - the lowest uni-modal one (the tracked dynamics: a "
+             "check of the signal-noise decomposition, not a prediction)",
+             lambda e: _best_by(e, "tracked_test_error", "gap")),
     Quantity("ensemble_test_error", "comparison", "float", "all",
              "test error of the uni-modal ensemble sign(sum_r phi_r) of the uni-modal networks",
              lambda e: _ensemble_value(e, "error")),

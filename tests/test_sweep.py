@@ -229,9 +229,11 @@ def test_csv_columns_and_values_k2(tmp_path):
     assert header == sw.csv_columns(plan.grid_keys, ("A", "B")) == plan.columns
     assert header[:4] == ["data.modality.0.beta", "train.mode", "repeat", "seed"]
     assert header[4:8] == ["dim_A", "dim_B", "beta_A", "beta_B"]
-    assert header[-9:] == ["best_unimodal", "best_unimodal_test_error", "gap", "expected_gap",
-                           "predicted_best_unimodal", "predicted_gap", "ensemble_test_error",
-                           "gap_to_ensemble", "status"]
+    assert header[-11:] == ["best_unimodal", "best_unimodal_test_error", "gap", "expected_gap",
+                            "predicted_best_unimodal", "predicted_gap", "method_predicted_gap",
+                            "tracked_gap",
+                            "ensemble_test_error",
+                            "gap_to_ensemble", "status"]
     assert "learned_by_horizon_joint_B" in header and "race_learned_step_alone_A" in header
     assert len(rows) == 4 and result.ran == 4 and result.done_before == 0
     empties = 0

@@ -19,6 +19,8 @@ Modules (imports flow downwards only):
   trained weights on noisy data with distractors;
 * :mod:`~simcomp.theory.noisy_dynamics` -- the noise-aware (signal-noise
   decomposition) dynamics;
+* :mod:`~simcomp.theory.distribution` -- that dynamics averaged over the
+  noise law (the distribution-level prediction: no per-sample noise);
 * :mod:`~simcomp.theory.prediction` -- one run's :class:`Prediction`.
 
 Conventions shared with the simulator
@@ -62,6 +64,7 @@ from simcomp.theory.noisy_dynamics import (
     predicted_gap,
     training_noise,
 )
+from simcomp.theory.distribution import distribution_predict, weight_geometry
 from simcomp.theory.prediction import Prediction, predict
 from simcomp.theory.race import (
     initial_gamma,
@@ -107,4 +110,6 @@ __all__ = [
     "NoisyPrediction",
     "noise_aware_predict",
     "predicted_gap",
+    "distribution_predict",
+    "weight_geometry",
 ]

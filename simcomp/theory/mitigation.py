@@ -509,8 +509,20 @@ class MethodPrediction:
         }
 
 
+def _plain_dynamics(reduced) -> MethodDynamics:
+    """Method ``none``'s dynamics is plain training's: the reduced dynamics, reused."""
+    steps = max(int(reduced.steps[-1]), 0)
+    K = reduced.final_alignment.shape[0]
+    nan = np.full((steps, K), np.nan)
+    return MethodDynamics(
+        method="none", steps=reduced.steps, alignment=reduced.alignment,
+        leading_alignment=reduced.leading_alignment, learned_step=reduced.learned_step,
+        learned_step_bank=reduced.learned_step_bank, final_alignment=reduced.final_alignment,
+        score=nan, ratio=nan.copy(), scale=nan.copy(), cosine=nan.copy())
+
+
 def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat,
-                   w_pat) -> MethodPrediction:
+                   w_pat, plain=None) -> MethodPrediction:
     """Section-5-style prediction of a run of ``cfg`` under its method.
 
     ``alignment0`` (K_run, B, m) are the run's initial alignments and the
@@ -519,6 +531,9 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
     ``method.teacher_steps`` (default ``train.steps``) from the same
     initial alignments; ``ume`` is the uni-modal runs and its predictor their
     sum.  Test errors use the distribution's presence probabilities.
+    ``plain``: plain training's :class:`~simcomp.theory.ReducedDynamics` of
+    the same run, reused as method ``none``'s dynamics (the same recursion)
+    instead of being run again.
     """
     trained = sorted(int(r) for r in trained)
     mods = [cfg.data.modality[r] for r in trained]
@@ -538,9 +553,12 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
         teacher_unit = _unit(beta * aT.max(axis=(1, 2)), form, q, rho)[0]
     dyn_method = "alternating" if name == "ume" else name
     with np.errstate(over="ignore", invalid="ignore"):  # reported as ``diverged`` instead
-        dyn = method_dynamics(a0, beta, y_pat, s_pat, w_pat, q, rho, eta, T, dyn_method, params,
-                              threshold=thr, record_every=cfg.train.trace_every,
-                              teacher_alignment=aT, **common)
+        if name == "none" and plain is not None:
+            dyn = _plain_dynamics(plain)
+        else:
+            dyn = method_dynamics(a0, beta, y_pat, s_pat, w_pat, q, rho, eta, T, dyn_method,
+                                  params, threshold=thr, record_every=cfg.train.trace_every,
+                                  teacher_alignment=aT, **common)
         err = predictor_test_error(dyn.final_alignment, beta, presence,
                                    params.get("mix") if name == "alternating" else None,
                                    q=q, rho=rho, correlation=cfg.data.presence_correlation,

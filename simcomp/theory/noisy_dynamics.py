@@ -373,6 +373,12 @@ class NoisyPrediction:
     test_error: ExpectedTestError
     dynamics: NoisyDynamics
 
+    def __repr__(self) -> str:
+        # the dataclass repr would print the (K, B, m, n) pre-activations and coefficients
+        return (f"<NoisyPrediction trained={self.trained} "
+                f"learned_step={np.asarray(self.learned_step).tolist()} "
+                f"winner={self.predicted_winner} test_error={self.test_error.fused:.4g}>")
+
 
 def final_encoders(cfg: Config, trained: Sequence[int], dyn: NoisyDynamics) -> list:
     """Each modality's fresh-sample pre-activations at the end of ``dyn``, as a GaussianEncoder.

@@ -71,14 +71,36 @@ class Prediction:
     # (K_run,) each encoder alone on fresh noise-free samples, from the reduced
     # dynamics' final alignments (as test_error_noiseless, one modality at a time)
     modality_test_error_noiseless: np.ndarray | None = None
-    # the noise-aware theory's prediction (:class:`~simcomp.theory.NoisyPrediction`),
-    # attached by the caller that has the run's training inputs; None: not computed
+    # the distribution-level noise-aware prediction (:class:`~simcomp.theory.NoisyPrediction`
+    # of :func:`~simcomp.theory.distribution_predict`: configuration, initial weights and
+    # pattern weights only), behind every ``predicted_*`` quantity; None: not computed
     noise_aware: Any = None
+    # the run-conditioned tracked dynamics (the noise-aware dynamics fed with the run's own
+    # training noise and initial noise pre-activations): a check of the signal-noise
+    # decomposition behind the ``tracked_*`` quantities, not a prediction; None: not computed
+    tracked: Any = None
+    # the run under the config's training method (:class:`~simcomp.theory.mitigation.
+    # MethodPrediction`; the joint run only, attached by the caller); None: plain training
+    method: Any = None
 
     @property
     def theory(self) -> str:
         """Which theory the run's headline predictions use: "noise_aware" or "reduced"."""
         return "reduced" if self.noise_aware is None else "noise_aware"
+
+    def __repr__(self) -> str:
+        # the dataclass repr would print every recorded alignment (tens of thousands of numbers)
+        steps = np.asarray(self.predicted_learned_step if self.noise_aware is None
+                           else self.noise_aware.learned_step).tolist()
+        return (f"<simcomp.theory.Prediction trained={self.trained} theory={self.theory} "
+                f"predicted_winner={self.predicted_winner_index} predicted_learned_step={steps} "
+                f"race_learned_step={np.round(self.race_learned_step, 1).tolist()}>")
+
+    @property
+    def predicted_winner_index(self) -> int | None:
+        """The headline theory's winner (index into ``trained``)."""
+        return self.predicted_winner if self.noise_aware is None else \
+            self.noise_aware.predicted_winner
 
     def to_json(self, names: Sequence[str]) -> dict[str, Any]:
         """JSON-ready dict; per-modality fields are dicts keyed by ``names[j]``.

@@ -1,0 +1,95 @@
+"""One function owns a run's prediction: ``simcomp.predict`` equals ``simcomp theory --json``
+for every training method, and the figures draw the method's predicted dynamics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import simcomp
+from simcomp.cli import main
+from simcomp.method_config import METHODS
+
+SMALL = ["data.n_train=96", "data.n_test=200", "data.modality.0.dim=8", "data.modality.1.dim=8",
+         "model.width=3", "train.steps=80", "train.trace_every=20", "train.threads=1"]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_predict_equals_theory_json(method, capsys):
+    sets = SMALL + [f"method.name={method}"]
+    assert main(["theory", "--json"] + [f"--set={s}" for s in sets]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    pred = simcomp.predict(simcomp.build_config(overrides=sets))
+    assert pred.to_json() == printed
+    joint = pred["joint"]
+    assert joint["method_prediction"]["method"] == method
+    assert printed["comparison"]["method_predicted_gap"] is not None
+    if method == "none":  # plain training's prediction, shared
+        assert joint["method_prediction"]["predicted_learned_step"] == \
+            joint["reduced_learned_step"]
+    assert len(repr(pred)) < 600
+
+
+def test_method_none_shares_plain_trainings_prediction():
+    from simcomp.theory.mitigation import method_dynamics
+
+    cfg = simcomp.build_config(overrides=SMALL)
+    prediction = simcomp.predict(cfg)["joint"]["prediction"]
+    # the method's dynamics is plain training's reduced dynamics, the same object
+    assert prediction.method.dynamics.alignment is prediction.reduced.alignment
+    # and it is what the method recursion gives for ``none``
+    from simcomp.data import empirical_patterns, make_experiment_data
+
+    data = make_experiment_data(cfg)
+    a0 = np.stack([np.einsum("bmd,d->bm", data.init[r], data.signals[r]) for r in (0, 1)])
+    shared = prediction.method
+    m = cfg.model
+    fresh = method_dynamics(a0, [mod.beta for mod in cfg.data.modality],
+                            *empirical_patterns(data.train, [0, 1]), m.q, m.rho, cfg.train.lr,
+                            cfg.train.steps, "none", learner=m.learner, activation=m.activation,
+                            threshold=m.threshold, record_every=cfg.train.trace_every)
+    np.testing.assert_array_equal(shared.predicted_learned_step, fresh.learned_step)
+    np.testing.assert_allclose(shared.dynamics.alignment, fresh.alignment, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.slow
+def test_figure_draws_the_methods_dynamics_for_aux_on_the_default():
+    """The default experiment under aux: the joint panel's theory curve is aux's dynamics
+    (B is learned under aux, not under plain training), and the title names the method."""
+    cfg = simcomp.build_config(overrides={"method.name": "aux", "train.mode": "joint"})
+    result = simcomp.simulate(cfg)
+    pred = result.predictions["joint"]
+    aux = pred.method.dynamics
+    plain = pred.reduced
+    assert aux.learned_step[1] >= 0 > plain.learned_step[1]  # the curves must differ
+    fig = result.figure()
+    assert "aux" in fig._suptitle.get_text()
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    ax = panels["B in the joint network, method aux"]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label().startswith("theory:")]
+    assert "aux" in line.get_label()
+    x, y = np.asarray(line.get_xdata()), np.asarray(line.get_ydata())
+    beta = cfg.data.modality[1].beta
+    expect = dict(zip(aux.steps.tolist(), beta * aux.leading_alignment[:, 1]))
+    np.testing.assert_allclose(y, [expect[int(s)] for s in x], rtol=1e-12)
+    assert y[-1] >= cfg.model.threshold  # it follows aux's dynamics to B's learning
+
+
+def test_umt_at_its_published_default_diverges_with_exit_1(tmp_path, capsys):
+    out = tmp_path / "umt"
+    sets = SMALL + ["method.name=umt", "train.mode=joint"]  # distill_weight 10, the default
+    assert main(["simulate", "--quiet", "--out", str(out)] + [f"--set={s}" for s in sets]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "umt" in err[0] and "distill_weight 10" in err[0] and "diverged" in err[0]
+    summary = json.loads((out / "summary.json").read_text())
+    joint = summary["runs"]["joint"]
+    assert joint["status"] == "diverged" and joint["failed_step"] is not None
+    assert joint["method_predicted_diverged"] is True
+    with np.load(out / "joint" / "trace.npz") as trace:
+        assert len(trace["steps"]) > 0
+    # a milder weight trains without blowing up
+    tame = simcomp.simulate(simcomp.build_config(overrides=sets + ["method.distill_weight=0.1"]))
+    assert tame.summary["runs"]["joint"]["status"] == "ok"
