@@ -70,6 +70,18 @@ def build_config(path: str | Path | None = None, overrides=None) -> Config:
     return _build_config(path, _override_list(overrides))
 
 
+def _warn_noop(cfg: Config) -> None:
+    """Warn (:class:`~simcomp.method_config.MethodNoOpWarning`) about a method set to do nothing."""
+    import warnings
+
+    from .method_config import MethodNoOpWarning
+
+    reason = cfg.method.noop_reason()
+    if reason is not None:
+        warnings.warn(f"{reason}: the joint run trains exactly as with method none",
+                      MethodNoOpWarning, stacklevel=3)
+
+
 def _as_config(config) -> Config:
     if config is None:
         return _build_config(None, [])
@@ -310,6 +322,7 @@ def simulate(config=None, *, progress: bool | Callable[[int], None] = False) -> 
     from .summary import summarize
 
     cfg = _as_config(config)
+    _warn_noop(cfg)
     from .fusion_config import uses_fusion_engine
 
     if uses_fusion_engine(cfg.model):
@@ -507,6 +520,7 @@ def predict(config=None) -> Predictions:
     from .experiment import predict_experiment
 
     cfg = _as_config(config)
+    _warn_noop(cfg)
     planned = predict_experiment(cfg)
     out = {}
     for row in planned.rows:

@@ -57,6 +57,19 @@ _SIZE_HINT = ("fewer data.n_train / data.n_test, a smaller data.modality.N.dim o
               "fewer train.steps or a larger train.trace_every")
 
 
+def _warn_noop(cfg) -> None:
+    """One stderr line for a method set to do nothing; the API's warning is then silenced."""
+    import warnings
+
+    from .method_config import MethodNoOpWarning
+
+    reason = cfg.method.noop_reason()
+    if reason is not None:
+        print(f"simcomp: warning: {reason}: the joint run trains exactly as with method none",
+              file=sys.stderr)
+    warnings.simplefilter("ignore", MethodNoOpWarning)
+
+
 def run_simulate(args) -> int:
     from .api import simulate
     from .preflight import check, estimate_simulate
@@ -65,6 +78,7 @@ def run_simulate(args) -> int:
     cfg = build_config(args.config, args.overrides)
     check_output_dir(args.out, args.force)
     check(estimate_simulate(cfg), out=args.out, hint=_SIZE_HINT)
+    _warn_noop(cfg)
     # The output directory is claimed (as a hidden temporary) before training, and renamed
     # into place once complete: the same files as Result.save writes.
     with AtomicDirectory(args.out, force=args.force) as out:
@@ -151,6 +165,7 @@ def run_theory(args) -> int:
         check_output_file(args.plot, args.force, "--plot", suffix=".png")
     check(estimate_theory(cfg), hint="fewer data.n_train / data.n_test or a smaller "
           "data.modality.N.dim")
+    _warn_noop(cfg)
     planned = predict_experiment(cfg)
     rows, comparison, predictions = planned.rows, planned.comparison, planned.predictions
     if args.json:

@@ -17,7 +17,7 @@ from .validation import (
     _need_int,
 )
 
-__all__ = ["METHODS", "METHOD_KEYS", "MethodConfig"]
+__all__ = ["METHODS", "METHOD_KEYS", "MethodConfig", "MethodNoOpWarning"]
 
 
 # The mitigation methods and the keys each one takes (besides ``name``).
@@ -47,6 +47,10 @@ _METHOD_SCALAR_DEFAULTS = {
 }
 # Per-modality keys: default value of each entry.
 _METHOD_PER_MODALITY = {"lr_scale": 1.0, "drop": 0.0, "mix": 1.0}
+
+
+class MethodNoOpWarning(UserWarning):
+    """A method whose settings make it train exactly as plain joint training."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,30 @@ class MethodConfig:
         if self.name == "alternating" and sum(self.mix or (1.0,)) == 0.0:
             raise ConfigError("method.mix (method alternating) must not be all zero")
         return dataclasses.replace(self, **changes) if changes else self
+
+    def noop_reason(self) -> str | None:
+        """Why this (resolved) method trains exactly as plain joint training, or None.
+
+        Such a setting is allowed -- a sweep may use it as its control -- but
+        :func:`simcomp.simulate`, :func:`simcomp.predict` and the commands
+        warn about it (:class:`MethodNoOpWarning`), because the defaults of
+        ``dropout`` (drop 0) and ``lr_scale`` (factor 1) are such settings.
+        """
+        name = self.name
+        if name == "dropout" and self.drop is not None and all(d == 0.0 for d in self.drop):
+            return "method dropout with every method.drop 0 drops nothing"
+        if name == "lr_scale" and self.lr_scale is not None and all(
+                c == 1.0 for c in self.lr_scale):
+            return "method lr_scale with every method.lr_scale 1 scales nothing"
+        if name in ("ogm", "ogm_ge", "agm") and self.alpha == 0.0:
+            return f"method {name} with method.alpha 0 modulates nothing"
+        if name == "umt" and self.distill_weight == 0.0:
+            return "method umt with method.distill_weight 0 distils nothing"
+        if name == "aux" and self.fused_weight == 1.0:
+            weights = self.aux_weight if isinstance(self.aux_weight, tuple) else (self.aux_weight,)
+            if all(w == 0.0 for w in weights):
+                return "method aux with every method.aux_weight 0 adds no uni-modal loss"
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML-shaped form: ``name`` and the method's resolved keys (``None`` left out)."""

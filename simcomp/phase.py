@@ -11,8 +11,8 @@ three panels per value of the remaining axes:
   predicted winner;
 * the fraction of seeds in which the joint network learns every modality by
   the horizon, with the theory's co-learning boundary on top (where half the
-  seeds are predicted to learn every modality by the horizon, by the
-  reduced dynamics);
+  seeds are predicted to learn every modality by the horizon: by the run's
+  theory, or, on a row trained with a method, by the method's dynamics);
 * the mean performance gap (joint minus best uni-modal test error), with
   both boundaries on top (where every modality is learned, the gap closes).
 
@@ -125,6 +125,19 @@ def _mean(values: list) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def _predicted_colearned(row: dict, names: Sequence[str]) -> bool | None:
+    """Whether the theory learns every modality by T in this row's joint run: the method's
+    prediction on a row trained with a method (ume trains no joint network), else plain
+    training's; None where the row has neither."""
+    method = row.get("method_joint")
+    if method not in (None, "none", "ume") and row.get("method_predicted_co_learned_joint") \
+            is not None:
+        return bool(row["method_predicted_co_learned_joint"])
+    if row.get(f"predicted_learned_by_horizon_joint_{names[0]}") is None:
+        return None
+    return all(row.get(f"predicted_learned_by_horizon_joint_{m}") for m in names)
+
+
 def _cells(rows: list[dict], xa: dict, ya: dict | None, names: Sequence[str]) -> dict:
     """Per (x, y) cell: the measured and predicted quantities, as (nx, ny) arrays."""
     xs, ys = xa["values"], (ya["values"] if ya is not None else [None])
@@ -148,10 +161,8 @@ def _cells(rows: list[dict], xa: dict, ya: dict | None, names: Sequence[str]) ->
             learned = [all(r.get(f"learned_by_horizon_joint_{m}") for m in names) for r in cell
                        if r.get(f"learned_by_horizon_joint_{names[0]}") is not None]
             out["colearned"][i, j] = _mean(learned)
-            predicted = [all(r.get(f"predicted_learned_by_horizon_joint_{m}") for m in names)
-                         for r in cell
-                         if r.get(f"predicted_learned_by_horizon_joint_{names[0]}") is not None]
-            out["predicted_colearned"][i, j] = _mean(predicted)
+            predicted = [_predicted_colearned(r, names) for r in cell]
+            out["predicted_colearned"][i, j] = _mean([p for p in predicted if p is not None])
             out["gap"][i, j] = _mean([r.get("gap") for r in cell])
             out["coordinate"][i, j] = _mean([r.get("winner_coordinate_joint") for r in cell])
             pw = [index[r["predicted_winner_joint"]] for r in cell

@@ -74,8 +74,15 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
         method = run.get("method")
         if method not in (None, "none"):
             predicted = run.get("method_predicted_learned_step") or {}
-            steps = ", ".join(f"{mod} {fmt_step(run['learned_step'][mod])} "
-                              f"(predicted {fmt_step(predicted.get(mod))})"
+
+            def measured(mod, run=run, method=method):
+                # ume trains no joint network: its prediction is for the uni-modal runs
+                if method != "ume":
+                    return fmt_step(run["learned_step"][mod])
+                alone = summary["runs"].get(f"unimodal-{mod}")
+                return "-" if alone is None else fmt_step(alone["learned_step"][mod]) + " alone"
+
+            steps = ", ".join(f"{mod} {measured(mod)} (predicted {fmt_step(predicted.get(mod))})"
                               for mod in run["trained_modalities"])
             lines.append(
                 f"{'':<16}method {method}: its predictor's test error "
@@ -111,7 +118,10 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
             f"({comp['best_unimodal']}) {_fmt(comp['best_unimodal_test_error'])}: "
             f"gap {_fmt(comp['gap'], '+.4f')}, {verdict}",
             f"expected gap {_fmt(comp['expected_gap'], '+.4f')}, predicted gap "
-            f"{_fmt(comp['predicted_gap'], '+.4f')}"
+            f"{_fmt(comp['predicted_gap'], '+.4f')} (plain joint training)"
+            + ("" if comp.get("method_predicted_gap") is None or _joint_method(summary) == "none"
+               else f", under method {_joint_method(summary)} "
+                    f"{_fmt(comp['method_predicted_gap'], '+.4f')} (its predictor, noiseless)")
             + ("" if comp.get("tracked_gap") is None else
                f" (tracked gap {_fmt(comp['tracked_gap'], '+.4f')}: the run's own noise fed "
                "to the theory, a check of its decomposition, not a prediction)"),
@@ -135,6 +145,10 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
     if out_dir:
         lines.append(f"results in {out_dir}/ (summary.json, config.toml, <run>/trace.npz, figures/)")
     return "\n".join(lines)
+
+
+def _joint_method(summary: dict[str, Any]) -> str:
+    return (summary.get("runs", {}).get("joint") or {}).get("method") or "none"
 
 
 def _yes(value) -> str:
@@ -185,7 +199,11 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
     if comparison and comparison.get("predicted_gap") is not None:
         best = comparison["predicted_best_unimodal"]
         lines += ["", f"predicted gap (joint - best uni-modal, {best}): "
-                      f"{_fmt(comparison['predicted_gap'], '+.4f')}"]
+                      f"{_fmt(comparison['predicted_gap'], '+.4f')} (plain joint training)"]
+        if cfg.method.name != "none" and comparison.get("method_predicted_gap") is not None:
+            lines[-1] += (f"; under method {cfg.method.name}: "
+                          f"{_fmt(comparison['method_predicted_gap'], '+.4f')} (its predictor, "
+                          "noiseless)")
     lines.append(
         "(presence: share of the training samples in which the modality carries signal; "
         "align(0): its leading alignment at the start; rate: the growth rate kappa of that "

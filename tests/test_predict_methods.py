@@ -93,3 +93,43 @@ def test_umt_at_its_published_default_diverges_with_exit_1(tmp_path, capsys):
     # a milder weight trains without blowing up
     tame = simcomp.simulate(simcomp.build_config(overrides=sets + ["method.distill_weight=0.1"]))
     assert tame.summary["runs"]["joint"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("sets, word", [
+    (["method.name=dropout"], "method.drop 0"),  # dropout's default drops nothing
+    (["method.name=lr_scale", "method.lr_scale=[1, 1]"], "method.lr_scale 1"),
+    (["method.name=umt", "method.distill_weight=0"], "distill_weight 0"),
+])
+def test_a_method_set_to_do_nothing_is_warned_about(sets, word, capsys):
+    from simcomp.method_config import MethodNoOpWarning
+
+    cfg = simcomp.build_config(overrides=SMALL + sets)
+    with pytest.warns(MethodNoOpWarning, match=word):
+        simcomp.predict(cfg)
+    assert main(["theory"] + [f"--set={s}" for s in SMALL + sets]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning" in err and word in err and "Warning:" not in err
+
+
+def test_an_active_method_is_not_warned_about():
+    import warnings
+
+    cfg = simcomp.build_config(overrides=SMALL + ["method.name=dropout", "method.drop=[0.3, 0]"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cfg.method.noop_reason() is None
+
+
+def test_phase_diagram_colearning_boundary_is_the_methods_on_method_rows():
+    from simcomp.phase import _cells
+
+    base = {"winner_joint": "A", "learned_by_horizon_joint_A": True,
+            "learned_by_horizon_joint_B": True, "gap": 0.0, "winner_coordinate_joint": -1.0,
+            "predicted_winner_joint": "A", "predicted_learned_by_horizon_joint_A": True,
+            "predicted_learned_by_horizon_joint_B": False}
+    rows = [dict(base, x=1.0, method_joint="none", method_predicted_co_learned_joint=False),
+            dict(base, x=2.0, method_joint="aux", method_predicted_co_learned_joint=True),
+            dict(base, x=3.0, method_joint="ume", method_predicted_co_learned_joint=True)]
+    cells = _cells(rows, {"key": "x", "values": [1.0, 2.0, 3.0]}, None, ["A", "B"])
+    # plain training's prediction (B not learned) on the none and ume rows, aux's on its row
+    assert cells["predicted_colearned"][:, 0].tolist() == [0.0, 1.0, 0.0]
