@@ -558,7 +558,7 @@ def _grid_specs(grid) -> list[str]:
 
 def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = None,
           workers: int | None = None, scheduler: Any = None, force: bool = False,
-          progress: bool = False, plot: bool = True) -> list[dict]:
+          progress: bool = False, plot: bool = True, paired=None) -> list[dict]:
     """Run a grid of configs times seeds; the rows of ``results.csv``.
 
     Parameters
@@ -586,6 +586,9 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
     plot : bool
         Draw the phase diagrams into ``out/figures`` (when ``out`` is given
         and the grid has a numeric axis).
+    paired : list of str or bool, optional
+        Grid keys whose values share seeds at a grid point (paired
+        comparisons); default the ``method.*`` axes; False: none.
 
     Returns
     -------
@@ -609,7 +612,7 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
         try:
             return run_sweep_into(config, grid, seeds, directory, workers=workers,
                                   scheduler=scheduler, force=force, progress=advance,
-                                  on_start=on_start)
+                                  on_start=on_start, paired=paired)
         finally:
             if "bar" in state:
                 state["bar"].close()
@@ -625,7 +628,7 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
 
 
 def run_sweep_into(config, grid, seeds: int, out: str | Path, *, max_runs: int | None = None,
-                   **options):
+                   paired=None, **options):
     """Plan the sweep of ``config`` x ``grid`` x ``seeds`` and run it into ``out``.
 
     What :func:`sweep` and ``simcomp sweep`` both run; ``options`` go to
@@ -636,7 +639,7 @@ def run_sweep_into(config, grid, seeds: int, out: str | Path, *, max_runs: int |
     from .sweep import MAX_RUNS, plan_sweep, run_sweep
 
     plan = plan_sweep(_as_config(config), _grid_specs(grid), seeds,
-                      max_runs=MAX_RUNS if max_runs is None else max_runs)
+                      max_runs=MAX_RUNS if max_runs is None else max_runs, paired=paired)
     return run_sweep(plan, out, **options)
 
 

@@ -301,6 +301,8 @@ def run_sweep_command(args) -> int:
     try:
         result = run_sweep_into(
             base, args.grids, args.seeds, args.out, max_runs=args.max_runs,
+            paired=False if args.unpaired else (
+                None if args.paired is None else [k for k in args.paired.split(",") if k]),
             workers=args.workers, scheduler=args.scheduler,
             batch_size=args.batch_size, force=args.force, progress=progress, log=log,
             on_start=on_start, connect_timeout=args.connect_timeout,
@@ -376,6 +378,12 @@ def _add_sweep_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--max-runs", type=int, default=MAX_RUNS, metavar="N",
                         help="refuse to plan a sweep of more runs than this "
                         "(default: %(default)d)")
+    pairing = parser.add_mutually_exclusive_group()
+    pairing.add_argument("--paired", metavar="KEY[,KEY...]", default=None,
+                         help="grid axes whose values share seeds at a grid point, for paired "
+                         "comparisons (default: the method.* axes)")
+    pairing.add_argument("--unpaired", action="store_true",
+                         help="every grid point gets its own seeds, method axes included")
     parser.add_argument("--force", action="store_true",
                         help="start over: delete the runs of a different (or the same) sweep "
                         "in DIR (only a sweep directory simcomp wrote)")

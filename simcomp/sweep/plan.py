@@ -18,6 +18,7 @@ from ..overrides import apply_overrides
 from .grid import GridAxis, SweepError, expand_grid, parse_grid
 
 __all__ = ["SEED_RULE", "MAX_RUNS", "SweepRun", "SweepPlan", "derive_seed", "run_id",
+           "paired_keys",
            "plan_sweep", "csv_columns"]
 
 SEED_RULE = (
@@ -25,7 +26,8 @@ SEED_RULE = (
     "shifted right by one bit (so 0 <= seed < 2**63), where E is the SHA-256 digest, read as a "
     "big-endian integer, of the UTF-8 canonical JSON (sorted keys, no spaces) of "
     '{"base_seed": <base config seed>, "point": [[key, value], ...] sorted by key, '
-    '"repeat": <0..seeds-1>}, values as in the resolved config'
+    '"repeat": <0..seeds-1>}, values as in the resolved config; the paired grid keys (by '
+    'default the method.* axes) are left out of "point", so their values share seeds'
 )
 
 # Planning builds and validates one config per grid point (about a millisecond each) and
@@ -118,6 +120,7 @@ class SweepPlan:
     points: list
     runs: list
     names: tuple
+    paired: tuple = ()  # grid keys left out of the seed derivation (paired comparisons)
 
     @property
     def grid_keys(self) -> list[str]:
@@ -141,6 +144,7 @@ class SweepPlan:
             ],
             "seeds": self.seeds,
             "seed_rule": SEED_RULE,
+            "paired": list(self.paired),
         }
 
 
@@ -158,11 +162,40 @@ def _build(base_raw: dict[str, Any], assignments: Sequence[tuple[str, Any]]) -> 
     return config_from_dict(apply_overrides(base_raw, list(assignments)))
 
 
+def paired_keys(grid_keys: Sequence[str], paired: Sequence[str] | bool | None = None) -> list:
+    """The grid keys left out of the seed derivation (see :func:`plan_sweep`)."""
+    if paired is None or paired is True:
+        return [key for key in grid_keys if key.startswith("method.")]
+    if paired is False:
+        return []
+    unknown = [key for key in paired if key not in grid_keys]
+    if unknown:
+        raise SweepError(f"paired key {unknown[0]!r} is not a grid axis; the axes are "
+                         f"{', '.join(grid_keys) or '(none)'}")
+    return list(paired)
+
+
 def plan_sweep(base: Config, grids: Sequence[str | GridAxis], seeds: int,
-               max_runs: int = MAX_RUNS) -> SweepPlan:
+               max_runs: int = MAX_RUNS,
+               paired: Sequence[str] | bool | None = None) -> SweepPlan:
     """Parse the grids, build and validate every run's config, derive the seeds.
 
     Nothing runs here; a bad value fails before any run starts.
+
+    ``paired`` lists grid keys whose values share seeds: the seed of a run
+    is derived from the point without them, so every value of a paired axis
+    sees the same data and initial weights at a grid point (a paired
+    comparison).  Default (None or True): the ``method.*`` axes, so that
+    training methods are compared on the same draws; False or ``[]``: no
+    key (every point its own seeds).
+
+    Examples
+    --------
+    >>> import simcomp
+    >>> from simcomp.sweep import plan_sweep
+    >>> plan = plan_sweep(simcomp.build_config(), ["method.name=none,aux"], seeds=2)
+    >>> [run.seed for run in plan.runs[:2]] == [run.seed for run in plan.runs[2:]]
+    True
 
     Raises
     ------
@@ -217,6 +250,7 @@ def plan_sweep(base: Config, grids: Sequence[str | GridAxis], seeds: int,
         axes.append(GridAxis(key=axis.key, spec=axis.spec, values=tuple(normal)))
 
     points = expand_grid(axes)
+    shared = set(paired_keys([axis.key for axis in axes], paired))
     runs, names = [], None
     for point in points:
         try:
@@ -243,10 +277,10 @@ def plan_sweep(base: Config, grids: Sequence[str | GridAxis], seeds: int,
             )
         identity = _identity_dict(cfg_point)  # once per point: asdict is slow
         for repeat in range(seeds):
-            seed = derive_seed(base.seed, point, repeat)
+            seed = derive_seed(base.seed, [(k, v) for k, v in point if k not in shared], repeat)
             cfg = dataclasses.replace(cfg_point, seed=seed)
             identity["seed"] = seed
             runs.append(SweepRun(index=len(runs), point=point, repeat=repeat, seed=seed, cfg=cfg,
                                  run_id=_hash_id(identity)))
     return SweepPlan(base=base, axes=axes, seeds=seeds, points=points, runs=runs,
-                     names=tuple(names))
+                     names=tuple(names), paired=tuple(k for k in keys if k in shared))

@@ -15,9 +15,21 @@ def _mean(values: list) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _stderr(values: list) -> float | None:
+    """Standard error of the mean (None below two values)."""
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return (var / len(values)) ** 0.5
+
+
 def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     with_joint = [r for r in rows if r.get("test_error_joint") is not None]
     gaps = [r["gap"] for r in rows if r.get("gap") is not None]
+    colearned = [r.get("co_learned_joint") for r in with_joint
+                 if r.get("co_learned_joint") is not None]
     winners = Counter(r.get("winner_joint") or "none" for r in with_joint)
     top = sorted(winners.items(), key=lambda kv: (-kv[1], kv[0]))
     return {
@@ -28,7 +40,10 @@ def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "match": sum(1 for r in with_joint
                      if r.get("winner_joint") == r.get("predicted_winner_joint")),
         "gap": _mean(gaps),
+        "gap_se": _stderr(gaps),
         "gaps": len(gaps),
+        "colearned": sum(1 for c in colearned if c in (True, 1, "True", "true")),
+        "colearned_n": len(colearned),
         "loses": sum(1 for g in gaps if g > 0),
         "err_joint": _mean([r.get("test_error_joint") for r in rows]),
         "err_best": _mean([r.get("best_unimodal_test_error") for r in rows]),
@@ -40,7 +55,10 @@ _COLUMNS = (
     ("runs", 6, lambda st: str(st["runs"])),
     ("winner", 12, lambda st: st["winner"]),
     ("as predicted", 14, lambda st: f"{st['match']}/{st['joint']}" if st["joint"] else "-"),
-    ("mean gap", 10, lambda st: _fmt(st["gap"], "+.4f")),
+    ("mean gap +- se", 18, lambda st: _fmt(st["gap"], "+.4f")
+     + ("" if st["gap_se"] is None else f" +-{st['gap_se']:.4f}")),
+    ("co-learned", 12, lambda st: f"{st['colearned']}/{st['colearned_n']}"
+     if st["colearned_n"] else "-"),
     ("joint loses", 13, lambda st: f"{st['loses']}/{st['gaps']}" if st["gaps"] else "-"),
     ("joint error", 13, lambda st: _fmt(st["err_joint"], ".4f")),
     ("best alone", 12, lambda st: _fmt(st["err_best"], ".4f")),
@@ -81,7 +99,9 @@ def sweep_report(result, max_points: int = 20) -> str:
         "",
         "(winner: the modality the joint network learned first, most often, and in how many "
         "runs; as predicted: runs whose measured winner is the predicted one; gap: joint test "
-        "error minus the best uni-modal test error, so joint loses when it is positive; joint "
+        "error minus the best uni-modal test error, so joint loses when it is positive, with the "
+        "standard error of its mean over the point's runs; co-learned: runs whose joint network "
+        "learned every modality within train.steps; joint "
         "error, best alone: mean test errors of the joint and the best uni-modal network)",
         f"results in {result.results_path} ({result.total} rows), {result.sweep_json_path}, "
         f"{result.out / Store.RUNS}/ (one record per run)",

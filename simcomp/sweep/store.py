@@ -52,6 +52,7 @@ def _comparable(definition: dict[str, Any]) -> dict[str, Any]:
         "grids": [[g.get("key"), g.get("values")] for g in definition.get("grids", [])],
         "seeds": definition.get("seeds"),
         "seed_rule": definition.get("seed_rule"),
+        "paired": definition.get("paired", []),
     }
 
 
@@ -67,8 +68,15 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
                    f"{', '.join(new_keys) or '(none)'} (now)")
     else:
         for (key, old_vals), (_, new_vals) in zip(old["grids"], new["grids"]):
-            if old_vals != new_vals:
-                out.append(f"grid {key} values {old_vals} (stored) vs {new_vals} (now)")
+            # a grid may grow: new values are computed, the stored ones kept
+            kept = [json.dumps(v, sort_keys=True) for v in new_vals or []]
+            lost = [v for v in old_vals or [] if json.dumps(v, sort_keys=True) not in kept]
+            if lost:
+                out.append(f"grid {key} values {old_vals} (stored) vs {new_vals} (now): "
+                           f"{lost} would be dropped (a grid may only grow)")
+    if old.get("paired", []) != new.get("paired", []):
+        out.append(f"paired keys {old.get('paired', [])} (stored) vs {new.get('paired', [])} "
+                   f"(now)")
     if old["base_config"] != new["base_config"]:
         flat_old, flat_new = _flatten(old["base_config"]), _flatten(new["base_config"])
         for key in sorted(set(flat_old) | set(flat_new)):

@@ -47,7 +47,7 @@ __all__ = ["DEFAULT_NODES", "distribution_nodes", "distribution_predict", "weigh
 # Quadrature points per run: enough that the theory's own sampling spread is
 # small against a run's (checked in benchmarks/noise_theory.py); a step costs
 # O(nodes K B m).
-DEFAULT_NODES = 2048
+DEFAULT_NODES = 512
 # The stratification's permutations: fixed, so a prediction never depends on a run's seed.
 _NODE_SEED = 20220717
 
