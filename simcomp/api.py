@@ -27,8 +27,9 @@ from typing import Any, Callable, Mapping
 from .config import Config, ConfigError
 from .config_file import build_config as _build_config, config_to_toml
 
-__all__ = ["Result", "FusionResult", "Predictions", "build_config", "simulate", "load", "predict",
-           "sweep", "theory_curves", "run_sweep_into", "draw_sweep_figures"]
+__all__ = ["Result", "FusionResult", "Predictions", "SweepResults", "SweepRows", "build_config",
+           "simulate", "load", "predict", "sweep", "theory_curves", "run_sweep_into",
+           "draw_sweep_figures"]
 
 
 def _override_list(overrides) -> list:
@@ -66,6 +67,13 @@ def build_config(path: str | Path | None = None, overrides=None) -> Config:
     ------
     simcomp.ConfigError
         A one-line message naming the offending key or value.
+
+    Examples
+    --------
+    >>> import simcomp
+    >>> cfg = simcomp.build_config(overrides={"train.steps": 200, "data.modality.1.beta": 1.2})
+    >>> cfg.train.steps, cfg.data.modality[1].beta
+    (200, 1.2)
     """
     return _build_config(path, _override_list(overrides))
 
@@ -211,6 +219,44 @@ class Result:
         return (f"<simcomp.Result seed={self.summary.get('seed')} runs={list(self.traces)}"
                 + ("" if gap is None else f" gap={gap:+.4f}") + ">")
 
+    def to_dataframe(self):
+        """The per-modality results of every run, one row per (run, modality), as a DataFrame.
+
+        Run-level values (``status``, ``test_error``, ``predicted_winner``, ...)
+        repeat on the rows of their run; per-modality ones (``learned_step``,
+        ``race_learned_step``, ``predicted_learned_step``, ...) are one column
+        each.  Needs the optional dependency pandas (``pip install
+        simcomp[pandas]``).
+
+        Examples
+        --------
+        >>> import simcomp
+        >>> result = simcomp.simulate(simcomp.build_config(overrides={"train.steps": 50}))
+        >>> df = result.to_dataframe()                        # doctest: +SKIP
+        >>> df[["run", "modality", "learned_step", "predicted_learned_step"]]  # doctest: +SKIP
+        """
+        from .frames import modality_rows_frame
+
+        return modality_rows_frame([{"run": name, **entry}
+                                    for name, entry in self.summary.get("runs", {}).items()])
+
+    def trace_frame(self, run: str = "joint"):
+        """One run's trace as a DataFrame: a row per recorded step (``step``, ``train_loss``,
+        ``test_error``, ``leading_alignment_<M>``, ``modality_test_error_<M>``, ...).
+
+        Needs the optional dependency pandas.
+
+        Examples
+        --------
+        >>> result.trace_frame("joint").plot(x="step", y="test_error")  # doctest: +SKIP
+        """
+        from .frames import trace_frame
+
+        if run not in self.traces:
+            raise KeyError(f"no run {run!r}; the runs are {', '.join(self.traces)}")
+        names = self.summary["runs"][run]["trained_modalities"]
+        return trace_frame(self.traces[run], names)
+
     # -- lazily rebuilt parts of a loaded result
     def _experiment_data(self):
         if self._data is None:
@@ -312,7 +358,16 @@ def simulate(config=None, *, progress: bool | Callable[[int], None] = False) -> 
     -------
     Result
         ``result.summary`` is what ``summary.json`` holds; a run whose loss
-        turned non-finite has ``status`` "nonfinite" (no exception).
+        turned non-finite has ``status`` "nonfinite", one that blew up while
+        finite "diverged" (no exception).
+
+    Examples
+    --------
+    >>> import simcomp
+    >>> result = simcomp.simulate(simcomp.build_config(overrides={"train.steps": 100}))
+    >>> result.summary["runs"]["joint"]["winner"]                    # doctest: +SKIP
+    'A'
+    >>> result.to_dataframe()                                        # doctest: +SKIP
     """
     from contextlib import nullcontext
 
@@ -398,13 +453,90 @@ def _simulate_fusion(cfg: Config) -> FusionResult:
     return FusionResult(cfg, summary, {"joint": res["trace"]}, pred)
 
 
-def load(path: str | Path) -> Result:
-    """Read a directory written by ``simcomp simulate`` or :meth:`Result.save`.
+class SweepResults:
+    """A finished sweep directory, as :func:`load` opens it.
+
+    Attributes
+    ----------
+    path : Path
+    meta : dict
+        ``sweep.json`` (definition, columns, counts, provenance).
+    rows : list of dict
+        The rows of ``results.csv`` with typed values (int, float, str,
+        bool; None for empty cells), in plan order.
+
+    Examples
+    --------
+    >>> import simcomp
+    >>> sweep = simcomp.load("my-sweep")            # doctest: +SKIP
+    >>> df = sweep.to_dataframe()                   # doctest: +SKIP
+    >>> df.groupby("method.name")["gap"].mean()     # doctest: +SKIP
+    """
+
+    def __init__(self, path: Path, meta: dict, rows: list):
+        self.path = Path(path)
+        self.meta = meta
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __repr__(self) -> str:
+        grids = [g.get("key") for g in self.meta.get("definition", {}).get("grids", [])]
+        return f"<simcomp.SweepResults {str(self.path)!r}: {len(self.rows)} runs over {grids}>"
+
+    @property
+    def grid_keys(self) -> list:
+        return [g["key"] for g in self.meta.get("definition", {}).get("grids", [])]
+
+    def to_dataframe(self):
+        """``results.csv`` as a pandas DataFrame (one row per run).
+
+        Needs the optional dependency pandas (``pip install simcomp[pandas]``).
+        """
+        from .frames import records_frame
+
+        return records_frame(self.rows)
+
+
+def _load_sweep(root: Path) -> SweepResults:
+    from .outputs import OutputError
+    from .phase import PlotError, read_sweep
+
+    try:
+        meta, rows = read_sweep(root)
+    except PlotError as exc:
+        raise OutputError(str(exc)) from None
+    return SweepResults(root, meta, rows)
+
+
+def load(path: str | Path):
+    """Read a directory written by ``simcomp simulate``, :meth:`Result.save` or a sweep.
+
+    Parameters
+    ----------
+    path : str or Path
+        A simulate directory (``summary.json``) or a finished sweep
+        directory (``sweep.json`` and ``results.csv``).
+
+    Returns
+    -------
+    Result or SweepResults
 
     Raises
     ------
     simcomp.OutputError
         ``path`` is not such a directory (a one-line message says why).
+
+    Examples
+    --------
+    >>> import simcomp
+    >>> result = simcomp.load("out")                  # doctest: +SKIP
+    >>> result.summary["comparison"]["gap"]           # doctest: +SKIP
+    >>> simcomp.load("seeds16").to_dataframe()        # doctest: +SKIP
     """
     from .config import config_from_dict
     from .config_file import load_config
@@ -412,6 +544,8 @@ def load(path: str | Path) -> Result:
     from .trace import load_trace
 
     root = Path(path)
+    if (root / "sweep.json").is_file() and not (root / "summary.json").exists():
+        return _load_sweep(root)
     summary_path = root / "summary.json"
     try:
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
@@ -556,6 +690,16 @@ def _grid_specs(grid) -> list[str]:
     return list(grid)
 
 
+class SweepRows(list):
+    """What :func:`sweep` returns: the rows of results.csv (dicts), with :meth:`to_dataframe`."""
+
+    def to_dataframe(self):
+        """The rows as a pandas DataFrame (needs the optional dependency pandas)."""
+        from .frames import records_frame
+
+        return records_frame(self)
+
+
 def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = None,
           workers: int | None = None, scheduler: Any = None, force: bool = False,
           progress: bool = False, plot: bool = True, paired=None) -> list[dict]:
@@ -592,10 +736,19 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
 
     Returns
     -------
-    list of dict
-        One dict per run in plan order (grid point, then repeat): the grid
-        values, ``repeat``, ``seed`` and every results.csv column, with
-        Python values (int, float, str, bool) and None for empty cells.
+    SweepRows
+        A list with one dict per run in plan order (grid point, then
+        repeat): the grid values, ``repeat``, ``seed`` and every results.csv
+        column, with Python values (int, float, str, bool) and None for
+        empty cells; ``.to_dataframe()`` gives a pandas DataFrame.
+
+    Examples
+    --------
+    >>> import simcomp
+    >>> cfg = simcomp.build_config(overrides={"train.steps": 100})
+    >>> rows = simcomp.sweep(cfg, grid={"method.name": ["none", "aux"]}, seeds=4,
+    ...                      out="methods")                           # doctest: +SKIP
+    >>> rows.to_dataframe().groupby("method.name")["gap"].mean()     # doctest: +SKIP
     """
     from .progress import ProgressBar
 
@@ -624,7 +777,7 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
         result = run_into(out)
         if plot:
             draw_sweep_figures(out)
-    return [dict(row) for row in result.rows]
+    return SweepRows(dict(row) for row in result.rows)
 
 
 def run_sweep_into(config, grid, seeds: int, out: str | Path, *, max_runs: int | None = None,

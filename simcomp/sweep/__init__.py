@@ -92,3 +92,18 @@ class _SweepModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _SweepModule
+
+
+def _present_as_the_function() -> None:
+    """``help(simcomp.sweep)`` and ``inspect.signature`` show :func:`simcomp.api.sweep`."""
+    import inspect
+
+    from ..api import sweep
+
+    module = sys.modules[__name__]
+    module.__signature__ = inspect.signature(sweep)
+    module.__doc__ = (f"simcomp.sweep{inspect.signature(sweep)}\n\n{inspect.getdoc(sweep)}"
+                      f"\n\nThe package behind it\n---------------------\n\n{__doc__}")
+
+
+_present_as_the_function()
