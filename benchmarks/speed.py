@@ -91,6 +91,7 @@ from speed_measure import (  # noqa: E402
     measure_methods,
     measure_size,
     measure_small_batch,
+    measure_simulate_step,
     measure_startup,
     measure_sweep,
 )
@@ -341,6 +342,49 @@ def render(info, limits, sizes, batch, sweep, startup, args, methods) -> str:
     return "\n".join(lines)
 
 
+SIMULATE_TARGET = 1.2
+_SIM_BEGIN, _SIM_END = "<!-- BEGIN simulate_step -->", "<!-- END simulate_step -->"
+
+
+def simulate_step_section(res: dict, load: float) -> str:
+    """The page's section on a simulate step against a training step (between markers)."""
+    t1, t2 = res["steps"]
+    ok = res["ratio"] <= SIMULATE_TARGET
+    lines = [_SIM_BEGIN, "## A `simulate` step against a training step", "",
+             f"The default config (compare mode: the joint and both uni-modal runs), warm, "
+             f"in one process: the whole experiment (`simcomp.experiment.run_experiment`: "
+             f"data, training and tracing, every prediction -- race, reduced dynamics, the "
+             f"distribution-level noise-aware dynamics and the tracked check --, the expected "
+             f"test errors) and the training of the same runs alone (`train_run`), each at "
+             f"T = {t1} and T = {t2} steps, best of two. The cost of a step is the "
+             f"difference divided by {t2 - t1} (fixed costs cancel).", "",
+             "| | per step |", "|---|---|",
+             f"| simulate (everything) | {fmt_t(res['simulate_step_s'])} |",
+             f"| training alone | {fmt_t(res['train_step_s'])} |",
+             f"| ratio | {res['ratio']:.2f}x |", "",
+             f"Target: a simulate step costs at most {SIMULATE_TARGET:g}x a training step -- "
+             f"{'met' if ok else '**not met**'} ({res['ratio']:.2f}x). 1-minute load average "
+             f"during the measurement: {load:.1f} (2 cores; above 2 the machine was shared).",
+             _SIM_END]
+    return "\n".join(lines)
+
+
+def write_simulate_section(out: Path, text: str) -> None:
+    """Replace the marked section of ``out`` (or insert it before '## Reproduce')."""
+    page = out.read_text() if out.exists() else ""
+    if _SIM_BEGIN in page and _SIM_END in page:
+        head, rest = page.split(_SIM_BEGIN, 1)
+        page = head + text + rest.split(_SIM_END, 1)[1]
+    elif "## Reproduce" in page:
+        head, rest = page.split("## Reproduce", 1)
+        page = head + text + "\n\n## Reproduce" + rest
+    else:
+        page = page.rstrip("\n") + "\n\n" + text + "\n"
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page)
+    tmp.replace(out)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fast smoke variant")
@@ -350,7 +394,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=None, help="timing repetitions")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated sizes")
+    parser.add_argument("--only-simulate-step", action="store_true",
+                        help="measure only a simulate step against a training step and update "
+                        "that section of the page")
     args = parser.parse_args(argv)
+    if args.only_simulate_step:
+        res = measure_simulate_step(steps=(100, 300) if args.quick else (300, 1300))
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"simulate step {fmt_t(res['simulate_step_s'])}, training step "
+              f"{fmt_t(res['train_step_s'])}: ratio {res['ratio']:.2f}")
+        target = args.out if args.out is not None else (None if args.quick else DOC)
+        if target is not None:
+            write_simulate_section(target, simulate_step_section(res, load))
+            print(f"wrote the simulate-step section of {target}")
+        return res
     args.repeats = args.repeats or (2 if args.quick else 15)
     out = args.out if args.out is not None else (None if args.quick else DOC)
     args.load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -384,15 +441,20 @@ def main(argv=None) -> dict:
     log(f"sweep: {sweep['seconds']:.1f} s for {sweep['runs']} runs")
     startup = measure_startup(1 if args.quick else 3)
     log(f"startup: {startup}")
+    simulate_step = measure_simulate_step(steps=(100, 300) if args.quick else (300, 1300))
+    log(f"simulate step / training step: {simulate_step['ratio']:.2f}")
     args.load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     result = {"machine": info, "limits": limits, "sizes": sizes, "batch": batch,
-              "sweep": sweep, "startup": startup, "methods": methods}
+              "sweep": sweep, "startup": startup, "methods": methods,
+              "simulate_step": simulate_step}
     if out is not None and set(s["size"] for s in sizes) == set(SIZES):
         text = render(info, limits, sizes, batch, sweep, startup, args, methods)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(text)
         tmp.replace(out)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        write_simulate_section(out, simulate_step_section(simulate_step, load))
         log(f"wrote {out}")
     return result
 

@@ -380,3 +380,45 @@ def measure_startup(repeats):
         cold = _simulate_once(cache)
         warm = [_simulate_once(cache) for _ in range(repeats)]
     return {"cold": cold, "warm": warm}
+
+
+def measure_simulate_step(steps=(300, 1300), repeats=2, overrides=None) -> dict:
+    """Marginal cost of one GD step of ``simcomp.simulate`` against training alone.
+
+    Default config (compare mode), warm process: the whole experiment
+    (data, every run's training and tracing, predictions, expected errors,
+    summary) at two horizons T1 < T2, and the training of the same runs
+    alone (``train_run``, traced, as simulate trains them), best of
+    ``repeats`` each. Per-step cost = (time(T2) - time(T1)) / (T2 - T1), so
+    fixed costs (data, compilation, the expected errors of the final
+    weights) cancel. Returns both per-step costs and their ratio.
+    """
+    import simcomp
+    from simcomp.data import make_experiment_data
+    from simcomp.experiment import run_experiment
+    from simcomp.train import run_plan, train_run
+
+    overrides = dict(overrides or {})
+    out = {"steps": list(steps)}
+    sim, train = {}, {}
+    for T in steps:
+        cfg = simcomp.build_config(overrides={**overrides, "train.steps": T})
+        data = make_experiment_data(cfg)
+        run_experiment(cfg, data=data)  # warm: compiled, caches filled
+
+        def whole(cfg=cfg, data=data):
+            run_experiment(cfg, data=data)
+
+        def training(cfg=cfg, data=data):
+            for name, trained in run_plan(cfg):
+                train_run(cfg, data, name, trained)
+
+        sim[T] = best_of(whole, repeats)
+        train[T] = best_of(training, repeats)
+    t1, t2 = steps
+    out["simulate_step_s"] = (sim[t2] - sim[t1]) / (t2 - t1)
+    out["train_step_s"] = (train[t2] - train[t1]) / (t2 - t1)
+    out["ratio"] = out["simulate_step_s"] / out["train_step_s"]
+    out["simulate_s"] = sim
+    out["train_s"] = train
+    return out
