@@ -762,10 +762,15 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
             state["bar"].update(amount)
 
     def run_into(directory):
+        from .outputs import OutputError
+        from .sweep import SweepError
+
         try:
             return run_sweep_into(config, grid, seeds, directory, workers=workers,
                                   scheduler=scheduler, force=force, progress=advance,
                                   on_start=on_start, paired=paired)
+        except (SweepError, OutputError, ConfigError) as exc:
+            raise _for_python(exc) from None
         finally:
             if "bar" in state:
                 state["bar"].close()
@@ -778,6 +783,27 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
         if plot:
             draw_sweep_figures(out)
     return SweepRows(dict(row) for row in result.rows)
+
+
+# The command's flags in messages meant for both; a Python caller reads the arguments.
+_FLAG_WORDS = (("--max-runs N", "max_runs=N"), ("--max-runs", "max_runs="), ("--seeds", "seeds"),
+               ("--grid", "grid"), ("--force", "force=True"), ("--out", "out"),
+               ("--workers", "workers"), ("--scheduler", "scheduler"),
+               ("--batch-size", "batch_size"))
+
+
+def _for_python(exc: Exception) -> Exception:
+    """The same exception with the command's flags named as this API's arguments."""
+    import re
+
+    text = str(exc)
+    # "pass --max-runs 120 (plan_sweep(..., max_runs=120) from Python)": keep the Python half
+    text = re.sub(r"pass --max-runs (\d+) \(plan_sweep\(\.\.\., max_runs=\d+\) from Python\)",
+                  r"pass max_runs=\1", text)
+    for flag, word in _FLAG_WORDS:
+        text = text.replace(flag, word)
+    new = type(exc)(text)
+    return new
 
 
 def run_sweep_into(config, grid, seeds: int, out: str | Path, *, max_runs: int | None = None,

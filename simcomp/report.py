@@ -123,8 +123,8 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
                else f", under method {_joint_method(summary)} "
                     f"{_fmt(comp['method_predicted_gap'], '+.4f')} (its predictor, noiseless)")
             + ("" if comp.get("tracked_gap") is None else
-               f" (tracked gap {_fmt(comp['tracked_gap'], '+.4f')}: the run's own noise fed "
-               "to the theory, a check of its decomposition, not a prediction)"),
+               f"; tracked gap {_fmt(comp['tracked_gap'], '+.4f')} (the run's own noise fed "
+               "to the theory: a check of its decomposition, not a prediction)"),
         ]
         if comp.get("gap_to_ensemble") is not None:
             lines.append(

@@ -54,3 +54,16 @@ def test_sweep_shows_its_real_signature_and_docstring():
     params = inspect.signature(simcomp.sweep).parameters
     assert {"config", "grid", "seeds", "out", "paired"} <= set(params)
     assert "Run a grid of configs times seeds" in simcomp.sweep.__doc__
+
+
+def test_python_callers_read_argument_names_not_flags(tmp_path):
+    from simcomp.sweep import SweepError
+
+    cfg = simcomp.build_config(overrides=SMALL)
+    with pytest.raises(SweepError) as info:
+        simcomp.sweep(cfg, seeds=0)
+    assert "--" not in str(info.value) and "seeds" in str(info.value)
+    with pytest.raises(SweepError) as info:
+        simcomp.sweep(cfg, grid={"data.modality.0.beta": [1.0, 2.0]}, seeds=3,
+                      workers=1, out=tmp_path / "s", plot=False, paired=["train.lr"])
+    assert "--" not in str(info.value)
