@@ -219,4 +219,5 @@ def test_noise_aware_prediction_weighs_its_test_error_by_the_correlation(monkeyp
 
     a0 = geometry(data.init, data.dictionaries)[0]
     pred = predict_run(cfg, data, [0, 1], a0, noise_aware=True)
-    assert pred.noise_aware is not None and seen == [-0.4]
+    # the distribution-level prediction and the tracked check both weigh by it
+    assert pred.noise_aware is not None and pred.tracked is not None and seen == [-0.4, -0.4]
