@@ -356,7 +356,8 @@ def simulate_step_section(res: dict, load: float) -> str:
              f"data, training and tracing, every prediction -- race, reduced dynamics, the "
              f"distribution-level noise-aware dynamics and the tracked check --, the expected "
              f"test errors) and the training of the same runs alone (`train_run`), each at "
-             f"T = {t1} and T = {t2} steps, best of two. The cost of a step is the "
+             f"T = {t1} and T = {t2} steps, best process CPU time of three interleaved "
+             f"repetitions (waiting for a core does not count). The cost of a step is the "
              f"difference divided by {t2 - t1} (fixed costs cancel).", "",
              "| | per step |", "|---|---|",
              f"| simulate (everything) | {fmt_t(res['simulate_step_s'])} |",

@@ -158,3 +158,22 @@ def test_predicted_gap_and_arguments():
     mixed = [nz[0], noise_of(cfg, data, [1], True, False)[0]]
     with pytest.raises(ValueError, match="exact"):
         nd.noise_aware_dynamics(cfg, [0, 1], a0, data.train.y, data.train.presence, mixed)
+
+
+def test_limit_recovers_theta_as_exact_mode_with_a_diagonal_gram():
+    """The limit keeps no per-step theta (it is (nu - nu(0)) / ||N||^2): equal to exact mode
+    run with the diagonal Gram matrix, which accumulates theta step by step."""
+    cfg = make_cfg(noise=0.8, n=40, dim=16, steps=60)
+    data = make_experiment_data(cfg)
+    a0 = train_run(cfg, data, "joint", [0, 1]).initial_alignment
+    limit = noise_of(cfg, data, [0, 1], exact=False, pre0=True)
+    diag = [nd.TrainingNoise(sq_norm=nz.sq_norm, gram=np.diag(nz.sq_norm),
+                             along_signal=nz.along_signal, pre0=nz.pre0,
+                             weight_gram0=nz.weight_gram0) for nz in limit]
+    one = nd.noise_aware_dynamics(cfg, [0, 1], a0, data.train.y, data.train.presence, limit)
+    two = nd.noise_aware_dynamics(cfg, [0, 1], a0, data.train.y, data.train.presence, diag)
+    np.testing.assert_allclose(one.alignment, two.alignment, rtol=1e-12, atol=1e-15)
+    scale = np.abs(two.theta).max()
+    np.testing.assert_allclose(one.theta, two.theta, rtol=0, atol=1e-9 * scale)
+    for g1, g2 in zip(one.weight_gram, two.weight_gram):
+        np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-12 * np.abs(g2).max())

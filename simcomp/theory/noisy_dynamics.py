@@ -199,15 +199,18 @@ def _noisy_step(state, data, eta, coef, dact):
                 for k in range(n):
                     g[k] = coef[k] * dact[r, b, i, k]
                     dv += g[k] * b_sig[r, k]
-                for k in range(n):
-                    if exact:
+                if exact:
+                    for k in range(n):
                         h = 0.0
                         for j in range(n):
                             h += g[j] * gram[r, j, k]
-                    else:
-                        h = g[k] * diag[r, k]
-                    nu[r, b, i, k] -= eta * h
-                    theta[r, b, i, k] -= eta * g[k]
+                        nu[r, b, i, k] -= eta * h
+                        theta[r, b, i, k] -= eta * g[k]
+                else:
+                    # the limit: theta_k = (nu_k - nu_k(0)) / ||N_k||^2 at any step, so theta
+                    # is recovered once at the end (noise_aware_dynamics), not kept per step
+                    for k in range(n):
+                        nu[r, b, i, k] -= eta * (g[k] * diag[r, k])
                 a[r, b, i] -= eta * c * dv
 
 
@@ -335,6 +338,12 @@ def noise_aware_dynamics(cfg: Config, trained: Sequence[int], alignment0, y, pre
             model.learner == "symmetric", model.activation == "relu")
     rec_a, rec_loss, learned_bank = _noisy_kernel(
         state, data, beta, form, (float(cfg.train.lr), float(model.threshold), steps), rec_steps)
+    if not all(exact):  # the limit kept no theta: theta_k = (nu_k - nu_k(0)) / ||N_k||^2
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            moved = state[1] - nu0
+            state[2][...] = np.where(diag[:, None, None, :] > 0.0,
+                                     moved / np.where(diag > 0.0, diag, 1.0)[:, None, None, :],
+                                     0.0)
     learned = np.where(learned_bank >= 0, learned_bank, np.iinfo(np.int64).max).min(axis=1)
     learned = np.where(learned == np.iinfo(np.int64).max, -1, learned)
     grams = []
