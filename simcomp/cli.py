@@ -116,24 +116,9 @@ def divergence_message(failed, traces: dict, out: str, cfg=None) -> str:
     """One line for the runs whose loss turned non-finite or blew up: where each stopped,
     what was saved, and the method and setting of a joint run trained with one."""
     blown = [run for run in failed if run.status == "diverged"]
-    if blown:
-        parts = []
-        for run in blown:
-            steps = traces[run.name]["steps"]
-            method = ("" if cfg is None or run.name != "joint" or cfg.method.name == "none"
-                      else f" under method {_method_setting(cfg)}")
-            parts.append(f"{run.name}{method} from step {run.failed_step} (its trace is saved "
-                         f"up to step {int(steps[-1]) if len(steps) else 0})")
-        joint_method = cfg is not None and cfg.method.name != "none" and any(
-            run.name == "joint" for run in blown)
-        advice = (f"lower the method's weight (method.{_DIVERGE_KEY.get(cfg.method.name, 'name')}"
-                  ") or train.lr" if joint_method else "try a smaller train.lr")
-        line = (f"simcomp: the run diverged (weights or loss past 1e12): {'; '.join(parts)}; "
-                f"outputs in {out!r}; {advice}")
-        rest = [run for run in failed if run.status != "diverged"]
-        return line if not rest else line + "\n" + divergence_message(rest, traces, out)
+    overflowed = [run for run in failed if run.status != "diverged"]
     parts, at_start = [], False
-    for run in failed:
+    for run in overflowed:
         steps = traces[run.name]["steps"]
         if len(steps) == 0:
             at_start = True
@@ -141,10 +126,26 @@ def divergence_message(failed, traces: dict, out: str, cfg=None) -> str:
         else:
             parts.append(f"{run.name} at step {run.failed_step} (its trace is saved up to step "
                          f"{int(steps[-1])})")
-    advice = ("the initial loss overflows: try a smaller model.init_scale, data.modality.N.noise "
-              "or beta" if at_start else "try a smaller train.lr")
-    return (f"simcomp: the training loss is not finite: {'; '.join(parts)}; outputs in {out!r}; "
-            f"{advice}")
+    for run in blown:
+        steps = traces[run.name]["steps"]
+        method = ("" if cfg is None or run.name != "joint" or cfg.method.name == "none"
+                  else f" under method {_method_setting(cfg)}")
+        parts.append(f"{run.name}{method} diverged from step {run.failed_step} (weights or loss "
+                     f"past 1e12; its trace is saved up to step "
+                     f"{int(steps[-1]) if len(steps) else 0})")
+    joint_method = cfg is not None and cfg.method.name != "none" and any(
+        run.name == "joint" for run in blown)
+    if at_start:
+        advice = ("the initial loss overflows: try a smaller model.init_scale, "
+                  "data.modality.N.noise or beta")
+    elif joint_method:
+        advice = (f"lower the method's weight (method."
+                  f"{_DIVERGE_KEY.get(cfg.method.name, 'name')}) or train.lr")
+    else:
+        advice = "try a smaller train.lr"
+    head = ("the training loss is not finite" if not blown else
+            "the run diverged" if not overflowed else "runs diverged or overflowed")
+    return f"simcomp: {head}: {'; '.join(parts)}; outputs in {out!r}; {advice}"
 
 
 # --------------------------------------------------------------------------- theory

@@ -57,8 +57,9 @@ def weight_geometry(initial_weights, signal) -> np.ndarray:
     W = np.asarray(initial_weights, dtype=float)
     v = np.asarray(signal, dtype=float)
     Wf = W.reshape(-1, W.shape[-1])
-    Wp = Wf - np.outer(Wf @ v, v)
-    return Wp @ Wp.T
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowing weights: inf, handled later
+        Wp = Wf - np.outer(Wf @ v, v)
+        return Wp @ Wp.T
 
 
 def _strata(count: int, rng: np.random.Generator, rows: int) -> np.ndarray:
@@ -66,6 +67,23 @@ def _strata(count: int, rng: np.random.Generator, rows: int) -> np.ndarray:
     z = normal_quantile((np.arange(count) + 0.5) / count)
     return np.stack([z[rng.permutation(count)] for _ in range(rows)]) if rows else \
         np.empty((0, count))
+
+
+def _mixing(G0: np.ndarray) -> np.ndarray:
+    """A square root of the initial weights' Gram; for weights too large to factor (an
+    overflowing init_scale) the square roots of its diagonal, inf or nan: the predicted
+    dynamics then diverges as the run does, and its errors are reported as None."""
+    if G0.shape[0] == 0:
+        return np.zeros((0, 0))
+    with np.errstate(over="ignore", invalid="ignore"):
+        sym = 0.5 * (G0 + G0.T)
+    if np.all(np.isfinite(sym)):
+        try:
+            return _sqrt_psd(sym)
+        except np.linalg.LinAlgError:
+            pass
+    with np.errstate(invalid="ignore"):
+        return np.diag(np.sqrt(np.abs(np.diag(G0))))
 
 
 def distribution_nodes(cfg: Config, trained: Sequence[int], y_pat, s_pat, w_pat,
@@ -108,21 +126,26 @@ def distribution_nodes(cfg: Config, trained: Sequence[int], y_pat, s_pat, w_pat,
     for r, mod in enumerate(mods):
         G0 = np.asarray(weight_grams[r], dtype=float)
         rows = G0.shape[0]
-        distract = (mod.distractor_strength**2 * mod.distractors
-                    if mod.distractors > 0 and mod.dim > 1 else 0.0)
-        energy = mod.noise**2 * (mod.dim - 1) + distract  # E ||N||^2
-        s2 = mod.noise**2 + (distract / (mod.dim - 1) if mod.dim > 1 else 0.0)
-        L = _sqrt_psd(0.5 * (G0 + G0.T)) if rows else np.zeros((0, 0))
+        sigma, gamma = np.float64(mod.noise), np.float64(mod.distractor_strength)
+        with np.errstate(over="ignore", invalid="ignore"):  # absurd noise: inf, the run's too
+            distract = (gamma**2 * mod.distractors
+                        if mod.distractors > 0 and mod.dim > 1 else np.float64(0.0))
+            energy = sigma**2 * (mod.dim - 1) + distract  # E ||N||^2
+            s2 = sigma**2 + (distract / (mod.dim - 1) if mod.dim > 1 else 0.0)
+        L = _mixing(G0)
         e_parts, pre_parts = [], []
         for c in counts:
             z = _strata(int(c), rng, 1 + L.shape[1])
-            e_parts.append(mod.noise * z[0])
-            pre_parts.append(np.sqrt(s2) * (L @ z[1:]))
+            with np.errstate(over="ignore", invalid="ignore"):
+                e_parts.append(sigma * z[0])
+                pre_parts.append(np.sqrt(s2) * (L @ z[1:]))
         e = np.concatenate(e_parts)
         pre0 = np.concatenate(pre_parts, axis=1)
         B = cfg.model.banks
+        with np.errstate(over="ignore", invalid="ignore"):
+            sq_norm = energy / (n * weight)
         noise.append(TrainingNoise(
-            sq_norm=energy / (n * weight), along_signal=e,
+            sq_norm=sq_norm, along_signal=e,
             pre0=pre0.reshape(B, rows // B, -1), weight_gram0=G0))
     return y, presence, weight, noise
 
