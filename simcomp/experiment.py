@@ -347,9 +347,13 @@ def _assemble(cfg: Config, data: ExperimentData, runs: list) -> Experiment:
         joint = next((run for run in runs if run.name == "joint"), None)
         predicted = None
         if joint is not None:
-            ume = dataclasses.replace(cfg, method=MethodConfig(name="ume"))
-            predicted = predict_run_method(ume, data, joint.trained,
-                                           joint.initial_alignment).test_error_noiseless
+            shared = predictions[joint.name].method
+            if shared is not None and shared.method == "ume":  # the joint run's own: reuse it
+                predicted = shared.test_error_noiseless
+            else:
+                ume = dataclasses.replace(cfg, method=MethodConfig(name="ume"))
+                predicted = predict_run_method(ume, data, joint.trained,
+                                               joint.initial_alignment).test_error_noiseless
         ensemble = Ensemble(
             name="ensemble", trained=list(range(cfg.K)),
             test_error=predictor_error(phi_uni, y, w),

@@ -136,3 +136,18 @@ def test_phase_diagram_colearning_boundary_is_the_methods_on_method_rows():
     cells = _cells(rows, {"key": "x", "values": [1.0, 2.0, 3.0]}, None, ["A", "B"])
     # plain training's prediction (B not learned) on the none and ume rows, aux's on its row
     assert cells["predicted_colearned"][:, 0].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_ume_ensemble_prediction_is_shared_with_the_joint_runs_method_prediction():
+    from simcomp.experiment import run_experiment
+
+    for method in ("ume", "none"):
+        cfg = simcomp.build_config(overrides=SMALL + [f"method.name={method}",
+                                                      "train.mode=compare"])
+        exp = run_experiment(cfg)
+        ume_cfg = simcomp.build_config(overrides=SMALL + ["method.name=ume"])
+        fresh = simcomp.predict(ume_cfg)["joint"]["prediction"].method.test_error_noiseless
+        assert exp.ensemble.predicted_test_error == pytest.approx(fresh, abs=1e-12)
+        if method == "ume":
+            assert exp.ensemble.predicted_test_error == \
+                exp.predictions["joint"].method.test_error_noiseless
