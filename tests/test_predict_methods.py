@@ -151,3 +151,20 @@ def test_ume_ensemble_prediction_is_shared_with_the_joint_runs_method_prediction
         if method == "ume":
             assert exp.ensemble.predicted_test_error == \
                 exp.predictions["joint"].method.test_error_noiseless
+
+
+def test_theory_plot_draws_the_methods_dynamics():
+    from simcomp.plots import reduced_dynamics_figure
+
+    cfg = simcomp.build_config(overrides=SMALL + ["method.name=aux"])
+    pred = simcomp.predict(cfg)
+    fig = reduced_dynamics_figure(cfg, {name: e["prediction"] for name, e in pred.items()})
+    joint = next(ax for ax in fig.axes if ax.get_title().startswith("joint"))
+    assert "method aux" in joint.get_title()
+    (line,) = [ln for ln in joint.get_lines() if ln.get_label() == "B, aux"]
+    dyn = pred["joint"]["prediction"].method.dynamics
+    np.testing.assert_allclose(line.get_ydata(),
+                               cfg.data.modality[1].beta * dyn.leading_alignment[:, 1])
+    plain = simcomp.predict(simcomp.build_config(overrides=SMALL))
+    fig = reduced_dynamics_figure(cfg, {name: e["prediction"] for name, e in plain.items()})
+    assert not any("aux" in ln.get_label() for ax in fig.axes for ln in ax.get_lines())
