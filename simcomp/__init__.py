@@ -12,6 +12,7 @@ The public API (numpydoc in :mod:`simcomp.api`)::
     simcomp.load("out")                   # ... read back
     simcomp.predict(cfg)                  # the theory alone, no training
     rows = simcomp.sweep(cfg, grid={"data.modality.0.beta": [1.0, 2.0]}, seeds=4)
+    cal = simcomp.calibrate("my-model.toml")  # real measurements -> the toy's answers (docs/calibration.md)
 
 "Never" (a modality not learned by the horizon, a quantity that does not
 apply) is ``None`` everywhere.  Importing simcomp loads neither the compiled
@@ -35,6 +36,11 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(".sweep", __name__)
+    # ``simcomp.calibrate`` likewise: the package, callable as :func:`simcomp.calibrate.calibrate`.
+    if name == "calibrate":
+        import importlib
+
+        return importlib.import_module(".calibrate", __name__)
     raise AttributeError(f"module 'simcomp' has no attribute {name!r}")
 
 
@@ -49,4 +55,5 @@ __all__ = [
     "load",
     "predict",
     "sweep",
+    "calibrate",
 ]

@@ -393,6 +393,74 @@ def _add_sweep_parser(sub) -> argparse.ArgumentParser:
     return parser
 
 
+# --------------------------------------------------------------------------- calibrate
+
+
+def run_calibrate(args) -> int:
+    """``simcomp calibrate FILE.toml``: measurements in, the toy's answers out (docs/calibration.md).
+
+    Exit 0 with the answers, or with the report that no toy configuration is
+    consistent with the measurements (it says which one could not be
+    matched); 2 for bad or contradicting measurements.
+    """
+    from .calibrate import CalibrationError, calibrate
+    from .calibrate.report import check_calibration_dir, write_directory
+
+    if args.out is not None:
+        check_calibration_dir(args.out, args.force)
+    try:
+        cal = calibrate(args.file, methods=args.methods or None, tolerance=args.tolerance,
+                        simulate=args.simulate, progress=not args.quiet)
+    except CalibrationError as exc:
+        raise UsageError(str(exc)) from None
+    if args.out is not None:
+        write_directory(cal.json, args.out, force=args.force, figure=not args.no_figure)
+    if args.json:
+        print(dumps_json(cal.json), end="")
+    elif not args.quiet:
+        print(cal.report())
+        if args.out is not None:
+            print(f"written to {args.out}/ (calibration.json, report.txt"
+                  f"{'' if args.no_figure else ', calibration.png'})")
+    return 0
+
+
+def _add_calibrate_parser(sub) -> argparse.ArgumentParser:
+    from .calibrate import METHOD_PARAMS
+
+    parser = sub.add_parser(
+        "calibrate", help="map a real model's measured accuracies into the toy and predict what "
+        "the balancing methods would gain",
+        description="Read a TOML file of measured accuracies (uni-modal networks, the joint "
+        "network; optional half-epochs, curves, all_wrong), find every toy configuration that "
+        "reproduces them, and report the potential, the competition cost and every method's "
+        "predicted gain as ranges. See docs/calibration.md.",
+    )
+    parser.add_argument("file", metavar="FILE.toml", help="the measurements")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of "
+                        "the report")
+    parser.add_argument("--out", metavar="DIR", default="simcomp-calibration",
+                        help="write calibration.json, report.txt and calibration.png into DIR "
+                        "(default: %(default)s); refused if not empty")
+    parser.add_argument("--no-out", dest="out", action="store_const", const=None,
+                        help="write no directory (print only)")
+    parser.add_argument("--force", action="store_true", help="replace an existing --out "
+                        "directory that simcomp calibrate wrote")
+    parser.add_argument("--method", dest="methods", action="append", default=[],
+                        choices=list(METHOD_PARAMS), metavar="METHOD",
+                        help="evaluate only this method (repeatable; default: all of "
+                        + ", ".join(METHOD_PARAMS) + ")")
+    parser.add_argument("--tolerance", type=float, default=None, metavar="POINTS",
+                        help="accuracy points around every measurement (default: the file's, "
+                        "else 1)")
+    parser.add_argument("--simulate", type=int, default=2, metavar="N",
+                        help="members of the consistent set confirmed by simulation (default: 2)")
+    parser.add_argument("--no-figure", action="store_true", help="skip calibration.png")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages and no report")
+    parser.set_defaults(runner=run_calibrate)
+    return parser
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -438,6 +506,7 @@ def get_parser() -> argparse.ArgumentParser:
     conf.set_defaults(runner=run_config)
 
     _add_sweep_parser(sub)
+    _add_calibrate_parser(sub)
 
     plot = sub.add_parser(
         "plot", help="draw a sweep's phase diagrams, or redraw a simulate directory's figure",

@@ -209,3 +209,13 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
                     "total": round(time.perf_counter() - t0, 2)},
     }
     return Calibration(obj, meas, found)
+
+
+class _CalibrateModule(__import__("types").ModuleType):
+    """``simcomp.calibrate`` is this package; calling it calls :func:`calibrate`."""
+
+    def __call__(self, *args, **kwargs):
+        return calibrate(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CalibrateModule

@@ -120,6 +120,7 @@ def calibration_figure(obj: dict):
             else:
                 ax2.text(0, y, "cannot tell (diverged)", fontsize=7, va="center")
         ax2.set_yticks(range(len(methods)), names[::-1], fontsize=7)
+        ax2.set_ylim(-0.8, len(methods) - 0.2)
         ax2.axvspan(-tol, tol, color="grey", alpha=0.15, label="within the tolerance")
         ax2.axvline(0, color="black", lw=0.8)
         ax2.set_xlabel("predicted gain over the plain joint network (points)")
