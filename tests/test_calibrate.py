@@ -1,0 +1,288 @@
+"""simcomp calibrate: measurements in, the toy's answers out (docs/calibration.md)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simcomp.calibrate import CalibrationError, calibrate, measurements_from_dict
+from simcomp.calibrate.answers import verdict
+from simcomp.calibrate.mapping import presence_from_accuracy, to_user, union_accuracy
+from simcomp.calibrate.measurements import half_epoch_from_curve
+from simcomp.calibrate.search import search
+from simcomp.cli import main
+
+CREMA = {"classes": 6, "modality": [{"name": "audio", "accuracy": 59.38},
+                                    {"name": "visual", "accuracy": 58.10}],
+         "joint": {"accuracy": 65.50}}
+
+
+def _with(**changes):
+    raw = json.loads(json.dumps(CREMA))
+    for key, value in changes.items():
+        where = raw
+        parts = key.split("__")
+        for part in parts[:-1]:
+            where = where[int(part)] if part.isdigit() else where[part]
+        if value is _DROP:
+            del where[parts[-1]]
+        else:
+            where[parts[-1]] = value
+    return raw
+
+
+_DROP = object()
+
+
+def _write_curve(tmp_path, name, rows):
+    path = tmp_path / name
+    path.write_text("epoch,accuracy\n" + "\n".join(f"{e},{a}" for e, a in rows) + "\n")
+    return name
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def test_percent_and_fraction_give_the_same_measurements():
+    pct = measurements_from_dict(CREMA)
+    frac = measurements_from_dict(_with(modality__0__accuracy=0.5938, modality__1__accuracy=0.5810,
+                                        joint__accuracy=0.655))
+    assert pct.percent and not frac.percent
+    assert pct.joint == pytest.approx(frac.joint)
+    assert [m.accuracy for m in pct.modalities] == pytest.approx([m.accuracy for m in frac.modalities])
+    assert pct.chance == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("raw, key", [
+    (_with(modality__0__accuracy=10.0), "modality.0.accuracy"),          # below chance (16.7)
+    (_with(modality__1__accuracy=16.0), "modality.1.accuracy"),
+    (_with(joint__accuracy=101.0), "joint.accuracy"),                    # above 100 percent
+    (_with(modality=_DROP), "modality"),                                 # missing keys
+    (_with(joint=_DROP), "joint"),
+    (_with(joint__accuracy=_DROP), "joint.accuracy"),
+    (_with(modality__0__accuracy=_DROP), "modality.0.accuracy"),
+    (_with(classes=_DROP), "classes"),
+    (_with(modality__0__accuracy="high"), "modality.0.accuracy"),        # not a number
+    (_with(modality__0__accuracy=float("nan")), "modality.0.accuracy"),
+    (_with(classes=1), "classes"),
+    (_with(chance=10.0), "chance"),                                      # below 1/classes
+    (_with(joint__all_wrong=50.0), "joint.all_wrong"),                   # above the best error
+    (_with(modality__0__colour=3), "modality.0.colour"),                 # unknown key
+    (_with(modality=[{"accuracy": 60.0}]), "modality"),                  # one modality only
+    (_with(modality__0__half_epoch=-2), "modality.0.half_epoch"),
+    (_with(methods={"ogm": -1.0}), "methods.ogm"),
+    (_with(methods={"nonsense": 1.0}), "methods.nonsense"),
+    (_with(scale="permille"), "scale"),
+])
+def test_bad_measurements_name_the_key(raw, key):
+    with pytest.raises(CalibrationError) as exc:
+        measurements_from_dict(raw)
+    message = str(exc.value)
+    assert key in message and "\n" not in message
+
+
+def test_mixed_scale_is_refused_as_below_chance():
+    # 0.58 in a percent file is 0.58 percent: below chance, named
+    with pytest.raises(CalibrationError, match="modality.1.accuracy"):
+        measurements_from_dict(_with(modality__1__accuracy=0.58))
+
+
+def test_truly_ambiguous_values_are_refused_and_scale_settles_them():
+    raw = {"classes": 1000, "modality": [{"accuracy": 0.5}, {"accuracy": 0.4}],
+           "joint": {"accuracy": 0.6}}
+    with pytest.raises(CalibrationError, match="ambiguous"):
+        measurements_from_dict(raw)
+    assert measurements_from_dict({**raw, "scale": "fraction"}).joint == pytest.approx(0.6)
+    assert measurements_from_dict({**raw, "scale": "percent"}).joint == pytest.approx(0.006)
+    # with 6 classes 0.5 as a percentage would be below chance: not ambiguous
+    assert not measurements_from_dict({**raw, "classes": 6}).percent
+
+
+@pytest.mark.parametrize("rows, match", [
+    ([(1, 30.0), (2, "nan"), (3, 59.0)], "non-finite"),
+    ([(1, 30.0), (2, "abc"), (3, 59.0)], "not numeric"),
+    ([(1, 30.0), (1, 40.0), (3, 59.0)], "increase"),
+    ([(1, 30.0), (2, 40.0), (3, 45.0)], "contradicts"),       # ends far from the accuracy
+])
+def test_bad_curves_are_refused(tmp_path, rows, match):
+    name = _write_curve(tmp_path, "audio.csv", rows)
+    with pytest.raises(CalibrationError, match=match) as exc:
+        measurements_from_dict(_with(modality__0__curve=name), base=tmp_path)
+    assert "modality.0.curve" in str(exc.value)
+
+
+def test_curve_gives_the_half_epoch_and_contradicting_half_epoch_is_refused(tmp_path):
+    name = _write_curve(tmp_path, "audio.csv", [(0, 16.7), (1, 20.0), (2, 30.0), (3, 45.0),
+                                                (4, 55.0), (5, 59.0), (6, 59.4)])
+    meas = measurements_from_dict(_with(modality__0__curve=name), base=tmp_path)
+    expected = half_epoch_from_curve(meas.modalities[0].curve, 1 / 6)
+    assert meas.modalities[0].half_epoch == pytest.approx(expected)
+    assert 2.0 < expected < 3.0  # half-way (38.0) lies between epochs 2 (30) and 3 (45)
+    with pytest.raises(CalibrationError, match="modality.0.half_epoch .*contradicts"):
+        measurements_from_dict(_with(modality__0__curve=name, modality__0__half_epoch=9),
+                               base=tmp_path)
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def test_mapping_of_accuracies():
+    ch = 1 / 6
+    # a network that knows nothing scores chance, one that knows all scores 1
+    assert to_user(0.5, ch) == pytest.approx(ch)
+    assert to_user(1.0, ch) == pytest.approx(1.0)
+    # a modality with presence p alone: toy accuracy p + (1 - p) / 2
+    p = presence_from_accuracy(0.5938, ch)
+    assert to_user(p + (1 - p) / 2, ch) == pytest.approx(0.5938)
+    assert union_accuracy(0.0, ch) == 1.0 and union_accuracy(1.0, ch) == pytest.approx(ch)
+
+
+@pytest.mark.parametrize("low, median, high, expected", [
+    (0.5, 2.0, 3.0, "helps"), (-3.0, -2.0, -0.5, "hurts"), (-0.5, 0.1, 0.9, "no measurable effect"),
+    (-2.0, 1.0, 3.0, "cannot tell"), (0.2, 0.5, 3.0, "cannot tell"), (None, None, None, "cannot tell"),
+])
+def test_verdict_rule(low, median, high, expected):
+    assert verdict(low, median, high, 1.0) == expected
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_round_trip_a_toy_configuration_calibrates_back_to_a_set_containing_it():
+    found = search(measurements_from_dict(CREMA), seeds=(0,))
+    assert found.count > 0
+    cand = found.candidates[len(found.candidates) // 2]
+    own = {"chance": 100 / 6, "tolerance": 0.5,
+           "modality": [{"name": nm, "accuracy": 100 * float(a)} for nm, a in
+                        zip(("audio", "visual"), cand.uni)],
+           "joint": {"accuracy": 100 * cand.joint}}
+    again = search(measurements_from_dict(own), seeds=(0,))
+    ratio = cand.beta[1] / cand.beta[0]
+
+    def same(c):
+        return (np.allclose(c.presence, cand.presence, atol=5e-3)
+                and math.isclose(c.beta[1] / c.beta[0], ratio, rel_tol=1e-6)
+                and c.horizon == cand.horizon and c.decision_scale == cand.decision_scale
+                and c.seed == cand.seed and c.c == cand.c)
+
+    assert any(same(c) for c in again.candidates)
+    for c in again.candidates:  # and everything in it reproduces the numbers
+        assert abs(c.joint - cand.joint) <= 0.005 + 1e-9
+
+
+def test_unreachable_measurements_give_no_fit_and_say_why():
+    raw = {"classes": 2, "modality": [{"accuracy": 55.0}, {"accuracy": 55.0}],
+           "joint": {"accuracy": 99.0}}
+    cal = calibrate(raw, simulate=0, sample=2, methods=["ume"])
+    assert not cal.consistent
+    cs = cal.json["consistent_set"]
+    assert cs["count"] == 0 and "joint.accuracy" in cs["reason"]
+    assert cal.json["methods"] == [] and cal.json["potential"] == {"low": None, "high": None}
+    assert "NO TOY CONFIGURATION" in cal.report()
+
+
+# --------------------------------------------------------------------------- answers, JSON
+
+
+def test_json_layout():
+    cal = calibrate(CREMA, simulate=0, sample=3, methods=["ogm", "ume"])
+    obj = json.loads(json.dumps(cal.json))
+    assert {"potential", "competition_cost", "methods", "consistent_set"} <= set(obj)
+    assert set(obj["potential"]) == {"low", "high"} == set(obj["competition_cost"])
+    assert obj["potential"]["low"] <= obj["potential"]["high"]
+    assert obj["competition_cost"]["low"] == pytest.approx(obj["potential"]["low"] - 65.5, abs=0.02)
+    assert [(m["method"], m["which"]) for m in obj["methods"]] == [
+        ("ogm", "given"), ("ogm", "best"), ("ume", "given"), ("ume", "best")]
+    for m in obj["methods"]:
+        assert set(m) == {"method", "which", "setting", "gain_median", "gain_low", "gain_high",
+                          "verdict", "sensitivity"}
+        assert m["verdict"] in ("helps", "hurts", "no measurable effect", "cannot tell")
+        assert m["gain_low"] <= m["gain_median"] <= m["gain_high"]
+    assert obj["methods"][0]["setting"] == {"alpha": 0.1, "start": 0.0}
+    cs = obj["consistent_set"]
+    assert cs["count"] > 0 and cs["simulated"] == 0 and cs["methods_sampled"] == 3
+    assert set(cs["ranges"]) >= {"presence", "beta_ratio", "correlation", "horizon"}
+
+
+def test_given_setting_is_used():
+    cal = calibrate(_with(methods={"ogm": {"alpha": 0.8, "start": 0.25}}), simulate=0, sample=2,
+                    methods=["ogm"])
+    assert cal.json["methods"][0]["setting"] == {"alpha": 0.8, "start": 0.25}
+
+
+def test_calibrate_package_does_not_import_the_api():
+    root = Path(__file__).resolve().parents[1] / "simcomp" / "calibrate"
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert "from ..api" not in text and "simcomp.api" not in text.replace(
+            "simcomp.api`", ""), path.name
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _toml(tmp_path, text):
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    return str(path)
+
+
+GOOD = """classes = 6
+[[modality]]
+name = "audio"
+accuracy = 59.38
+[[modality]]
+name = "visual"
+accuracy = 58.10
+[joint]
+accuracy = 65.50
+"""
+
+
+@pytest.mark.parametrize("text, key", [
+    (GOOD.replace("59.38", "12.0"), "modality.0.accuracy"),
+    (GOOD.replace("accuracy = 65.50", ""), "joint.accuracy"),
+    (GOOD.replace("classes = 6", ""), "classes"),
+    (GOOD + 'curve = "joint.csv"\n', "joint.curve"),
+    (GOOD + "all_wrong = 60\n", "joint.all_wrong"),
+    ("classes = [", "not valid TOML"),
+])
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys, text, key):
+    (tmp_path / "joint.csv").write_text("epoch,accuracy\n1,30\n2,nan\n")
+    rc = main(["calibrate", _toml(tmp_path, text), "--no-out"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert key in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_missing_file_exits_2(tmp_path, capsys):
+    assert main(["calibrate", str(tmp_path / "none.toml"), "--no-out"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+
+
+def test_cli_json_and_output_directory(tmp_path, capsys):
+    path = _toml(tmp_path, GOOD)
+    out = tmp_path / "cal"
+    rc = main(["calibrate", path, "--json", "--out", str(out), "--method", "ume", "--simulate", "0",
+               "--no-figure", "--quiet"])
+    assert rc == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert [m["method"] for m in obj["methods"]] == ["ume", "ume"]
+    assert sorted(p.name for p in out.iterdir()) == ["calibration.json", "report.txt"]
+    # an existing output is refused without --force, replaced with it
+    assert main(["calibrate", path, "--out", str(out), "--method", "ume", "--simulate", "0",
+                 "--quiet"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["calibrate", path, "--out", str(out), "--method", "ume", "--simulate", "0",
+                 "--quiet", "--force"]) == 0
+    assert (out / "calibration.png").is_file()
+    # a directory simcomp did not write is never replaced
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    assert main(["calibrate", path, "--out", str(foreign), "--quiet", "--force"]) == 2
+    assert (foreign / "notes.txt").read_text() == "keep"
