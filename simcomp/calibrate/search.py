@@ -139,7 +139,7 @@ def _p_grid(meas: Measurements) -> list:
 
 
 def _ratio_grid(K: int) -> list:
-    n = {2: 17, 3: 7, 4: 5}[K]
+    n = {2: 17, 3: 11, 4: 7}[K]
     return list(np.exp(np.linspace(math.log(1 / 2.5), math.log(2.5), n)))
 
 
@@ -206,7 +206,10 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
     for pi in combos:
         p = np.array([p_grid[r][pi[r]] for r in range(K)])
         for c in c_grid:
-            cfg = toy_config(names, p, [1.0] * K, c if corr else None, 0, 1)
+            try:
+                cfg = toy_config(names, p, [1.0] * K, c if corr else None, 0, 1)
+            except ConfigError:  # a correlation this simcomp cannot use with these presences
+                continue
             tr = make_experiment_data(cfg).train
             pattern_cache[(pi, c)] = (tr.y.copy(), tr.presence.astype(np.int8), tr.weight.copy())
         for ri in ratio_combos:
@@ -235,6 +238,8 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
                     continue
                 slow = int(t_alone.max())
                 for c in c_grid:
+                    if (pi, c) not in pattern_cache:
+                        continue
                     y_p, s_p, w_p = pattern_cache[(pi, c)]
                     red = reduced_dynamics(a0, beta, y_p, s_p, w_p, q, rho, eta, _T_CAP,
                                            threshold=thr)
@@ -323,9 +328,14 @@ def _why_none(checks: dict, pred: dict, meas: Measurements) -> str:
                 ", ".join(f"{k}: {int(checks[k].sum())} alone" for k in keys) + ")")
     if best_key == "joint.accuracy":
         vals = pred["joint"][mask]
-        return (f"joint.accuracy = {pts(meas.joint)} could not be matched: the {best_n} toy "
-                f"configurations that match every other measurement predict a joint accuracy "
-                f"between {pts(vals.min())} and {pts(vals.max())} (tolerance +-{pts(meas.tolerance)})")
+        below, above = vals[vals < meas.joint], vals[vals > meas.joint]
+        near = ", ".join(x for x in (
+            None if below.size == 0 else f"{pts(below.max())} below",
+            None if above.size == 0 else f"{pts(above.min())} above") if x)
+        return (f"joint.accuracy = {pts(meas.joint)} could not be matched within "
+                f"+-{pts(meas.tolerance)}: the {best_n} toy configurations that match every other "
+                f"measurement predict a joint accuracy between {pts(vals.min())} and "
+                f"{pts(vals.max())}, the nearest {near}")
     if best_key.startswith("modality.") and best_key.endswith(".accuracy"):
         r = int(best_key.split(".")[1])
         vals = pred["uni"][mask, r]
