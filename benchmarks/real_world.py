@@ -10,7 +10,8 @@ writes
 * ``benchmarks/results/real_world.csv``: one row per data set, method and setting;
 * ``docs/figures/real_world.png``: the potential against the measured
   accuracies, and the predicted gains per data set and method;
-* ``docs/real-world.md``: the whole page, generated (no number is typed).
+* ``docs/real-world.md``: the whole page, generated (no number is typed);
+* the worked example of ``docs/calibration.md`` (CREMA-D), between its markers.
 
 Run:  python benchmarks/real_world.py [--simulate N]
 """
@@ -354,6 +355,34 @@ are ranges.
 """
 
 
+CAL_PAGE = ROOT / "docs" / "calibration.md"
+EXAMPLE = "CREMA-D"
+
+
+def _worked_example(results) -> None:
+    """Replace the worked-example section of docs/calibration.md with this run's CREMA-D."""
+    import re
+
+    from simcomp.calibrate.report import text_report
+
+    res = next(r for r in results if r["dataset"] == EXAMPLE)
+    raw = res["input"]
+    toml = [f"classes = {raw['classes']}"]
+    for m in raw["modality"]:
+        toml += ["[[modality]]", f'name = "{m["name"]}"', f"accuracy = {m['accuracy']:.2f}"]
+    toml += ["[joint]", f"accuracy = {raw['joint']['accuracy']:.2f}", "[methods]"]
+    for name, setting in _settings().items():
+        inner = ", ".join(f"{k} = {v:.4g}" for k, v in setting.items())
+        toml.append(f"{name} = {{ {inner} }}")
+    body = ("```toml\n" + "\n".join(toml) + "\n```\n\n```\n$ simcomp calibrate crema-d.toml\n"
+            + text_report(res["calibration"]) + "\n```")
+    text = CAL_PAGE.read_text(encoding="utf-8")
+    pattern = re.compile(r"(<!-- BEGIN worked-example -->\n).*?(\n<!-- END worked-example -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit("docs/calibration.md has no worked-example markers")
+    write_text_atomic(CAL_PAGE, pattern.sub(lambda m: m.group(1) + body + m.group(2), text))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulate", type=int, default=2,
@@ -368,6 +397,7 @@ def main(argv=None) -> int:
     write_text_atomic(RESULTS / "real_world.csv", _csv(results))
     _figure(results)
     write_text_atomic(PAGE, _page(results, args.simulate, time.perf_counter() - t0))
+    _worked_example(results)
     print(f"wrote {PAGE.relative_to(ROOT)}, {FIG.relative_to(ROOT)} and "
           f"benchmarks/results/real_world.{{json,csv}}", file=sys.stderr)
     return 0
