@@ -103,7 +103,7 @@ def run(simulate: int):
         print(f"{label}: {cal.json['consistent_set']['count']} consistent, {wall:.1f} s",
               file=sys.stderr)
         results.append({"dataset": label, "input": raw, "wall_seconds": round(wall, 2),
-                        "calibration": cal.json})
+                        "load_average": round(os.getloadavg()[0], 2), "calibration": cal.json})
     return results
 
 
@@ -198,7 +198,9 @@ def _page(results, simulate: int, total: float) -> str:
              "these predictions are made blind, to be held against them.\n")
     L.append(f"simcomp {first['simcomp_version']}, Python {platform.python_version()}, "
              f"{os.cpu_count()} cores; {sum(r['wall_seconds'] for r in results):.0f} s for all "
-             f"{len(results)} calibrations ({total:.0f} s with the figure); {simulate} members of each "
+             f"{len(results)} calibrations ({total:.0f} s with the figure) on a machine shared with other "
+             f"jobs (1-minute load average {min(r['load_average'] for r in results):.1f} to "
+             f"{max(r['load_average'] for r in results):.1f} during the run); {simulate} members of each "
              f"consistent set simulated. Presence correlation "
              + ("modelled (`data.presence_correlation`)." if corr else
                 "**not modelled** in this run: the presence coins are independent (c = 0), so the "

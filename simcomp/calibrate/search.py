@@ -223,7 +223,7 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
                         ** (1.0 / q) for r in range(K))
                 beta = s * rel
                 t_alone = np.empty(K, dtype=np.int64)
-                uni_traj = []
+                uni_runs = []
                 for r in range(K):
                     y1 = np.array([-1.0, -1.0, 1.0, 1.0])
                     s1 = np.array([[0], [1], [0], [1]], dtype=np.int8)
@@ -231,34 +231,40 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
                     red = reduced_dynamics(a0[r:r + 1], beta[r:r + 1], y1, s1, w1, q, rho, eta,
                                            _T_CAP, threshold=thr)
                     t_alone[r] = red.learned_step[0]
-                    psi = _psi_sum(red.alignment, beta[r:r + 1], q, rho)[:, 0]
-                    uni_traj.append([readout_accuracy(np.stack([0 * psi, psi], axis=1),
-                                                      [1 - p[r], p[r]], sc) for sc in scales])
+                    uni_runs.append(red.alignment)
                 if np.any(t_alone < 0):
                     continue
                 slow = int(t_alone.max())
+                # the horizons of the grid, as steps (only these records are read out)
+                taus = [tau for tau in HORIZONS if math.ceil(tau * slow) <= _T_CAP]
+                Ts = np.array([int(math.ceil(tau * slow)) for tau in taus], dtype=np.int64)
+                if Ts.size == 0:
+                    continue
+                uni_acc = np.empty((len(scales), Ts.size, K))  # toy accuracies
+                for r in range(K):
+                    psi = _psi_sum(uni_runs[r][Ts], beta[r:r + 1], q, rho)[:, 0]
+                    for k, sc in enumerate(scales):
+                        uni_acc[k, :, r] = readout_accuracy(np.stack([0 * psi, psi], axis=1),
+                                                            [1 - p[r], p[r]], sc)
+                uni_user = to_user(uni_acc, ch)
                 for c in c_grid:
                     if (pi, c) not in pattern_cache:
                         continue
                     y_p, s_p, w_p = pattern_cache[(pi, c)]
-                    red = reduced_dynamics(a0, beta, y_p, s_p, w_p, q, rho, eta, _T_CAP,
+                    red = reduced_dynamics(a0, beta, y_p, s_p, w_p, q, rho, eta, int(Ts.max()),
                                            threshold=thr)
-                    psi = _psi_sum(red.alignment, beta, q, rho)  # (R, K)
+                    psi = _psi_sum(red.alignment[Ts], beta, q, rho)  # (len(Ts), K)
                     g = psi @ s_p.T.astype(float)  # y f per pattern (symmetric learner)
                     p_none = float(w_p[np.all(s_p == 0, axis=1)].sum())
                     for k, sc in enumerate(scales):
-                        acc_joint = readout_accuracy(g, w_p, sc)
-                        for tau in HORIZONS:
-                            T = int(math.ceil(tau * slow))
-                            if T > _T_CAP:
-                                continue
+                        joint_user = to_user(readout_accuracy(g, w_p, sc), ch)
+                        for j, (tau, T) in enumerate(zip(taus, Ts)):
                             searched += 1
-                            uni = to_user(np.array([traj[k][T] for traj in uni_traj]), ch)
-                            joint = float(to_user(acc_joint[T], ch))
                             learned = np.where((red.learned_step >= 0) & (red.learned_step <= T),
                                                red.learned_step, -1)
-                            rows.append((p, beta, c, seed, tau, T, t_alone.copy(), learned, uni,
-                                         joint, p_none, DECISION_SCALES[k]))
+                            rows.append((p, beta, c, seed, tau, int(T), t_alone.copy(), learned,
+                                         uni_user[k, j].copy(), float(joint_user[j]), p_none,
+                                         DECISION_SCALES[k]))
                 if progress and time.perf_counter() - last_say > 2.0:
                     last_say = time.perf_counter()
                     say(f"searching: {done}/{total} signal-strength and presence combinations")
