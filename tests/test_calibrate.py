@@ -286,3 +286,40 @@ def test_cli_json_and_output_directory(tmp_path, capsys):
     (foreign / "notes.txt").write_text("keep")
     assert main(["calibrate", path, "--out", str(foreign), "--quiet", "--force"]) == 2
     assert (foreign / "notes.txt").read_text() == "keep"
+
+
+def test_half_epochs_pin_the_learn_time_ratio():
+    free = search(measurements_from_dict(CREMA), seeds=(0,))
+    pinned = search(measurements_from_dict(_with(modality__0__half_epoch=3,
+                                                 modality__1__half_epoch=6)), seeds=(0,))
+    assert 0 < pinned.count < free.count
+    lo, hi = 2.5 / 3.5 / 1.25, 6.5 / 2.5 * 1.25  # (h1 -+ 0.5) / (h0 +- 0.5), widened by 1.25
+    for c in pinned.candidates:
+        assert lo <= c.t_alone[1] / c.t_alone[0] <= hi
+    assert any(not lo <= c.t_alone[1] / c.t_alone[0] <= hi for c in free.candidates)
+
+
+def test_a_curve_pins_the_horizon(tmp_path):
+    # half-way at epoch 2.5 of a 5-epoch run: T is about twice the learn time (within 1.5x)
+    name = _write_curve(tmp_path, "audio.csv", [(1, 20.0), (2, 30.0), (3, 45.0), (4, 55.0),
+                                                (5, 59.38)])
+    meas = measurements_from_dict(_with(modality__0__curve=name), base=tmp_path)
+    found = search(meas, seeds=(0,))
+    ratio = 5 / meas.modalities[0].half_epoch
+    assert found.count > 0
+    for c in found.candidates:
+        assert ratio / 1.5 <= c.steps / c.t_alone[0] <= ratio * 1.5
+
+
+def test_correlation_is_searched_or_reported_as_not_modelled():
+    from simcomp.calibrate.search import correlation_supported
+
+    cal = calibrate(_with(joint__all_wrong=20.0), simulate=0, sample=1, methods=["ume"])
+    corr = cal.json["consistent_set"]["ranges"]["correlation"]
+    if correlation_supported():
+        free = calibrate(CREMA, simulate=0, sample=1, methods=["ume"])
+        lo, hi = free.json["consistent_set"]["ranges"]["correlation"]
+        assert lo <= corr[0] <= corr[1] <= hi and (corr[0], corr[1]) != (lo, hi)
+    else:
+        assert corr == "not modelled"
+        assert any("not modelled" in note for note in cal.json["notes"])
