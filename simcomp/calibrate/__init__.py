@@ -192,6 +192,9 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
                                            "joint": round(100 * row["predicted"]["joint"], 2)},
                              "simulated": {"uni": [round(100 * v, 2) for v in row["simulated"]["uni"]],
                                            "joint": round(100 * row["simulated"]["joint"], 2)},
+                             "simulated_test_set": {
+                                 "uni": [round(100 * v, 2) for v in row["simulated_test"]["uni"]],
+                                 "joint": round(100 * row["simulated_test"]["joint"], 2)},
                              "agreed": row["agreed"]} for row in conf.rows]
     r2 = lambda x: None if x is None else round(float(x), 2)  # noqa: E731
     obj = {
