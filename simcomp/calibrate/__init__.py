@@ -19,7 +19,9 @@ Modules: :mod:`.measurements` (reading and checking the input),
 
 from __future__ import annotations
 
+import sys
 import time
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -137,8 +139,6 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
     if callable(progress):
         say = progress
     elif progress:
-        import sys
-
         def say(msg: str) -> None:
             if time.perf_counter() - t0 > 3.0:
                 print(f"simcomp calibrate: {msg} ({time.perf_counter() - t0:.0f} s)",
@@ -214,11 +214,11 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
     return Calibration(obj, meas, found)
 
 
-class _CalibrateModule(__import__("types").ModuleType):
+class _CalibrateModule(types.ModuleType):
     """``simcomp.calibrate`` is this package; calling it calls :func:`calibrate`."""
 
     def __call__(self, *args, **kwargs):
         return calibrate(*args, **kwargs)
 
 
-__import__("sys").modules[__name__].__class__ = _CalibrateModule
+sys.modules[__name__].__class__ = _CalibrateModule
