@@ -13,7 +13,11 @@ writes
 * ``docs/real-world.md``: the whole page, generated (no number is typed);
 * the worked example of ``docs/calibration.md`` (CREMA-D), between its markers.
 
-Run:  python benchmarks/real_world.py [--simulate N]
+Run:  python benchmarks/real_world.py [--simulate N] [--quick]
+
+``--quick`` (the smoke test) calibrates two data sets with two methods into a
+scratch directory (``$SIMCOMP_BENCH_SCRATCH`` or a new temporary one): the
+repository's docs are not touched.
 """
 
 from __future__ import annotations
@@ -94,11 +98,18 @@ def _settings():
     return out
 
 
-def run(simulate: int):
+def run(simulate: int, quick: bool = False):
     results = []
-    for label, raw in _rows():
+    rows = _rows()
+    options = {}
+    if quick:
+        rows = [r for r in rows if r[0] in (EXAMPLE, "CMU-MOSEI (2 classes)")]
+        options = {"methods": ["ogm", "ume"], "sample": 2}
+    for label, raw in rows:
         t0 = time.perf_counter()
-        cal = simcomp.calibrate(raw, simulate=simulate, settings=_settings())
+        settings = {k: v for k, v in _settings().items() if "methods" not in options
+                    or k in options["methods"]}
+        cal = simcomp.calibrate(raw, simulate=simulate, settings=settings, **options)
         wall = time.perf_counter() - t0
         print(f"{label}: {cal.json['consistent_set']['count']} consistent, {wall:.1f} s",
               file=sys.stderr)
@@ -136,7 +147,7 @@ def _csv(results) -> str:
     return buf.getvalue()
 
 
-def _figure(results):
+def _figure(results, fig_path):
     from simcomp.plots import new_figure, save_figure
 
     n = len(results)
@@ -157,7 +168,7 @@ def _figure(results):
     ax0.set_ylabel("accuracy (%)")
     ax0.set_title("potential against the measured accuracies", fontsize=8)
     ax0.legend(fontsize=6)
-    names = list(BENCHMARK)
+    names = _names(results)
     for k, res in enumerate(results[:8]):
         ax = fig.add_subplot(3, 3, k + 2)
         cal = res["calibration"]
@@ -181,7 +192,13 @@ def _figure(results):
         if k >= 5:
             ax.set_xlabel("predicted gain (points)", fontsize=7)
     fig.tight_layout()
-    save_figure(fig, FIG)
+    save_figure(fig, fig_path)
+
+
+def _names(results) -> list:
+    """The simcomp methods evaluated (all of :data:`BENCHMARK` unless a --quick run chose fewer)."""
+    done = {m["method"] for r in results for m in r["calibration"]["methods"]}
+    return [n for n in BENCHMARK if n in done] or list(BENCHMARK)
 
 
 def _page(results, simulate: int, total: float) -> str:
@@ -248,7 +265,7 @@ def _page(results, simulate: int, total: float) -> str:
     L.append("Gain of each method over the plain joint network, in accuracy points: median "
              "[lowest, highest] over the sampled consistent configurations; *cannot tell* where "
              "the toy's dynamics diverged or nothing is consistent.\n")
-    names = list(BENCHMARK)
+    names = _names(results)
     L.append("| data set | " + " | ".join(f"`{n}` ({BENCHMARK[n][0]})" for n in names) + " |")
     L.append("|---|" + "---|" * len(names))
     for res in results:
@@ -361,7 +378,7 @@ CAL_PAGE = ROOT / "docs" / "calibration.md"
 EXAMPLE = "CREMA-D"
 
 
-def _worked_example(results) -> None:
+def _worked_example(results, page) -> None:
     """Replace the worked-example section of docs/calibration.md with this run's CREMA-D."""
     import re
 
@@ -378,30 +395,43 @@ def _worked_example(results) -> None:
         toml.append(f"{name} = {{ {inner} }}")
     body = ("```toml\n" + "\n".join(toml) + "\n```\n\n```\n$ simcomp calibrate crema-d.toml\n"
             + text_report(res["calibration"]) + "\n```")
-    text = CAL_PAGE.read_text(encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
     pattern = re.compile(r"(<!-- BEGIN worked-example -->\n).*?(\n<!-- END worked-example -->)", re.S)
     if not pattern.search(text):
         raise SystemExit("docs/calibration.md has no worked-example markers")
-    write_text_atomic(CAL_PAGE, pattern.sub(lambda m: m.group(1) + body + m.group(2), text))
+    write_text_atomic(page, pattern.sub(lambda m: m.group(1) + body + m.group(2), text))
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--simulate", type=int, default=2,
                         help="members of each consistent set to simulate (default 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="two data sets, two methods, into a scratch directory (smoke test)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
-    results = run(args.simulate)
-    RESULTS.mkdir(exist_ok=True)
+    results = run(args.simulate, quick=args.quick)
+    results_dir, fig, page, cal_page = RESULTS, FIG, PAGE, CAL_PAGE
+    if args.quick:
+        import shutil
+        import tempfile
+
+        scratch = Path(os.environ.get("SIMCOMP_BENCH_SCRATCH")
+                       or tempfile.mkdtemp(prefix="simcomp-bench-"))
+        scratch.mkdir(parents=True, exist_ok=True)
+        results_dir, fig, page = scratch, scratch / FIG.name, scratch / PAGE.name
+        cal_page = scratch / CAL_PAGE.name
+        shutil.copyfile(CAL_PAGE, cal_page)
+    results_dir.mkdir(exist_ok=True)
     from simcomp.outputs import dumps_json
 
-    write_text_atomic(RESULTS / "real_world.json", dumps_json(results))
-    write_text_atomic(RESULTS / "real_world.csv", _csv(results))
-    _figure(results)
-    write_text_atomic(PAGE, _page(results, args.simulate, time.perf_counter() - t0))
-    _worked_example(results)
-    print(f"wrote {PAGE.relative_to(ROOT)}, {FIG.relative_to(ROOT)} and "
-          f"benchmarks/results/real_world.{{json,csv}}", file=sys.stderr)
+    write_text_atomic(results_dir / "real_world.json", dumps_json(results))
+    write_text_atomic(results_dir / "real_world.csv", _csv(results))
+    _figure(results, fig)
+    write_text_atomic(page, _page(results, args.simulate, time.perf_counter() - t0))
+    _worked_example(results, cal_page)
+    print(f"wrote {page}, {fig}, {cal_page} and {results_dir}/real_world.{{json,csv}}",
+          file=sys.stderr)
     return 0
 
 
