@@ -102,7 +102,7 @@ def _range(values):
 
 
 def calibrate(measurements, *, methods=None, tolerance: float | None = None, simulate: int = 2,
-              sample: int = 24, settings: dict | None = None,
+              sample: int | None = None, settings: dict | None = None,
               progress: bool | Callable[[str], None] = False) -> Calibration:
     """Carry measurements into the toy and its answers back (docs/calibration.md).
 
@@ -117,8 +117,9 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         file's ``tolerance``, else 1).
     simulate : int
         Members of the consistent set to confirm by simulation (default 2).
-    sample : int
-        Members of the consistent set the methods are run on (default 24).
+    sample : int, optional
+        Members of the consistent set the methods are run on (default 24 for
+        two modalities, 16 for more: their dynamics cost more per step).
     settings : dict, optional
         Method -> ``{main parameter: value, "start": fraction}``, overriding
         the file's ``[methods]`` table and the defaults.
@@ -151,6 +152,8 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         for nm in methods:
             if nm not in METHOD_PARAMS:
                 raise CalibrationError(f"unknown method {nm!r}; valid: {', '.join(METHOD_PARAMS)}")
+    if sample is None:
+        sample = 24 if meas.K == 2 else 16
     for key, value in (("simulate", simulate), ("sample", sample)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0 or value > 1000:
             raise CalibrationError(f"{key} must be a whole number in [0, 1000], got {value!r}")

@@ -127,8 +127,10 @@ class SearchResult:
 
 
 def _c_grid(K: int) -> list:
+    """The correlations searched: -0.4 to 0.95 for two modalities, fewer (-0.2 to 0.95) for more."""
     lo = -1.0 / (K - 1)
-    grid = [-0.4, -0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 0.95]
+    grid = [-0.4, -0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 0.95] if K == 2 else [-0.2, 0.0, 0.2, 0.4, 0.6,
+                                                                        0.8, 0.95]
     return [c for c in grid if c > lo + 1e-9]
 
 
