@@ -130,6 +130,7 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
         scale = cand.decision_scale * rho / q
         K = meas.K
         teachers = None
+        done = {}  # (dynamics, settings) -> gain: ogm_ge runs as ogm, ume as alternating
         for nm in names:
             spec = METHOD_PARAMS[nm]
             user = settings.get(nm, {})
@@ -141,6 +142,10 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
                 values = sorted(set(spec.grid) | {user.get(spec.param, spec.given)})
             for value in values:
                 params = method_settings(spec, value, start, K, cand.winner, T)
+                key = (spec.dynamics, repr(sorted(params.items())))
+                if key in done:
+                    gains[nm].setdefault(value, []).append(done[key])
+                    continue
                 aT = None
                 if spec.dynamics == "umt":
                     if teachers is None:
@@ -158,6 +163,7 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
                             psi = psi * np.asarray(params.get("mix", [1.0] * K))
                         acc = to_user(readout_accuracy(psi @ s.T.astype(float), w, scale), ch)
                         gain = pts * (float(acc) - cand.joint)
+                done[key] = gain
                 gains[nm].setdefault(value, []).append(gain)
             if time.perf_counter() - last > 2.0:
                 last = time.perf_counter()
