@@ -162,7 +162,7 @@ def _figure(results, fig_path):
         pot = cal["potential"]
         if pot["low"] is not None:
             ax0.plot([i, i], [pot["low"], pot["high"]], color="tab:green", lw=5, alpha=0.7,
-                     label="potential (toy)" if i == 0 else None)
+                     marker="_", ms=10, label="potential (toy)" if i == 0 else None)
     ax0.set_xticks(range(n), [r["dataset"].replace(" classes)", ")") for r in results],
                    rotation=60, fontsize=6, ha="right")
     ax0.set_ylabel("accuracy (%)")

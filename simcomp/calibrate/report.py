@@ -94,13 +94,14 @@ def calibration_figure(obj: dict):
     if pred:
         ranges = pred["uni"] + [pred["joint"]]
         for i, (lo, hi) in enumerate(ranges):
-            ax1.plot([i + 0.15, i + 0.15], [lo, hi], color="tab:blue", lw=6, alpha=0.6,
+            ax1.plot([i + 0.15, i + 0.15], [lo, hi], color="tab:blue", lw=6, alpha=0.6, marker="_",
+                     ms=12,
                      label="consistent set (theory)" if i == 0 else None)
     pot = obj["potential"]
     if pot["low"] is not None:
         i = len(labels)
         ax1.plot([i, i], [pot["low"], pot["high"]], color="tab:green", lw=6, alpha=0.7,
-                 label="potential")
+                 marker="_", ms=12, label="potential")
         labels.append("potential")
     ax1.axhline(meas["chance"], color="grey", ls=":", label="chance")
     ax1.set_xticks(range(len(labels)), labels)
