@@ -153,14 +153,15 @@ def test_verdict_rule(low, median, high, expected):
 
 
 def test_round_trip_a_toy_configuration_calibrates_back_to_a_set_containing_it():
-    found = search(measurements_from_dict(CREMA), seeds=(0,))
+    # one seed and one correlation (0.2 where simcomp models it) keep it fast
+    found = search(measurements_from_dict(CREMA), seeds=(0,), correlations=(0.2,))
     assert found.count > 0
     cand = found.candidates[len(found.candidates) // 2]
     own = {"chance": 100 / 6, "tolerance": 0.5,
            "modality": [{"name": nm, "accuracy": 100 * float(a)} for nm, a in
                         zip(("audio", "visual"), cand.uni)],
            "joint": {"accuracy": 100 * cand.joint}}
-    again = search(measurements_from_dict(own), seeds=(0,))
+    again = search(measurements_from_dict(own), seeds=(0,), correlations=(cand.c,))
     ratio = cand.beta[1] / cand.beta[0]
 
     def same(c):
@@ -177,7 +178,7 @@ def test_round_trip_a_toy_configuration_calibrates_back_to_a_set_containing_it()
 def test_unreachable_measurements_give_no_fit_and_say_why():
     raw = {"classes": 2, "modality": [{"accuracy": 55.0}, {"accuracy": 55.0}],
            "joint": {"accuracy": 99.0}}
-    cal = calibrate(raw, simulate=0, sample=2, methods=["ume"])
+    cal = calibrate(raw, simulate=0, sample=2, methods=["ume"], correlations=[0.0])
     assert not cal.consistent
     cs = cal.json["consistent_set"]
     assert cs["count"] == 0 and "joint.accuracy" in cs["reason"]
@@ -189,7 +190,7 @@ def test_unreachable_measurements_give_no_fit_and_say_why():
 
 
 def test_json_layout():
-    cal = calibrate(CREMA, simulate=0, sample=3, methods=["ogm", "ume"])
+    cal = calibrate(CREMA, simulate=0, sample=3, methods=["ogm", "ume"], correlations=[0.0])
     obj = json.loads(json.dumps(cal.json))
     assert {"potential", "competition_cost", "methods", "consistent_set"} <= set(obj)
     assert set(obj["potential"]) == {"low", "high"} == set(obj["competition_cost"])
@@ -210,7 +211,7 @@ def test_json_layout():
 
 def test_given_setting_is_used():
     cal = calibrate(_with(methods={"ogm": {"alpha": 0.8, "start": 0.25}}), simulate=0, sample=2,
-                    methods=["ogm"])
+                    methods=["ogm"], correlations=[0.0])
     assert cal.json["methods"][0]["setting"] == {"alpha": 0.8, "start": 0.25}
 
 
@@ -264,6 +265,7 @@ def test_cli_missing_file_exits_2(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_json_and_output_directory(tmp_path, capsys):
     path = _toml(tmp_path, GOOD)
     out = tmp_path / "cal"
@@ -289,9 +291,10 @@ def test_cli_json_and_output_directory(tmp_path, capsys):
 
 
 def test_half_epochs_pin_the_learn_time_ratio():
-    free = search(measurements_from_dict(CREMA), seeds=(0,))
+    free = search(measurements_from_dict(CREMA), seeds=(0,), correlations=(0.0,))
     pinned = search(measurements_from_dict(_with(modality__0__half_epoch=3,
-                                                 modality__1__half_epoch=6)), seeds=(0,))
+                                                 modality__1__half_epoch=6)), seeds=(0,),
+                    correlations=(0.0,))
     assert 0 < pinned.count < free.count
     lo, hi = 2.5 / 3.5 / 1.25, 6.5 / 2.5 * 1.25  # (h1 -+ 0.5) / (h0 +- 0.5), widened by 1.25
     for c in pinned.candidates:
@@ -304,13 +307,14 @@ def test_a_curve_pins_the_horizon(tmp_path):
     name = _write_curve(tmp_path, "audio.csv", [(1, 20.0), (2, 30.0), (3, 45.0), (4, 55.0),
                                                 (5, 59.38)])
     meas = measurements_from_dict(_with(modality__0__curve=name), base=tmp_path)
-    found = search(meas, seeds=(0,))
+    found = search(meas, seeds=(0,), correlations=(0.0,))
     ratio = 5 / meas.modalities[0].half_epoch
     assert found.count > 0
     for c in found.candidates:
         assert ratio / 1.5 <= c.steps / c.t_alone[0] <= ratio * 1.5
 
 
+@pytest.mark.slow
 def test_correlation_is_searched_or_reported_as_not_modelled():
     from simcomp.calibrate.search import correlation_supported
 
@@ -323,3 +327,19 @@ def test_correlation_is_searched_or_reported_as_not_modelled():
     else:
         assert corr == "not modelled"
         assert any("not modelled" in note for note in cal.json["notes"])
+
+
+def test_correlations_are_checked():
+    with pytest.raises(CalibrationError, match="correlations"):
+        calibrate(CREMA, correlations=[1.5])
+    with pytest.raises(CalibrationError, match="correlations"):
+        calibrate(CREMA, correlations="high")
+
+
+@pytest.mark.slow
+def test_cli_json_only(tmp_path, capsys):
+    rc = main(["calibrate", _toml(tmp_path, GOOD), "--json", "--no-out", "--method", "ume",
+               "--simulate", "0", "--quiet"])
+    assert rc == 0
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["format"] == "simcomp.calibrate/1" and len(obj["methods"]) == 2

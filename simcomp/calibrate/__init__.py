@@ -102,7 +102,7 @@ def _range(values):
 
 
 def calibrate(measurements, *, methods=None, tolerance: float | None = None, simulate: int = 2,
-              sample: int | None = None, settings: dict | None = None,
+              sample: int | None = None, settings: dict | None = None, correlations=None,
               progress: bool | Callable[[str], None] = False) -> Calibration:
     """Carry measurements into the toy and its answers back (docs/calibration.md).
 
@@ -123,6 +123,10 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
     settings : dict, optional
         Method -> ``{main parameter: value, "start": fraction}``, overriding
         the file's ``[methods]`` table and the defaults.
+    correlations : sequence of float, optional
+        The presence correlations c to search (default: a grid from -0.4 to
+        0.95; one value if you know how much the modalities overlap).  Each
+        must be valid for ``data.presence_correlation`` (>= -1/(K-1), <= 1).
     progress : bool or callable
         True prints stage messages on stderr once the calibration has taken
         more than a few seconds; a callable receives the messages.
@@ -161,7 +165,18 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         from .measurements import _methods_table
 
         settings = _methods_table(settings)
-    found = search(meas, progress=say)
+    if correlations is not None:
+        try:
+            correlations = [float(c) for c in correlations]
+        except (TypeError, ValueError):
+            raise CalibrationError(f"correlations must be a list of numbers, got "
+                                   f"{correlations!r}") from None
+        lo = -1.0 / (meas.K - 1)
+        bad = [c for c in correlations if not lo <= c <= 1.0]
+        if bad or not correlations:
+            raise CalibrationError(f"correlations must be numbers in [{lo:.4g}, 1] "
+                                   f"({meas.K} modalities), got {correlations!r}")
+    found = search(meas, progress=say, correlations=correlations)
     if say:
         say(f"{found.count} consistent configurations; running the methods")
     ans = answer(meas, found, methods=methods, sample=max(sample, 1), given=settings, progress=say)

@@ -172,14 +172,19 @@ def _pins(meas: Measurements):
 
 
 def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
-           seeds=SEEDS) -> SearchResult:
-    """Evaluate the grid of toy configurations with the theory; keep the consistent ones."""
+           seeds=SEEDS, correlations=None) -> SearchResult:
+    """Evaluate the grid of toy configurations with the theory; keep the consistent ones.
+
+    ``correlations`` replaces the grid of presence correlations (when
+    simcomp models them), e.g. one value when the overlap is known.
+    """
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     K, ch, tol = meas.K, meas.chance, meas.tolerance
     corr = correlation_supported()
     notes = []
-    c_grid = _c_grid(K) if corr else [0.0]
+    c_grid = (_c_grid(K) if correlations is None else [float(c) for c in correlations]) \
+        if corr else [0.0]
     if not corr:
         notes.append("this simcomp has no presence correlation (data.presence_correlation): "
                      "the modalities' presence coins are independent (c = 0); the c-range is not "
