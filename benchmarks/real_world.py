@@ -134,6 +134,10 @@ def _method(cal, name, which="given"):
     return None
 
 
+def _mid(m) -> float:
+    return 0.5 * (m["gain_low"] + m["gain_high"])
+
+
 def _csv(results) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -276,7 +280,8 @@ def _page(results, simulate: int, total: float) -> str:
     L.append("## Verdicts, ranks and what a grid search would buy\n")
     rule = first["verdict_rule"]
     L.append(f"Verdict rule: {rule}. *rank*: the benchmark methods ordered by predicted median "
-             "gain (ties, within 0.1 points, share a place). *best*: the toy's best setting of the "
+             "gain, ties broken by the middle of the range (methods within 0.1 points on both share "
+             "a place). *best*: the toy's best setting of the "
              "main parameter and its median gain; *sensitivity*: the spread of the median gain over "
              "the parameter's grid.\n")
     L.append("| data set | verdicts (given setting) | predicted rank | best settings |")
@@ -288,10 +293,13 @@ def _page(results, simulate: int, total: float) -> str:
             continue
         verd = "; ".join(f"`{n}` {_method(cal, n)['verdict']}" for n in names if BENCHMARK[n][0] != "-")
         ranked = [(n, _method(cal, n)["gain_median"]) for n in names if BENCHMARK[n][0] != "-"]
-        known = sorted([x for x in ranked if x[1] is not None], key=lambda x: -x[1])
-        groups, out = [], []
+        # by median, ties broken by the middle of the range
+        ranked = [(n, None if g is None else (g, _mid(_method(cal, n)))) for n, g in ranked]
+        known = sorted([x for x in ranked if x[1] is not None], key=lambda x: (-x[1][0], -x[1][1]))
+        groups = []
         for n, g in known:
-            if groups and abs(groups[-1][-1][1] - g) <= 0.1:
+            last = groups[-1][-1][1] if groups else None
+            if last is not None and abs(last[0] - g[0]) <= 0.1 and abs(last[1] - g[1]) <= 0.1:
                 groups[-1].append((n, g))
             else:
                 groups.append([(n, g)])

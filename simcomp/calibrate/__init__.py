@@ -125,7 +125,7 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         the file's ``[methods]`` table and the defaults.
     correlations : sequence of float, optional
         The presence correlations c to search (default: a grid from -0.4 to
-        0.95; one value if you know how much the modalities overlap).  Each
+        1; one value if you know how much the modalities overlap).  Each
         must be valid for ``data.presence_correlation`` (>= -1/(K-1), <= 1).
     progress : bool or callable
         True prints stage messages on stderr once the calibration has taken

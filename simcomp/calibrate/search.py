@@ -127,10 +127,13 @@ class SearchResult:
 
 
 def _c_grid(K: int) -> list:
-    """The correlations searched: -0.4 to 0.95 for two modalities, fewer (-0.2 to 0.95) for more."""
+    """The correlations searched: -0.4 to 1 for two modalities, -0.2 to 1 for more.
+
+    c = 1 is full overlap: the modality with the smaller presence knows a
+    subset of the samples the other knows.
+    """
     lo = -1.0 / (K - 1)
-    grid = [-0.4, -0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 0.95] if K == 2 else [-0.2, 0.0, 0.2, 0.4, 0.6,
-                                                                        0.8, 0.95]
+    grid = ([-0.4, -0.2] if K == 2 else [-0.2]) + [0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0]
     return [c for c in grid if c > lo + 1e-9]
 
 
