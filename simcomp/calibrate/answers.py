@@ -191,7 +191,9 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
         sens = None
         if spec.param is not None and len(finite) >= 2:
             sens = max(finite.values()) - min(finite.values())
-        best_value = max(finite, key=lambda v: finite[v]) if finite else given_value
+        # the best setting: the highest median gain; among equal medians the highest mean
+        best_value = max(finite, key=lambda v: (round(finite[v], 6), float(np.mean(table[v])))) \
+            if finite else given_value
         for which, value in (("given", given_value), ("best", best_value)):
             med, lo, hi, bad = stats(value)
             out.append(MethodAnswer(nm, which, _setting(spec, value, start), med, lo, hi,
