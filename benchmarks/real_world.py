@@ -219,7 +219,7 @@ def _page(results, simulate: int, total: float) -> str:
              "these predictions are made blind, to be held against them.\n")
     L.append(f"simcomp {first['simcomp_version']}, Python {platform.python_version()}, "
              f"{os.cpu_count()} cores; {sum(r['wall_seconds'] for r in results):.0f} s for all "
-             f"{len(results)} calibrations ({total:.0f} s in all) on a machine shared with other "
+             f"{len(results)} calibrations ({total:.0f} s for the whole script) on a machine shared with other "
              f"jobs (1-minute load average {min(r['load_average'] for r in results):.1f} to "
              f"{max(r['load_average'] for r in results):.1f} during the run); {simulate} members of each "
              f"consistent set simulated. Presence correlation "
