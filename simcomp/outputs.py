@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -116,6 +117,11 @@ SIMULATE_FORMAT = "simcomp.simulate/1"
 _SIMULATE_ENTRIES = ("config.toml", "summary.json", "figures", "joint")
 _SIMULATE_PREFIXES = ("unimodal-",)
 _MARKER_MAX_BYTES = 64 << 20
+# What simcomp writes inside them: a run directory holds its trace; figures/ the figure
+# (and, after a killed `simcomp plot`, the hidden temporary of save_figure_atomic).
+_RUN_FILES = ("trace.npz",)
+_FIGURE_FILES = ("alignment.png",)
+_FIGURE_TEMPORARY = re.compile(r"\.alignment\.png\.[A-Za-z0-9_]+\.partial\.png")
 
 
 def _shown(path: str | Path) -> str:
@@ -148,7 +154,9 @@ def is_simcomp_output(path: str | Path) -> bool:
     Its summary.json must be a JSON object whose ``format`` is simcomp's (or,
     from simcomp versions before the marker, that carries ``simcomp_version``
     and ``runs``), and every entry must be one simcomp writes there
-    (config.toml, summary.json, figures, joint, unimodal-*).
+    (config.toml, summary.json, figures/alignment.png, joint/trace.npz,
+    unimodal-*/trace.npz): a file of the user's anywhere in it makes it
+    not simcomp's, so ``--force`` never deletes it.
     """
     return _foreign_reason(Path(path)) is None
 
@@ -177,6 +185,23 @@ def _foreign_reason(path: Path) -> str | None:
     for name in entries:
         if name not in _SIMULATE_ENTRIES and not name.startswith(_SIMULATE_PREFIXES):
             return f"it holds {name!r}, which simcomp does not write"
+        if name in ("config.toml", "summary.json"):
+            continue
+        # figures/, joint/ and unimodal-*/ are replaced whole by --force: every file in them
+        # must be one simcomp writes there, or the user's file would be deleted with them.
+        inner = path / name
+        if inner.is_symlink() or not inner.is_dir():
+            return f"it holds {name!r}, which is not a directory simcomp wrote"
+        allowed = _FIGURE_FILES if name == "figures" else _RUN_FILES
+        try:
+            children = sorted(os.listdir(inner))
+        except OSError as exc:
+            return f"{name!r} cannot be listed ({exc.strerror})"
+        for child in children:
+            full = inner / child
+            ours = child in allowed or (name == "figures" and _FIGURE_TEMPORARY.fullmatch(child))
+            if not ours or full.is_symlink() or not full.is_file():
+                return f"it holds {name + '/' + child!r}, which simcomp does not write"
     return None
 
 

@@ -87,12 +87,38 @@ def test_force_refuses_a_simcomp_output_with_a_foreign_file(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["format"] == outputs.SIMULATE_FORMAT
     assert is_simcomp_output(out)
-    (out / "joint" / "notes.txt").write_text("mine")  # inside a run directory: still simcomp's
     (out / "notes.txt").write_text("mine")
     assert not is_simcomp_output(out)
     assert main(["simulate", "--quiet", "--force", "--out", str(out)] + sets()) == 2
     assert "holds 'notes.txt', which simcomp does not write" in capsys.readouterr().err
     assert (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("where", ["figures/notes.txt", "joint/notes.txt", "joint/sub/x.npz",
+                                   "unimodal-A/trace.npz.bak", "figures/phase.png"])
+def test_force_never_deletes_a_foreign_file_inside_an_output(tmp_path, capsys, where):
+    """--force replaces figures/, joint/ and unimodal-*/ whole: a file of the user's anywhere
+    in them keeps the output from being replaced (exit 2, the file named)."""
+    out = tmp_path / "o"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets()) == 0
+    assert is_simcomp_output(out)
+    (out / where).parent.mkdir(parents=True, exist_ok=True)
+    (out / where).write_text("mine")
+    assert not is_simcomp_output(out)
+    assert main(["simulate", "--quiet", "--force", "--out", str(out)] + sets()) == 2
+    line = one_line_error(capsys.readouterr().err)
+    first = where.split("/")[0] + "/" + where.split("/")[1]
+    assert f"holds {first!r}, which simcomp does not write" in line
+    assert (out / where).read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
+
+
+def test_force_replaces_a_directory_with_a_leftover_figure_temporary(tmp_path):
+    out = tmp_path / "o"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets("train.mode=joint")) == 0
+    (out / "figures" / ".alignment.png.k3_x9q.partial.png").write_bytes(b"")  # a killed plot's
+    assert is_simcomp_output(out)
+    assert main(["simulate", "--quiet", "--force", "--out", str(out)] + sets()) == 0
 
 
 @pytest.mark.parametrize("content, expected", [

@@ -221,6 +221,33 @@ def test_force_never_touches_a_directory_simcomp_did_not_write(tmp_path, capsys)
                 + sets()) == 0
 
 
+@pytest.mark.parametrize("name", ["notes.txt", "0123456789abcdef.json.bak", ".hidden.tmp",
+                                  "sub/deep.json"])
+def test_sweep_force_never_deletes_a_foreign_file_in_runs(tmp_path, capsys, name):
+    """--force deletes only simcomp's records in DIR/runs: a file of the user's there is named
+    and nothing is deleted (exit 2)."""
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
+    out = tmp_path / "s"
+    sw.run_sweep(plan, out, workers=1)
+    foreign = out / "runs" / name
+    foreign.parent.mkdir(exist_ok=True)
+    foreign.write_text("mine")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert main(["sweep", "--out", str(out), "--quiet", "--workers", "1", "--force", "--seeds",
+                 "2"] + sets()) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "was not written by simcomp" in err
+    assert str(out / "runs" / name.split("/")[0]) in err
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert foreign.read_text() == "mine"
+    # without the foreign file, --force starts over
+    foreign.unlink()
+    if foreign.parent != out / "runs":
+        foreign.parent.rmdir()
+    assert main(["sweep", "--out", str(out), "--quiet", "--workers", "1", "--force", "--seeds",
+                 "2"] + sets()) == 0
+
+
 def test_runs_that_is_a_file_and_an_unwritable_directory(tmp_path, capsys, monkeypatch):
     plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
     out = tmp_path / "s"

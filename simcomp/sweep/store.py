@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import os
-import shutil
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -24,6 +24,10 @@ from ..columns import csv_cell
 from .plan import SweepPlan, SweepRun, _canonical_json
 
 __all__ = ["FORMAT_VERSION", "Store", "record_checksum", "results_text", "read_results"]
+
+# A run record is <16 hex digits>.json; write_text_atomic's temporaries are .<name>.<random>.tmp.
+_RECORD_NAME = re.compile(r"[0-9a-f]{16}\.json")
+_TEMP_NAME = re.compile(r"\.[0-9a-f]{16}\.json\.[A-Za-z0-9_]+\.tmp")
 
 # 2: result columns named as in summary.json, modality settings, checksummed records.
 FORMAT_VERSION = 2
@@ -170,9 +174,10 @@ class Store:
                 if cwd == runs or runs in cwd.parents:
                     raise OutputError(f"--force would delete {str(store.runs_dir)!r}, which holds "
                                       f"the working directory; run from elsewhere")
+                records = store._own_records()
                 try:
-                    if store.runs_dir.exists():
-                        shutil.rmtree(store.runs_dir)
+                    for record in records:
+                        record.unlink(missing_ok=True)
                     (path / cls.RESULTS).unlink(missing_ok=True)
                     sweep_json.unlink(missing_ok=True)
                 except OSError as exc:
@@ -180,7 +185,8 @@ class Store:
             try:
                 store.runs_dir.mkdir(exist_ok=True)
                 for tmp in store.runs_dir.glob(".*.tmp"):  # left by a process killed mid-write
-                    tmp.unlink(missing_ok=True)
+                    if _TEMP_NAME.fullmatch(tmp.name):
+                        tmp.unlink(missing_ok=True)
             except OSError as exc:
                 raise _io_error("write to", store.runs_dir, exc) from None
         except BaseException:
@@ -207,6 +213,29 @@ class Store:
                 f"{str(sweep_json)!r} is not a sweep.json written by simcomp; simcomp leaves the "
                 f"directory alone (even with --force): choose another --out"
             ) from None
+
+    def _own_records(self) -> list[Path]:
+        """The files in runs/ that simcomp wrote (records and their temporaries), for --force.
+
+        Anything else there (a file of the user's, a subdirectory, a link) is
+        refused before anything is deleted: --force never deletes what
+        simcomp did not write.
+        """
+        if not self.runs_dir.is_dir():
+            return []
+        try:
+            entries = sorted(self.runs_dir.iterdir())
+        except OSError as exc:
+            raise _io_error("read", self.runs_dir, exc) from None
+        for entry in entries:
+            if (entry.is_symlink() or not entry.is_file()
+                    or not (_RECORD_NAME.fullmatch(entry.name) or _TEMP_NAME.fullmatch(entry.name))):
+                raise OutputError(
+                    f"{str(entry)!r} was not written by simcomp; --force deletes only simcomp's "
+                    f"run records and leaves the directory alone: move that file away, or "
+                    f"choose another --out"
+                )
+        return entries
 
     def _check_writable(self) -> None:
         # Before --force deletes anything: a directory we cannot write to keeps its records.
