@@ -13,15 +13,14 @@ import argparse
 import errno
 import signal
 import sys
-import threading
 import warnings
-from contextlib import contextmanager
 from pathlib import Path
 
 from . import _blas_threads  # noqa: F401 (first: it must run before NumPy is imported)
 from ._version import __version__
 from .config import ConfigError
 from .config_file import build_config, config_to_toml
+from .interrupts import guard, signal_of
 from .outputs import (
     AtomicDirectory,
     OutputError,
@@ -269,8 +268,6 @@ def run_sweep_command(args) -> int:
     Ctrl-C and SIGTERM stop the sweep at once (the finished runs stay
     recorded): exit 130 and 143.
     """
-    import signal
-
     from .api import draw_sweep_figures, run_sweep_into
     from .progress import ProgressBar
     from .sweep import SweepRunError, sweep_report
@@ -292,13 +289,6 @@ def run_sweep_command(args) -> int:
         if bar is not None:
             bar.update(amount)
 
-    received = []
-
-    def on_term(signum, frame):  # SIGTERM takes the Ctrl-C path: records kept, lock released
-        received.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         result = run_sweep_into(
             base, args.grids, args.seeds, args.out, max_runs=args.max_runs,
@@ -308,20 +298,20 @@ def run_sweep_command(args) -> int:
             batch_size=args.batch_size, force=args.force, progress=progress, log=log,
             on_start=on_start, connect_timeout=args.connect_timeout,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # SIGTERM and SIGHUP too: records kept, lock released
         if bar is not None:
             bar.close()
-        what = "terminated" if received else "interrupted"
+        signum = signal_of(exc)
+        what = {signal.SIGTERM: "terminated", getattr(signal, "SIGHUP", -1): "hung up"}.get(
+            signum, "interrupted")
         print(f"simcomp: sweep {what}; the finished runs are recorded in {args.out}/runs, "
               f"rerun the same command to resume", file=sys.stderr)
-        return 128 + signal.SIGTERM if received else 130
+        return 128 + signum
     except SweepRunError as exc:
         if bar is not None:
             bar.close()
         print(f"simcomp: error: {exc}", file=sys.stderr)
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if bar is not None:
         bar.close()
     if not args.quiet:
@@ -526,37 +516,10 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that every cleanup an interrupt runs also runs."""
-
-
-@contextmanager
-def _sigterm_raises():
-    """While the command runs, SIGTERM raises :class:`Terminated` (a second one is ignored,
-    so that the cleanup it starts is not cut short)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _terminated(exc: BaseException) -> bool:
     """Whether an interrupt is, or was caused by, SIGTERM (the trainer re-raises an
     interrupt with the partial run attached, keeping the original as its cause)."""
-    while exc is not None:
-        if isinstance(exc, Terminated):
-            return True
-        exc = exc.__cause__
-    return False
+    return signal_of(exc) == signal.SIGTERM
 
 
 def _os_error_text(exc: OSError) -> str:
@@ -582,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        with _sigterm_raises(), warnings.catch_warnings():
+        with guard(), warnings.catch_warnings():
             # Overflow in a diverging run is reported once, by the exit code and message.
             warnings.simplefilter("ignore", RuntimeWarning)
             return args.runner(args)
@@ -590,12 +553,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simcomp: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        if _terminated(exc):
-            print("simcomp: terminated (SIGTERM); no complete output was written",
-                  file=sys.stderr)
-            return 143
-        print("simcomp: interrupted; no complete output was written", file=sys.stderr)
-        return 130
+        signum = signal_of(exc)
+        what = {signal.SIGTERM: "terminated (SIGTERM)",
+                getattr(signal, "SIGHUP", -1): "hung up (SIGHUP)"}.get(signum, "interrupted")
+        print(f"simcomp: {what}; no complete output was written", file=sys.stderr)
+        return 128 + signum
     except MemoryError:
         print("simcomp: error: out of memory; no complete output was written (the pre-flight "
               "limit is set by SIMCOMP_MEMORY_LIMIT, see docs/reliability.md)", file=sys.stderr)

@@ -91,8 +91,13 @@ def _close(fig) -> None:
 
 def save_figure(fig, path: str | Path) -> None:
     """Save and close ``fig`` (PNG, 130 dpi); the figure's own margins are kept."""
-    fig.savefig(path, dpi=_DPI, format="png")
-    _close(fig)
+    from .interrupts import deferred
+
+    try:
+        with deferred():  # the renderer calls back into Python: a signal waits until it is done
+            fig.savefig(path, dpi=_DPI, format="png")
+    finally:
+        _close(fig)
 
 
 def save_figure_atomic(fig, path: str | Path) -> None:

@@ -105,3 +105,83 @@ def test_theory_at_the_largest_supported_k(tmp_path):
     proc = _run(_cli("theory", sets=sets + ["data.modality.16.dim=3"]), tmp_path)
     assert proc.returncode == 2
     assert "at most 16 are supported" in _one_line(proc.stderr)
+
+
+def _signal_child(argv, sig, cwd, started, settle=1.0):
+    """Start ``argv``, wait until ``started()`` (bounded), send ``sig``; (returncode, stderr)."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=_env(SIMCOMP_MEMORY_LIMIT="off"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 90
+        while not started():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the command never reached the phase"
+            time.sleep(0.05)
+        time.sleep(settle)
+        proc.send_signal(sig)
+        # a hang guard only: the command ends within about a second of the signal
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
+
+
+# The child announces each phase by creating a file, so the signal is sent while it runs.
+_IN_THEORY = """
+import sys, signal
+from pathlib import Path
+import simcomp.theory.noisy_dynamics as nd, simcomp.theory.reduced as rd, simcomp.theory.race as rc
+from simcomp.cli import main
+for module, name in ((nd, "_noisy_kernel"), (rd, "_reduced_kernel"), (rc, "_noisy_race_kernel")):
+    real = getattr(module, name)
+    def marked(*args, _real=real):
+        Path("in-kernel").touch()
+        return _real(*args)
+    setattr(module, name, marked)
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated")])
+def test_signal_during_the_theory_kernels_ends_cleanly(tmp_path, sig, code, word):
+    """A million-step theory stopped by a signal: the documented exit code and one line, never a
+    segmentation fault or a SystemError (the compiled loops run in short pieces)."""
+    argv = [sys.executable, "-c", _IN_THEORY, "theory", "--set", "train.steps=1000000"]
+    rc, err = _signal_child(argv, sig, tmp_path, lambda: (tmp_path / "in-kernel").exists())
+    assert rc == code, err
+    assert word in _one_line(err)
+
+
+_IN_FIGURE = """
+import sys
+from pathlib import Path
+import simcomp.api as api
+real = api.theory_curves
+def marked(*args):
+    Path("in-figure").touch()
+    for _ in range(20):  # a long figure phase, so that the signal surely arrives within it
+        real(*args)
+    return real(*args)
+api.theory_curves = marked
+from simcomp.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.5])
+def test_signal_during_the_figure_phase_ends_cleanly(tmp_path, settle):
+    """Ctrl-C while simulate computes and draws its figure: exit 130, one line, no debris."""
+    argv = [sys.executable, "-c", _IN_FIGURE, "simulate", "--quiet", "--out", "o"]
+    for item in TINY + ["train.steps=200000", "train.trace_every=1000", "train.mode=joint"]:
+        argv += ["--set", item]
+    rc, err = _signal_child(argv, signal.SIGINT, tmp_path,
+                            lambda: (tmp_path / "in-figure").exists(), settle=settle)
+    assert rc == 130, err
+    assert "interrupted" in _one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in-figure"]

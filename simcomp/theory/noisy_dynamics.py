@@ -37,6 +37,7 @@ import numpy as np
 
 from simcomp._jit import jit
 from simcomp.config import Config
+from simcomp.interrupts import chunks, deferred
 from simcomp.theory.activation import _check_form, _logistic, _pow_int, _srelu_pair
 from simcomp.theory.expected_error import (
     ExpectedTestError,
@@ -215,8 +216,12 @@ def _noisy_step(state, data, eta, coef, dact):
 
 
 @jit()
-def _noisy_kernel(state, data, beta, form, run, rec_steps):
-    """The step loop of :func:`noise_aware_dynamics`.
+def _noisy_kernel(state, data, beta, form, run, rec_steps, work, span):
+    """Steps ``t0 <= t < t1`` of the step loop of :func:`noise_aware_dynamics`.
+
+    The loop is run in pieces (``span``) so that Python sees a signal between
+    two of them (simcomp.interrupts); the pieces do exactly the operations of
+    one uninterrupted loop.
 
     Parameters
     ----------
@@ -229,25 +234,26 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps):
     form : tuple (q, rho, n_int, symmetric, relu)
     run : tuple (eta, thr, steps)
     rec_steps : (R,) int64
+    work : tuple (dact (K, B, m, n), coef (n,), rec_a (R, K, B, m), rec_loss (R,),
+        learned (K, B) int64, -1 never)
+        Scratch and outputs, kept across pieces; filled in place.
+    span : tuple (t0, t1, rec_i)
+        The steps of this piece and the next record index.
 
     Returns
     -------
-    rec_a (R, K, B, m), rec_loss (R,), learned (K, B) int64 (-1 never).
+    int
+        The next record index.
     """
     q, rho, n_int, symmetric, relu = form
     eta, thr, steps = run
+    dact, coef, rec_a, rec_loss, learned = work
+    t0, t1, rec_i = span
     a = state[0]
     y, omega = data[0], data[1]
-    K, B, m = a.shape
     n = y.size
     act = (q, rho, (1.0 - 1.0 / q) * rho, n_int, relu)
-    dact = np.empty(state[1].shape)
-    coef = np.empty(n)
-    rec_a = np.empty((rec_steps.size, K, B, m))
-    rec_loss = np.empty(rec_steps.size)
-    learned = np.full((K, B), -1, dtype=np.int64)
-    rec_i = 0
-    for t in range(steps + 1):
+    for t in range(t0, t1):
         _mark_learned(a, beta, thr, t, learned)
         f = _forward(state, data, act, symmetric, dact)
         loss = 0.0
@@ -262,7 +268,7 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps):
         if t == steps:
             break
         _noisy_step(state, data, eta, coef, dact)
-    return rec_a, rec_loss, learned
+    return rec_i
 
 
 # --------------------------------------------------------------------------- public
@@ -336,8 +342,15 @@ def noise_aware_dynamics(cfg: Config, trained: Sequence[int], alignment0, y, pre
     data = (y, omega, b_sig, diag, gram)
     form = (float(model.q), float(model.rho), _pow_int(float(model.q)),
             model.learner == "symmetric", model.activation == "relu")
-    rec_a, rec_loss, learned_bank = _noisy_kernel(
-        state, data, beta, form, (float(cfg.train.lr), float(model.threshold), steps), rec_steps)
+    rec_a = np.empty((rec_steps.size, K, B, m))
+    rec_loss = np.empty(rec_steps.size)
+    learned_bank = np.full((K, B), -1, dtype=np.int64)
+    work = (np.empty(state[1].shape), np.empty(n), rec_a, rec_loss, learned_bank)
+    run = (float(cfg.train.lr), float(model.threshold), steps)
+    rec_i = 0
+    for t0, t1 in chunks(steps + 1):  # short compiled calls: a signal is seen between them
+        with deferred():
+            rec_i = _noisy_kernel(state, data, beta, form, run, rec_steps, work, (t0, t1, rec_i))
     if not all(exact):  # the limit kept no theta: theta_k = (nu_k - nu_k(0)) / ||N_k||^2
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             moved = state[1] - nu0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from simcomp._jit import jit
+from simcomp.interrupts import chunks, deferred
 from simcomp.theory.activation import _Q2_TOL, _as_result
 
 __all__ = [
@@ -134,8 +135,12 @@ _Z_WEIGHT /= _Z_WEIGHT.sum()
 
 
 @jit()
-def _noisy_race_kernel(neurons, form, quad, max_steps):
-    """The iterated noisy race of :func:`race_learn_step_noisy`, one neuron at a time.
+def _noisy_race_kernel(neurons, form, quad, state, span):
+    """Steps ``n0 <= n < n1`` of the iterated noisy race of :func:`race_learn_step_noisy`.
+
+    The race is run in pieces of steps (``span``) so that Python sees a
+    signal between two of them (simcomp.interrupts); every neuron does
+    exactly the operations of one uninterrupted loop.
 
     Parameters
     ----------
@@ -146,21 +151,37 @@ def _noisy_race_kernel(neurons, form, quad, max_steps):
         srelu parameters, learn threshold, and whether D is srelu'(|z|).
     quad : tuple of two (J,) float64 arrays
         Standard-normal nodes and weights.
-    max_steps : int
-        Give up after this many steps (inf).
+    state : tuple (lam (E,) float64, out (E,) float64, running (E,) bool)
+        Each neuron's alignment, its learn step (inf: not yet or never) and
+        whether it still races; updated in place.  Start with lam = lam0,
+        out = inf, running = True.
+    span : tuple (n0, n1)
+        The steps of this piece, 1 <= n0 < n1 <= max_steps + 1.
+
+    Returns
+    -------
+    int
+        The number of neurons still racing.
     """
     lam0, step, beta, noise, perp = neurons
     q, rho, thr, symmetric = form
     zg, zw = quad
-    out = np.full(lam0.size, np.inf)
+    lams, out, running = state
+    n0, n1 = span
+    left = 0
     for e in range(lam0.size):
-        lam, b = lam0[e], beta[e]
-        if not step[e] > 0.0:
+        if not running[e]:
             continue
-        if b * lam >= thr:
-            out[e] = 0.0
-            continue
-        for n in range(1, max_steps + 1):
+        lam, b = lams[e], beta[e]
+        if n0 == 1:  # before the first step
+            if not step[e] > 0.0:
+                running[e] = False
+                continue
+            if b * lam >= thr:
+                out[e] = 0.0
+                running[e] = False
+                continue
+        for n in range(n0, n1):
             tau = noise[e] * np.sqrt(lam * lam + perp[e] * perp[e])
             drift = 0.0
             for j in range(zg.size):
@@ -172,12 +193,17 @@ def _noisy_race_kernel(neurons, form, quad, max_steps):
                 elif z > 0.0:
                     drift += zw[j] * (z / rho) ** (q - 1.0)
             if drift <= 0.0:  # stuck for good: no noise and srelu'(beta Lambda) = 0
+                running[e] = False
                 break
             lam += step[e] * drift
             if b * lam >= thr:
                 out[e] = float(n)
+                running[e] = False
                 break
-    return out
+        lams[e] = lam
+        if running[e]:
+            left += 1
+    return left
 
 
 def race_learn_step_noisy(
@@ -219,9 +245,18 @@ def race_learn_step_noisy(
     shape = arrays[0].shape
     lam, k, b, sig, perp = (np.ascontiguousarray(x).reshape(-1) for x in arrays)
     step = eta * k * (rho / b) ** (q - 1.0)  # = eta pi beta / 2
-    out = _noisy_race_kernel((lam, step, b, sig, perp), (float(q), float(rho), thr, bool(symmetric)),
-                             (_Z_GRID, _Z_WEIGHT), int(max_steps))
-    return _as_result(out.reshape(shape))
+    neurons, form = (lam, step, b, sig, perp), (float(q), float(rho), thr, bool(symmetric))
+    state = (lam.copy(), np.full(lam.size, np.inf), np.ones(lam.size, dtype=np.bool_))
+    max_steps = int(max_steps)
+    # Short compiled calls, so that a signal is seen between them (max_steps = 0 still checks
+    # the neurons that start learned, in one empty piece).
+    for n0, n1 in chunks(max(max_steps, 1)):
+        with deferred():
+            left = _noisy_race_kernel(neurons, form, (_Z_GRID, _Z_WEIGHT), state,
+                                      (n0 + 1, min(n1, max_steps) + 1))
+        if left == 0:
+            break
+    return _as_result(state[1].reshape(shape))
 
 
 # --------------------------------------------------------------------------- winner (5.3)

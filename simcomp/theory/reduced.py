@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simcomp._jit import jit
+from simcomp.interrupts import chunks, deferred
 from simcomp.theory.activation import _logistic, _pow_int, _srelu_pair
 from simcomp.theory.patterns import _Forward
 
@@ -212,13 +213,17 @@ def _record(rec_a, i, a):
 
 
 @jit()
-def _reduced_kernel(a0, beta, pats, form, run, rec_steps):
-    """The step loop of :func:`reduced_dynamics`, compiled.
+def _reduced_kernel(a, beta, pats, form, run, rec_steps, work, span):
+    """Steps ``t0 <= t < t1`` of the step loop of :func:`reduced_dynamics`, compiled.
+
+    The loop is run in pieces (``span``) so that Python sees a signal between
+    two of them (simcomp.interrupts); the pieces do exactly the operations of
+    one uninterrupted loop.
 
     Parameters
     ----------
-    a0 : (K, B, m) float64
-        Initial alignments (not modified).
+    a : (K, B, m) float64
+        Alignments, updated in place (the initial ones at t0 = 0).
     beta : (K,) float64
         Signal strengths.
     pats : tuple (y, s, w, w_pos, w_neg) of float64 arrays
@@ -233,33 +238,26 @@ def _reduced_kernel(a0, beta, pats, form, run, rec_steps):
         GD steps T.
     rec_steps : (R,) int64
         Increasing steps to record, the last one equal to ``steps``.
+    work : tuple (rec_a (R, K, B, m), rec_loss (R,), learned (K, B) int64, dact (2, K, B, m),
+        gsum (2, K), sig (P,))
+        Outputs (alignments and pattern loss at the recorded steps, the first
+        step with beta_r * max_i a_{r,b,i} >= thr, -1 never) and scratch,
+        kept across pieces.
+    span : tuple (t0, t1, rec_i, n_open)
+        The steps of this piece, the next record index and the number of
+        banks not learned yet.
 
     Returns
     -------
-    rec_a : (R, K, B, m) float64
-        Alignments at the recorded steps.
-    rec_loss : (R,) float64
-        Pattern loss at the recorded steps.
-    learned : (K, B) int64
-        First step with beta_r * max_i a_{r,b,i} >= thr, -1 never.
-    a : (K, B, m) float64
-        Alignments after the last step.
+    tuple (rec_i, n_open)
+        For the next piece.
     """
     q, rho, n_int, symmetric, relu = form
     eta, thr, steps = run
-    K, B, m = a0.shape
-    R = rec_steps.size
-    a = a0.copy()
-    rec_a = np.empty((R, K, B, m))
-    rec_loss = np.empty(R)
-    learned = np.full((K, B), -1, dtype=np.int64)
-    n_open = K * B
+    rec_a, rec_loss, learned, dact, gsum, sig = work
+    t0, t1, rec_i, n_open = span
     act = (q, rho, (1.0 - 1.0 / q) * rho, n_int, symmetric, relu)
-    dact = np.zeros((2, K, B, m))
-    gsum = np.empty((2, K))
-    sig = np.empty(pats[0].size)
-    rec_i = 0
-    for t in range(steps + 1):
+    for t in range(t0, t1):
         if n_open > 0:
             n_open -= _mark_learned(a, beta, thr, t, learned)
         _neuron_pass(a, beta, act, dact, gsum)
@@ -272,7 +270,7 @@ def _reduced_kernel(a0, beta, pats, form, run, rec_steps):
         if t == steps:
             break
         _update(a, beta, pats, dact, sig, eta)
-    return rec_a, rec_loss, learned, a
+    return rec_i, n_open
 
 
 def _reduced_setup(alignment0, beta, y_pat, s_pat, w_pat, q, rho, steps, learner, activation,
@@ -390,9 +388,18 @@ def reduced_dynamics(
                                             learner, activation, threshold, record_every)
     pats = tuple(np.ascontiguousarray(x) for x in (fwd.y, fwd.s, fwd.w, fwd.w_pos, fwd.w_neg))
     form = (fwd.q, fwd.rho, _pow_int(fwd.q), bool(fwd.symmetric), fwd.activation == "relu")
-    rec_a, rec_loss, learned_bank, a = _reduced_kernel(
-        a, np.ascontiguousarray(fwd.beta), pats, form, (float(eta), thr, int(steps)), rec_steps,
-    )
+    K, B, m = a.shape
+    rec_a = np.empty((rec_steps.size, K, B, m))
+    rec_loss = np.empty(rec_steps.size)
+    learned_bank = np.full((K, B), -1, dtype=np.int64)
+    work = (rec_a, rec_loss, learned_bank, np.zeros((2, K, B, m)), np.empty((2, K)),
+            np.empty(pats[0].size))
+    beta_c, run = np.ascontiguousarray(fwd.beta), (float(eta), thr, int(steps))
+    rec_i, n_open = 0, K * B
+    for t0, t1 in chunks(int(steps) + 1):  # short compiled calls: a signal is seen between them
+        with deferred():
+            rec_i, n_open = _reduced_kernel(a, beta_c, pats, form, run, rec_steps, work,
+                                            (t0, t1, rec_i, n_open))
     return _reduced_result(rec_steps, rec_a, rec_loss, learned_bank, a)
 
 

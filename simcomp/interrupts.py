@@ -1,0 +1,184 @@
+"""Signals that stop a command cleanly, never from inside compiled or C code.
+
+A Python signal handler runs at the next point where the interpreter looks
+for pending signals.  When that point lies in C code that called back into
+Python (numba's dispatcher boxing a kernel's results, matplotlib's renderer),
+an exception raised by the handler is not expected there: the process gets a
+``SystemError`` or a segmentation fault instead of a clean interrupt.  And a
+long compiled kernel does not look for signals at all.
+
+So every compiled kernel call and every figure is run inside
+:func:`deferred`: while it runs, SIGINT, SIGTERM and SIGHUP are only
+*recorded*; the exception is raised when the block is left, in plain Python.
+Long computations are cut into short deferred calls (:func:`chunks`) so
+that a signal is acted on within a fraction of a second.
+
+The command line installs :func:`guard` once: outside deferred blocks a
+signal raises at once (:class:`KeyboardInterrupt` for SIGINT,
+:class:`Terminated` for SIGTERM, :class:`HungUp` for SIGHUP), and only the
+first one does: later signals, while the cleanup the first one started is
+running (removing a hidden temporary directory), are ignored.  Without the
+guard (simcomp used as a library), :func:`deferred` installs its recorder
+for the duration of the block and then hands a recorded signal to the
+handler that was there before.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+__all__ = ["Terminated", "HungUp", "guard", "deferred", "chunks", "signal_of"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every cleanup an interrupt runs also runs."""
+
+
+class HungUp(KeyboardInterrupt):
+    """SIGHUP (the terminal was closed), handled as an interrupt."""
+
+
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                 if hasattr(signal, name))
+
+
+def _exception(signum: int) -> KeyboardInterrupt:
+    if signum == getattr(signal, "SIGTERM", None):
+        return Terminated()
+    if signum == getattr(signal, "SIGHUP", None):
+        return HungUp()
+    return KeyboardInterrupt()
+
+
+def signal_of(exc: BaseException | None) -> int:
+    """The signal number behind an interrupt (following ``__cause__``): SIGINT by default."""
+    while exc is not None:
+        if isinstance(exc, Terminated):
+            return int(signal.SIGTERM)
+        if isinstance(exc, HungUp):
+            return int(signal.SIGHUP)
+        exc = exc.__cause__
+    return int(signal.SIGINT)
+
+
+class _State:
+    guarded = False  # guard() is active: our handler is installed for every signal
+    depth = 0  # nesting of deferred blocks in the main thread
+    pending: list = []  # signals recorded inside deferred blocks, not yet raised
+    raised = False  # the one signal that stops the command has been raised
+
+
+_state = _State()
+
+
+def _handler(signum, frame):
+    if _state.raised:
+        return  # the cleanup started by the first signal must not be cut short
+    if _state.depth > 0:
+        _state.pending.append(signum)
+        return
+    _state.raised = True
+    raise _exception(signum)
+
+
+def _record(signum, frame):
+    _state.pending.append(signum)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def guard() -> Iterator[None]:
+    """Install the command line's handlers for SIGINT, SIGTERM and SIGHUP while the block runs."""
+    if not _in_main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    _state.guarded, _state.depth, _state.pending, _state.raised = True, 0, [], False
+    for sig in _SIGNALS:
+        signal.signal(sig, _handler)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        _state.guarded, _state.depth, _state.pending = False, 0, []
+
+
+def _redeliver(signum: int, handler) -> None:
+    """Act on a recorded signal as the handler that was installed would have."""
+    if handler is signal.SIG_IGN:
+        return
+    if handler is None or handler is signal.SIG_DFL:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signum)  # the default action (the handler is restored by now)
+        return
+    handler(signum, None)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Record, do not raise, SIGINT/SIGTERM/SIGHUP while the block runs; raise on leaving it.
+
+    Wrap every call into compiled code (and the drawing of a figure) in it.
+    Off the main thread (where Python never runs signal handlers) it does
+    nothing.
+    """
+    if not _in_main_thread():
+        yield
+        return
+    if _state.guarded or _state.depth > 0:
+        _state.depth += 1
+        try:
+            yield
+        finally:
+            _state.depth -= 1
+        if _state.depth == 0 and _state.guarded and _state.pending and not _state.raised:
+            signum = _state.pending[0]
+            _state.pending = []
+            _state.raised = True
+            raise _exception(signum)
+        return
+    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    _state.pending = []
+    for sig in _SIGNALS:
+        signal.signal(sig, _record)
+    _state.depth = 1
+    try:
+        yield
+    finally:
+        _state.depth = 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+    pending, _state.pending = _state.pending, []
+    if pending:
+        _redeliver(pending[0], previous[pending[0]])
+
+
+def chunks(total: int, target_seconds: float = 0.05, first: int = 1) -> Iterator[tuple[int, int]]:
+    """Split ``range(total)`` into ``(start, stop)`` pieces of about ``target_seconds`` each.
+
+    The size adapts to the time the previous piece took (measured between
+    yields), so the caller's compiled call can be run in deferred pieces that
+    each end well within a second, whatever the cost of one step.
+    """
+    start, size = 0, max(1, int(first))
+    while start < total:
+        stop = min(total, start + size)
+        clock = time.perf_counter()
+        yield start, stop
+        seconds = time.perf_counter() - clock
+        done = stop - start
+        if seconds <= 0:
+            size = done * 4
+        else:
+            size = max(1, min(done * 4, int(done * target_seconds / seconds)))
+        start = stop
