@@ -19,6 +19,23 @@ apply) is ``None`` everywhere.  Importing simcomp loads neither the compiled
 kernels nor matplotlib nor dask; the functions import what they need.
 """
 
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/simcomp", "\\simcomp", "simcomp.exe")):
+    # The `simcomp` command (`python -m simcomp.cli` while runpy imports the package, or the
+    # console script): Ctrl-C during the imports below (NumPy, ...), before the command
+    # installs its own handlers (simcomp.interrupts.guard), ends it with one line instead of a
+    # traceback; nothing is written yet.  The C module: `signal` itself takes a while to import.
+    import _signal
+
+    def _interrupted_while_importing(signum, frame):
+        import os
+
+        os.write(2, b"simcomp: interrupted; no complete output was written\n")
+        os._exit(128 + signum)
+
+    if _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN:
+        _signal.signal(_signal.SIGINT, _interrupted_while_importing)
 from ._version import __version__
 from .api import Result, build_config, load, predict, simulate
 from .config import Config, ConfigError

@@ -20,7 +20,7 @@ from . import _blas_threads  # noqa: F401 (first: it must run before NumPy is im
 from ._version import __version__
 from .config import ConfigError
 from .config_file import build_config, config_to_toml
-from .interrupts import guard, signal_of
+from .interrupts import guard, raised_signal, signal_of
 from .outputs import (
     AtomicDirectory,
     OutputError,
@@ -553,18 +553,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simcomp: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        signum = signal_of(exc)
-        what = {signal.SIGTERM: "terminated (SIGTERM)",
-                getattr(signal, "SIGHUP", -1): "hung up (SIGHUP)"}.get(signum, "interrupted")
-        print(f"simcomp: {what}; no complete output was written", file=sys.stderr)
-        return 128 + signum
+        return _interrupted(signal_of(exc))
     except MemoryError:
         print("simcomp: error: out of memory; no complete output was written (the pre-flight "
               "limit is set by SIMCOMP_MEMORY_LIMIT, see docs/reliability.md)", file=sys.stderr)
         return 1
     except OSError as exc:
+        if raised_signal() is not None:
+            return _interrupted(raised_signal())
         print(f"simcomp: error: {_os_error_text(exc)}", file=sys.stderr)
         return 1
+    except Exception:
+        # A signal raised inside a library (numba compiling a kernel) can leave it in a state
+        # where the cleanup fails ("no compiled object yet"): still an interrupt, one line.
+        if raised_signal() is not None:
+            return _interrupted(raised_signal())
+        raise
+
+
+def _interrupted(signum: int) -> int:
+    what = {signal.SIGTERM: "terminated (SIGTERM)",
+            getattr(signal, "SIGHUP", -1): "hung up (SIGHUP)"}.get(signum, "interrupted")
+    print(f"simcomp: {what}; no complete output was written", file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == "__main__":  # pragma: no cover

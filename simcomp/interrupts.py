@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["Terminated", "HungUp", "guard", "deferred", "chunks", "signal_of"]
+__all__ = ["Terminated", "HungUp", "guard", "deferred", "chunks", "signal_of", "raised_signal"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -71,6 +71,7 @@ class _State:
     depth = 0  # nesting of deferred blocks in the main thread
     pending: list = []  # signals recorded inside deferred blocks, not yet raised
     raised = False  # the one signal that stops the command has been raised
+    raised_signum = 0
 
 
 _state = _State()
@@ -82,8 +83,13 @@ def _handler(signum, frame):
     if _state.depth > 0:
         _state.pending.append(signum)
         return
-    _state.raised = True
+    _state.raised, _state.raised_signum = True, signum
     raise _exception(signum)
+
+
+def raised_signal() -> int | None:
+    """The signal that :func:`guard` turned into an exception in this command, if any."""
+    return _state.raised_signum if _state.raised else None
 
 
 def _record(signum, frame):
@@ -144,7 +150,7 @@ def deferred() -> Iterator[None]:
         if _state.depth == 0 and _state.guarded and _state.pending and not _state.raised:
             signum = _state.pending[0]
             _state.pending = []
-            _state.raised = True
+            _state.raised, _state.raised_signum = True, signum
             raise _exception(signum)
         return
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
@@ -182,3 +188,4 @@ def chunks(total: int, target_seconds: float = 0.05, first: int = 1) -> Iterator
         else:
             size = max(1, min(done * 4, int(done * target_seconds / seconds)))
         start = stop
+

@@ -593,3 +593,25 @@ def test_deeply_nested_toml_file(tmp_path, capsys):
     path.write_text("a = " + "[" * 100000 + "\n")
     assert main(["simulate", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "nested too deeply" in one_line_error(capsys.readouterr().err)
+
+
+def test_an_error_caused_by_the_interrupt_is_still_an_interrupt(tmp_path, capsys, monkeypatch):
+    """Ctrl-C inside numba's compiler can leave a kernel half-made, so the cleanup fails with
+    "RuntimeError: no compiled object yet": still exit 130 and one line, no traceback."""
+    def compiling(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the signal arrives here
+        except KeyboardInterrupt:
+            raise RuntimeError("no compiled object yet")
+        raise AssertionError("the signal never arrived")
+
+    monkeypatch.setattr(experiment, "run_experiment", compiling)
+    assert main(["simulate", "--quiet", "--out", str(tmp_path / "o")] + sets()) == 130
+    assert "interrupted" in one_line_error(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+    # without a signal, an unexpected error is not disguised as an interrupt
+    monkeypatch.setattr(experiment, "run_experiment",
+                        lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["simulate", "--quiet", "--out", str(tmp_path / "o")] + sets())

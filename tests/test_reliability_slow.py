@@ -185,3 +185,90 @@ def test_signal_during_the_figure_phase_ends_cleanly(tmp_path, settle):
     assert rc == 130, err
     assert "interrupted" in _one_line(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in-figure"]
+
+
+def _python_start_up() -> float:
+    """Seconds this machine takes to start a bare Python (its own start-up, before simcomp)."""
+    clock = time.monotonic()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.monotonic() - clock
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.06, 0.1, 0.2])
+def test_ctrl_c_during_the_imports_is_one_line(tmp_path, delay):
+    """Ctrl-C in the first tenth of a second (NumPy and simcomp being imported): exit 130 and
+    one line, no KeyboardInterrupt traceback.  (Python's own start-up comes before simcomp
+    can do anything: the signal is sent after it.)"""
+    delay += 1.5 * _python_start_up()
+    proc = subprocess.Popen(_cli("simulate", "--quiet", "--out", "o", sets=TINY), cwd=tmp_path,
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "interrupted" in _one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signals, code", [
+    ((signal.SIGINT, signal.SIGINT), 130), ((signal.SIGINT, signal.SIGINT), 130),
+    ((signal.SIGTERM, signal.SIGINT), 143), ((signal.SIGHUP,), 129),
+    ((signal.SIGHUP, signal.SIGHUP), 129),
+])
+def test_repeated_signals_and_sighup_leave_nothing_behind(tmp_path, signals, code):
+    """Two signals within a few ms (an impatient Ctrl-C Ctrl-C), or SIGHUP (the terminal closed):
+    the hidden .o.partial-* is removed, one line, no traceback."""
+    argv = _cli("simulate", "--quiet", "--out", "o",
+                sets=TINY + ["train.steps=100000000", "train.trace_every=1000000"])
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=_env(SIMCOMP_MEMORY_LIMIT="off"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 90
+        while not list(tmp_path.glob(".o.partial-*")):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        for sig in signals:
+            proc.send_signal(sig)
+            time.sleep(0.002)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == code, err
+    _one_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("settle", [1.0, 4.0])
+def test_ctrl_c_during_the_cold_compile(tmp_path, settle):
+    """An empty NUMBA_CACHE_DIR (the first run on a machine): Ctrl-C while the kernels compile
+    is exit 130 and one line after the compile note, never a traceback."""
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen(_cli("simulate", "--out", "o", sets=TINY), cwd=tmp_path,
+                            env=_env(NUMBA_CACHE_DIR=str(cache)), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        note = proc.stderr.readline()  # "compiling kernels for this machine": compiling now
+        time.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "compiling" in note, note
+    assert proc.returncode == 130, err
+    assert "interrupted" in _one_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
