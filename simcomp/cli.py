@@ -316,7 +316,16 @@ def run_sweep_command(args) -> int:
         bar.close()
     if not args.quiet:
         print(sweep_report(result))
-    drawn = draw_sweep_figures(args.out)
+    try:
+        drawn = draw_sweep_figures(args.out)
+    except KeyboardInterrupt as exc:  # the sweep itself is complete: say so, not "nothing written"
+        signum = signal_of(exc)
+        what = {signal.SIGTERM: "terminated", getattr(signal, "SIGHUP", -1): "hung up"}.get(
+            signum, "interrupted")
+        print(f"simcomp: sweep {what} while drawing its phase diagrams; every run is recorded and "
+              f"{args.out}/results.csv is complete; `simcomp plot {args.out}` draws the figures",
+              file=sys.stderr)
+        return 128 + signum
     if drawn and not args.quiet:
         print(f"phase diagrams drawn in {', '.join(str(p) for p in drawn)}")
     if result.not_ok:

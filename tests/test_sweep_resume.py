@@ -339,3 +339,28 @@ def test_tampered_record_is_recomputed(tmp_path):
     assert any("fails its checksum" in m and plan.runs[0].run_id in m for m in messages)
     assert table(out / "results.csv") == first
     assert json.loads(path.read_text())["row"]["test_error_joint"] != 0.123
+
+
+@pytest.mark.parametrize("how, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_while_a_complete_sweep_draws_says_results_are_complete(tmp_path, capsys,
+                                                                        monkeypatch, how, code):
+    """A signal after the last run, while the phase diagrams are drawn: the sweep is complete, so
+    the message says results.csv is complete (not "no complete output was written")."""
+    import os
+
+    import simcomp.api
+
+    def drawing(path):
+        os.kill(os.getpid(), how)
+        time.sleep(5)  # the signal arrives here
+        raise AssertionError("the signal never arrived")
+
+    monkeypatch.setattr(simcomp.api, "draw_sweep_figures", drawing)
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5,2.5",
+                 "--workers", "1", "--quiet"] + sets()) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "results.csv is complete" in err and "no complete output" not in err
+    header, rows = read_csv(out / "results.csv")
+    assert len(rows) == 2
