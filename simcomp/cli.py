@@ -238,7 +238,13 @@ def run_plot(args) -> int:
 
         result = load(root)
         target = Path(args.out) if args.out is not None else root / "figures" / "alignment.png"
-        target.parent.mkdir(exist_ok=True)
+        if args.out is None:
+            figures = target.parent
+            if figures.is_symlink() or (figures.exists() and not figures.is_dir()):
+                raise UsageError(f"{str(figures)!r} is not a directory; simcomp draws the figure "
+                                 f"into it: move it away")
+            figures.mkdir(exist_ok=True)
+            check_output_file(target, True, "the figure", suffix=".png")
         save_figure_atomic(result.figure(), target)
         print(f"figure drawn in {target}")
         return 0

@@ -113,7 +113,10 @@ def save_figure_atomic(fig, path: str | Path) -> None:
         mask = os.umask(0o022)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # name the target, not the hidden temporary
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         _close(fig)
         Path(tmp).unlink(missing_ok=True)

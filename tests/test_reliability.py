@@ -615,3 +615,45 @@ def test_an_error_caused_by_the_interrupt_is_still_an_interrupt(tmp_path, capsys
                         lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
     with pytest.raises(RuntimeError, match="a bug"):
         main(["simulate", "--quiet", "--out", str(tmp_path / "o")] + sets())
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """One small simulate directory (joint and uni-modal runs), copied by the tests that damage it."""
+    out = tmp_path_factory.mktemp("sim") / "r"
+    assert main(["simulate", "--quiet", "--out", str(out)] + sets()) == 0
+    return out
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda r: ((r / "figures" / "alignment.png").unlink(),
+                (r / "figures" / "alignment.png").mkdir()), "figures/alignment.png"),
+    (lambda r: (__import__("shutil").rmtree(r / "figures"), (r / "figures").write_text("x")),
+     "figures"),
+])
+def test_plot_names_the_figure_path_it_cannot_write(tmp_path, capsys, simulated, damage, named):
+    """figures/alignment.png a directory (or figures/ a file): the message names that path, not
+    the hidden temporary the figure is first written to; exit 2; nothing left behind."""
+    r = _copy(simulated, tmp_path / "r")
+    damage(r)
+    assert main(["plot", str(r)]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert repr(str(r / named)) in line and ".partial" not in line
+    assert not [p for p in (r / "figures").rglob(".*")] if (r / "figures").is_dir() else True
+
+
+def test_save_figure_atomic_names_the_target(tmp_path):
+    from simcomp.plots import new_figure, save_figure_atomic
+
+    (tmp_path / "a.png").mkdir()
+    with pytest.raises(OSError) as info:
+        save_figure_atomic(new_figure(2, 2), tmp_path / "a.png")
+    assert info.value.filename == str(tmp_path / "a.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
