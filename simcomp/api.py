@@ -503,13 +503,13 @@ class SweepResults:
 
 
 def _load_sweep(root: Path) -> SweepResults:
-    from .outputs import OutputError
+    from .outputs import DamagedOutputError
     from .phase import PlotError, read_sweep
 
     try:
         meta, rows = read_sweep(root)
     except PlotError as exc:
-        raise OutputError(str(exc)) from None
+        raise DamagedOutputError(str(exc)) from None
     return SweepResults(root, meta, rows)
 
 
@@ -526,10 +526,15 @@ def load(path: str | Path):
     -------
     Result or SweepResults
 
+    Every file is checked first (simcomp.reading): summary.json, config.toml
+    against the config recorded in summary.json, and each run's trace.npz.
+
     Raises
     ------
-    simcomp.OutputError
-        ``path`` is not such a directory (a one-line message says why).
+    simcomp.outputs.DamagedOutputError
+        ``path`` is not such a directory, or a file in it is damaged, does
+        not match the others or was edited; a one-line message names the
+        file.  It is both a ``simcomp.OutputError`` and a ``ValueError``.
 
     Examples
     --------
@@ -538,31 +543,12 @@ def load(path: str | Path):
     >>> result.summary["comparison"]["gap"]           # doctest: +SKIP
     >>> simcomp.load("seeds16").to_dataframe()        # doctest: +SKIP
     """
-    from .config import config_from_dict
-    from .config_file import load_config
-    from .outputs import SIMULATE_FORMAT, OutputError
-    from .trace import load_trace
+    from .reading import read_simulate_dir
 
     root = Path(path)
     if (root / "sweep.json").is_file() and not (root / "summary.json").exists():
         return _load_sweep(root)
-    summary_path = root / "summary.json"
-    try:
-        summary = json.loads(summary_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise OutputError(f"{str(root)!r} is not a simcomp simulate directory (cannot read "
-                          f"summary.json: {exc.__class__.__name__})") from None
-    if not isinstance(summary, dict) or summary.get("format") != SIMULATE_FORMAT:
-        raise OutputError(f"{str(root)!r} is not a simcomp simulate directory (summary.json has "
-                          f"no format {SIMULATE_FORMAT!r})")
-    cfg = config_from_dict(load_config(root / "config.toml"))
-    traces = {}
-    for name in summary.get("runs", {}):
-        try:
-            traces[name] = load_trace(root / name / "trace.npz")
-        except (OSError, ValueError) as exc:
-            raise OutputError(f"cannot read {str(root / name / 'trace.npz')!r}: "
-                              f"{exc.__class__.__name__}") from None
+    cfg, summary, traces = read_simulate_dir(root)
     if summary.get("engine") == "fusion":
         from .fusion_result import fusion_prediction
         from .fusion_train import prepare

@@ -25,6 +25,7 @@ from ._version import __version__
 
 __all__ = [
     "OutputError",
+    "DamagedOutputError",
     "provenance",
     "to_jsonable",
     "dumps_json",
@@ -40,6 +41,14 @@ __all__ = [
 
 class OutputError(RuntimeError):
     """An output path cannot be used (exists, not a directory, not writable)."""
+
+
+class DamagedOutputError(OutputError, ValueError):
+    """A simcomp output directory whose files are damaged, do not match, or are not simcomp's.
+
+    Both an :class:`OutputError` (what ``simcomp.load`` has always raised)
+    and a ``ValueError`` (bad input).
+    """
 
 
 def provenance() -> dict[str, Any]:

@@ -56,24 +56,86 @@ def typed_cell(text: str) -> Any:
 
 
 def read_sweep(path: str | Path) -> tuple[dict, list[dict]]:
-    """``(sweep.json, rows of results.csv with typed values)`` of a complete sweep directory."""
+    """``(sweep.json, rows of results.csv with typed values)`` of a complete sweep directory.
+
+    Both files are checked against what simcomp writes (:class:`PlotError`
+    naming the damaged file), so that drawing never fails deeper down.
+    """
+    import csv
+
     from .sweep import FORMAT_VERSION, read_results
 
     root = Path(path)
+    sweep_json, results = root / "sweep.json", root / "results.csv"
     try:
-        meta = json.loads((root / "sweep.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = json.loads(sweep_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise PlotError(f"{str(root)!r} is not a sweep directory (no readable sweep.json)") \
             from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
         raise PlotError(f"{str(root)!r} is not a sweep directory of this simcomp "
                         f"(sweep.json format is not {FORMAT_VERSION!r})")
-    if not (root / "results.csv").is_file():
-        raise PlotError(f"the sweep in {str(root)!r} is not complete (no results.csv); rerun the "
-                        f"same simcomp sweep command to finish it")
-    rows = [{key: typed_cell(value) for key, value in row.items()}
-            for row in read_results(root / "results.csv")]
+    _check_definition(meta, sweep_json)
+    if not results.is_file():
+        raise PlotError(f"the sweep in {str(root)!r} is not complete ({str(results)!r} is not a "
+                        f"file); rerun the same simcomp sweep command to finish it")
+    try:
+        raw = read_results(results)
+    except (OSError, ValueError, csv.Error) as exc:
+        raise PlotError(f"{str(results)!r} is damaged: it cannot be read as UTF-8 CSV "
+                        f"({exc.__class__.__name__}); rerun the same simcomp sweep command to "
+                        f"write it again from the run records") from None
+    for number, row in enumerate(raw, start=2):
+        if None in row or None in row.values():  # csv.DictReader's marks of a ragged line
+            raise _damaged(results, f"line {number} does not have a cell per column")
+    rows = [{key: typed_cell(value) for key, value in row.items()} for row in raw]
+    _check_rows(rows, meta, results)
     return meta, rows
+
+
+def _damaged(path: Path, why: str) -> PlotError:
+    return PlotError(f"{str(path)!r} is damaged or was not written by simcomp: {why}")
+
+
+def _check_definition(meta: dict, path: Path) -> None:
+    """The parts of sweep.json that the figures read: the grid axes, the seeds, the modalities."""
+    definition = meta.get("definition")
+    if not isinstance(definition, dict):
+        raise _damaged(path, "it has no 'definition' object")
+    grids = definition.get("grids")
+    if not isinstance(grids, list) or not all(
+            isinstance(axis, dict) and isinstance(axis.get("key"), str)
+            and isinstance(axis.get("values"), list) and axis["values"] for axis in grids):
+        raise _damaged(path, "its 'definition.grids' is not a list of axes, each with a 'key' "
+                       "(text) and non-empty 'values'")
+    keys = [axis["key"] for axis in grids]
+    if len(set(keys)) != len(keys):
+        raise _damaged(path, "a grid axis appears twice")
+    seeds = definition.get("seeds")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise _damaged(path, "its 'definition.seeds' is not a positive integer")
+    try:
+        modalities = definition["base_config"]["data"]["modality"]
+        names = [m["name"] for m in modalities]
+    except (KeyError, TypeError, IndexError):
+        names = None
+    if not names or not all(isinstance(n, str) for n in names):
+        raise _damaged(path, "its 'definition.base_config.data.modality' does not name the "
+                       "modalities")
+
+
+def _check_rows(rows: list[dict], meta: dict, path: Path) -> None:
+    """results.csv: a row per run, every grid axis a column, numbers where numbers are read."""
+    if not rows:
+        raise _damaged(path, "it has no rows")
+    columns = set(rows[0])
+    missing = [axis["key"] for axis in meta["definition"]["grids"] if axis["key"] not in columns]
+    if missing:
+        raise _damaged(path, f"it has no column {missing[0]!r} (a grid axis of sweep.json)")
+    for number, row in enumerate(rows, start=2):
+        for key in ("gap", "winner_coordinate_joint"):
+            if row.get(key) is not None and not _is_number(row[key]):
+                raise _damaged(path, f"line {number}: {key} is {row[key]!r}, not a number")
 
 
 def _is_number(value: Any) -> bool:

@@ -98,6 +98,14 @@ def record_checksum(record: dict[str, Any]) -> str:
     return hashlib.sha256(_canonical_json(body).encode("utf-8")).hexdigest()
 
 
+def _checksum_or_none(record: dict[str, Any]) -> str | None:
+    """:func:`record_checksum`, or None for a record that cannot be hashed (a damaged one)."""
+    try:
+        return record_checksum(record)
+    except (TypeError, ValueError, RecursionError):
+        return None
+
+
 def _io_error(what: str, path: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot {what} {str(path)!r}: {exc.strerror or exc}")
 
@@ -207,8 +215,12 @@ class Store:
             content = json.loads(sweep_json.read_text(encoding="utf-8"))
             if not isinstance(content, dict) or "format" not in content:
                 raise ValueError("no format key")
-            return _comparable(content["definition"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            comparable = _comparable(content["definition"])
+            if not all(isinstance(key, str) and isinstance(values, list)
+                       for key, values in comparable["grids"]):
+                raise ValueError("a grid axis without a key or values")
+            return comparable
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise OutputError(
                 f"{str(sweep_json)!r} is not a sweep.json written by simcomp; simcomp leaves the "
                 f"directory alone (even with --force): choose another --out"
@@ -286,14 +298,14 @@ class Store:
             record = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
             record = None
         problem = None
         if not isinstance(record, dict):
             problem = "cannot be read"
         elif record.get("format") != FORMAT_VERSION:
             problem = "was written by another simcomp version"
-        elif record.get("checksum") != record_checksum(record):
+        elif record.get("checksum") != _checksum_or_none(record):
             problem = "fails its checksum (edited or damaged)"
         elif record.get("run_id") != run.run_id or not isinstance(record.get("row"), dict):
             problem = "does not belong to this run"
