@@ -272,3 +272,34 @@ def test_ctrl_c_during_the_cold_compile(tmp_path, settle):
     assert proc.returncode == 130, err
     assert "interrupted" in _one_line(err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]
+
+
+def test_a_damaged_numba_cache_file_is_recompiled(tmp_path):
+    """A truncated compiled-code cache file (.nbi index, .nbc data): the command notes it once,
+    deletes that kernel's own cache files, compiles again, and gives the same output."""
+    cache = tmp_path / "cache"
+    env = _env(NUMBA_CACHE_DIR=str(cache))
+    argv = _cli("theory", "--json", sets=TINY + ["train.steps=50"])
+
+    def run():
+        proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    first = run()
+    index = sorted(cache.rglob("*_reduced_kernel*.nbi"))
+    data = sorted(cache.rglob("*_noisy_race_kernel*.nbc"))
+    assert index and data
+    others = {p: p.read_bytes() for p in cache.rglob("*.nb*")  # other kernels' files: untouched
+              if "_reduced_kernel" not in p.name and "_noisy_race_kernel" not in p.name}
+    index[0].write_bytes(index[0].read_bytes()[:10])
+    data[0].write_bytes(data[0].read_bytes()[:100])
+    second = run()
+    notes = [line for line in second.stderr.splitlines() if "cache file" in line]
+    assert len(notes) == 2, second.stderr
+    assert any(str(index[0]) in line and "_reduced_kernel again" in line for line in notes)
+    assert second.stdout == first.stdout
+    assert all(p.read_bytes() == content for p, content in others.items() if p.exists())
+    third = run()
+    assert "cache file" not in third.stderr and third.stdout == first.stdout
