@@ -223,6 +223,8 @@ def run_plot(args) -> int:
     if args.out is not None:
         check_output_file(args.out, args.force, "--out", suffix=".png")
     if (root / "sweep.json").is_file():
+        if args.out is None:
+            _check_figure_target(root / "figures" / "phase.png")
         try:
             drawn = phase_figures(root, args.x, args.y, args.out)
         except PlotError as exc:
@@ -239,17 +241,23 @@ def run_plot(args) -> int:
         result = load(root)
         target = Path(args.out) if args.out is not None else root / "figures" / "alignment.png"
         if args.out is None:
-            figures = target.parent
-            if figures.is_symlink() or (figures.exists() and not figures.is_dir()):
-                raise UsageError(f"{str(figures)!r} is not a directory; simcomp draws the figure "
-                                 f"into it: move it away")
-            figures.mkdir(exist_ok=True)
-            check_output_file(target, True, "the figure", suffix=".png")
+            _check_figure_target(target)
+            target.parent.mkdir(exist_ok=True)
         save_figure_atomic(result.figure(), target)
         print(f"figure drawn in {target}")
         return 0
     raise UsageError(f"{args.dir!r} is neither a simcomp simulate directory (summary.json) "
                      f"nor a sweep directory (sweep.json)")
+
+
+def _check_figure_target(target: Path) -> None:
+    """DIR/figures/NAME.png, which plot replaces: refuse a figures/ or NAME.png of another kind."""
+    figures = target.parent
+    if figures.is_symlink() or (figures.exists() and not figures.is_dir()):
+        raise UsageError(f"{str(figures)!r} is not a directory; simcomp draws the figure into it: "
+                         f"move it away")
+    if figures.is_dir():
+        check_output_file(target, True, "the figure", suffix=".png")
 
 
 # --------------------------------------------------------------------------- config

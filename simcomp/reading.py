@@ -28,6 +28,8 @@ def _damaged(path: Path, why: str) -> DamagedOutputError:
 
 def _read_summary(root: Path) -> dict[str, Any]:
     path = root / "summary.json"
+    if path.exists() and not path.is_file():  # a FIFO or a device would block or never end
+        raise _damaged(path, "it is not a regular file")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -107,6 +109,8 @@ def _check_runs(root: Path, summary: dict[str, Any], cfg) -> dict[str, list[int]
 
 
 def _read_trace(path: Path, cfg, trained: list[int]) -> dict[str, np.ndarray]:
+    if path.exists() and not path.is_file():  # a FIFO would block np.load forever
+        raise _damaged(path, "it is not a regular file")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}

@@ -8,6 +8,7 @@ exception with that message from ``simcomp.load`` / the sweep reader.
 """
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -92,6 +93,8 @@ SIMULATE_DAMAGE = {
                                                          (r / "joint/trace.npz").mkdir())),
     "run directory a file": ("joint/trace.npz", lambda r: (shutil.rmtree(r / "joint"),
                                                             (r / "joint").write_text("x"))),
+    "trace a fifo": ("joint/trace.npz", lambda r: ((r / "joint/trace.npz").unlink(),
+                                                    os.mkfifo(r / "joint/trace.npz"))),
     "trace without steps": ("joint/trace.npz", lambda r: _trace(r, steps=None)),
     "trace float steps": ("joint/trace.npz", lambda r: _trace(r, steps=np.zeros(4))),
     "trace 2-d steps": ("joint/trace.npz", lambda r: _trace(r, steps=np.zeros((4, 1), int))),
@@ -231,10 +234,15 @@ def test_damaged_sweep_directory(tmp_path, capsys, swept, case):
     assert sorted(p.name for p in (s / "figures").iterdir()) == ["phase.png"]
 
 
-@pytest.mark.parametrize("case", ["sweep.json deep", "sweep.json truncated", "sweep.json bad byte"])
+@pytest.mark.parametrize("case", ["sweep.json deep", "sweep.json truncated", "sweep.json bad byte",
+                                  "sweep.json a fifo"])
 def test_unreadable_sweep_json_is_one_line(tmp_path, capsys, swept, case):
+    """A FIFO would block the reader forever: refused as not a regular file."""
     s = shutil.copytree(swept, tmp_path / "s")
-    if case == "sweep.json deep":
+    if case == "sweep.json a fifo":
+        (s / "sweep.json").unlink()
+        os.mkfifo(s / "sweep.json")
+    elif case == "sweep.json deep":
         (s / "sweep.json").write_text(DEEP)
     elif case == "sweep.json truncated":
         _truncate(s / "sweep.json", 0.5)
@@ -277,3 +285,24 @@ def test_resuming_over_a_damaged_record_recomputes_it(tmp_path, capsys, swept, c
     err = capsys.readouterr().err
     assert "Traceback" not in err and "recomputing that run" in err
     assert (s / "results.csv").read_bytes() == first
+
+
+def test_resuming_over_a_record_that_is_a_fifo_recomputes_it(tmp_path, capsys, swept):
+    s = shutil.copytree(swept, tmp_path / "s")
+    first = (s / "results.csv").read_bytes()
+    record = sorted((s / "runs").iterdir())[0]
+    record.unlink()
+    os.mkfifo(record)
+    assert main(["sweep", "--out", str(s), "--workers", "1", "--grid",
+                 "data.modality.0.beta=1.5,2.5"] + sets()) == 0
+    assert "recomputing that run" in capsys.readouterr().err
+    assert record.is_file() and (s / "results.csv").read_bytes() == first
+
+
+def test_plot_names_a_phase_png_that_is_a_directory(tmp_path, capsys, swept):
+    s = shutil.copytree(swept, tmp_path / "s")
+    (s / "figures" / "phase.png").unlink()
+    (s / "figures" / "phase.png").mkdir()
+    assert main(["plot", str(s)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert repr(str(s / "figures" / "phase.png")) in line and ".partial" not in line

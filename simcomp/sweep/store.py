@@ -212,6 +212,8 @@ class Store:
         if not sweep_json.exists() and not sweep_json.is_symlink():
             return None
         try:
+            if not sweep_json.is_file():  # a FIFO would block, a directory is not simcomp's
+                raise ValueError("not a regular file")
             content = json.loads(sweep_json.read_text(encoding="utf-8"))
             if not isinstance(content, dict) or "format" not in content:
                 raise ValueError("no format key")
@@ -295,6 +297,8 @@ class Store:
         """The record of a finished run, or None (missing, unreadable or tampered: run it again)."""
         path = self.record_path(run.run_id)
         try:
+            if path.exists() and not path.is_file():  # a FIFO would block: recompute, replace
+                raise ValueError("not a regular file")
             record = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
