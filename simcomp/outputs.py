@@ -129,8 +129,9 @@ _MARKER_MAX_BYTES = 64 << 20
 # What simcomp writes inside them: a run directory holds its trace; figures/ the figure
 # (and, after a killed `simcomp plot`, the hidden temporary of save_figure_atomic).
 _RUN_FILES = ("trace.npz",)
-_FIGURE_FILES = ("alignment.png",)
-_FIGURE_TEMPORARY = re.compile(r"\.alignment\.png\.[A-Za-z0-9_]+\.partial\.png")
+# (total_weight.png: the figure of a fusion-engine run.)
+_FIGURE_FILES = ("alignment.png", "total_weight.png")
+_FIGURE_TEMPORARY = re.compile(r"\.(alignment|total_weight)\.png\.[A-Za-z0-9_]+\.partial\.png")
 
 
 def _shown(path: str | Path) -> str:

@@ -88,8 +88,12 @@ def _check_runs(root: Path, summary: dict[str, Any], cfg) -> dict[str, list[int]
     from .train import run_plan
 
     path = root / "summary.json"
-    planned = dict(run_plan(cfg))
     runs = summary["runs"]
+    if summary.get("engine") == "fusion":  # one joint run, its own summary layout
+        if sorted(runs) != ["joint"] or not isinstance(runs["joint"], dict):
+            raise _damaged(path, "a fusion-engine output has exactly one run, 'joint'")
+        return {"joint": list(range(cfg.K))}
+    planned = dict(run_plan(cfg))
     if sorted(runs) != sorted(planned):
         raise _damaged(path, f"its runs ({', '.join(sorted(map(str, runs)))}) are not those of "
                        f"config.toml ({', '.join(sorted(planned))}); was a modality renamed?")
@@ -108,7 +112,8 @@ def _check_runs(root: Path, summary: dict[str, Any], cfg) -> dict[str, list[int]
     return planned
 
 
-def _read_trace(path: Path, cfg, trained: list[int]) -> dict[str, np.ndarray]:
+def _read_trace(path: Path, cfg, trained: list[int], fusion: bool = False
+                ) -> dict[str, np.ndarray]:
     if path.exists() and not path.is_file():  # a FIFO would block np.load forever
         raise _damaged(path, "it is not a regular file")
     try:
@@ -123,7 +128,7 @@ def _read_trace(path: Path, cfg, trained: list[int]) -> dict[str, np.ndarray]:
     if steps is None or steps.ndim != 1 or not np.issubdtype(steps.dtype, np.integer):
         raise _damaged(path, "it has no 1-d integer 'steps'")
     records, K = steps.size, len(trained)
-    if records == 0:  # the loss was not finite at step 0: nothing recorded, nothing to check
+    if records == 0 or fusion:  # the loss was not finite at step 0: nothing recorded, nothing to check
         return arrays
     B, m = cfg.model.banks, cfg.model.width
     shapes = {"alignment": [(records, K, m)] if B == 1 else [(records, K, B, m)],
@@ -153,6 +158,7 @@ def read_simulate_dir(root: str | Path):
     summary = _read_summary(root)
     cfg = _read_config(root, summary)
     planned = _check_runs(root, summary, cfg)
-    traces = {name: _read_trace(root / name / "trace.npz", cfg, trained)
+    fusion = summary.get("engine") == "fusion"  # its trace holds other arrays (total_weight)
+    traces = {name: _read_trace(root / name / "trace.npz", cfg, trained, fusion)
               for name, trained in planned.items()}
     return cfg, summary, traces
