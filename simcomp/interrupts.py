@@ -72,6 +72,7 @@ class _State:
     pending: list = []  # signals recorded inside deferred blocks, not yet raised
     raised = False  # the one signal that stops the command has been raised
     raised_signum = 0
+    original: dict = {}  # the handlers before the first guard
 
 
 _state = _State()
@@ -107,14 +108,22 @@ def guard() -> Iterator[None]:
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+    # Left installed by an earlier guard that ended with a signal: restore what was there first.
+    previous = {sig: _state.original.get(sig, signal.SIG_DFL) if handler is _handler else handler
+                for sig, handler in previous.items()}
+    _state.original = previous
     _state.guarded, _state.depth, _state.pending, _state.raised = True, 0, [], False
     for sig in _SIGNALS:
         signal.signal(sig, _handler)
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        # After a signal, a second one may already be pending in the C runtime: with the old
+        # handlers back it would kill the process while it reports the first (exit -2, not
+        # 130/143).  So the ignoring handler stays until the command has ended.
+        if not _state.raised:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         _state.guarded, _state.depth, _state.pending = False, 0, []
 
 
@@ -131,14 +140,17 @@ def _redeliver(signum: int, handler) -> None:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
+def deferred(hot: bool = False) -> Iterator[None]:
     """Record, do not raise, SIGINT/SIGTERM/SIGHUP while the block runs; raise on leaving it.
 
     Wrap every call into compiled code (and the drawing of a figure) in it.
     Off the main thread (where Python never runs signal handlers) it does
-    nothing.
+    nothing.  ``hot=True`` is for calls made thousands of times a second
+    (the training kernels): under :func:`guard` it costs about a microsecond;
+    without the guard it does nothing, since installing handlers for each
+    call would cost tens of microseconds.
     """
-    if not _in_main_thread():
+    if not _in_main_thread() or (hot and not _state.guarded and _state.depth == 0):
         yield
         return
     if _state.guarded or _state.depth > 0:

@@ -245,7 +245,11 @@ def test_repeated_signals_and_sighup_leave_nothing_behind(tmp_path, signals, cod
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == code, err
+    # The first signal ends the command (SIGINT is handled before SIGTERM when both are
+    # pending at once); a second one sent after the process has finished its cleanup and
+    # left Python may find the default action back and end it itself (-N): still one line.
+    allowed = {code, 128 + signals[-1], -signals[-1]}
+    assert proc.returncode in allowed, err
     _one_line(err)
     assert list(tmp_path.iterdir()) == []
 

@@ -20,6 +20,7 @@ import numba
 import numpy as np
 
 from simcomp._jit import jit
+from simcomp.interrupts import deferred
 from simcomp.kernels.gd import (_gd_batch, _gd_parallel, _gd_serial, STATUS_NONFINITE,
                                 STATUS_OK, STATUS_STOP_LOSS)
 from simcomp.kernels.gradient import _lg, _scratch
@@ -206,7 +207,8 @@ def forward(X, dims, W, kind, q, rho, f_out, phi_out, packed=None):
     _need_c("W", W)
     Xf = pack_samples(X, backward=False)[0] if packed is None else packed[0]
     kind, qcode, q = _unit(kind, q)
-    _forward(Xf, np.shape(X)[1], dims, W, (kind, qcode, q, float(rho)), f_out, phi_out)
+    with deferred(hot=True):  # see gd_segment
+        _forward(Xf, np.shape(X)[1], dims, W, (kind, qcode, q, float(rho)), f_out, phi_out)
 
 
 @jit()
@@ -324,10 +326,11 @@ def gd_segment(X, dims, y, omega, W, kind, q, rho, eta, signal, beta, threshold,
         raise ValueError("y and omega must have shape (n,)")
     kind, qcode, q = _unit(kind, q)
     body = _gd_parallel if parallel_flag else _gd_serial
-    return body((Xf, Xb, dims, y, omega), (kind, qcode, q, float(rho)), W,
-                (signal, beta, float(threshold), learned),
-                (float(eta), int(t_start), int(n_steps), float(stop_loss)),
-                _rule_tuple(rule, W.shape[0]), grad_buf)
+    with deferred(hot=True):  # a signal raised inside numba (compiling, boxing) hangs or crashes
+        return body((Xf, Xb, dims, y, omega), (kind, qcode, q, float(rho)), W,
+                    (signal, beta, float(threshold), learned),
+                    (float(eta), int(t_start), int(n_steps), float(stop_loss)),
+                    _rule_tuple(rule, W.shape[0]), grad_buf)
 
 
 def stack_rules(rules, K):
@@ -389,8 +392,9 @@ def gd_segment_batch(Xf, Xb, dims, y, omega, W, kind, q, rho, eta, signal, beta,
     saved = numba.get_parallel_chunksize()
     numba.set_parallel_chunksize(1)  # dynamic hand-out: one run per task
     try:
-        _gd_batch((Xf, Xb, dims, y, omega), (kind, qcode, q, float(rho)), W,
-                  (signal, beta, threshold, learned), (eta, t_start, n_steps, stop_loss),
-                  rules, (status_out, t_stop_out, loss_out))
+        with deferred(hot=True):  # see gd_segment
+            _gd_batch((Xf, Xb, dims, y, omega), (kind, qcode, q, float(rho)), W,
+                      (signal, beta, threshold, learned), (eta, t_start, n_steps, stop_loss),
+                      rules, (status_out, t_stop_out, loss_out))
     finally:
         numba.set_parallel_chunksize(saved)
