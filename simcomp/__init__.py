@@ -31,8 +31,12 @@ if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/simcomp", "\\simcomp", "s
     def _interrupted_while_importing(signum, frame):
         import os
 
-        os.write(2, b"simcomp: interrupted; no complete output was written\n")
-        os._exit(128 + signum)
+        # Also in place again after the command ends: a second Ctrl-C that arrives once the
+        # first was reported ends the process with the first one's code and no second line.
+        done = getattr(_sys.modules.get("simcomp.interrupts"), "raised_signal", lambda: None)()
+        if done is None:
+            os.write(2, b"simcomp: interrupted; no complete output was written\n")
+        os._exit(128 + (done or signum))
 
     if _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN:
         _signal.signal(_signal.SIGINT, _interrupted_while_importing)

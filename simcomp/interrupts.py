@@ -72,10 +72,23 @@ class _State:
     pending: list = []  # signals recorded inside deferred blocks, not yet raised
     raised = False  # the one signal that stops the command has been raised
     raised_signum = 0
-    original: dict = {}  # the handlers before the first guard
 
 
 _state = _State()
+
+
+# Code that must never see an exception raised by a signal handler: numba's compiler and
+# loader (llvmlite calls back into Python through ctypes, which swallows the exception and
+# leaves the compiler half-done: a later call hangs) and matplotlib's renderer.
+_UNSAFE = tuple(f"{os.sep}{name}{os.sep}" for name in ("numba", "llvmlite", "matplotlib"))
+
+
+def _unsafe(frame) -> bool:
+    while frame is not None:
+        if any(part in frame.f_code.co_filename for part in _UNSAFE):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _handler(signum, frame):
@@ -83,6 +96,14 @@ def _handler(signum, frame):
         return  # the cleanup started by the first signal must not be cut short
     if _state.depth > 0:
         _state.pending.append(signum)
+        return
+    if _unsafe(frame):
+        # Inside such code (a kernel compiled on first use, outside any deferred block): send
+        # the signal again in 50 ms, by when the interpreter is, or soon will be, back in
+        # simcomp's own code.
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), signum))
+        timer.daemon = True
+        timer.start()
         return
     _state.raised, _state.raised_signum = True, signum
     raise _exception(signum)
@@ -97,6 +118,9 @@ def _record(signum, frame):
     _state.pending.append(signum)
 
 
+_MAIN_IDENT = threading.main_thread().ident
+
+
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -108,22 +132,14 @@ def guard() -> Iterator[None]:
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
-    # Left installed by an earlier guard that ended with a signal: restore what was there first.
-    previous = {sig: _state.original.get(sig, signal.SIG_DFL) if handler is _handler else handler
-                for sig, handler in previous.items()}
-    _state.original = previous
     _state.guarded, _state.depth, _state.pending, _state.raised = True, 0, [], False
     for sig in _SIGNALS:
         signal.signal(sig, _handler)
     try:
         yield
     finally:
-        # After a signal, a second one may already be pending in the C runtime: with the old
-        # handlers back it would kill the process while it reports the first (exit -2, not
-        # 130/143).  So the ignoring handler stays until the command has ended.
-        if not _state.raised:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         _state.guarded, _state.depth, _state.pending = False, 0, []
 
 
@@ -139,46 +155,59 @@ def _redeliver(signum: int, handler) -> None:
     handler(signum, None)
 
 
-@contextmanager
-def deferred(hot: bool = False) -> Iterator[None]:
+class deferred:  # noqa: N801 - used like a function: ``with deferred():``
     """Record, do not raise, SIGINT/SIGTERM/SIGHUP while the block runs; raise on leaving it.
 
     Wrap every call into compiled code (and the drawing of a figure) in it.
     Off the main thread (where Python never runs signal handlers) it does
     nothing.  ``hot=True`` is for calls made thousands of times a second
-    (the training kernels): under :func:`guard` it costs about a microsecond;
-    without the guard it does nothing, since installing handlers for each
-    call would cost tens of microseconds.
+    (the training kernels): under :func:`guard` it costs well under a
+    microsecond; without the guard it does nothing, since installing
+    handlers for each call would cost tens of microseconds.  (A class, not a
+    generator-based context manager: this is on the hot path.)
     """
-    if not _in_main_thread() or (hot and not _state.guarded and _state.depth == 0):
-        yield
-        return
-    if _state.guarded or _state.depth > 0:
-        _state.depth += 1
-        try:
-            yield
-        finally:
+
+    __slots__ = ("hot", "mode", "previous")
+
+    def __init__(self, hot: bool = False):
+        self.hot = hot
+
+    def __enter__(self) -> None:
+        if _state.guarded or _state.depth > 0:
+            if threading.get_ident() != _MAIN_IDENT:
+                self.mode = 0
+                return
+            self.mode = 1
+            _state.depth += 1
+            return
+        if self.hot or threading.get_ident() != _MAIN_IDENT:
+            self.mode = 0
+            return
+        self.mode = 2  # simcomp used as a library: our recorder for the duration of the block
+        self.previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
+        _state.pending = []
+        for sig in _SIGNALS:
+            signal.signal(sig, _record)
+        _state.depth = 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.mode == 0:
+            return
+        if self.mode == 1:
             _state.depth -= 1
-        if _state.depth == 0 and _state.guarded and _state.pending and not _state.raised:
-            signum = _state.pending[0]
-            _state.pending = []
-            _state.raised, _state.raised_signum = True, signum
-            raise _exception(signum)
-        return
-    previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
-    _state.pending = []
-    for sig in _SIGNALS:
-        signal.signal(sig, _record)
-    _state.depth = 1
-    try:
-        yield
-    finally:
+            if (exc_type is None and _state.depth == 0 and _state.guarded and _state.pending
+                    and not _state.raised):
+                signum = _state.pending[0]
+                _state.pending = []
+                _state.raised, _state.raised_signum = True, signum
+                raise _exception(signum)
+            return
         _state.depth = 0
-        for sig, handler in previous.items():
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-    pending, _state.pending = _state.pending, []
-    if pending:
-        _redeliver(pending[0], previous[pending[0]])
+        pending, _state.pending = _state.pending, []
+        if pending and exc_type is None:
+            _redeliver(pending[0], self.previous[pending[0]])
 
 
 def chunks(total: int, target_seconds: float = 0.05, first: int = 1) -> Iterator[tuple[int, int]]:
