@@ -29,6 +29,9 @@ def fusion_prediction(cfg: Config, run) -> dict:
             mod.dim != 1 for mod in cfg.data.modality):
         return {**empty, "formula": "none: the formulas cover two one-dimensional Gaussian "
                 "modalities given by std and data.correlation"}
+    if cfg.method.name != "none":
+        return {**empty, "formula": f"none: the formulas are for plain GD (method.name = "
+                f"{cfg.method.name!r})"}
     m = cfg.model
     pred = predicted_half_steps(cfg.names, [mod.std for mod in cfg.data.modality],
                                 cfg.data.correlation, cfg.train.lr, m.architecture, m.depth,
