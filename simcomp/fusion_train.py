@@ -34,7 +34,8 @@ from .config import Config
 from .kernels.fusion_net import ACT_CODES, LOSS_CODES, SRC_CONCAT, SRC_INPUT, gd_batch
 from .models.registry import network
 
-__all__ = ["FusionRun", "prepare", "learning_rate_scale", "train_fusion", "gaussian_covariance", "half_steps",
+__all__ = ["FusionRun", "prepare", "learning_rate_scale", "train_fusion",
+           "gaussian_covariance", "half_steps",
            "misattribution_of", "initial_magnitudes"]
 
 _STREAM_GAUSS, _STREAM_FUSION_INIT = 6, 7
