@@ -77,7 +77,8 @@ def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
     row["presence_correlation"] = cfg.data.presence_correlation
     experiment = results.experiment_view(exp)
     views = experiment.runs
-    compared = results._best(experiment) is not None
+    # a comparison needs uni-modal runs (the fusion engine has only its joint run)
+    compared = len(views) > 1 and results._best(experiment) is not None
     by_tag = {("joint" if name == "joint" else "alone_" + name.removeprefix("unimodal-")): view
               for name, view in views.items()}
     for q in results.QUANTITIES:
@@ -91,6 +92,8 @@ def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
         if q.csv == "shared":
             seen: set[str] = set()
             for view in views.values():  # joint first: the first run holding M gives its value
+                if not results.applies(q, view):
+                    continue
                 for name, value in zip(view.names, q.get(view)):
                     if name not in seen:
                         row[f"{q.name}_{name}"] = value
@@ -98,6 +101,8 @@ def result_row(exp, seconds: float | None = None) -> dict[str, Any]:
             continue
         for tag, view in by_tag.items():
             if q.csv == "joint" and tag != "joint":
+                continue
+            if not results.applies(q, view):  # another engine's quantity: left None
                 continue
             value = q.get(view)
             if q.level == "run":

@@ -19,6 +19,7 @@ from typing import Any
 from .validation import ConfigError, _need_choice, _need_float, _need_int
 
 __all__ = ["ARCHITECTURES", "HEADS", "DATA_KINDS", "LOSSES", "FUSION_DEFAULTS",
+           "FUSION_METHODS",
            "uses_fusion_engine",
            "check_model", "check_data", "check_modality", "check_train", "check_config",
            "drop_defaults", "fusion_layer"]
@@ -28,6 +29,9 @@ HEADS = ("fixed", "trainable")
 DATA_KINDS = ("sparse_coding", "gaussian")
 LOSSES = ("logistic", "mse")
 MAX_DEPTH = 64
+# The training methods the fusion engine runs (docs/methods.md): lr_scale is a per-weight
+# step factor, which its GD loop already has; the others need loops of their own.
+FUSION_METHODS = ("none", "lr_scale")
 
 # Section -> key -> default; keys at their default are left out of Config.to_dict().
 FUSION_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -159,10 +163,11 @@ def check_config(cfg) -> None:
                     "model.architecture = 'early_fusion' / 'deep_fusion' (the fixed-head "
                     f"late-fusion learner takes {key} = {default!r})")
         return
-    if cfg.method.name != "none":
+    if cfg.method.name not in FUSION_METHODS:
         raise ConfigError(f"method.name = {cfg.method.name!r} is not defined on the fusion engine "
                           f"(model.architecture = {model.architecture!r}, model.head = "
-                          f"{model.head!r}); valid: 'none'")
+                          f"{model.head!r}); valid there: "
+                          + ", ".join(repr(m) for m in FUSION_METHODS))
     if train.mode != "joint":
         raise ConfigError(f"train.mode must be 'joint' on the fusion engine (one run on all "
                           f"modalities), got {train.mode!r}")

@@ -29,6 +29,9 @@ def fusion_prediction(cfg: Config, run) -> dict:
             mod.dim != 1 for mod in cfg.data.modality):
         return {**empty, "formula": "none: the formulas cover two one-dimensional Gaussian "
                 "modalities given by std and data.correlation"}
+    if cfg.method.name != "none":
+        return {**empty, "formula": f"none: the formulas are for plain GD (method.name = "
+                f"{cfg.method.name!r})"}
     m = cfg.model
     pred = predicted_half_steps(cfg.names, [mod.std for mod in cfg.data.modality],
                                 cfg.data.correlation, cfg.train.lr, m.architecture, m.depth,
@@ -41,26 +44,19 @@ def fusion_prediction(cfg: Config, run) -> dict:
 
 
 def fusion_run_summary(cfg: Config, res: dict, pred: dict) -> dict[str, Any]:
-    """One run's entry of summary.json."""
-    h = res["half_step"]
-    known = [h[n] for n in cfg.names if h[n] is not None]
-    measured_ratio = (max(known) / min(known) if len(known) == cfg.K and min(known) > 0
-                      else None)
-    return {
-        "trained_modalities": list(cfg.names),
-        "status": res["status"], "failed_step": res["failed_step"],
-        "gradient_route": res["route"],
-        "final_loss": float(res["trace"]["loss"][-1]),
-        "total_weight": res["final_total_weight"],
-        "half_step": h,
-        "predicted_half_step": pred["predicted_half_step"],
-        "half_step_ratio": measured_ratio,
-        "predicted_half_step_ratio": pred["ratio"],
-        "misattribution": res["misattribution"],
-        "misattributed_modality": res["misattributed_modality"],
-        "predicted_misattribution": pred["misattribution"],
-        "theory_formula": pred["formula"],
-    }
+    """One run's entry of summary.json: the quantities of :data:`simcomp.results.QUANTITIES`
+    that the fusion engine reports, in table order (the same getters as results.csv's)."""
+    from . import results
+
+    exp = results.fusion_experiment(cfg, res, pred)
+    view = results.run_views(exp)["joint"]
+    out: dict[str, Any] = {}
+    for q in results.QUANTITIES:
+        if q.level == "comparison" or not results.applies(q, view):
+            continue
+        value = q.get(view)
+        out[q.name] = dict(zip(view.names, value)) if q.level == "modality" else value
+    return out
 
 
 def fusion_summary(cfg: Config, res: dict, pred: dict) -> dict[str, Any]:

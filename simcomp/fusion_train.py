@@ -31,10 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Config
-from .kernels.fusion_net import ACT_CODES, LOSS_CODES, gd_batch
+from .kernels.fusion_net import ACT_CODES, LOSS_CODES, SRC_CONCAT, SRC_INPUT, gd_batch
 from .models.registry import network
 
-__all__ = ["FusionRun", "prepare", "train_fusion", "gaussian_covariance", "half_steps",
+__all__ = ["FusionRun", "prepare", "learning_rate_scale", "train_fusion",
+           "gaussian_covariance", "half_steps",
            "misattribution_of", "initial_magnitudes"]
 
 _STREAM_GAUSS, _STREAM_FUSION_INIT = 6, 7
@@ -148,6 +149,31 @@ def initial_magnitudes(cfg: Config, net, theta) -> list:
     return out
 
 
+def learning_rate_scale(cfg: Config, net) -> np.ndarray:
+    """Each weight's learning-rate factor: 1, or c_r (method ``lr_scale``) for the weights
+    that act on modality r before the modalities mix -- its private encoder layers and the
+    fusion layer's columns that read r's encoding (or r's inputs, in early fusion)."""
+    scale = np.ones(net.n_params)
+    if cfg.method.name != "lr_scale":
+        return scale
+    c = cfg.method.lr_scale
+    dims = [mod.dim for mod in cfg.data.modality]
+    for l, (off, rows, cols, src, _, _) in enumerate(net.layout):
+        owner = int(net.modality_of_layer[l])
+        if owner >= 0:
+            scale[off:off + rows * cols] = c[owner]
+            continue
+        if src not in (SRC_CONCAT, SRC_INPUT):
+            continue  # a shared layer after the fusion layer
+        block = scale[off:off + rows * cols].reshape(rows, cols)
+        start = 0
+        for r in range(cfg.K):
+            width = dims[r] if src == SRC_INPUT else int(net.layout[net.concat[r], 1])
+            block[:, start:start + width] = c[r]
+            start += width
+    return scale
+
+
 def prepare(cfg: Config) -> FusionRun:
     """Data, network, initial weights and gradient route of one fusion-engine run."""
     dims = [mod.dim for mod in cfg.data.modality]
@@ -206,7 +232,10 @@ def prepare(cfg: Config) -> FusionRun:
                  cfg.train.lr, cfg.train.steps, cfg.train.trace_every, fixed)
     extra = {"u0": initial_magnitudes(cfg, net, theta0),
              "stds": [mod.std for mod in cfg.data.modality]}
-    return FusionRun(cfg, cfg.names, net, theta0, net.mask(fixed), route, data, proj, key, extra)
+    # the mask scales each weight's step: 0 for a fixed head, c_r under lr_scale
+    mask = net.mask(fixed) * learning_rate_scale(cfg, net)
+    key = key + (mask.tobytes(),)
+    return FusionRun(cfg, cfg.names, net, theta0, mask, route, data, proj, key, extra)
 
 
 def half_steps(steps: np.ndarray, tw: np.ndarray) -> list:

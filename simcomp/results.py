@@ -73,6 +73,11 @@ __all__ = [
     "quantity",
     "run_views",
     "experiment_view",
+    "FusionRunRecord",
+    "FusionExperiment",
+    "fusion_experiment",
+    "engine_of",
+    "applies",
 ]
 
 
@@ -89,6 +94,9 @@ class Quantity:
     # Known before training: from the data, the initial weights and the theory alone
     # (what ``simcomp theory`` reports, see :func:`theory_summary`).
     before_training: bool = False
+    # The engines whose runs report it ("original": the fixed-head late-fusion learner,
+    # "fusion": the fusion engine, docs/architectures.md); on other runs it is None.
+    engines: tuple = ("original",)
 
 
 @dataclass(frozen=True)
@@ -308,26 +316,57 @@ def _ensemble_value(view: ExperimentView, what: str):
     return None if own is None else own - ens.test_error
 
 
+def _fusion(view: RunView, key: str):
+    """A fusion-engine run's value (its result dict, or the theory's dict for ``pred_``
+    keys); None-per-modality or None on the original learner's runs, which have none."""
+    modality = key in ("total_weight", "half_step", "pred_predicted_half_step")
+    res = getattr(view.run, "fusion", None)
+    if res is None:
+        return [None] * len(view.names) if modality else None
+    source = view.prediction if key.startswith("pred_") else res
+    value = source[key.removeprefix("pred_")]
+    if modality:
+        return [_float(value[name]) for name in view.names]
+    return _float(value) if isinstance(value, (int, float, np.floating)) else value
+
+
+def _final_total_weight(view: RunView) -> list:
+    res = getattr(view.run, "fusion", None)
+    if res is None:
+        return [None] * len(view.names)
+    return [_float(res["final_total_weight"][name]) for name in view.names]
+
+
+def _half_step_ratio(view: RunView):
+    """Last over first half step of the run's modalities (all of them must have one)."""
+    halves = _fusion(view, "half_step")
+    if None in halves or not halves or min(halves) <= 0:
+        return None
+    return _float(max(halves) / min(halves))
+
+
 # --------------------------------------------------------------------------- the table
+
+_BOTH = ("original", "fusion")
 
 QUANTITIES: tuple[Quantity, ...] = (
     # what was trained and how it ended
     Quantity("trained_modalities", "run", "names", "",
              "names of the modalities this run trains, in config order",
              lambda v: v.names,
-             before_training=True),
+             before_training=True, engines=_BOTH),
     Quantity("status", "run", "str", "",
              "ok, stop_loss (train.stop_loss reached), nonfinite (the loss overflowed) or diverged "
              "(weights, alignments or loss past 1e12 while still finite, e.g. umt at a large "
              "distill_weight)",
-             lambda v: v.run.status),
+             lambda v: v.run.status, engines=_BOTH),
     Quantity("failed_step", "run", "int", "",
              "the step whose loss was not finite (nonfinite) or the first recorded step past the "
              "divergence bound (diverged); None otherwise",
-             lambda v: v.run.failed_step),
+             lambda v: v.run.failed_step, engines=_BOTH),
     Quantity("steps_run", "run", "int", "",
              "GD steps taken (train.steps unless the run stopped early)",
-             lambda v: int(v.run.steps_run)),
+             lambda v: int(v.run.steps_run), engines=_BOTH),
     # measured, per modality
     Quantity("initial_leading_alignment", "modality", "float", "shared",
              "Lambda_M(0): the largest alignment of M's neurons with its signal atom at step 0 "
@@ -356,7 +395,7 @@ QUANTITIES: tuple[Quantity, ...] = (
     # measured, per run
     Quantity("winner", "run", "str", "joint",
              "the modality learned first (ties: config order); None: none learned",
-             lambda v: _winner(v.run.winner, v)),
+             lambda v: _winner(v.run.winner, v), engines=_BOTH),
     Quantity("test_error", "run", "float", "all",
              "test error of the network at the last traced step (an output of 0 counts half)",
              lambda v: _float(_last(v, "test_error"))),
@@ -514,9 +553,53 @@ QUANTITIES: tuple[Quantity, ...] = (
              "whether the method's reduced dynamics overflowed (e.g. umt with a too large "
              "distill_weight)",
              lambda v: _outcome(v, "diverged")),
+    # the fusion engine (docs/architectures.md, docs/fusion.md); None on the original learner
+    Quantity("total_weight", "modality", "float", "joint",
+             "fusion engine: M's total weight at the last recorded step (the input-output "
+             "coefficient of M projected on the target's, 1 when M is learned exactly)",
+             _final_total_weight, engines=("fusion",)),
+    Quantity("half_step", "modality", "float", "joint",
+             "fusion engine: first (interpolated) step at which M's total weight reaches half "
+             "its final value; None: never",
+             lambda v: _fusion(v, "half_step"), engines=("fusion",)),
+    Quantity("predicted_half_step", "modality", "float", "joint",
+             "fusion engine: the linear theory's half step of M (docs/theory.md section 14); "
+             "None: no formula for this configuration (theory_formula says why)",
+             lambda v: _fusion(v, "pred_predicted_half_step"), before_training=True,
+             engines=("fusion",)),
+    Quantity("half_step_ratio", "run", "float", "joint",
+             "fusion engine: the last half step over the first (the length of the unimodal "
+             "phase in units of the first); None: a modality has no half step",
+             _half_step_ratio, engines=("fusion",)),
+    Quantity("predicted_half_step_ratio", "run", "float", "joint",
+             "fusion engine: the theory's ratio of the half steps; None: no formula",
+             lambda v: _fusion(v, "pred_ratio"), before_training=True, engines=("fusion",)),
+    Quantity("misattribution", "run", "float", "joint",
+             "fusion engine: the first-learned modality's total weight halfway through the "
+             "unimodal phase, minus its final value, relative to it; None: fewer than two "
+             "modalities have a half step",
+             lambda v: _fusion(v, "misattribution"), engines=("fusion",)),
+    Quantity("misattributed_modality", "run", "str", "joint",
+             "fusion engine: the modality misattribution is measured on (the first learned)",
+             lambda v: _fusion(v, "misattributed_modality"), engines=("fusion",)),
+    Quantity("predicted_misattribution", "run", "float", "joint",
+             "fusion engine: the theory's misattribution; None: no formula",
+             lambda v: _fusion(v, "pred_misattribution"), before_training=True,
+             engines=("fusion",)),
+    Quantity("theory_formula", "run", "str", "",
+             "fusion engine: which closed form gave the predicted half steps, or why there is "
+             "none",
+             lambda v: _fusion(v, "pred_formula"), before_training=True, engines=("fusion",)),
+    Quantity("final_loss", "run", "float", "joint",
+             "fusion engine: the training loss at the last recorded step",
+             lambda v: _fusion(v, "final_loss"), engines=("fusion",)),
+    Quantity("gradient_route", "run", "str", "",
+             "fusion engine: how its gradient was computed (moments: from the data's second "
+             "moments; samples: per sample)",
+             lambda v: _fusion(v, "route"), engines=("fusion",)),
     # execution (not a result: depends on the machine)
     Quantity("seconds", "run", "float", "", "wall time of the run's training",
-             lambda v: _float(v.run.seconds)),
+             lambda v: _float(v.run.seconds), engines=_BOTH),
     Quantity("threads", "run", "int", "", "numba threads the run could use",
              lambda v: int(v.run.threads)),
     Quantity("parallel", "run", "bool", "",
@@ -590,3 +673,56 @@ def run_views(exp) -> dict[str, RunView]:
 def experiment_view(exp) -> ExperimentView:
     """The :class:`ExperimentView` of a finished experiment (what comparison getters read)."""
     return ExperimentView(exp.cfg, run_views(exp), getattr(exp, "ensemble", None))
+
+
+# --------------------------------------------------------------------------- the fusion engine
+
+
+@dataclass(frozen=True)
+class FusionRunRecord:
+    """A fusion-engine run as the getters read it (the joint run; ``fusion``: its result
+    dict from :func:`simcomp.fusion_train.train_fusion`)."""
+
+    name: str
+    trained: list
+    status: str
+    failed_step: int | None
+    steps_run: int
+    winner: int | None  # index of the modality whose half step comes first
+    seconds: float
+    fusion: dict
+
+
+@dataclass(frozen=True)
+class FusionExperiment:
+    """One fusion-engine experiment in the shape :func:`run_views` reads (no data object:
+    its quantities come from the run's result and the theory's dict)."""
+
+    cfg: Config
+    runs: list
+    predictions: dict
+    data: Any = None
+
+
+def fusion_experiment(cfg: Config, res: dict, pred: dict) -> FusionExperiment:
+    """The :class:`FusionExperiment` of a trained fusion run ``res`` and its theory ``pred``."""
+    halves = [res["half_step"][name] for name in cfg.names]
+    known = [(t, k) for k, t in enumerate(halves) if t is not None]
+    steps_run = cfg.train.steps if res["failed_step"] is None else res["failed_step"]
+    record = FusionRunRecord(
+        name="joint", trained=list(range(cfg.K)), status=res["status"],
+        failed_step=res["failed_step"], steps_run=steps_run,
+        winner=min(known)[1] if known else None, seconds=res["seconds"],
+        fusion={**res, "final_loss": float(res["trace"]["loss"][-1])
+                if len(res["trace"]["loss"]) else None})
+    return FusionExperiment(cfg, [record], {"joint": pred})
+
+
+def engine_of(view: RunView) -> str:
+    """``"fusion"`` for a fusion-engine run, else ``"original"``."""
+    return "fusion" if isinstance(view.run, FusionRunRecord) else "original"
+
+
+def applies(q: Quantity, view: RunView) -> bool:
+    """Whether the run of ``view`` reports ``q`` (its engine is one of ``q.engines``)."""
+    return engine_of(view) in q.engines

@@ -175,3 +175,60 @@ def test_cold_cache_is_announced_once_per_process(monkeypatch, capsys):
     monkeypatch.setattr(api, "_cached", lambda body: True)
     assert api.announce_compile("parallel") is False  # warm: nothing to say
     assert capsys.readouterr().err == ""
+
+
+FUSION_SCRIPT = r"""
+import hashlib, json
+import numpy as np
+import simcomp
+from simcomp.fusion_train import train_fusion
+from simcomp.kernels import fusion_net
+
+base = {"model.head": "trainable", "data.kind": "gaussian", "train.mode": "joint",
+        "data.modality.0.dim": 1, "data.modality.1.dim": 1, "model.width": 2,
+        "data.modality.0.noise": 0.0, "data.modality.1.noise": 0.0, "data.n_train": 64,
+        "train.steps": 30, "train.trace_every": 10, "model.init_scale": 0.1, "train.lr": 0.05,
+        "data.modality.0.std": 2.0}
+cfgs = [simcomp.build_config(overrides={**base, **extra, "seed": seed})
+        for extra in ({"model.activation": "linear", "train.loss": "mse"},  # moment route
+                      {"model.activation": "relu", "model.architecture": "deep_fusion",
+                       "model.depth": 3, "model.fusion_layer": 2})  # sample route
+        for seed in (0, 1)]
+digest = hashlib.sha256()
+routes = []
+for res in train_fusion(cfgs):
+    routes.append(res["route"])
+    digest.update(np.ascontiguousarray(res["theta"]).tobytes())
+    for key in ("steps", "total_weight", "loss"):
+        digest.update(np.ascontiguousarray(res["trace"][key]).tobytes())
+stats = {}
+for name in ("_gd_moments_batch", "_gd_samples_batch"):
+    s = getattr(fusion_net, name).stats
+    stats[name] = [sum(s.cache_hits.values()), sum(s.cache_misses.values())]
+print(json.dumps({"digest": digest.hexdigest(), "stats": stats, "routes": routes}))
+"""
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_fusion_kernels_from_the_cache(tmp_path):
+    cache_dir = tmp_path / "numba-cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir))
+    env.pop("NUMBA_DISABLE_JIT", None)
+
+    def run():
+        proc = subprocess.run([sys.executable, "-c", FUSION_SCRIPT], capture_output=True,
+                              text=True, env=env, timeout=900)
+        assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first = run()
+    assert first["routes"] == ["moments", "moments", "samples", "samples"]
+    for name, (hits, misses) in first["stats"].items():
+        assert misses >= 1 and hits == 0, (name, hits, misses)  # compiled here
+    written = cache_files(cache_dir)
+    assert any("fusion_net" in name for name in written)
+    second = run()
+    assert second["digest"] == first["digest"]  # same results from the cached code
+    for name, (hits, misses) in second["stats"].items():
+        assert hits >= 1 and misses == 0, (name, hits, misses)  # loaded, not compiled
+    assert cache_files(cache_dir) == written  # nothing compiled, nothing rewritten

@@ -76,16 +76,10 @@ def test_preflight_refuses_an_oversized_fusion_run():
         check(estimate_simulate(cfg))
 
 
-def test_sweeps_and_the_original_experiment_refuse_fusion_configs(tmp_path, capsys):
+def test_the_original_experiment_refuses_fusion_configs():
     from simcomp.experiment import run_experiment, run_experiments
-    from simcomp.sweep import SweepError, plan_sweep
 
     cfg = simcomp.build_config(overrides=SETS)
-    with pytest.raises(SweepError, match="fusion engine"):
-        plan_sweep(cfg, ["data.correlation=0.1,0.2"], 1)
     for call in (lambda: run_experiment(cfg), lambda: run_experiments([cfg])):
         with pytest.raises(simcomp.ConfigError, match="fusion engine"):
             call()
-    assert main(["sweep", "--out", str(tmp_path / "s"), "--grid", "data.correlation=0.1,0.2",
-                 *_argv(SETS)]) == 2
-    assert "fusion engine" in capsys.readouterr().err

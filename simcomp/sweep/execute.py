@@ -42,11 +42,36 @@ def run_batch(configs: list[Config]) -> list[dict[str, Any]]:
     their first and last step: a row needs nothing in between.
     """
     from ..experiment import run_experiments
+    from ..fusion_config import uses_fusion_engine
+
+    configs = list(configs)
+    fusion = [i for i, cfg in enumerate(configs) if uses_fusion_engine(cfg.model)]
+    original = [i for i in range(len(configs)) if i not in set(fusion)]
+    rows: list = [None] * len(configs)
+    if original:
+        start = time.perf_counter()
+        experiments = run_experiments([configs[i] for i in original], record=False)
+        share = (time.perf_counter() - start) / len(experiments)
+        for i, exp in zip(original, experiments):
+            rows[i] = result_row(exp, share)
+    if fusion:
+        for i, row in zip(fusion, _fusion_rows([configs[i] for i in fusion])):
+            rows[i] = row
+    return rows
+
+
+def _fusion_rows(configs: list[Config]) -> list[dict[str, Any]]:
+    """Result rows of fusion-engine configs: same-shape runs train in one compiled call."""
+    from ..fusion_result import fusion_prediction
+    from ..fusion_train import prepare, train_fusion
+    from ..results import fusion_experiment
 
     start = time.perf_counter()
-    experiments = run_experiments(list(configs), record=False)
-    share = (time.perf_counter() - start) / max(len(experiments), 1)
-    return [result_row(exp, share) for exp in experiments]
+    runs = [prepare(cfg) for cfg in configs]
+    results = train_fusion(configs, runs)
+    share = (time.perf_counter() - start) / len(configs)
+    return [result_row(fusion_experiment(cfg, res, fusion_prediction(cfg, run)), share)
+            for cfg, run, res in zip(configs, runs, results)]
 
 
 # --------------------------------------------------------------------------- batch size

@@ -13,7 +13,6 @@ import numpy as np
 
 from ..columns import result_columns
 from ..config import Config, ConfigError, config_from_dict
-from ..fusion_config import uses_fusion_engine
 from ..overrides import apply_overrides
 from .grid import GridAxis, SweepError, expand_grid, parse_grid
 
@@ -158,6 +157,20 @@ def _get_path(raw: Any, key: str) -> Any:
     return node
 
 
+def _read_setting(cfg: Config, key: str) -> Any:
+    """The resolved value of a dotted key; the fusion engine's keys at their defaults are
+    left out of ``cfg.to_dict()``, so those are read from the config's fields."""
+    try:
+        return _get_path(cfg.to_dict(), key)
+    except KeyError:
+        node: Any = cfg
+        for part in key.split("."):
+            node = node[int(part)] if isinstance(node, (list, tuple)) else getattr(node, part)
+        if dataclasses.is_dataclass(node):
+            raise KeyError(key) from None
+        return list(node) if isinstance(node, tuple) else node
+
+
 def _build(base_raw: dict[str, Any], assignments: Sequence[tuple[str, Any]]) -> Config:
     return config_from_dict(apply_overrides(base_raw, list(assignments)))
 
@@ -232,8 +245,8 @@ def plan_sweep(base: Config, grids: Sequence[str | GridAxis], seeds: int,
             except ConfigError as exc:
                 raise SweepError(f"--grid {axis.key}={axis.spec}: value {value!r}: {exc}") from None
             try:
-                normal.append(_get_path(cfg.to_dict(), axis.key))
-            except (KeyError, IndexError, ValueError):
+                normal.append(_read_setting(cfg, axis.key))
+            except (KeyError, IndexError, ValueError, AttributeError):
                 raise SweepError(f"--grid {axis.key}: not a config setting") from None
         for value in normal:
             if isinstance(value, (dict, list)):
@@ -258,13 +271,6 @@ def plan_sweep(base: Config, grids: Sequence[str | GridAxis], seeds: int,
         except ConfigError as exc:
             where = ", ".join(f"{k}={v!r}" for k, v in point)
             raise SweepError(f"--grid point {where}: {exc}") from None
-        if uses_fusion_engine(cfg_point.model):
-            where = ", ".join(f"{k}={v!r}" for k, v in point) or "the base config"
-            raise SweepError(
-                f"--grid point {where}: model.architecture = {cfg_point.model.architecture!r}, "
-                f"model.head = {cfg_point.model.head!r} runs on the fusion engine, which sweeps "
-                "do not support yet (benchmarks/fusion.py batches such grids through "
-                "simcomp.fusion_train.train_fusion)")
         if names is None:
             names, first_point = cfg_point.names, point
         elif cfg_point.names != names:
