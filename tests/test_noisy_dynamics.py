@@ -177,3 +177,31 @@ def test_limit_recovers_theta_as_exact_mode_with_a_diagonal_gram():
     np.testing.assert_allclose(one.theta, two.theta, rtol=0, atol=1e-9 * scale)
     for g1, g2 in zip(one.weight_gram, two.weight_gram):
         np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-12 * np.abs(g2).max())
+
+
+def test_huge_weights_degrade_to_no_expected_error_not_a_linalg_error():
+    """A config validation accepts (found by the property test of test_reliability.py):
+    the predicted weights grow so large that their noise covariance overflows; the
+    prediction then has no expected test error, as ``expected_error`` does, instead of
+    ``numpy.linalg.LinAlgError: Eigenvalues did not converge`` from predict_run."""
+    from simcomp import experiment
+    from simcomp.config_file import build_config
+    from simcomp.trace import geometry
+    from simcomp.train import run_plan
+
+    cfg = build_config(None, [
+        "data.n_train=32", "data.n_test=32", "data.modality.0.dim=6", "data.modality.1.dim=5",
+        "model.width=2", "train.steps=3", "train.trace_every=1", "data.modality.0.distractors=1",
+        "model.learner=class_banks", "model.q=2.0", "model.init_scale=47.0",
+        "train.lr=2.68e154", "data.modality.0.beta=1.0", "data.modality.1.noise=1.0",
+        "data.modality.0.distractor_strength=0.0", "data.modality.1.presence=1.0",
+        "model.rho=1.0", "model.learned_threshold=1.0", "train.stop_loss=0.0"])
+    data = make_experiment_data(cfg)
+    errors = []
+    for _, trained in run_plan(cfg):
+        a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = experiment.predict_run(cfg, data, trained, a0)
+        errors.append(pred.noise_aware.test_error.fused)
+    assert np.isnan(errors[0])  # the joint run's predicted network overflows: no error
+    assert all(e is None or isinstance(e, float) for e in errors)

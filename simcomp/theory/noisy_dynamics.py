@@ -423,6 +423,21 @@ def final_encoders(cfg: Config, trained: Sequence[int], dyn: NoisyDynamics) -> l
     return out
 
 
+def _finite_encoders(cfg: Config, trained: Sequence[int], dyn: NoisyDynamics):
+    """:func:`final_encoders`, or None where finite but huge weights overflow their noise
+    covariance (eigh then fails to converge): such a network has no expected error, as a
+    diverged one has none."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            encoders = final_encoders(cfg, trained, dyn)
+        except np.linalg.LinAlgError:  # eigh of a matrix holding inf or nan, or not converging
+            return None
+    if not all(np.isfinite(enc.factor).all() and np.isfinite(enc.signal).all()
+               for enc in encoders):
+        return None
+    return encoders
+
+
 def noise_aware_predict(cfg: Config, trained: Sequence[int], alignment0, y, presence,
                         noise: Sequence[TrainingNoise], *, seed: int = 0,
                         points: int = 2048, replicates: int = 8,
@@ -438,8 +453,11 @@ def noise_aware_predict(cfg: Config, trained: Sequence[int], alignment0, y, pres
     learned = dyn.learned_step
     order = [(int(t), k) for k, t in enumerate(learned) if t >= 0]
     winner = min(order)[1] if order else None
+    encoders = None
     if np.isfinite(dyn.loss).all() and all(np.isfinite(G).all() for G in dyn.weight_gram):
-        err = expected_error_gaussian(final_encoders(cfg, trained, dyn), cfg.model.banks,
+        encoders = _finite_encoders(cfg, trained, dyn)
+    if encoders is not None:
+        err = expected_error_gaussian(encoders, cfg.model.banks,
                                       cfg.model.activation, cfg.model.q, cfg.model.rho,
                                       points=points, replicates=replicates, seed=seed,
                                       correlation=cfg.data.presence_correlation)
