@@ -264,3 +264,34 @@ def test_winner_coordinate_agrees_with_race(q, b, p, g):
     pr = th.phase_boundary(q, beta_ratio=beta[1] / beta[0], gamma_ratio=gamma[1] / gamma[0])
     k_b = th.rate(beta, np.array([1.0, pr]), q, 1.0)
     assert abs(th.winner_coordinate(k_b, gamma, q)) < 1e-9
+
+
+def _noisy_race_reference(gamma, kappa, beta, q, rho, eta, noise, perp, symmetric, max_steps=10**4):
+    """The noisy race written from its docstring in plain Python: the spread of a neuron's
+    pre-activation is tau = sigma sqrt(Lambda^2 + |w_perp|^2), its own alignment included."""
+    from simcomp.theory.race import _Z_GRID, _Z_WEIGHT
+
+    lam, step = gamma, eta * kappa * (rho / beta) ** (q - 1.0)
+    for n in range(1, max_steps + 1):
+        tau = noise * math.sqrt(lam * lam + perp * perp)
+        z = beta * lam + tau * _Z_GRID
+        z = np.abs(z) if symmetric else z
+        deriv = np.where(z > rho, 1.0, np.where(z > 0.0, (np.maximum(z, 0.0) / rho) ** (q - 1.0),
+                                                   0.0))
+        lam += step * float(np.sum(_Z_WEIGHT * deriv))
+        if beta * lam >= rho:
+            return float(n)
+    return math.inf
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("q", [2.0, 3.0])
+def test_noisy_race_spread_counts_the_neurons_own_alignment(q, symmetric):
+    """With no perpendicular part (|w_perp| = 0) and noise > 0 the whole spread comes from
+    the neuron's own alignment: tau = sigma Lambda.  The learn step must follow it exactly,
+    and differ from the noise-free race (which a spread ignoring Lambda would give)."""
+    args = (0.05, 0.5, 1.0, q, 1.0, 1.0)
+    got = th.race_learn_step_noisy(*args, 1.5, 0.0, None, symmetric)
+    want = _noisy_race_reference(*args, 1.5, 0.0, symmetric)
+    assert got == want
+    assert got != th.race_learn_step_noisy(*args, 0.0, 0.0, None, symmetric)
