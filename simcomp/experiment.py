@@ -162,12 +162,9 @@ EXPECTED_POINTS = 2048
 EXPECTED_REPLICATES = 8
 
 
-def noise_aware_regime(cfg: Config, trained) -> bool:
-    """Whether a run is predicted by the noise-aware theory: a trained modality has noise
-    or distractors (the reduced dynamics ignores both; without them the two agree)."""
-    mods = [cfg.data.modality[r] for r in trained]
-    return any(m.noise > 0.0 or (m.distractors > 0 and m.distractor_strength > 0.0)
-               for m in mods)
+# The rule deciding between the noise-aware and the reduced theory lives in the theory
+# (the results and the figure, which draws the prediction, follow it); re-exported here.
+noise_aware_regime = theory.noise_aware_regime
 
 
 def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment0: np.ndarray,
@@ -201,7 +198,7 @@ def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment
         pred.method = predict_method(cfg, trained, alignment0, y_pat, s_pat, w_pat,
                                      plain=pred.reduced)
     if noise_aware is None:
-        noise_aware = cfg.train.noise_theory and noise_aware_regime(cfg, trained)
+        noise_aware = theory.noise_aware_regime(cfg, trained)
     if noise_aware:
         grams = [theory.weight_geometry(data.init[r], data.signals[r]) for r in trained]
         pred.noise_aware = theory.distribution_predict(

@@ -301,6 +301,42 @@ def test_prediction_theory_is_chosen_by_regime():
     assert joint["race_winner"] == "AB"[exp.predictions["joint"].predicted_winner]
 
 
+@pytest.mark.parametrize("extra, aware", [
+    # noise in one modality of two: the joint run is noise-aware (any noisy modality, not all)
+    (["data.modality.0.noise=0.05", "data.modality.1.noise=0"],
+     {"joint": True, "unimodal-A": True, "unimodal-B": False}),
+    # distractors without noise: noise-aware in the results, so in the figure too
+    (["data.modality.0.noise=0", "data.modality.1.noise=0", "data.modality.1.distractors=2",
+      "data.modality.1.distractor_strength=0.3"],
+     {"joint": True, "unimodal-A": False, "unimodal-B": True}),
+    # the switch off: reduced everywhere, noise or not
+    (["data.modality.0.noise=0.05", "train.noise_theory=false"],
+     {"joint": False, "unimodal-A": False, "unimodal-B": False}),
+])
+def test_the_figure_draws_the_theory_the_results_use(extra, aware):
+    """One rule (theory.noise_aware_regime) picks the noise-aware theory for the results'
+    predictions and for the figure's theory curve."""
+    from types import SimpleNamespace
+
+    from simcomp.api import theory_curves
+    from simcomp.data import make_experiment_data
+    from simcomp.experiment import predict_run
+    from simcomp.trace import geometry
+    from simcomp.train import run_plan
+
+    cfg = small(*extra)
+    data = make_experiment_data(cfg)
+    runs, in_results = [], {}
+    for name, trained in run_plan(cfg):
+        a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
+        runs.append(SimpleNamespace(name=name, trained=trained, initial_alignment=a0))
+        in_results[name] = predict_run(cfg, data, trained, a0).noise_aware is not None
+    in_figure = {name: label == "theory: noise-aware dynamics"
+                 for name, (label, _, _) in theory_curves(cfg, data, runs).items()}
+    assert in_results == aware
+    assert in_figure == aware
+
+
 def test_reduced_and_noise_aware_agree_without_noise():
     """Forcing the noise-aware theory on noise-free data gives the reduced prediction."""
     from simcomp.experiment import predict_run

@@ -61,6 +61,7 @@ from simcomp.theory.noisy_dynamics import (
     TrainingNoise,
     noise_aware_dynamics,
     noise_aware_predict,
+    noise_aware_regime,
     predicted_gap,
     training_noise,
 )
@@ -109,6 +110,7 @@ __all__ = [
     "noise_aware_dynamics",
     "NoisyPrediction",
     "noise_aware_predict",
+    "noise_aware_regime",
     "predicted_gap",
     "distribution_predict",
     "weight_geometry",

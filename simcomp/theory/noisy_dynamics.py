@@ -54,6 +54,7 @@ __all__ = [
     "noise_aware_dynamics",
     "NoisyPrediction",
     "noise_aware_predict",
+    "noise_aware_regime",
     "predicted_gap",
 ]
 
@@ -436,6 +437,23 @@ def _finite_encoders(cfg: Config, trained: Sequence[int], dyn: NoisyDynamics):
                for enc in encoders):
         return None
     return encoders
+
+
+def noise_aware_regime(cfg: Config, trained: Sequence[int]) -> bool:
+    """Whether a run's theory is the noise-aware dynamics rather than the reduced one.
+
+    The one rule behind both the results (``predicted_by``, the predicted
+    winner and error) and the figure's theory curve: ``train.noise_theory``
+    is on and at least one trained modality has input noise or effective
+    distractors (a positive count and strength).  The reduced dynamics
+    ignores both; without them the two theories agree.
+    """
+    if not cfg.train.noise_theory:
+        return False
+    return any(cfg.data.modality[r].noise > 0.0
+               or (cfg.data.modality[r].distractors > 0
+                   and cfg.data.modality[r].distractor_strength > 0.0)
+               for r in trained)
 
 
 def noise_aware_predict(cfg: Config, trained: Sequence[int], alignment0, y, presence,
