@@ -380,6 +380,25 @@ MUTANTS: tuple[Mutant, ...] = (
       "the uni-modal ensemble's error computed from the joint network's outputs",
       (ME + "test_method_results",)
       + T_METHODS),
+    # ---------------------------------------------------------------- survivors of a later round
+    M("K14-mmpareto-conflict", "simcomp/kernels/rules.py",
+      "k0 = (uu - mu) / diff if diff > 0.0 else 0.5",
+      "k0 = (mm - mu) / diff if diff > 0.0 else 0.5",
+      "mmpareto's min-norm weight for conflicting gradients from the wrong inner product",
+      ("tests/test_rules.py::test_mmpareto_weights_conflicting_gradients_by_the_min_norm_point",
+       "tests/test_methods_join.py::"
+       "test_kernel_mmpareto_conflict_branch_equals_the_numpy_reference") + T_RULES),
+    M("H12-noisy-spread-own", "simcomp/theory/race.py",
+      "tau = noise[e] * np.sqrt(lam * lam + perp[e] * perp[e])",
+      "tau = noise[e] * np.sqrt(perp[e] * perp[e])",
+      "the noisy race's spread without the neuron's own alignment",
+      ("tests/test_theory_race.py::test_noisy_race_spread_counts_the_neurons_own_alignment",)
+      + T_THEORY),
+    M("E08-regime-all", "simcomp/theory/noisy_dynamics.py",
+      "    return any(cfg.data.modality[r].noise > 0.0",
+      "    return all(cfg.data.modality[r].noise > 0.0",
+      "the noise-aware theory only when every trained modality is noisy (instead of any)",
+      ("tests/test_results.py::test_the_figure_draws_the_theory_the_results_use",) + T_RESULTS),
 )
 
 # Mutants that cannot change any observable result: listed with the argument,

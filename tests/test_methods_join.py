@@ -338,3 +338,31 @@ def test_bad_method_keys_exit_2(argv, message, capsys, tmp_path, monkeypatch):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err
+
+
+@pytest.mark.parametrize("kind, seed", [(0, 0), (1, 1)])
+def test_kernel_mmpareto_conflict_branch_equals_the_numpy_reference(kind, seed):
+    """A noisy problem where the fused and uni-modal gradients of an encoder conflict
+    (cosine < 0) within six steps, so the min-norm weighting runs: the compiled rule
+    against the reference trainer, every weight to 1e-10 relative."""
+    dims = (5, 9)
+    P = signal_problem(seed, kind, dims=dims, m=3, n=40, w0=1.0, noise=1.0)
+    X = [P["X"][r, :, :d] for r, d in enumerate(dims)]
+    W0 = [P["W"][r, :, :, :d] for r, d in enumerate(dims)]
+    eta, steps = 0.8, 6
+    res = ref.train(X, P["y"], P["omega"], W0, form=FORM[kind], eta=eta, steps=steps,
+                    method="mmpareto", params={})
+    assert np.min(res["cosine"]) < -0.1  # the conflict branch is taken, clearly
+    rule = make_rule("mmpareto", 2, key=KEY)
+    W = P["W"].copy()
+    learned = -np.ones(W.shape[:2], np.int64)
+    status, _, _ = kern.gd_segment(P["X"], P["dims"], P["y"], P["omega"], W, kind, 3.0, 1.0, eta,
+                                   P["signal"], P["beta"], 100.0, learned, 0, steps, 0.0, False,
+                                   np.zeros_like(W), rule=rule)
+    assert status == kern.STATUS_OK
+    for r, d in enumerate(dims):
+        scale = np.abs(res["W"][r]).max()
+        np.testing.assert_allclose(W[r, :, :, :d], res["W"][r], rtol=1e-10, atol=1e-10 * scale)
+    stats = rule.method_stats()
+    np.testing.assert_allclose(stats["method_cosine"], res["cosine"][-1], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(stats["method_scale"], res["scale"][-1], rtol=1e-10, atol=1e-14)

@@ -135,6 +135,36 @@ def test_mmpareto_combines_the_two_gradients(seed, kind, K):
     np.testing.assert_allclose(rule.stats[3], cos, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("B", [1, 2])
+def test_mmpareto_weights_conflicting_gradients_by_the_min_norm_point(B):
+    """Hand-made gradients: encoder 0's two gradients conflict (cosine < 0, so the
+    min-norm weights k0 = (<u,u> - <m,u>) / |m - u|^2 apply, unclipped here), encoder 1's
+    agree (k0 = 1/2).  The compiled rule against :func:`pareto_reference` (NumPy)."""
+    from simcomp.kernels.rules import _mmpareto
+
+    rng = np.random.default_rng(B)
+    dims = np.array([4, 3], np.int64)
+    gm = np.zeros((2, B, 2, 5))
+    gm[:, :, :, :4] = rng.standard_normal((2, B, 2, 4))
+    gm[1, :, :, 3] = 0.0  # encoder 1 has 3 columns; the padding stays zero
+    gu = np.zeros_like(gm)
+    gu[0] = -0.6 * gm[0]  # opposed to g_m, |g_u| != |g_m| (k0 then differs from 1 - k0) ...
+    gu[0, :, :, :4] += 0.4 * rng.standard_normal((B, 2, 4))  # ... and not parallel
+    gu[1] = gm[1] + 0.3 * rng.standard_normal((B, 2, 5))
+    gu[1, :, :, 3:] = 0.0
+    want, cos = pareto_reference(gm, gu)
+    assert cos[0] < -0.2 and cos[1] > 0.2
+    a, b = gm[0].ravel(), gu[0].ravel()
+    k0 = (b @ b - a @ b) / ((a - b) @ (a - b))
+    assert 0.001 < k0 < 0.999 and abs(k0 - 0.5) > 0.05  # the clip and the midpoint do not hide it
+    G, G2 = gm.copy(), gu.copy()
+    for r in range(2):
+        got_cos, got_scale = _mmpareto(dims, G, G2, r)
+        assert got_cos == pytest.approx(cos[r], rel=1e-12)
+        assert got_scale >= 1.5
+    np.testing.assert_allclose(G, want, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("kind", [0, 1, 2])
 def test_lr_scale_one_and_ogm_alpha_zero_are_plain_training_bit_for_bit(kind):
     P = signal_problem(3, kind, dims=(5, 9, 4), n=300)
