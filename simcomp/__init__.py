@@ -40,6 +40,9 @@ if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/simcomp", "\\simcomp", "s
 
     if _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN:
         _signal.signal(_signal.SIGINT, _interrupted_while_importing)
+
+import types as _types
+
 from ._version import __version__
 from .api import Result, build_config, load, predict, simulate
 from .config import Config, ConfigError
@@ -51,18 +54,37 @@ def __getattr__(name):
         from .outputs import OutputError
 
         return OutputError
-    # ``simcomp.sweep`` is both the sweep package and, called, the API function
-    # :func:`simcomp.api.sweep` (the package is callable); imported on first use.
-    if name == "sweep":
-        import importlib
-
-        return importlib.import_module(".sweep", __name__)
-    # ``simcomp.calibrate`` likewise: the package, callable as :func:`simcomp.calibrate.calibrate`.
+    # ``simcomp.calibrate``: the package, callable as :func:`simcomp.calibrate.calibrate`.
     if name == "calibrate":
         import importlib
 
         return importlib.import_module(".calibrate", __name__)
     raise AttributeError(f"module 'simcomp' has no attribute {name!r}")
+
+
+class _Package(_types.ModuleType):
+    """The simcomp package, whose name ``sweep`` is always :func:`simcomp.api.sweep`.
+
+    The engine of sweeps is the subpackage ``simcomp/sweep/`` (imported as
+    ``from simcomp.sweep import run_sweep``), and importing a subpackage
+    binds its name in the parent package: without this property, the first
+    ``import simcomp.sweep...`` anywhere would replace the public function
+    by the module.  The binding is ignored; the module stays in
+    ``sys.modules["simcomp.sweep"]``.
+    """
+
+    @property
+    def sweep(self):
+        from .api import sweep
+
+        return sweep
+
+    @sweep.setter
+    def sweep(self, value):
+        pass  # the import system binding the subpackage: simcomp.sweep stays the function
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [

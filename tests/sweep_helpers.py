@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from simcomp.config_file import build_config
+
+# The sweep package (machinery); the attribute ``simcomp.sweep`` is the API function, so the
+# package is taken from the import system rather than ``from simcomp import sweep``.
+sw = importlib.import_module("simcomp.sweep")
 
 # Tiny runs; one numba thread so that every executor computes bit for bit the same.
 SMALL = ["data.n_train=64", "data.n_test=64", "data.modality.0.dim=8", "data.modality.1.dim=8",

@@ -14,11 +14,10 @@ import pytest
 
 from simcomp import columns as result_csv
 from simcomp import results
-from simcomp import sweep as sw
 from simcomp.config import ConfigError
 from simcomp.experiment import run_experiment, summarize
 
-from sweep_helpers import THIRD, base, read_csv
+from sweep_helpers import THIRD, base, read_csv, sw
 
 
 # --------------------------------------------------------------------------- grid parsing

@@ -11,11 +11,10 @@ import time
 
 import pytest
 
-from simcomp import sweep as sw
 from simcomp.cli import main
 from simcomp.config_file import build_config
 
-from sweep_helpers import GRID, base, read_csv, sets, spawn_cli, table
+from sweep_helpers import GRID, base, read_csv, sets, spawn_cli, sw, table
 
 
 # --------------------------------------------------------------------------- Dask

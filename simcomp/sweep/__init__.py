@@ -1,8 +1,9 @@
 """Sweeps: grids of configs times seeds, run in parallel, recorded run by run, resumable.
 
-Calling this package, ``simcomp.sweep(config, grid=..., seeds=..., out=...)``,
-runs :func:`simcomp.api.sweep` (the Python API; see its docstring): the rows
-of results.csv as dicts.  The names below are the machinery behind it.
+The Python API of sweeps is the function :func:`simcomp.api.sweep`, which is
+also ``simcomp.sweep`` (the rows of results.csv as dicts); this package is
+the machinery behind it and the command line, and never imports the API.
+Its names are imported from it: ``from simcomp.sweep import plan_sweep``.
 
 A sweep is a base config, a list of grid axes (``KEY=START:STOP:NUM`` or
 ``KEY=V1,V2,...``) and a number of seeds.  The cartesian product of the axes
@@ -33,9 +34,6 @@ lives in :mod:`simcomp.cli`.
 """
 
 from __future__ import annotations
-
-import sys
-import types
 
 from ..columns import result_columns, result_row
 from .execute import CONNECT_TIMEOUT, SweepRunError, default_batch_size, run_batch
@@ -80,30 +78,3 @@ __all__ = [
     "read_results",
     "sweep_report",
 ]
-
-
-class _SweepModule(types.ModuleType):
-    """``simcomp.sweep`` is this package; calling it calls :func:`simcomp.api.sweep`."""
-
-    def __call__(self, *args, **kwargs):
-        from ..api import sweep
-
-        return sweep(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _SweepModule
-
-
-def _present_as_the_function() -> None:
-    """``help(simcomp.sweep)`` and ``inspect.signature`` show :func:`simcomp.api.sweep`."""
-    import inspect
-
-    from ..api import sweep
-
-    module = sys.modules[__name__]
-    module.__signature__ = inspect.signature(sweep)
-    module.__doc__ = (f"simcomp.sweep{inspect.signature(sweep)}\n\n{inspect.getdoc(sweep)}"
-                      f"\n\nThe package behind it\n---------------------\n\n{__doc__}")
-
-
-_present_as_the_function()
