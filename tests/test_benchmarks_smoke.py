@@ -56,6 +56,7 @@ def test_sgd_vs_gd_quick_writes_its_csv_figure_and_page(scratch):
     assert all(len(row) == 4 for row in module.summary_rows(result))
 
 
+@pytest.mark.slow  # about 50 s: every method trained and drawn
 def test_mitigations_quick_version_writes_its_page_and_figures(scratch):
     module = importlib.import_module("mitigations")
     result = module.main(["--quick", "--workers", "1"])

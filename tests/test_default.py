@@ -9,6 +9,8 @@ of ``benchmarks/default_seeds.py``, which writes the table of docs/model.md.
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from default_seeds import CHOSEN, EARLY, GAP, TARGETS, seed_checks  # noqa: E402
@@ -17,6 +19,7 @@ from simcomp.config_file import default_config  # noqa: E402
 from simcomp.sweep import run_batch  # noqa: E402
 
 
+@pytest.mark.slow  # about 15 s: sixteen default runs
 def test_the_default_meets_its_targets_on_seeds_0_to_15():
     base = default_config()
     rows = run_batch([base.replace(seed=s) for s in CHOSEN])

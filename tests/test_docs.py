@@ -49,7 +49,9 @@ def test_block_extraction():
     assert python_blocks(text) == ["x = 1\n", "y = 2\n"]
 
 
-@pytest.mark.parametrize("page", ["docs/tutorial.md", "README.md"])
+@pytest.mark.parametrize("page", [
+    pytest.param("docs/tutorial.md", marks=pytest.mark.slow),  # about 15 s: the whole tutorial
+    "README.md"])
 def test_the_python_blocks_of_the_docs_run(page, tmp_path):
     text = (ROOT / page).read_text(encoding="utf-8")
     if page == "README.md":

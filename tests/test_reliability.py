@@ -405,6 +405,7 @@ def _predict_every_run(cfg):
         json.dumps(pred.to_json([cfg.names[r] for r in trained]), allow_nan=True)
 
 
+@pytest.mark.slow  # about 45 s: 40 drawn configs simulated; its finds are regression tests
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values=_VALUES, learner=st.sampled_from(["symmetric", "class_banks"]))
 @example(values={**{k: 1.0 for k in _FLOAT_KEYS}, "model.q": 2.0, "data.modality.1.noise": 1e308,

@@ -8,9 +8,12 @@ its NumPy step to 1e-12.
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
+@pytest.mark.slow  # about 50 s: the benchmark script end to end
 def test_quick_speed_benchmark_writes_its_page(tmp_path):
     sys.path.insert(0, str(BENCH))
     try:

@@ -62,6 +62,7 @@ def test_dask_retries_a_failed_batch(tmp_path, monkeypatch):
         table(tmp_path / "local" / "results.csv")
 
 
+@pytest.mark.slow  # about 5 s: a Dask cluster whose worker is killed
 def test_dask_survives_a_worker_process_dying(tmp_path):
     """A worker process exits mid-sweep: its batches are rerun elsewhere, the table is whole."""
     import os

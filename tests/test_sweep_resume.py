@@ -51,7 +51,10 @@ class Interrupt:
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("workers, executor", [(1, "processes"), (2, "threads"), (2, "processes")])
+@pytest.mark.parametrize("workers, executor", [
+    (1, "processes"), (2, "threads"),
+    pytest.param(2, "processes", marks=pytest.mark.slow),  # about 7 s: two worker processes
+])
 def test_interrupted_sweep_resumes_to_the_same_table(tmp_path, workers, executor):
     plan = sw.plan_sweep(base(), GRID, 2)
     whole = tmp_path / "whole"
@@ -72,7 +75,8 @@ def test_interrupted_sweep_resumes_to_the_same_table(tmp_path, workers, executor
     assert table(part / "results.csv") == table(whole / "results.csv")
 
 
-@pytest.fixture(params=["default", "ignored"])
+# As from a background job: slow tier (the terminal case keeps the default tier's coverage).
+@pytest.fixture(params=["default", pytest.param("ignored", marks=pytest.mark.slow)])
 def parent_sigint(request):
     """Run a test as from a terminal, and as from a background job (SIGINT ignored)."""
     handler = signal.SIG_IGN if request.param == "ignored" else signal.default_int_handler
