@@ -1,9 +1,11 @@
 """Record the reduced-dynamics and noisy-race outputs checked by test_theory_golden.py.
 
 Run from the repository root: ``PYTHONPATH=. python tests/theory_golden_gen.py``
-(only to re-record deliberately changed outputs).
+(only to re-record deliberately changed outputs). The file carries the
+signature of the machine's compiled code (tests/reference_files.py).
 """
 import numpy as np
+from reference_files import signature_arrays
 from simcomp import theory as th
 from simcomp.theory import reduced as th_red
 
@@ -35,4 +37,4 @@ def record():
     return data
 
 if __name__ == "__main__":
-    np.savez_compressed("tests/data/theory_golden.npz", **record())
+    np.savez_compressed("tests/data/theory_golden.npz", **record(), **signature_arrays())

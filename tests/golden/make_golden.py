@@ -7,8 +7,10 @@ Run from the repository root, only when plain training is *meant* to change:
 Each case trains a few small runs through the public trainer (single runs,
 the batched path, the parallel gradient) and stores, per run, every trace
 array, the learned steps per bank, the final weights, the number of steps
-run and the status in ``tests/golden/<case>.npz``. The test requires the
-current code to reproduce every array bit for bit (np.array_equal).
+run and the status in ``tests/golden/<case>.npz``, with the signature of the
+machine's compiled code (tests/reference_files.py). The test requires the
+current code to reproduce every array bit for bit on a machine of that
+signature, and within a tight tolerance on any other.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _path in (ROOT, ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from simcomp import train as train_mod  # noqa: E402
 from simcomp.config_file import build_config  # noqa: E402
 from simcomp.data import make_experiment_data  # noqa: E402
 from simcomp.train import run_plan, train_batch, train_run  # noqa: E402
+from reference_files import signature_arrays  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -126,7 +130,7 @@ def all_cases() -> dict:
 def main() -> None:
     for name, (fn, args) in all_cases().items():
         arrays = fn(*args)
-        np.savez_compressed(HERE / f"{name}.npz", **arrays)
+        np.savez_compressed(HERE / f"{name}.npz", **arrays, **signature_arrays())
         print(name, len(arrays), "arrays")
 
 
