@@ -688,7 +688,7 @@ class SweepRows(list):
 
 def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = None,
           workers: int | None = None, scheduler: Any = None, force: bool = False,
-          progress: bool = False, plot: bool = True, paired=None) -> list[dict]:
+          progress: bool | None = None, plot: bool = True, paired=None) -> list[dict]:
     """Run a grid of configs times seeds; the rows of ``results.csv``.
 
     Parameters
@@ -711,8 +711,12 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
         A dask scheduler address, ``"local"`` or a client.
     force : bool
         Start over in an existing sweep directory.
-    progress : bool
-        Draw a progress bar on stderr.
+    progress : bool, optional
+        Draw a progress bar on stderr (runs done, time left). None (the
+        default) or True: where a person watches -- stderr is a terminal, or
+        this is a notebook (IPython kernel) -- and never where stderr is
+        redirected to a file or pipe (scripts, logs get no control
+        characters). False: never.
     plot : bool
         Draw the phase diagrams into ``out/figures`` (when ``out`` is given
         and the grid has a numeric axis).
@@ -741,7 +745,9 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
     state: dict[str, Any] = {}
 
     def on_start(done_before: int, pending: int) -> None:
-        state["bar"] = ProgressBar(pending, "sweep", enabled=bool(progress) and pending > 0)
+        # None (the default) and True draw where someone watches (ProgressBar checks).
+        wanted = progress is None or bool(progress)
+        state["bar"] = ProgressBar(pending, "sweep", enabled=wanted and pending > 0)
 
     def advance(amount: int) -> None:
         if "bar" in state:

@@ -30,8 +30,9 @@ from simcomp.kernels.rule_spec import make_rule
 from simcomp.kernels.units import _q_code, _unit_rows
 from simcomp.kernels.tile import _block_preact
 
-__all__ = ["announce_compile", "loss_and_grad", "loss_and_grad_parallel", "forward", "alignments", "gd_segment",
-           "gd_segment_batch", "STATUS_OK", "STATUS_STOP_LOSS", "STATUS_NONFINITE"]
+__all__ = ["announce_compile", "cache_is_cold", "loss_and_grad", "loss_and_grad_parallel",
+           "forward", "alignments", "gd_segment", "gd_segment_batch", "STATUS_OK",
+           "STATUS_STOP_LOSS", "STATUS_NONFINITE"]
 
 
 # Seconds a cold cache costs the default `simcomp simulate` on the 2-core
@@ -75,6 +76,23 @@ def announce_compile(path="serial", stream=None) -> bool:
     print(f"simcomp: compiling kernels for this machine (first run only, about "
           f"{COLD_START_SECONDS} s)", file=stream or sys.stderr, flush=True)
     return True
+
+
+def cache_is_cold(path="batch") -> bool:
+    """Whether numba's on-disk cache lacks ``path``'s compiled training loop.
+
+    Parameters
+    ----------
+    path : {"serial", "parallel", "batch"}
+        The entry point to look at.
+
+    Returns
+    -------
+    bool
+        True when calling it would compile (no cache index for it).
+    """
+    body = {"serial": _gd_serial, "parallel": _gd_parallel, "batch": _gd_batch}[path]
+    return not _cached(body)
 
 
 def _need_c(name, arr):

@@ -28,7 +28,8 @@ is documented in ``docs/sweeps.md``; the result columns are those of
 
 Modules, in import order: :mod:`.grid` (axes), :mod:`.plan` (seeds, ids, the
 run plan), :mod:`.store` (the directory, records, results.csv),
-:mod:`.execute` (the batch function and executors), :mod:`.run`
+:mod:`.execute` (the batch function and executors), :mod:`.warm` (compiling
+once before the workers start), :mod:`.run`
 (:func:`run_sweep`), :mod:`.report` (the printed table).  The command line
 lives in :mod:`simcomp.cli`.
 """

@@ -22,6 +22,7 @@ from .execute import (
 from .grid import SweepError
 from .plan import SweepPlan, SweepRun
 from .store import FORMAT_VERSION, Store, results_text
+from .warm import compile_once
 
 __all__ = ["SweepResult", "run_sweep"]
 
@@ -175,6 +176,14 @@ def run_sweep(
                     f"seed{'s' * (plan.seeds != 1)}), {kind}"
                     + ("" if kind == "serial" else f", {workers} workers")
                     + f", batches of {batch_size}")
+        if kind == "processes" or (kind == "dask" and scheduler == "local"):
+            # Worker processes on this machine would each compile on a cold cache: compile
+            # once here first, announced once (a remote cluster compiles on its own machines).
+            try:
+                compile_once([run.cfg for batch in batches for run in batch])
+            except BaseException:
+                store.write_sweep_json(sweep_json(complete=False))
+                raise
         if on_start is not None:
             on_start(done_before, len(pending))
 

@@ -1,0 +1,176 @@
+"""Progress where a person watches, a time left that makes sense, one compile per sweep.
+
+No timing thresholds: the clock of the progress bar is replaced by a fake
+one, and compiling is observed through what is called and printed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import simcomp
+from simcomp import progress as progress_mod
+from simcomp.config_file import build_config
+
+from sweep_helpers import sw
+
+ROOT = Path(simcomp.__file__).resolve().parent.parent
+SMALL = {"data.n_train": 64, "data.n_test": 64, "data.modality.0.dim": 8,
+         "data.modality.1.dim": 6, "model.width": 2, "train.steps": 20, "train.trace_every": 10}
+NOTE = "simcomp: compiling kernels for this machine"
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+# --------------------------------------------------------------------------- who watches
+
+
+def test_a_terminal_is_watched_a_file_or_pipe_is_not(monkeypatch):
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert progress_mod.watched(Terminal())
+    assert not progress_mod.watched(io.StringIO())  # redirected: a script, a log
+    closed = io.StringIO()
+    closed.close()  # isatty() raises
+    assert not progress_mod.watched(closed)
+    assert not progress_mod.watched(object())  # no isatty at all
+
+
+def test_a_notebook_kernel_is_watched_a_plain_ipython_shell_by_its_terminal(monkeypatch):
+    shell = types.SimpleNamespace(kernel=object())  # what ipykernel's shell has
+    fake = types.SimpleNamespace(get_ipython=lambda: shell)
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    assert progress_mod.watched(io.StringIO())  # the kernel's stderr is shown under the cell
+    shell_without_kernel = types.SimpleNamespace()
+    monkeypatch.setitem(sys.modules, "IPython",
+                        types.SimpleNamespace(get_ipython=lambda: shell_without_kernel))
+    assert not progress_mod.watched(io.StringIO())
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
+    assert not progress_mod.watched(io.StringIO())
+
+
+# --------------------------------------------------------------------------- time left
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_time_left_ignores_the_wait_before_the_first_run(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(progress_mod.time, "perf_counter", clock)
+    stream = Terminal()
+    bar = progress_mod.ProgressBar(4, "sweep", stream=stream)
+    assert bar.enabled
+    clock.now = 60.0  # workers started, kernels compiled, then the first run came back
+    bar.update(1)
+    assert bar.eta() is None
+    assert "estimating" in bar.text(clock.now) and "left" not in bar.text(clock.now)
+    clock.now = 70.0  # one run per 10 s since: two runs left
+    bar.update(1)
+    assert bar.eta() == pytest.approx(20.0)
+    assert "20.0s left" in bar.text(clock.now)
+    clock.now = 75.0
+    bar.update(2)
+    assert bar.eta() is None and "75.0s" in bar.text(clock.now)
+    bar.close()
+    assert stream.getvalue().endswith("\n") and "\r" in stream.getvalue()
+
+
+def test_a_bar_nobody_watches_writes_nothing():
+    stream = io.StringIO()
+    with progress_mod.ProgressBar(3, "sweep", stream=stream) as bar:
+        bar.update(3)
+    assert stream.getvalue() == ""
+
+
+# --------------------------------------------------------------------------- simcomp.sweep
+
+
+@pytest.mark.parametrize("progress, watched, drawn", [
+    (None, True, True),     # the default, on a terminal or in a notebook
+    (None, False, False),   # the default, stderr redirected
+    (False, True, False),   # asked not to
+])
+def test_sweep_shows_progress_by_default_where_someone_watches(monkeypatch, capsys, progress,
+                                                               watched, drawn):
+    monkeypatch.setattr(progress_mod, "watched", lambda stream=None: watched)
+    cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
+    kwargs = {} if progress is None else {"progress": progress}
+    rows = simcomp.sweep(cfg, grid={"data.modality.0.beta": [1.0, 2.0]}, workers=1, **kwargs)
+    assert len(rows) == 2
+    err = capsys.readouterr().err
+    assert ("sweep [" in err and "2/2" in err) == drawn
+
+
+# --------------------------------------------------------------------------- one compile
+
+
+def test_compile_once_compiles_one_tiny_run_per_kind_and_only_on_a_cold_cache(monkeypatch):
+    from simcomp.kernels import api as kernels_api
+    from simcomp.sweep import execute, warm
+
+    batches = []
+    monkeypatch.setattr(execute, "run_batch", lambda configs: batches.append(list(configs)))
+    base = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
+    configs = [base.replace(**{"seed": s}) for s in range(3)]
+    configs += [base.replace(**{"train.dtype": "float32"}),
+                base.replace(**{"method.name": "ogm"})]
+    monkeypatch.setattr(kernels_api, "cache_is_cold", lambda path="batch": False)
+    assert warm.compile_once(configs) is False and batches == []  # warm: only the check
+    monkeypatch.setattr(kernels_api, "cache_is_cold", lambda path="batch": True)
+    assert warm.compile_once(configs) is True
+    assert len(batches) == 1
+    kinds = [(c.train.dtype, c.method.name) for c in batches[0]]
+    assert kinds == [("float64", "none"), ("float32", "none"), ("float64", "ogm")]
+    assert all(c.train.steps == 1 for c in batches[0])
+    assert warm.compile_once([]) is False
+
+
+@pytest.mark.parametrize("workers, executor, called", [
+    (2, "processes", True), (1, "processes", False), (2, "threads", False)])
+def test_only_a_sweep_of_worker_processes_compiles_first_in_the_parent(
+        monkeypatch, tmp_path, workers, executor, called):
+    calls = []
+    monkeypatch.setattr(sw.run, "compile_once", lambda configs: calls.append(len(configs)))
+
+    def in_process(batches, workers, kind, on_done):  # the pool's work, without the processes
+        for batch in batches:
+            on_done(batch, sw.run_batch([run.cfg for run in batch]))
+
+    monkeypatch.setattr(sw.run, "_execute_pool", in_process)
+    cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
+    plan = sw.plan_sweep(cfg, ["data.modality.0.beta=1.0,2.0"], 2)
+    result = sw.run_sweep(plan, tmp_path / "s", workers=workers, executor=executor,
+                          batch_size=1)
+    assert result.ran == 4
+    assert calls == ([4] if called else [])
+
+
+@pytest.mark.slow  # a cold numba cache: every kernel the sweep needs is compiled (about a minute)
+def test_a_cold_sweep_of_two_workers_compiles_and_announces_once(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    sets = [arg for k, v in SMALL.items() for arg in ("--set", f"{k}={v}")]
+    cmd = [sys.executable, "-m", "simcomp.cli", "sweep", "--quiet", "--workers", "2",
+           "--batch-size", "1", "--seeds", "2", "--grid", "data.modality.0.beta=1.0,2.0",
+           "--out", str(tmp_path / "s")] + sets
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count(NOTE) == 1, proc.stderr  # the parent's; the workers load
+    again = subprocess.run(cmd[:-len(sets) - 1] + [str(tmp_path / "t")] + sets,
+                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert again.returncode == 0 and NOTE not in again.stderr
