@@ -18,7 +18,15 @@ most ~4 minutes (``--budget``), the whole 400-run sweep is then run and timed;
 otherwise the 400-run time is the 100-run time extrapolated x 4, and the
 docs say so.  ``--full`` runs the 400 runs whatever the projection.
 
+``--first-sweep`` measures instead what a newcomer meets first: in one empty
+numba cache, ``simcomp simulate`` (compiling what it needs), then a 4-run
+sweep of the default config (``--seeds 4``: cold after simulate), then the
+same sweep again (warm); it prints both wall times, their ratio (target at
+most 2x), the CPU seconds of each and how often the compile note was printed
+(target once), and writes benchmarks/results/first_sweep.json.
+
 Run:  python benchmarks/sweep_throughput.py [--quick] [--full] [--budget S] [--workers W]
+      python benchmarks/sweep_throughput.py --first-sweep [--workers W]
 """
 
 from __future__ import annotations
@@ -151,6 +159,43 @@ def summary_rows(result):
              f"{minutes:.1f} min ({res['runs_per_minute']:.1f} runs/min{how})", minutes < 60]]
 
 
+COMPILE_NOTE = "simcomp: compiling kernels for this machine"
+
+
+def first_sweep(workers: int | None) -> dict:
+    """Cold-after-simulate against warm 4-run sweeps of the default config, one cache."""
+    import resource
+
+    workers = workers or C.workers_default()
+    with tempfile.TemporaryDirectory(prefix="simcomp-first-sweep-") as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(Path(tmp) / "numba-cache"),
+                   MPLBACKEND="Agg")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(C.ROOT), env.get("PYTHONPATH")]))
+
+        def timed(args):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "simcomp.cli", *args], env=env,
+                                  cwd=tmp, capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            if proc.returncode != 0:
+                raise RuntimeError(f"simcomp {args[0]} failed: {proc.stderr[-2000:]}")
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            return wall, cpu, proc.stderr.count(COMPILE_NOTE)
+
+        sweep = ["sweep", "--seeds", "4", "--workers", str(workers), "--quiet"]
+        sim = timed(["simulate", "--quiet", "--out", str(Path(tmp) / "sim")])
+        cold = timed(sweep + ["--out", str(Path(tmp) / "cold")])
+        warm = timed(sweep + ["--out", str(Path(tmp) / "warm")])
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {"workers": workers, "simulate_seconds": sim[0],
+            "cold_seconds": cold[0], "cold_cpu_seconds": cold[1], "cold_notes": cold[2],
+            "warm_seconds": warm[0], "warm_cpu_seconds": warm[1], "warm_notes": warm[2],
+            "ratio": cold[0] / warm[0], "cpu_ratio": cold[1] / max(warm[1], 1e-9),
+            "cpu_count": os.cpu_count(), "load_after": load}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny sweep (smoke test)")
@@ -159,7 +204,21 @@ def main(argv=None):
                         help="run all 400 when the 100-run slice projects them to at most this "
                              f"many seconds (default {BUDGET_SECONDS})")
     parser.add_argument("--workers", type=int, default=None, help="parallel processes")
+    parser.add_argument("--first-sweep", action="store_true",
+                        help="time a 4-run sweep right after simulate (cold) against warm")
     args = parser.parse_args(argv)
+    if args.first_sweep:
+        res = first_sweep(args.workers)
+        path = C.ROOT / "benchmarks" / "results" / "first_sweep.json"
+        path.write_text(json.dumps(res, indent=1) + "\n")
+        print(f"{NAME}: 4-run sweep of the default config ({res['workers']} workers) after "
+              f"simulate: cold {res['cold_seconds']:.1f} s (CPU {res['cold_cpu_seconds']:.1f} s, "
+              f"compile note printed {res['cold_notes']}x), warm {res['warm_seconds']:.1f} s "
+              f"(CPU {res['warm_cpu_seconds']:.1f} s): ratio {res['ratio']:.2f}x wall, "
+              f"{res['cpu_ratio']:.2f}x CPU (target <= 2x, note once); load "
+              f"{res['load_after']:.1f} on {res['cpu_count']} cores")
+        print(f"{NAME}: wrote {path}")
+        return {"result": res}
     res = measure(args.quick, False, args.workers)
     projected = res["extrapolated_400_seconds"]
     if not args.quick and (args.full or projected <= args.budget):

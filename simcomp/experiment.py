@@ -412,7 +412,8 @@ def run_experiment(
 
 
 def run_experiments(cfgs: list[Config], record: bool = True,
-                    progress: Callable[[int], None] | None = None) -> list[Experiment]:
+                    progress: Callable[[int], None] | None = None,
+                    batched: bool = True) -> list[Experiment]:
     """Many experiments at once: runs of equal shape train together in compiled batches.
 
     Each experiment equals ``run_experiment`` of its config (bit for bit in
@@ -420,6 +421,7 @@ def run_experiments(cfgs: list[Config], record: bool = True,
     ``record=False`` only step 0 and the last step are traced, which is all
     a sweep row needs.  Runs are batched only with runs of the same method;
     umt's joint runs are trained in a second batch, after every teacher.
+    ``batched=False`` trains every run alone (``train_batch``'s option).
     """
     _refuse_fusion(cfgs)
     datas = [make_experiment_data(cfg) for cfg in cfgs]
@@ -440,7 +442,7 @@ def run_experiments(cfgs: list[Config], record: bool = True,
                 where.append(i)
     done: list[dict] = [{} for _ in cfgs]
     for i, runs in zip(where, train_batch(b_cfgs, b_datas, b_plans, record=record, rules=b_rules,
-                                          progress=progress)):
+                                          progress=progress, batched=batched)):
         done[i].update({run.name: run for run in runs})
     # Phase 2: umt's joint runs, with their teachers' unit outputs.
     b_cfgs, b_datas, b_plans, b_rules, where = [], [], [], [], []
@@ -453,7 +455,8 @@ def run_experiments(cfgs: list[Config], record: bool = True,
                 where.append(i)
     if b_cfgs:
         for i, runs in zip(where, train_batch(b_cfgs, b_datas, b_plans, record=record,
-                                              rules=b_rules, progress=progress)):
+                                              rules=b_rules, progress=progress,
+                                              batched=batched)):
             done[i].update({run.name: run for run in runs})
     return [_assemble(cfg, data, [done[i][name] for name, _ in plan])
             for i, (cfg, data, plan) in enumerate(zip(cfgs, datas, plans))]

@@ -437,6 +437,7 @@ def train_batch(
     threads: int | None = None,
     progress: Callable[[int], None] | None = None,
     rules: list | None = None,
+    batched: bool = True,
 ) -> list[list[RunResult]]:
     """Train the runs of many experiments, batching runs of one shape into compiled calls.
 
@@ -475,6 +476,10 @@ def train_batch(
         ``rules[i][k]`` is the training rule of run k of experiment i (None
         for plain training); default plain training everywhere. Runs are
         batched only with runs of the same method.
+    batched : bool
+        False: every run through :func:`train_run`'s loop, one by one (the
+        same results bit for bit): what a sweep's workers do while the
+        batched loop is being compiled for them (:mod:`simcomp.sweep.warm`).
 
     Returns
     -------
@@ -504,10 +509,10 @@ def train_batch(
             groups.setdefault(run.shape_key, []).append((e, k))
     results: list[list[RunResult | None]] = [[None] * len(exp_runs) for exp_runs in runs]
     for members in groups.values():
-        if len(members) == 1:
-            e, k = members[0]
-            run = runs[e][k]  # its preparation time counts, as in train_run
-            results[e][k] = _train_single(run, progress, time.perf_counter() - run.seconds)
+        if len(members) == 1 or not batched:
+            for e, k in members:
+                run = runs[e][k]  # its preparation time counts, as in train_run
+                results[e][k] = _train_single(run, progress, time.perf_counter() - run.seconds)
             continue
         group = [runs[e][k] for e, k in members]
         numba.set_num_threads(threads)

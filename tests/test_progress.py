@@ -140,12 +140,102 @@ def test_compile_once_compiles_one_tiny_run_per_kind_and_only_on_a_cold_cache(mo
     assert warm.compile_once([]) is False
 
 
+def _cold(monkeypatch, **cold):
+    from simcomp.kernels import api as kernels_api
+
+    monkeypatch.setattr(kernels_api, "cache_is_cold", lambda path="batch": cold[path])
+
+
+def test_compiled_once_before_the_workers_when_nothing_is_compiled(monkeypatch):
+    from simcomp.sweep import execute, warm
+
+    batches = []
+    monkeypatch.setattr(execute, "run_batch", lambda configs: batches.append(len(configs)))
+    cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
+    _cold(monkeypatch, batch=False, serial=True)
+    with warm.compiled_once([cfg]) as how:
+        assert how == "warm" and batches == []
+    _cold(monkeypatch, batch=True, serial=True)
+    with warm.compiled_once([cfg]) as how:
+        assert how == "first" and batches == [1]  # done before the workers start
+    with warm.compiled_once([]) as how:
+        assert how == "warm"
+
+
+def test_compiled_once_in_the_background_while_workers_train_run_by_run(monkeypatch):
+    import threading
+
+    from simcomp.sweep import execute, warm
+
+    release, started = threading.Event(), threading.Event()
+
+    def slow_compile(configs):
+        started.set()
+        release.wait(30)
+
+    monkeypatch.setattr(execute, "run_batch", slow_compile)
+    monkeypatch.delenv(warm.COMPILING_ENV, raising=False)
+    cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
+    _cold(monkeypatch, batch=True, serial=False)  # after `simcomp simulate`
+    assert warm.batched_loop_ready()
+    with warm.compiled_once([cfg]) as how:
+        assert how == "background" and started.wait(30)
+        marker = os.environ[warm.COMPILING_ENV]  # what the workers started now inherit
+        assert os.path.exists(marker) and not warm.batched_loop_ready()
+        release.set()
+    assert not os.path.exists(marker) and warm.COMPILING_ENV not in os.environ
+    # interrupted: out at once (the compile is abandoned), nothing left behind
+    release.clear()
+    with pytest.raises(KeyboardInterrupt):
+        with warm.compiled_once([cfg]):
+            assert started.wait(30)
+            marker = os.environ[warm.COMPILING_ENV]
+            raise KeyboardInterrupt
+    assert not os.path.exists(marker) and warm.COMPILING_ENV not in os.environ
+    release.set()
+
+
+def test_a_worker_trains_run_by_run_while_the_batched_loop_compiles(monkeypatch, tmp_path):
+    from simcomp import experiment
+    from simcomp.sweep import warm
+
+    seen = []
+    real = experiment.run_experiments
+
+    def spy(cfgs, record=True, progress=None, batched=True):
+        seen.append(batched)
+        return real(cfgs, record=record, progress=progress, batched=batched)
+
+    monkeypatch.setattr(experiment, "run_experiments", spy)
+    cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
+    cfgs = [cfg.replace(**{"seed": s, "train.mode": "compare"}) for s in range(2)]
+    marker = tmp_path / "compiling"
+    marker.touch()
+    monkeypatch.setenv(warm.COMPILING_ENV, str(marker))
+    alone = sw.run_batch(cfgs)
+    marker.unlink()
+    batched = sw.run_batch(cfgs)
+    assert seen == [False, True]
+    drop = ("seconds",)
+    assert [{k: v for k, v in row.items() if k not in drop} for row in alone] == \
+        [{k: v for k, v in row.items() if k not in drop} for row in batched]
+
+
 @pytest.mark.parametrize("workers, executor, called", [
     (2, "processes", True), (1, "processes", False), (2, "threads", False)])
 def test_only_a_sweep_of_worker_processes_compiles_first_in_the_parent(
         monkeypatch, tmp_path, workers, executor, called):
+    import contextlib
+
     calls = []
-    monkeypatch.setattr(sw.run, "compile_once", lambda configs: calls.append(len(configs)))
+
+    @contextlib.contextmanager
+    def recorded(configs):
+        if configs:
+            calls.append(len(configs))
+        yield "warm"
+
+    monkeypatch.setattr(sw.run, "compiled_once", recorded)
 
     def in_process(batches, workers, kind, on_done):  # the pool's work, without the processes
         for batch in batches:

@@ -258,7 +258,7 @@ def test_runs_that_is_a_file_and_an_unwritable_directory(tmp_path, capsys, monke
     records = sorted(p.name for p in (out / "runs").iterdir())
 
     # --force in a directory it cannot write to: refused before anything is deleted
-    import simcomp.sweep.store as store
+    from simcomp.sweep import store
 
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -43,6 +43,7 @@ def run_batch(configs: list[Config]) -> list[dict[str, Any]]:
     """
     from ..experiment import run_experiments
     from ..fusion_config import uses_fusion_engine
+    from .warm import batched_loop_ready
 
     configs = list(configs)
     fusion = [i for i, cfg in enumerate(configs) if uses_fusion_engine(cfg.model)]
@@ -50,7 +51,9 @@ def run_batch(configs: list[Config]) -> list[dict[str, Any]]:
     rows: list = [None] * len(configs)
     if original:
         start = time.perf_counter()
-        experiments = run_experiments([configs[i] for i in original], record=False)
+        # Run by run while the parent compiles the batched loop (simcomp.sweep.warm): same rows.
+        experiments = run_experiments([configs[i] for i in original], record=False,
+                                      batched=batched_loop_ready())
         share = (time.perf_counter() - start) / len(experiments)
         for i, exp in zip(original, experiments):
             rows[i] = result_row(exp, share)

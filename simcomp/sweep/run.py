@@ -22,7 +22,7 @@ from .execute import (
 from .grid import SweepError
 from .plan import SweepPlan, SweepRun
 from .store import FORMAT_VERSION, Store, results_text
-from .warm import compile_once
+from .warm import compiled_once
 
 __all__ = ["SweepResult", "run_sweep"]
 
@@ -176,17 +176,6 @@ def run_sweep(
                     f"seed{'s' * (plan.seeds != 1)}), {kind}"
                     + ("" if kind == "serial" else f", {workers} workers")
                     + f", batches of {batch_size}")
-        if kind == "processes" or (kind == "dask" and scheduler == "local"):
-            # Worker processes on this machine would each compile on a cold cache: compile
-            # once here first, announced once (a remote cluster compiles on its own machines).
-            try:
-                compile_once([run.cfg for batch in batches for run in batch])
-            except BaseException:
-                store.write_sweep_json(sweep_json(complete=False))
-                raise
-        if on_start is not None:
-            on_start(done_before, len(pending))
-
         def on_done(batch: list[SweepRun], rows: list[dict[str, Any]]) -> None:
             if len(rows) != len(batch):
                 raise SweepRunError(f"run_batch returned {len(rows)} rows for {len(batch)} runs")
@@ -195,16 +184,23 @@ def run_sweep(
             if progress is not None:
                 progress(len(batch))
 
+        # Worker processes on this machine would each compile on a cold cache: compiled once
+        # here instead, announced once (a remote cluster compiles on its own machines).
+        local_workers = kind == "processes" or (kind == "dask" and scheduler == "local")
         try:
-            if not batches:
-                pass
-            elif kind == "serial":
-                _execute_serial(batches, on_done)
-            elif kind == "dask":
-                owned, own_client = own_client, False  # _execute_dask closes it
-                _execute_dask(batches, scheduler, workers, on_done, owned)
-            else:
-                _execute_pool(batches, workers, kind, on_done)
+            with compiled_once([run.cfg for batch in batches for run in batch]
+                               if local_workers else []):
+                if on_start is not None:
+                    on_start(done_before, len(pending))
+                if not batches:
+                    pass
+                elif kind == "serial":
+                    _execute_serial(batches, on_done)
+                elif kind == "dask":
+                    owned, own_client = own_client, False  # _execute_dask closes it
+                    _execute_dask(batches, scheduler, workers, on_done, owned)
+                else:
+                    _execute_pool(batches, workers, kind, on_done)
         except BaseException:
             store.write_sweep_json(sweep_json(complete=False))
             raise

@@ -1,21 +1,44 @@
-"""Compiling a sweep's kernels once, in the calling process, before its workers start.
+"""Compiling a sweep's kernels once, for all of its worker processes.
 
 Worker processes share numba's on-disk cache but not what a sibling is
 compiling: started on a cold cache (e.g. right after ``simcomp simulate``,
 which compiles the single-run loop, not the batched one a sweep uses), each
 of them compiled the same kernels at the same time -- several times the CPU,
-and the compile notice once per worker.  :func:`compile_once` trains one
-tiny copy of each kind of run of the sweep here first, through the very
-function the workers call, so that they load everything from the cache.
+and the compile note once per worker.  Instead the calling process compiles,
+by training one tiny copy of each kind of run of the sweep through the very
+function the workers call (:func:`compiled_once`):
+
+* if the single-run loop is in the cache already (the usual case: a sweep
+  after ``simcomp simulate``), in a background thread while the workers
+  start at once, training their runs one by one through that loop (bit for
+  bit what the batched loop gives) until the batched loop is ready;
+* else (nothing compiled yet) before the workers start: they would need to
+  compile the single-run loop themselves.
+
+Either way the note that kernels are being compiled is written once.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import os
+import tempfile
+import threading
+from typing import Iterator, Sequence
 
 from ..config import Config, ConfigError
 
-__all__ = ["compile_once"]
+__all__ = ["compiled_once", "compile_once", "batched_loop_ready", "COMPILING_ENV"]
+
+# In the environment of a sweep's worker processes while their parent compiles the batched
+# loop: the path of a marker file, removed as soon as the loop is in numba's cache.
+COMPILING_ENV = "SIMCOMP_BATCH_COMPILING"
+
+
+def batched_loop_ready() -> bool:
+    """False while the parent of this worker is compiling the batched loop for it."""
+    marker = os.environ.get(COMPILING_ENV)
+    return not (marker and os.path.exists(marker))
 
 
 def _tiny(cfg: Config) -> Config:
@@ -26,20 +49,19 @@ def _tiny(cfg: Config) -> Config:
         return cfg
 
 
+def _kinds(configs: Sequence[Config]) -> list[Config]:
+    """One tiny config per (dtype, method): the arguments that select a specialisation."""
+    kinds: dict = {}
+    for cfg in configs:
+        kinds.setdefault((cfg.train.dtype, cfg.method.name), cfg)
+    return [_tiny(cfg) for cfg in kinds.values()]
+
+
 def compile_once(configs: Sequence[Config]) -> bool:
-    """Compile, in this process, what the runs of ``configs`` need, if the cache lacks it.
+    """Compile here, now, what the runs of ``configs`` need, if the batched loop is not cached.
 
-    One tiny run per (dtype, method) among ``configs`` (the arguments that
-    select a compiled specialisation) goes through
-    :func:`simcomp.sweep.execute.run_batch`; the usual note that kernels are
-    being compiled is then written once, here.  Does nothing when the
-    batched training loop is in the cache already (a warm sweep pays only
-    this check).
-
-    Returns
-    -------
-    bool
-        True if the runs were compiled here.
+    One tiny run per (dtype, method) among ``configs`` goes through
+    :func:`simcomp.sweep.execute.run_batch`.  Returns True if it compiled.
     """
     if not configs:
         return False
@@ -49,8 +71,59 @@ def compile_once(configs: Sequence[Config]) -> bool:
         return False
     from .execute import run_batch
 
-    kinds: dict = {}
-    for cfg in configs:
-        kinds.setdefault((cfg.train.dtype, cfg.method.name), cfg)
-    run_batch([_tiny(cfg) for cfg in kinds.values()])
+    run_batch(_kinds(configs))
     return True
+
+
+@contextlib.contextmanager
+def compiled_once(configs: Sequence[Config]) -> Iterator[str]:
+    """Run a sweep's worker processes inside this: their kernels are compiled once, here.
+
+    Yields what was done: ``"warm"`` (the batched loop was cached: nothing),
+    ``"first"`` (compiled before the workers, see the module docstring) or
+    ``"background"`` (compiled while the workers train run by run; waited
+    for when the sweep ends, so that the next one finds it, but abandoned
+    at once when it is interrupted).
+    """
+    from ..kernels.api import cache_is_cold
+
+    if not configs or not cache_is_cold("batch"):
+        yield "warm"
+        return
+    if cache_is_cold("serial"):
+        compile_once(configs)
+        yield "first"
+        return
+    from .execute import run_batch
+
+    fd, marker = tempfile.mkstemp(prefix="simcomp-compiling-")
+    os.close(fd)
+    previous = os.environ.get(COMPILING_ENV)
+    os.environ[COMPILING_ENV] = marker  # inherited by the workers started from here on
+
+    def compile_then_release():
+        try:
+            run_batch(_kinds(configs))
+        except Exception:  # the workers stay on the single-run loop; they report errors
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
+
+    def restore():
+        if previous is None:
+            os.environ.pop(COMPILING_ENV, None)
+        else:
+            os.environ[COMPILING_ENV] = previous
+
+    thread = threading.Thread(target=compile_then_release, name="simcomp-compile", daemon=True)
+    thread.start()
+    try:
+        yield "background"
+    except BaseException:  # Ctrl-C, a failed sweep: stop at once, the compile is abandoned
+        restore()
+        with contextlib.suppress(OSError):
+            os.unlink(marker)
+        raise
+    thread.join()
+    restore()
