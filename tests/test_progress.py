@@ -120,11 +120,13 @@ def test_sweep_shows_progress_by_default_where_someone_watches(monkeypatch, caps
 
 
 def test_compile_once_compiles_one_tiny_run_per_kind_and_only_on_a_cold_cache(monkeypatch):
+    from simcomp import experiment
     from simcomp.kernels import api as kernels_api
-    from simcomp.sweep import execute, warm
+    from simcomp.sweep import warm
 
     batches = []
-    monkeypatch.setattr(execute, "run_batch", lambda configs: batches.append(list(configs)))
+    monkeypatch.setattr(experiment, "run_experiments",
+                        lambda cfgs, record, batched: batches.append((list(cfgs), batched)))
     base = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
     configs = [base.replace(**{"seed": s}) for s in range(3)]
     configs += [base.replace(**{"train.dtype": "float32"}),
@@ -133,10 +135,11 @@ def test_compile_once_compiles_one_tiny_run_per_kind_and_only_on_a_cold_cache(mo
     assert warm.compile_once(configs) is False and batches == []  # warm: only the check
     monkeypatch.setattr(kernels_api, "cache_is_cold", lambda path="batch": True)
     assert warm.compile_once(configs) is True
-    assert len(batches) == 1
-    kinds = [(c.train.dtype, c.method.name) for c in batches[0]]
-    assert kinds == [("float64", "none"), ("float32", "none"), ("float64", "ogm")]
-    assert all(c.train.steps == 1 for c in batches[0])
+    assert len(batches) == 1 and batches[0][1] is True  # through the batched loop
+    tiny = batches[0][0]
+    kinds = [(c.train.dtype, c.method.name) for c in tiny]
+    assert kinds == [("float64", "none")] * 2 + [("float32", "none")] * 2 + [("float64", "ogm")] * 2
+    assert all(c.train.steps == 1 for c in tiny) and tiny[0].seed != tiny[1].seed
     assert warm.compile_once([]) is False
 
 
@@ -147,10 +150,10 @@ def _cold(monkeypatch, **cold):
 
 
 def test_compiled_once_before_the_workers_when_nothing_is_compiled(monkeypatch):
-    from simcomp.sweep import execute, warm
+    from simcomp.sweep import warm
 
     batches = []
-    monkeypatch.setattr(execute, "run_batch", lambda configs: batches.append(len(configs)))
+    monkeypatch.setattr(warm, "_compile", lambda configs: batches.append(len(configs)))
     cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
     _cold(monkeypatch, batch=False, serial=True)
     with warm.compiled_once([cfg]) as how:
@@ -165,7 +168,7 @@ def test_compiled_once_before_the_workers_when_nothing_is_compiled(monkeypatch):
 def test_compiled_once_in_the_background_while_workers_train_run_by_run(monkeypatch):
     import threading
 
-    from simcomp.sweep import execute, warm
+    from simcomp.sweep import warm
 
     release, started = threading.Event(), threading.Event()
 
@@ -173,7 +176,7 @@ def test_compiled_once_in_the_background_while_workers_train_run_by_run(monkeypa
         started.set()
         release.wait(30)
 
-    monkeypatch.setattr(execute, "run_batch", slow_compile)
+    monkeypatch.setattr(warm, "_compile", slow_compile)
     monkeypatch.delenv(warm.COMPILING_ENV, raising=False)
     cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
     _cold(monkeypatch, batch=True, serial=False)  # after `simcomp simulate`

@@ -5,8 +5,8 @@ compiling: started on a cold cache (e.g. right after ``simcomp simulate``,
 which compiles the single-run loop, not the batched one a sweep uses), each
 of them compiled the same kernels at the same time -- several times the CPU,
 and the compile note once per worker.  Instead the calling process compiles,
-by training one tiny copy of each kind of run of the sweep through the very
-function the workers call (:func:`compiled_once`):
+by training tiny copies of each kind of run of the sweep through the batched
+loop the workers use (:func:`compiled_once`):
 
 * if the single-run loop is in the cache already (the usual case: a sweep
   after ``simcomp simulate``), in a background thread while the workers
@@ -50,18 +50,28 @@ def _tiny(cfg: Config) -> Config:
 
 
 def _kinds(configs: Sequence[Config]) -> list[Config]:
-    """One tiny config per (dtype, method): the arguments that select a specialisation."""
+    """Two tiny configs per (dtype, method), the arguments that select a specialisation:
+    two, so that their runs of equal shape form a batch, as in a sweep's batches."""
     kinds: dict = {}
     for cfg in configs:
         kinds.setdefault((cfg.train.dtype, cfg.method.name), cfg)
-    return [_tiny(cfg) for cfg in kinds.values()]
+    return [_tiny(cfg).replace(**{"seed": cfg.seed + k}) for cfg in kinds.values()
+            for k in range(2)]
+
+
+def _compile(configs: Sequence[Config]) -> None:
+    """Train the tiny runs of ``configs`` through the batched loop, compiling what they need."""
+    from ..experiment import run_experiments
+
+    run_experiments(_kinds(configs), record=False, batched=True)  # whatever the marker says
 
 
 def compile_once(configs: Sequence[Config]) -> bool:
     """Compile here, now, what the runs of ``configs`` need, if the batched loop is not cached.
 
-    One tiny run per (dtype, method) among ``configs`` goes through
-    :func:`simcomp.sweep.execute.run_batch`.  Returns True if it compiled.
+    Two tiny runs per (dtype, method) among ``configs`` go through the
+    batched loop, as in :func:`simcomp.sweep.execute.run_batch`.  Returns
+    True if it compiled.
     """
     if not configs:
         return False
@@ -69,9 +79,7 @@ def compile_once(configs: Sequence[Config]) -> bool:
 
     if not cache_is_cold("batch"):
         return False
-    from .execute import run_batch
-
-    run_batch(_kinds(configs))
+    _compile(configs)
     return True
 
 
@@ -94,8 +102,6 @@ def compiled_once(configs: Sequence[Config]) -> Iterator[str]:
         compile_once(configs)
         yield "first"
         return
-    from .execute import run_batch
-
     fd, marker = tempfile.mkstemp(prefix="simcomp-compiling-")
     os.close(fd)
     previous = os.environ.get(COMPILING_ENV)
@@ -103,7 +109,7 @@ def compiled_once(configs: Sequence[Config]) -> Iterator[str]:
 
     def compile_then_release():
         try:
-            run_batch(_kinds(configs))
+            _compile(configs)
         except Exception:  # the workers stay on the single-run loop; they report errors
             pass
         finally:
