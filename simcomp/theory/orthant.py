@@ -42,6 +42,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from simcomp.theory.normal import normal_quantile
+
 __all__ = ["presence_pattern_probabilities", "all_absent_probability"]
 
 _SQRT2 = math.sqrt(2.0)
@@ -57,8 +59,6 @@ def _phi_cdf(x: np.ndarray) -> np.ndarray:
 
 def _quantile(p: np.ndarray) -> np.ndarray:
     """Phi^-1 on (0, 1): Acklam's approximation polished by one Halley step (a few ulps)."""
-    from simcomp.theory.expected_error import normal_quantile  # its module imports this one
-
     x = normal_quantile(p)
     err = _phi_cdf(x) - p
     u = err * math.sqrt(2.0 * math.pi) * np.exp(0.5 * x * x)
