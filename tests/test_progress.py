@@ -153,14 +153,15 @@ def test_compiled_once_before_the_workers_when_nothing_is_compiled(monkeypatch):
     from simcomp.sweep import warm
 
     batches = []
-    monkeypatch.setattr(warm, "_compile", lambda configs: batches.append(len(configs)))
+    monkeypatch.setattr(warm, "_compile",
+                        lambda configs, single=False: batches.append((len(configs), single)))
     cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
     _cold(monkeypatch, batch=False, serial=True)
     with warm.compiled_once([cfg]) as how:
         assert how == "warm" and batches == []
     _cold(monkeypatch, batch=True, serial=True)
     with warm.compiled_once([cfg]) as how:
-        assert how == "first" and batches == [1]  # done before the workers start
+        assert how == "first" and batches == [(1, True)]  # before the workers start, both loops
     with warm.compiled_once([]) as how:
         assert how == "warm"
 

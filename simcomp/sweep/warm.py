@@ -59,11 +59,16 @@ def _kinds(configs: Sequence[Config]) -> list[Config]:
             for k in range(2)]
 
 
-def _compile(configs: Sequence[Config]) -> None:
-    """Train the tiny runs of ``configs`` through the batched loop, compiling what they need."""
+def _compile(configs: Sequence[Config], single: bool = False) -> None:
+    """Train the tiny runs of ``configs`` through the batched loop, compiling what they need;
+    with ``single`` also one per kind through the single-run loop (a sweep's run that has
+    no twin of its shape in its batch takes that loop)."""
     from ..experiment import run_experiments
 
-    run_experiments(_kinds(configs), record=False, batched=True)  # whatever the marker says
+    tiny = _kinds(configs)
+    run_experiments(tiny, record=False, batched=True)  # whatever the marker says
+    if single:
+        run_experiments(tiny[::2], record=False, batched=False)
 
 
 def compile_once(configs: Sequence[Config]) -> bool:
@@ -99,7 +104,7 @@ def compiled_once(configs: Sequence[Config]) -> Iterator[str]:
         yield "warm"
         return
     if cache_is_cold("serial"):
-        compile_once(configs)
+        _compile(configs, single=True)
         yield "first"
         return
     fd, marker = tempfile.mkstemp(prefix="simcomp-compiling-")
