@@ -53,6 +53,7 @@ def test_seed_checks_read_the_row():
     assert not seed_checks(dict(row, learned_step_alone_B=None, gap=None), 300)["gap_over"]
 
 
+@pytest.mark.slow  # 3-6 s: the benchmark script on four seeds
 def test_the_benchmark_quick_version_writes_its_table(tmp_path, monkeypatch):
     import default_seeds
 
