@@ -331,7 +331,7 @@ def test_the_figure_draws_the_theory_the_results_use(extra, aware):
         a0 = geometry([data.init[r] for r in trained], [data.dictionaries[r] for r in trained])[0]
         runs.append(SimpleNamespace(name=name, trained=trained, initial_alignment=a0))
         in_results[name] = predict_run(cfg, data, trained, a0).noise_aware is not None
-    in_figure = {name: label == "theory: noise-aware dynamics"
+    in_figure = {name: label.startswith("theory: noise-aware dynamics")
                  for name, (label, _, _) in theory_curves(cfg, data, runs).items()}
     assert in_results == aware
     assert in_figure == aware
