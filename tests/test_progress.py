@@ -164,6 +164,10 @@ def test_compiled_once_before_the_workers_when_nothing_is_compiled(monkeypatch):
         assert how == "first" and batches == [(1, True)]  # before the workers start, both loops
     with warm.compiled_once([]) as how:
         assert how == "warm"
+    # the fusion engine's runs have their own loop: left to the workers
+    early = cfg.replace(**{"model.architecture": "early_fusion", "train.mode": "joint"})
+    with warm.compiled_once([early]) as how:
+        assert how == "warm" and batches == [(1, True)]
 
 
 def test_compiled_once_in_the_background_while_workers_train_run_by_run(monkeypatch):

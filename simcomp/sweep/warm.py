@@ -98,13 +98,19 @@ def compiled_once(configs: Sequence[Config]) -> Iterator[str]:
     for when the sweep ends, so that the next one finds it, but abandoned
     at once when it is interrupted).
     """
+    from ..fusion_config import uses_fusion_engine
     from ..kernels.api import cache_is_cold
 
+    # The fusion engine's runs have their own compiled loop: left to the workers.
+    configs = [cfg for cfg in configs if not uses_fusion_engine(cfg.model)]
     if not configs or not cache_is_cold("batch"):
         yield "warm"
         return
     if cache_is_cold("serial"):
-        _compile(configs, single=True)
+        try:
+            _compile(configs, single=True)
+        except Exception:  # best effort: the workers compile, and report any error, themselves
+            pass
         yield "first"
         return
     fd, marker = tempfile.mkstemp(prefix="simcomp-compiling-")
