@@ -17,8 +17,9 @@ pattern P.  For dropout the step is averaged over the 2^K mask patterns
 (the expected update); ogm_ge's noise has mean zero, so its expected update
 is ogm's.
 
-The module is standalone (NumPy only, plus the race formulas of
-:mod:`simcomp.theory`), so it can move into the theory package unchanged.
+The step loop is compiled (:mod:`simcomp.theory.method_kernel`); this module
+validates and prepares its arguments.  The NumPy version it replaced is kept
+in ``tests/reference_method_dynamics.py`` as the slow reference.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 from ..config import Config
 from .errors import test_error_coinflip
 from .patterns import population_patterns, presence_fraction
+from . import method_kernel as _kernel
 from .race import initial_gamma, race_learn_step, rate
 
 __all__ = [
@@ -75,15 +77,6 @@ def _unit(z, form, q, rho):
     if form == "srelu":
         return _srelu(z, q, rho), _srelu_prime(z, q, rho)
     return np.maximum(z, 0.0), (z > 0.0).astype(np.float64)
-
-
-def _sigmoid(u):
-    return np.exp(-np.logaddexp(0.0, -u))
-
-
-def _lprime(u):
-    """l'(u) = -sigmoid(-u), the derivative of log(1 + e^-u)."""
-    return -_sigmoid(-u)
 
 
 @dataclass
@@ -179,80 +172,6 @@ def _resolve(method: str, params: dict | None, K: int) -> dict[str, Any]:
     return out
 
 
-# --------------------------------------------------------------------------- one step
-
-
-def _others_mean(x):
-    return (x.sum() - x) / (x.size - 1)
-
-
-def _mmpareto(g_m, g_u):
-    """Combined direction, cosine and scale of MMPareto for one encoder's two gradients."""
-    mm, uu, mu = float(np.vdot(g_m, g_m)), float(np.vdot(g_u, g_u)), float(np.vdot(g_m, g_u))
-    cos = mu / np.sqrt(mm * uu) if mm > 0.0 and uu > 0.0 else 0.0
-    if cos > 0.0:
-        k0 = 0.5
-    else:
-        den = mm + uu - 2.0 * mu  # |g_m - g_u|^2
-        k0 = min(max((uu - mu) / den, 0.001), 0.999) if den > 0.0 else 0.5
-    new = 2.0 * k0 * g_m + 2.0 * (1.0 - k0) * g_u
-    n_new = np.sqrt(float(np.vdot(new, new)))
-    n_sum = np.sqrt(mm + uu + 2.0 * mu)
-    scale = 1.5 * max(1.0, n_sum / n_new) if n_new > 0.0 else 1.5
-    return scale * new, cos, scale
-
-
-def _loss_derivative(method, p, pat, phi, masks):
-    """D (P, K): derivative of the method's loss with respect to phi_r on each pattern."""
-    y, w = pat.y, pat.w
-    f = phi.sum(axis=1)
-    u = y[:, None] * phi
-    if method == "dropout":
-        # Expected update: average over every mask pattern delta of its probability.
-        D = np.zeros_like(phi)
-        for delta, prob in masks:
-            gain = delta / (1.0 - p["drop"]) if p["rescale"] else delta
-            ftil = phi @ gain
-            D += prob * (w * y * _lprime(y * ftil))[:, None] * gain[None, :]
-        return D
-    if method == "aux":
-        return (w * y)[:, None] * (p["fused_weight"] * _lprime(y * f)[:, None]
-                                  + p["aux_weight"][None, :] * _lprime(u))
-    if method in ("alternating", "ume"):
-        return (w * y)[:, None] * _lprime(u)
-    return np.repeat((w * y * _lprime(y * f))[:, None], phi.shape[1], axis=1)
-
-
-def _scales(method, p, pat, phi, t, sbar, stats):
-    """k_r for the step (ogm, ogm_ge, agm); records score and ratio; updates agm's running mean."""
-    K = phi.shape[1]
-    k = np.ones(K)
-    if method not in ("ogm", "ogm_ge", "agm"):
-        return k, sbar
-    u = pat.y[:, None] * phi
-    active = p["start"] <= t < p["stop"]
-    if method == "agm":
-        score = pat.w @ (-np.log(np.maximum(_sigmoid(u), 1e-8)))
-    else:
-        score = pat.w @ _sigmoid(u)
-    stats["score"][t] = score
-    if K >= 2:
-        if method == "agm":
-            ratio = np.exp(_others_mean(score) - score)
-            optimal = np.exp(_others_mean(sbar) - sbar)
-            k_on = np.exp(p["alpha"] * np.minimum(optimal - ratio, 10.0))
-        else:
-            ratio = score / _others_mean(score)
-            k_on = np.where(ratio > 1.0, 1.0 - np.tanh(p["alpha"] * ratio), 1.0)
-        stats["ratio"][t] = ratio
-        if active:
-            k = k_on
-    stats["scale"][t] = k
-    if method == "agm":
-        sbar = (t * sbar + score) / (t + 1)
-    return k, sbar
-
-
 # --------------------------------------------------------------------------- dynamics
 
 
@@ -322,6 +241,11 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
     Returns
     -------
     MethodDynamics
+
+    Notes
+    -----
+    The step loop is compiled (:func:`simcomp.theory.method_kernel._method_kernel`), about a
+    microsecond a step for K = 2, m = 16; no Python runs per step.
     """
     a, beta, y, s, w, form = _check_patterns(alignment0, beta, y_pat, s_pat, w_pat, learner,
                                             activation)
@@ -330,63 +254,43 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
     steps, record_every = int(steps), int(record_every)
     if steps < 0 or record_every < 1:
         raise ValueError(f"need steps >= 0 and record_every >= 1, got {steps}, {record_every}")
-    pat = _Patterns(beta, y, s, w, float(q), float(rho), form)
-    teacher_h = None
+    a_teacher = np.zeros_like(a)
     if method == "umt":
         if teacher_alignment is None:
             raise ValueError("method umt needs teacher_alignment")
-        aT = np.asarray(teacher_alignment, dtype=np.float64)
-        if aT.shape != a.shape:
-            raise ValueError(f"teacher_alignment must have shape {a.shape}, got {aT.shape}")
-        teacher_h = pat.encoders(aT)[2]
-    masks = None
-    if method == "dropout":
-        masks = []
-        for bits in itertools.product((0.0, 1.0), repeat=K):
-            delta = np.array(bits)
-            prob = float(np.prod(np.where(delta == 1.0, 1.0 - p["drop"], p["drop"])))
-            masks.append((delta, prob))
+        a_teacher = np.ascontiguousarray(teacher_alignment, dtype=np.float64)
+        if a_teacher.shape != a.shape:
+            raise ValueError(f"teacher_alignment must have shape {a.shape}, got {a_teacher.shape}")
+    gains, probs = np.zeros((0, K)), np.zeros(0)
+    if method == "dropout":  # every mask pattern: its gains on phi and its probability
+        deltas = np.array(list(itertools.product((0.0, 1.0), repeat=K))).reshape(-1, K)
+        probs = np.prod(np.where(deltas == 1.0, 1.0 - p["drop"], p["drop"]), axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):  # drop 1 with rescaling: nan, as trained
+            gains = deltas / (1.0 - p["drop"]) if p["rescale"] else deltas
     eta_r = float(eta) * (p["lr_scale"] if method == "lr_scale" else np.ones(K))
     thr = float(rho if threshold is None else threshold)
     rec_steps = np.arange(0, steps + 1, record_every, dtype=np.int64)
     if rec_steps[-1] != steps:
         rec_steps = np.append(rec_steps, np.int64(steps))
-    rec = np.empty((rec_steps.size,) + a.shape)
-    stats = {key: np.full((steps, K), np.nan) for key in ("score", "ratio", "scale", "cosine")}
-    learned_bank = np.full((K, B), -1, dtype=np.int64)
-    sbar = np.zeros(K)
-    ri = 0
-    for t in range(steps + 1):
-        hit = (learned_bank < 0) & (beta[:, None] * a.max(axis=2) >= thr)
-        learned_bank[hit] = t
-        if rec_steps[ri] == t:
-            rec[ri] = a
-            ri += 1
-        if t == steps:
-            break
-        c, z, h, dh, phi, dphi = pat.encoders(a)
-        k, sbar = _scales(method, p, pat, phi, t, sbar, stats)
-        D = _loss_derivative(method, p, pat, phi, masks)
-        grad = np.einsum("pr,rbip->rbi", D, dphi)
-        if method == "mmpareto":
-            D_u = (w * y)[:, None] * _lprime(y[:, None] * phi)
-            grad_u = np.einsum("pr,rbip->rbi", D_u, dphi)
-            step = np.empty_like(grad)
-            for r in range(K):
-                step[r], stats["cosine"][t, r], stats["scale"][t, r] = _mmpareto(grad[r], grad_u[r])
-        else:
-            step = k[:, None, None] * grad
-        if method == "umt":
-            coef = p["distill_weight"] * (2.0 / (B * m)) * w[None, None, None, :] * (h - teacher_h) * dh
-            ysb = (y[:, None] * s * beta[None, :]).T
-            step = step + c[None, :, None] * np.einsum("rbip,rp->rbi", coef, ysb)
-        a = a - eta_r[:, None, None] * step
+    stats = np.full((4, steps, K), np.nan)
+    ysb = np.ascontiguousarray((y[:, None] * s * beta[None, :]).T)  # (K, P): y s_r beta_r
+    code = _kernel.METHOD_CODE[method]
+    unit = {"symmetric": _kernel.SYMMETRIC, "srelu": _kernel.SRELU, "relu": _kernel.RELU}[form]
+    rec, learned_bank, a = _kernel._method_kernel(
+        np.ascontiguousarray(a), np.ascontiguousarray(beta), ysb, np.ascontiguousarray(y),
+        np.ascontiguousarray(w), unit, (float(q), float(rho)), code, (thr, steps),
+        np.ascontiguousarray(eta_r, dtype=np.float64),
+        (p["alpha"], float(p["start"]), float(p["stop"])),
+        (p["fused_weight"], np.ascontiguousarray(p["aux_weight"]), p["distill_weight"]),
+        np.ascontiguousarray(gains, dtype=np.float64), np.ascontiguousarray(probs, dtype=np.float64),
+        a_teacher, rec_steps, stats)
     never = np.iinfo(np.int64).max
     first = np.where(learned_bank >= 0, learned_bank, never).min(axis=1)
     return MethodDynamics(
         method=method, steps=rec_steps, alignment=rec, leading_alignment=rec.max(axis=(2, 3)),
         learned_step=np.where(first == never, -1, first).astype(np.int64),
-        learned_step_bank=learned_bank, final_alignment=a, **stats,
+        learned_step_bank=learned_bank, final_alignment=a, score=stats[0], ratio=stats[1],
+        scale=stats[2], cosine=stats[3],
     )
 
 

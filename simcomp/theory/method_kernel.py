@@ -1,0 +1,322 @@
+"""The compiled step loop of :func:`simcomp.theory.mitigation.method_dynamics`.
+
+One GD step of a method's reduced dynamics (docs/methods.md) on the
+2^(K+1) patterns: the encoder outputs of every pattern from the alignments,
+the method's step scales (ogm, agm), the derivative D of its loss with
+respect to each encoder output, the alignment gradient, mmpareto's
+combination or umt's distillation pull, and the update.  Everything is
+O(K B m P) per step with P <= 2^(K+1), so a step costs about a microsecond;
+the Python loop it replaced cost 60 us a step.
+
+The arithmetic is that of the vectorised NumPy version kept in
+``tests/reference_method_dynamics.py`` (the tests compare every method with
+it); sums run in index order, so results agree to rounding.  The
+wrapper in :mod:`simcomp.theory.mitigation` validates and prepares every
+argument; nothing here checks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from simcomp._jit import jit
+from simcomp.theory.reduced import _mark_learned, _record
+
+# Method codes of the kernel (``METHOD_CODE`` maps the names): the methods that
+# share a code share their reduced dynamics (ogm_ge's noise has mean zero; ume
+# is the uni-modal runs, as alternating).
+NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT = range(9)
+METHOD_CODE = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "ogm_ge": OGM, "agm": AGM,
+               "aux": AUX, "alternating": ALTERNATING, "ume": ALTERNATING,
+               "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT}
+# Forms of the unit: psi of the symmetric learner, srelu or ReLU of the class banks.
+SYMMETRIC, SRELU, RELU = range(3)
+
+
+@jit()
+def _srelu_val(z, q, rho):
+    """(srelu(z), srelu'(z)) as the NumPy reference computes them (powers, not products);
+    the comparisons in its order, so that a nan gives (nan, 1) as there."""
+    if z <= 0.0:
+        return 0.0, 0.0
+    if z <= rho:
+        return z**q / (q * rho ** (q - 1.0)), (z / rho) ** (q - 1.0)
+    return z - (1.0 - 1.0 / q) * rho, 1.0
+
+
+@jit()
+def _unit(z, form, q, rho):
+    """(h(z), h'(z)) of one unit; a nan propagates as in the NumPy reference."""
+    if form == SYMMETRIC:  # psi(z) = sign(z) srelu(|z|), psi'(z) = srelu'(|z|)
+        v, d = _srelu_val(abs(z), q, rho)
+        if z > 0.0:
+            return v, d
+        if z < 0.0:
+            return -v, d
+        return (0.0 if z == 0.0 else z), d
+    if form == SRELU:
+        return _srelu_val(z, q, rho)
+    if z > 0.0:
+        return z, 1.0
+    return (0.0 if z == z else z), 0.0
+
+
+@jit()
+def _sigmoid(u):
+    """exp(-logaddexp(0, -u)), the reference's sigmoid."""
+    if u >= 0.0:
+        return math.exp(-math.log1p(math.exp(-u)))
+    return math.exp(-(-u + math.log1p(math.exp(u))))
+
+
+@jit()
+def _encoders(a, ysb, form, q, rho, h, dh, phi):
+    """h, h' (K, B, m, P) at the alignments and phi (P, K); z = c a y s beta."""
+    K, B, m = a.shape
+    P = ysb.shape[1]
+    for p in range(P):
+        for r in range(K):
+            phi[p, r] = 0.0
+    for r in range(K):
+        for b in range(B):
+            c = 1.0 if b == 0 else -1.0
+            for i in range(m):
+                for p in range(P):
+                    v, d = _unit(c * a[r, b, i] * ysb[r, p], form, q, rho)
+                    h[r, b, i, p] = v
+                    dh[r, b, i, p] = d
+    for p in range(P):
+        for r in range(K):
+            tot = 0.0
+            for b in range(B):
+                c = 1.0 if b == 0 else -1.0
+                sub = 0.0
+                for i in range(m):
+                    sub += h[r, b, i, p]
+                tot += c * sub
+            phi[p, r] = tot
+
+
+@jit()
+def _others_mean(x, r):
+    tot = 0.0
+    for j in range(x.size):
+        tot += x[j]
+    return (tot - x[r]) / (x.size - 1)
+
+
+@jit()
+def _step_scales(code, t, active, alpha, y, w, phi, sbar, k, score, ratio, scale_rec):
+    """k_r of ogm / agm at step t; records score, ratio and scale; updates agm's mean score."""
+    P, K = phi.shape
+    for r in range(K):
+        k[r] = 1.0
+    if code != OGM and code != AGM:
+        return
+    sc = np.zeros(K)
+    for r in range(K):
+        tot = 0.0
+        for p in range(P):
+            sg = _sigmoid(y[p] * phi[p, r])
+            tot += w[p] * (-math.log(max(sg, 1e-8)) if code == AGM else sg)
+        sc[r] = tot
+        score[t, r] = tot
+    if K >= 2:
+        for r in range(K):
+            if code == AGM:
+                rt = math.exp(_others_mean(sc, r) - sc[r])
+                optimal = math.exp(_others_mean(sbar, r) - sbar[r])
+                k_on = math.exp(alpha * min(optimal - rt, 10.0))
+            else:
+                rt = sc[r] / _others_mean(sc, r)
+                k_on = 1.0 - math.tanh(alpha * rt) if rt > 1.0 else 1.0
+            ratio[t, r] = rt
+            if active:
+                k[r] = k_on
+    for r in range(K):
+        scale_rec[t, r] = k[r]
+    if code == AGM:
+        for r in range(K):
+            sbar[r] = (t * sbar[r] + sc[r]) / (t + 1)
+
+
+@jit()
+def _loss_derivative(code, y, w, phi, fused_weight, aux_weight, gains, probs, D):
+    """D (P, K): the derivative of the method's loss with respect to phi_r on each pattern."""
+    P, K = phi.shape
+    for p in range(P):
+        wy = w[p] * y[p]
+        if code == DROPOUT:  # expected update: the average over the mask patterns
+            for r in range(K):
+                D[p, r] = 0.0
+            for j in range(probs.size):
+                ftil = 0.0
+                for r in range(K):
+                    ftil += phi[p, r] * gains[j, r]
+                lp = -_sigmoid(-(y[p] * ftil))
+                for r in range(K):
+                    D[p, r] += probs[j] * (wy * lp) * gains[j, r]
+            continue
+        f = 0.0
+        for r in range(K):
+            f += phi[p, r]
+        lf = -_sigmoid(-(y[p] * f))
+        for r in range(K):
+            if code == AUX:
+                D[p, r] = wy * (fused_weight * lf + aux_weight[r] * -_sigmoid(-(y[p] * phi[p, r])))
+            elif code == ALTERNATING:
+                D[p, r] = wy * -_sigmoid(-(y[p] * phi[p, r]))
+            else:
+                D[p, r] = wy * lf
+
+
+@jit()
+def _gradient(D, dh, ysb, grad):
+    """grad[r, b, i] = sum_p D[p, r] h'(z_{r,b,i,p}) y_p s_{p,r} beta_r."""
+    K, B, m, P = dh.shape
+    for r in range(K):
+        for b in range(B):
+            for i in range(m):
+                tot = 0.0
+                for p in range(P):
+                    tot += D[p, r] * (dh[r, b, i, p] * ysb[r, p])
+                grad[r, b, i] = tot
+
+
+@jit()
+def _mmpareto_combine(g_m, g_u, out):
+    """MMPareto's combined direction of one encoder's two gradients (B, m) into ``out``;
+    returns the cosine and the scale."""
+    mm = uu = mu = 0.0
+    for b in range(g_m.shape[0]):
+        for i in range(g_m.shape[1]):
+            mm += g_m[b, i] * g_m[b, i]
+            uu += g_u[b, i] * g_u[b, i]
+            mu += g_m[b, i] * g_u[b, i]
+    cos = mu / math.sqrt(mm * uu) if mm > 0.0 and uu > 0.0 else 0.0
+    if cos > 0.0:
+        k0 = 0.5
+    else:
+        den = mm + uu - 2.0 * mu  # |g_m - g_u|^2
+        k0 = min(max((uu - mu) / den, 0.001), 0.999) if den > 0.0 else 0.5
+    nn = 0.0
+    for b in range(g_m.shape[0]):
+        for i in range(g_m.shape[1]):
+            v = 2.0 * k0 * g_m[b, i] + 2.0 * (1.0 - k0) * g_u[b, i]
+            out[b, i] = v
+            nn += v * v
+    n_new = math.sqrt(nn)
+    n_sum = math.sqrt(mm + uu + 2.0 * mu)
+    scale = 1.5 * max(1.0, n_sum / n_new) if n_new > 0.0 else 1.5
+    for b in range(g_m.shape[0]):
+        for i in range(g_m.shape[1]):
+            out[b, i] *= scale
+    return cos, scale
+
+
+@jit()
+def _method_kernel(a0, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux, gains, probs,
+                   a_teacher, rec_steps, stats):
+    """The step loop of ``method_dynamics``.
+
+    Parameters
+    ----------
+    a0 : (K, B, m) float64
+        Initial alignments (not modified).
+    beta : (K,) float64
+    ysb : (K, P) float64
+        y_p s_{p,r} beta_r of every pattern.
+    y, w : (P,) float64
+        Pattern labels and weights.
+    form : int
+        SYMMETRIC, SRELU or RELU.
+    act : tuple (q, rho)
+    code : int
+        The method's code (``METHOD_CODE``).
+    run : tuple (thr, steps)
+        Learn threshold on beta_r max alignment and the number of GD steps.
+    eta_r : (K,) float64
+        Learning rate per modality (lr_scale's included).
+    ogm_agm : tuple (alpha, start, stop)
+        Modulation strength and its active window [start, stop) (stop may be inf).
+    aux : tuple (fused_weight, aux_weight (K,), distill_weight)
+    gains, probs : (M, K), (M,) float64
+        dropout: each mask pattern's gains on phi and its probability (else empty).
+    a_teacher : (K, B, m) float64
+        umt: the frozen teachers' alignments (else unused).
+    rec_steps : (R,) int64
+        Increasing steps to record, the last one ``steps``.
+    stats : (4, steps, K) float64
+        score, ratio, scale, cosine per step; filled where the method defines them.
+
+    Returns
+    -------
+    rec_a (R, K, B, m), learned (K, B) int64 (-1 never), a (K, B, m) the final alignments.
+    """
+    q, rho = act
+    thr, steps = run
+    alpha, start, stop = ogm_agm
+    fused_weight, aux_weight, distill_weight = aux
+    K, B, m = a0.shape
+    P = y.size
+    a = a0.copy()
+    rec_a = np.empty((rec_steps.size, K, B, m))
+    learned = np.full((K, B), -1, dtype=np.int64)
+    h = np.empty((K, B, m, P))
+    dh = np.empty((K, B, m, P))
+    phi = np.empty((P, K))
+    D = np.empty((P, K))
+    grad = np.empty((K, B, m))
+    step = np.empty((K, B, m))
+    k = np.ones(K)
+    sbar = np.zeros(K)
+    h_teacher = np.empty((K, B, m, P))
+    if code == UMT:
+        _encoders(a_teacher, ysb, form, q, rho, h_teacher, dh, phi)
+    grad_u = np.empty((K, B, m))
+    D_u = np.empty((P, K))
+    score, ratio, scale_rec, cosine = stats[0], stats[1], stats[2], stats[3]
+    rec_i = 0
+    for t in range(steps + 1):
+        _mark_learned(a, beta, thr, t, learned)
+        if rec_steps[rec_i] == t:
+            _record(rec_a, rec_i, a)
+            rec_i += 1
+        if t == steps:
+            break
+        _encoders(a, ysb, form, q, rho, h, dh, phi)
+        _step_scales(code, t, start <= t < stop, alpha, y, w, phi, sbar, k, score, ratio,
+                     scale_rec)
+        _loss_derivative(code, y, w, phi, fused_weight, aux_weight, gains, probs, D)
+        _gradient(D, dh, ysb, grad)
+        if code == MMPARETO:
+            # the uni-modal losses' gradient, combined with the fused one per encoder
+            _loss_derivative(ALTERNATING, y, w, phi, fused_weight, aux_weight, gains, probs, D_u)
+            _gradient(D_u, dh, ysb, grad_u)
+            for r in range(K):
+                cosine[t, r], scale_rec[t, r] = _mmpareto_combine(grad[r], grad_u[r], step[r])
+        else:
+            for r in range(K):
+                for b in range(B):
+                    for i in range(m):
+                        step[r, b, i] = k[r] * grad[r, b, i]
+        if code == UMT:
+            # distillation: the pull of each unit towards its frozen teacher's output
+            pull = distill_weight * (2.0 / (B * m))
+            for r in range(K):
+                for b in range(B):
+                    c = 1.0 if b == 0 else -1.0
+                    for i in range(m):
+                        tot = 0.0
+                        for p in range(P):
+                            coef = pull * w[p] * (h[r, b, i, p] - h_teacher[r, b, i, p]) \
+                                * dh[r, b, i, p]
+                            tot += coef * ysb[r, p]
+                        step[r, b, i] += c * tot
+        for r in range(K):
+            for b in range(B):
+                for i in range(m):
+                    a[r, b, i] = a[r, b, i] - eta_r[r] * step[r, b, i]
+    return rec_a, learned, a
