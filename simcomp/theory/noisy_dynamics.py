@@ -38,7 +38,7 @@ import numpy as np
 from simcomp._jit import jit
 from simcomp.config import Config
 from simcomp.interrupts import chunks, deferred
-from simcomp.theory.activation import _check_form, _logistic, _pow_int, _srelu_pair
+from simcomp.theory.activation import _check_form, _logistic, _pow_int
 from simcomp.theory.expected_error import (
     ExpectedTestError,
     GaussianEncoder,
@@ -149,71 +149,108 @@ class NoisyDynamics:
 # --------------------------------------------------------------------------- compiled loop
 
 
-@jit()
-def _act_slope(u, act):
-    """(act(u), act'(u)) for srelu, or ReLU when ``relu``; act = (q, rho, shift, n_int, relu).
+# One GD step costs O(K B m n) and runs twice per noisy run (the distribution-level
+# prediction on its nodes and the tracked check on the training set), so the loop is
+# written for the vector units: per neuron, the update from the previous step's loss
+# coefficients and the forward pass of the new step run back to back on arrays of n
+# that stay in the L1 cache; every inner loop is branch-free (selects), so that LLVM
+# vectorises it; and the alignment drive sum_k g_k b_k is summed in _LANES interleaved
+# partial sums (fixed by the source, so the same on every machine) (a single running sum is a chain of n dependent additions, the
+# bottleneck of the step).  The forward pass is the same arithmetic as
+# ``activation._srelu_pair`` element by element; only the drive's summation order
+# differs from a plain loop (tests/test_noisy_kernel.py compares with the plain kernel).
 
-    The symmetric learner calls it at |u| and signs the output itself.
-    """
+_LANES = 8
+
+
+@jit()
+def _drive_and_update(nu_ri, dact_ri, coef, b_r, diag_r, eta, g):
+    """g = coef * c act'(u); nu -= eta g ||N||^2 (the limit); returns sum_k g_k b_k."""
+    n = coef.size
+    for k in range(n):
+        gk = coef[k] * dact_ri[k]
+        g[k] = gk
+        nu_ri[k] -= eta * (gk * diag_r[k])
+    # _LANES = 8 partial sums, written out so that they live in one vector register
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    full = n - n % _LANES
+    for k in range(0, full, _LANES):
+        s0 += g[k] * b_r[k]
+        s1 += g[k + 1] * b_r[k + 1]
+        s2 += g[k + 2] * b_r[k + 2]
+        s3 += g[k + 3] * b_r[k + 3]
+        s4 += g[k + 4] * b_r[k + 4]
+        s5 += g[k + 5] * b_r[k + 5]
+        s6 += g[k + 6] * b_r[k + 6]
+        s7 += g[k + 7] * b_r[k + 7]
+    for k in range(full, n):
+        s0 += g[k] * b_r[k]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+@jit(inline="always")
+def _pow_small(x, n):
+    """x^n for 0 <= n <= 8 by repeated products (1 x x ... as _srelu_pair's loop), written as
+    a chain of selects so that a loop calling it is vectorised."""
+    d = 1.0
+    if n >= 1:
+        d = x
+    if n >= 2:
+        d = d * x
+    if n >= 3:
+        d = d * x
+    if n >= 4:
+        d = d * x
+    if n >= 5:
+        d = d * x
+    if n >= 6:
+        d = d * x
+    if n >= 7:
+        d = d * x
+    if n >= 8:
+        d = d * x
+    return d
+
+
+@jit()
+def _neuron_forward(a_ri, c, b_r, nu_ri, act, symmetric, f, dact_ri):
+    """Add neuron (c, a_ri)'s output on every sample to f; dact_ri = c act'(u) (symmetric:
+    psi'(u)).  Each branch is one branch-free loop over the samples."""
     q, rho, shift, n_int, relu = act
+    n = f.size
     if relu:
-        return (u, 1.0) if u > 0.0 else (0.0, 0.0)
-    return _srelu_pair(u, q, rho, shift, n_int) if u > 0.0 else (0.0, 0.0)
+        for k in range(n):
+            u = c * b_r[k] * a_ri + nu_ri[k]
+            on = u > 0.0
+            f[k] += c * (u if on else 0.0)
+            dact_ri[k] = c * (1.0 if on else 0.0)
+    elif symmetric:  # psi(u) = sign(u) srelu(|u|), psi'(u) = srelu'(|u|)
+        for k in range(n):
+            u = c * b_r[k] * a_ri + nu_ri[k]
+            zk = abs(u)
+            # srelu'(z) = (z / rho)^(q - 1) on (0, rho] (x = 1 above rho: slope 1)
+            dk = (_pow_small(min(zk, rho) / rho, n_int) if n_int >= 0
+                  else (min(zk, rho) / rho) ** (q - 1.0))
+            pos = zk > 0.0  # false for 0 and nan: no output, no slope
+            val = (zk - shift) if zk > rho else zk * dk / q
+            f[k] += math.copysign(val if pos else 0.0, u)
+            dact_ri[k] = dk if pos else 0.0
+    else:
+        for k in range(n):
+            zk = c * b_r[k] * a_ri + nu_ri[k]
+            dk = (_pow_small(min(zk, rho) / rho, n_int) if n_int >= 0
+                  else (min(zk, rho) / rho) ** (q - 1.0))
+            pos = zk > 0.0
+            val = (zk - shift) if zk > rho else zk * dk / q
+            f[k] += c * (val if pos else 0.0)
+            dact_ri[k] = c * (dk if pos else 0.0)
 
 
 @jit()
-def _forward(state, data, act, symmetric, dact):
-    """f on every training sample; dact[r, b, i, k] = c act'(u) (the sign c of bank b included)."""
-    a, nu = state[0], state[1]
-    b_sig = data[2]
-    K, B, m, n = nu.shape
-    f = np.zeros(n)
-    for r in range(K):
-        for b in range(B):
-            c = 1.0 if b == 0 else -1.0
-            for i in range(m):
-                for k in range(n):
-                    u = c * b_sig[r, k] * a[r, b, i] + nu[r, b, i, k]
-                    if symmetric:  # psi(u) = sign(u) srelu(|u|), psi'(u) = srelu'(|u|)
-                        v, d = _act_slope(abs(u), act)
-                        f[k] += math.copysign(v, u)
-                        dact[r, b, i, k] = d
-                    else:
-                        v, d = _act_slope(u, act)
-                        f[k] += c * v
-                        dact[r, b, i, k] = c * d
-    return f
-
-
-@jit()
-def _noisy_step(state, data, eta, coef, dact):
-    """One GD step in (a, nu, theta) from g = coef_k * dact (all neurons at once)."""
-    a, nu, theta = state
-    b_sig, diag, gram = data[2], data[3], data[4]
-    K, B, m, n = nu.shape
-    exact = gram.shape[1] > 0
-    g = np.empty(n)
-    for r in range(K):
-        for b in range(B):
-            c = 1.0 if b == 0 else -1.0
-            for i in range(m):
-                dv = 0.0  # d<w, v> / (-eta)
-                for k in range(n):
-                    g[k] = coef[k] * dact[r, b, i, k]
-                    dv += g[k] * b_sig[r, k]
-                if exact:
-                    for k in range(n):
-                        h = 0.0
-                        for j in range(n):
-                            h += g[j] * gram[r, j, k]
-                        nu[r, b, i, k] -= eta * h
-                        theta[r, b, i, k] -= eta * g[k]
-                else:
-                    # the limit: theta_k = (nu_k - nu_k(0)) / ||N_k||^2 at any step, so theta
-                    # is recovered once at the end (noise_aware_dynamics), not kept per step
-                    for k in range(n):
-                        nu[r, b, i, k] -= eta * (g[k] * diag[r, k])
-                a[r, b, i] -= eta * c * dv
+def _sigmoid_neg(g):
+    """sigmoid(-g), exactly as the first output of ``activation._logistic``."""
+    e = math.exp(-abs(g))
+    return e / (1.0 + e) if g >= 0.0 else 1.0 / (1.0 + e)
 
 
 @jit()
@@ -221,13 +258,15 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps, work, span):
     """Steps ``t0 <= t < t1`` of the step loop of :func:`noise_aware_dynamics`.
 
     The loop is run in pieces (``span``) so that Python sees a signal between
-    two of them (simcomp.interrupts); the pieces do exactly the operations of
-    one uninterrupted loop.
+    two of them (simcomp.interrupts); a piece starts by recomputing the forward
+    pass of its first step from the state, so the pieces give exactly the
+    results of one uninterrupted loop.
 
     Parameters
     ----------
     state : tuple (a (K, B, m), nu (K, B, m, n), theta (K, B, m, n)) float64
-        Alignments, noise pre-activations and input coefficients; updated in place.
+        Alignments, noise pre-activations and input coefficients; updated in place
+        (theta only in exact mode).
     data : tuple (y (n,), omega (n,), b (K, n), diag (K, n), gram (K, n, n) or (K, 0, 0))
         Labels, sample weights, <X_k, v> per modality, ||N_k||^2 and the
         full Gram of the orthogonal noise (empty: the diagonal limit).
@@ -250,25 +289,63 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps, work, span):
     eta, thr, steps = run
     dact, coef, rec_a, rec_loss, learned = work
     t0, t1, rec_i = span
-    a = state[0]
-    y, omega = data[0], data[1]
+    a, nu, theta = state
+    y, omega, b_sig, diag, gram = data
+    K, B, m = a.shape
     n = y.size
+    exact = gram.shape[1] > 0
     act = (q, rho, (1.0 - 1.0 / q) * rho, n_int, relu)
+    f = np.zeros(n)
+    g = np.empty(n)
+    # the forward pass of step t0 (each step's update ends with the next step's forward
+    # pass; a piece starts by recomputing it from the state, which gives the same values)
+    for r in range(K):
+        for b in range(B):
+            c = 1.0 if b == 0 else -1.0
+            for i in range(m):
+                _neuron_forward(a[r, b, i], c, b_sig[r], nu[r, b, i], act, symmetric, f,
+                                dact[r, b, i])
     for t in range(t0, t1):
         _mark_learned(a, beta, thr, t, learned)
-        f = _forward(state, data, act, symmetric, dact)
+        is_rec = rec_steps[rec_i] == t
         loss = 0.0
         for k in range(n):
-            sgm, lg = _logistic(y[k] * f[k])  # sigmoid(-y f), log(1 + exp(-y f))
-            coef[k] = -omega[k] * y[k] * sgm  # omega l'
-            loss += omega[k] * lg
-        if rec_steps[rec_i] == t:
+            yf = y[k] * f[k]
+            coef[k] = -omega[k] * y[k] * _sigmoid_neg(yf)  # omega l'
+        if is_rec:  # the logarithms only where the loss is recorded
+            for k in range(n):
+                loss += omega[k] * _logistic(y[k] * f[k])[1]
             _record(rec_a, rec_i, a)
             rec_loss[rec_i] = loss
             rec_i += 1
         if t == steps:
             break
-        _noisy_step(state, data, eta, coef, dact)
+        for k in range(n):
+            f[k] = 0.0
+        for r in range(K):
+            for b in range(B):
+                c = 1.0 if b == 0 else -1.0
+                for i in range(m):
+                    nu_ri = nu[r, b, i]
+                    if exact:
+                        dv = 0.0
+                        for k in range(n):
+                            g[k] = coef[k] * dact[r, b, i, k]
+                            dv += g[k] * b_sig[r, k]
+                        for k in range(n):
+                            h = 0.0
+                            for j in range(n):
+                                h += g[j] * gram[r, j, k]
+                            nu_ri[k] -= eta * h
+                            theta[r, b, i, k] -= eta * g[k]
+                    else:
+                        # the limit: theta_k = (nu_k - nu_k(0)) / ||N_k||^2 at any step, so
+                        # theta is recovered once at the end (noise_aware_dynamics)
+                        dv = _drive_and_update(nu_ri, dact[r, b, i], coef, b_sig[r], diag[r],
+                                               eta, g)
+                    a[r, b, i] -= eta * c * dv
+                    _neuron_forward(a[r, b, i], c, b_sig[r], nu_ri, act, symmetric, f,
+                                    dact[r, b, i])
     return rec_i
 
 
