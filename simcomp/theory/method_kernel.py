@@ -218,14 +218,19 @@ def _mmpareto_combine(g_m, g_u, out):
 
 
 @jit()
-def _method_kernel(a0, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux, gains, probs,
-                   a_teacher, rec_steps, stats):
-    """The step loop of ``method_dynamics``.
+def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux, gains, probs,
+                   a_teacher, rec_steps, stats, work, span):
+    """Steps ``t0 <= t < t1`` of the step loop of ``method_dynamics``.
+
+    The loop is run in pieces (``span``) so that Python sees a signal between
+    two of them (simcomp.interrupts); what one step hands to the next (the
+    alignments, agm's mean score) is kept in ``a`` and ``work``, so the pieces
+    give exactly the results of one uninterrupted loop.
 
     Parameters
     ----------
-    a0 : (K, B, m) float64
-        Initial alignments (not modified).
+    a : (K, B, m) float64
+        Alignments, updated in place.
     beta : (K,) float64
     ysb : (K, P) float64
         y_p s_{p,r} beta_r of every pattern.
@@ -251,20 +256,25 @@ def _method_kernel(a0, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, au
         Increasing steps to record, the last one ``steps``.
     stats : (4, steps, K) float64
         score, ratio, scale, cosine per step; filled where the method defines them.
+    work : tuple (rec_a (R, K, B, m), learned (K, B) int64, sbar (K,), h_teacher (K, B, m, P))
+        Outputs (recorded alignments, learned steps, -1 never), agm's running mean score
+        and umt's teacher outputs (computed in the first piece), kept across pieces.
+    span : tuple (t0, t1, rec_i)
+        The steps of this piece and the next record index.
 
     Returns
     -------
-    rec_a (R, K, B, m), learned (K, B) int64 (-1 never), a (K, B, m) the final alignments.
+    int
+        The next record index.
     """
     q, rho = act
     thr, steps = run
     alpha, start, stop = ogm_agm
     fused_weight, aux_weight, distill_weight = aux
-    K, B, m = a0.shape
+    rec_a, learned, sbar, h_teacher = work
+    t0, t1, rec_i = span
+    K, B, m = a.shape
     P = y.size
-    a = a0.copy()
-    rec_a = np.empty((rec_steps.size, K, B, m))
-    learned = np.full((K, B), -1, dtype=np.int64)
     h = np.empty((K, B, m, P))
     dh = np.empty((K, B, m, P))
     phi = np.empty((P, K))
@@ -272,15 +282,12 @@ def _method_kernel(a0, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, au
     grad = np.empty((K, B, m))
     step = np.empty((K, B, m))
     k = np.ones(K)
-    sbar = np.zeros(K)
-    h_teacher = np.empty((K, B, m, P))
-    if code == UMT:
+    if code == UMT and t0 == 0:
         _encoders(a_teacher, ysb, form, q, rho, h_teacher, dh, phi)
     grad_u = np.empty((K, B, m))
     D_u = np.empty((P, K))
     score, ratio, scale_rec, cosine = stats[0], stats[1], stats[2], stats[3]
-    rec_i = 0
-    for t in range(steps + 1):
+    for t in range(t0, t1):
         _mark_learned(a, beta, thr, t, learned)
         if rec_steps[rec_i] == t:
             _record(rec_a, rec_i, a)
@@ -320,4 +327,4 @@ def _method_kernel(a0, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, au
             for b in range(B):
                 for i in range(m):
                     a[r, b, i] = a[r, b, i] - eta_r[r] * step[r, b, i]
-    return rec_a, learned, a
+    return rec_i

@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import Config
+from ..interrupts import chunks, deferred
 from .errors import test_error_coinflip
 from .patterns import population_patterns, presence_fraction
 from . import method_kernel as _kernel
@@ -276,14 +277,21 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
     ysb = np.ascontiguousarray((y[:, None] * s * beta[None, :]).T)  # (K, P): y s_r beta_r
     code = _kernel.METHOD_CODE[method]
     unit = {"symmetric": _kernel.SYMMETRIC, "srelu": _kernel.SRELU, "relu": _kernel.RELU}[form]
-    rec, learned_bank, a = _kernel._method_kernel(
-        np.ascontiguousarray(a), np.ascontiguousarray(beta), ysb, np.ascontiguousarray(y),
-        np.ascontiguousarray(w), unit, (float(q), float(rho)), code, (thr, steps),
-        np.ascontiguousarray(eta_r, dtype=np.float64),
-        (p["alpha"], float(p["start"]), float(p["stop"])),
-        (p["fused_weight"], np.ascontiguousarray(p["aux_weight"]), p["distill_weight"]),
-        np.ascontiguousarray(gains, dtype=np.float64), np.ascontiguousarray(probs, dtype=np.float64),
-        a_teacher, rec_steps, stats)
+    a = np.array(a, dtype=np.float64, order="C")  # updated in place by the kernel
+    rec = np.empty((rec_steps.size, K, B, m))
+    learned_bank = np.full((K, B), -1, dtype=np.int64)
+    work = (rec, learned_bank, np.zeros(K), np.empty((K, B, m, y.size)))
+    args = (np.ascontiguousarray(beta), ysb, np.ascontiguousarray(y), np.ascontiguousarray(w),
+            unit, (float(q), float(rho)), code, (thr, steps),
+            np.ascontiguousarray(eta_r, dtype=np.float64),
+            (p["alpha"], float(p["start"]), float(p["stop"])),
+            (p["fused_weight"], np.ascontiguousarray(p["aux_weight"]), p["distill_weight"]),
+            np.ascontiguousarray(gains, dtype=np.float64),
+            np.ascontiguousarray(probs, dtype=np.float64), a_teacher, rec_steps, stats, work)
+    rec_i = 0
+    for t0, t1 in chunks(steps + 1):  # short compiled calls: a signal is seen between them
+        with deferred():
+            rec_i = _kernel._method_kernel(a, *args, (t0, t1, rec_i))
     never = np.iinfo(np.int64).max
     first = np.where(learned_bank >= 0, learned_bank, never).min(axis=1)
     return MethodDynamics(
