@@ -171,6 +171,137 @@ def test_scheduler_that_is_not_one_exits_2(tmp_path, capsys, server):
         close()
 
 
+def _handshake() -> bytes:
+    """A dask scheduler's greeting: a byte count, one frame, msgpack naming the Python version."""
+    import struct
+
+    msgpack = pytest.importorskip("msgpack")
+    frame = msgpack.dumps({"compression": None, "python": [3, 11, 7], "pickle-protocol": 5})
+    body = struct.pack("<QQ", 1, len(frame)) + frame
+    return struct.pack("<Q", len(body)) + body
+
+
+class _Scripted:
+    """A loopback TCP server answering its n-th connection with ``replies[n]`` (the last one
+    for any later connection) and then silence.
+
+    It serves at most 8 connections and stops by itself once no connection
+    comes for ``lifetime`` seconds (its accept has a timeout), whatever the
+    test does.
+    """
+
+    def __init__(self, replies, lifetime=20.0):
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(lifetime)
+        self.replies, self.conns = list(replies), []
+        self.address = f"tcp://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        for n in range(8):
+            reply = self.replies[min(n, len(self.replies) - 1)]
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                break
+            self.conns.append(conn)
+            try:
+                conn.sendall(reply)
+            except OSError:
+                pass
+        self.sock.close()
+
+    def close(self):
+        for conn in self.conns:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("case", ["eight_bytes_then_silence", "garbage_after_eight",
+                                  "truncated_frames", "greets_then_hangs"])
+def test_every_wait_of_the_handshake_is_bounded(tmp_path, capsys, case):
+    """A peer that starts a plausible greeting and stops, sends garbage after the first 8 bytes,
+    or greets the probe and hangs on the next connection: exit 2 within the timeout, one line."""
+    import struct
+
+    pytest.importorskip("distributed")
+    good = _handshake()
+    replies = {"eight_bytes_then_silence": [good[:8]],
+               "garbage_after_eight": [struct.pack("<Q", 58) + bytes(range(200, 256)) + b"xx"],
+               "truncated_frames": [struct.pack("<Q", 58) + good[8:30]],
+               "greets_then_hangs": [good, good[:8]]}[case]
+    fake = _Scripted(replies)
+    try:
+        out = tmp_path / "s"
+        start = time.monotonic()
+        code = main(["sweep", "--out", str(out), "--scheduler", fake.address,
+                     "--connect-timeout", "1", "--quiet"] + sets())
+        elapsed = time.monotonic() - start
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert err.startswith(f"simcomp: error: --scheduler {fake.address}") and \
+            err.count("\n") == 1, err
+        assert elapsed < 30  # the timeout is 1 s; without a bound this hangs for minutes
+        assert not out.exists()
+    finally:
+        fake.close()
+
+
+def test_a_real_greeting_passes_the_probe():
+    """The probe accepts the greeting a scheduler of the installed distributed sends."""
+    import asyncio
+
+    distributed = pytest.importorskip("distributed")
+    from simcomp.sweep.execute import _probe
+
+    async def check():
+        async with distributed.Scheduler(port=0, dashboard_address=None) as scheduler:
+            address = scheduler.address
+            await asyncio.get_running_loop().run_in_executor(None, _probe, address, 10.0)
+
+    asyncio.run(check())
+
+
+@pytest.mark.parametrize("address, words", [
+    ("tls://127.0.0.1:1", ["cannot connect"]),
+    ("ucx://127.0.0.1:1", ["tcp:// or tls://", "scheduler=client"]),
+    ("inproc://x", ["tcp:// or tls://"]),
+    ("tcp://127.0.0.1:99999", ["port from 1 to 65535"]),
+    ("tcp://127.0.0.1:", ["HOST:PORT"]),
+])
+def test_unsupported_or_unreachable_schedulers_exit_2(tmp_path, capsys, address, words):
+    pytest.importorskip("distributed")
+    out = tmp_path / "s"
+    assert main(["sweep", "--out", str(out), "--scheduler", address, "--connect-timeout", "2",
+                 "--quiet"] + sets()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"simcomp: error: --scheduler {address}") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["1e308", "3601", "inf", "nan"])
+def test_connect_timeout_range_is_checked(tmp_path, capsys, value):
+    out = tmp_path / "s"
+    try:
+        code = main(["sweep", "--out", str(out), "--scheduler", "tcp://127.0.0.1:1",
+                     "--connect-timeout", value, "--quiet"] + sets())
+    except SystemExit as exc:  # argparse's own refusal is also a one-line exit 2
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and "--connect-timeout" in err and "Traceback" not in err
+    with pytest.raises(sw.SweepError, match="connect-timeout must be"):
+        sw.run_sweep(sw.plan_sweep(base(), [], 1), out, scheduler="tcp://127.0.0.1:1",
+                     connect_timeout=float(value))
+    assert not out.exists()
+
+
 def test_connect_timeout_must_be_positive(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["sweep", "--out", str(tmp_path / "s"), "--connect-timeout", "0"])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import signal
 import threading
 import time
 from typing import Any, Sequence
+
+import numpy as np
 
 from ..config import Config
 from ..columns import result_row
@@ -197,67 +200,164 @@ def _import_distributed():
     return distributed
 
 
+# The longest --connect-timeout accepted: an hour is far past any real handshake, and
+# bigger numbers overflow the socket and timer APIs (1e308 s).
+MAX_CONNECT_TIMEOUT = 3600.0
+# A scheduler's greeting is a few dozen bytes; more is not a dask handshake.
+_MAX_HANDSHAKE_BYTES = 1 << 16
+_MAX_HANDSHAKE_FRAMES = 64
+
+
+def check_connect_timeout(timeout: Any) -> float:
+    """``timeout`` as a float of seconds in (0, :data:`MAX_CONNECT_TIMEOUT`]; else SweepError."""
+    if isinstance(timeout, (bool, np.bool_)) or not isinstance(timeout, numbers.Real) or not (
+            0 < float(timeout) <= MAX_CONNECT_TIMEOUT):
+        raise SweepError(f"--connect-timeout must be a number of seconds > 0 and <= "
+                         f"{MAX_CONNECT_TIMEOUT:g}, got {timeout!r}")
+    return float(timeout)
+
+
+def _split_address(address: str) -> tuple[str, str, int]:
+    """``'tcp://host:8786'`` -> ``('tcp', 'host', 8786)``; only tcp:// and tls:// are spoken."""
+    scheme, sep, text = address.partition("://")
+    if not sep:
+        scheme, text = "tcp", address
+    scheme = scheme.lower()
+    if scheme not in ("tcp", "tls"):
+        raise SweepError(
+            f"--scheduler {address}: simcomp sweep connects to tcp:// or tls:// scheduler "
+            f"addresses (or 'local'); for {scheme}:// connect a distributed.Client yourself and "
+            f"pass it as simcomp.sweep(..., scheduler=client)")
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SweepError(f"--scheduler {address}: expected HOST:PORT with a port from 1 to "
+                         f"65535, e.g. tcp://10.0.0.5:8786")
+    return scheme, host, int(port)
+
+
+def _read_exactly(sock, count: int, deadline: float) -> bytes:
+    """``count`` bytes from ``sock``, every read bounded by the overall ``deadline``."""
+    data = b""
+    while len(data) < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        sock.settimeout(left)
+        chunk = sock.recv(min(count - len(data), 65536))
+        if not chunk:
+            raise ConnectionError("the connection was closed during the handshake")
+        data += chunk
+    return data
+
+
+def _is_handshake(body: bytes) -> bool:
+    """Whether ``body`` (the bytes after the length) is a dask handshake: framed msgpack
+    of a dict naming the peer's Python version."""
+    import struct
+
+    if len(body) < 16:
+        return False
+    frames = struct.unpack_from("<Q", body)[0]
+    if not 1 <= frames <= _MAX_HANDSHAKE_FRAMES or len(body) < 8 * (1 + frames):
+        return False
+    lengths = struct.unpack_from(f"<{frames}Q", body, 8)
+    start = 8 * (1 + frames)
+    if start + sum(lengths) != len(body):
+        return False
+    try:
+        import msgpack
+    except ImportError:  # pragma: no cover - a dependency of distributed
+        return True
+    for length in lengths:
+        frame, start = body[start:start + length], start + length
+        try:
+            message = msgpack.loads(frame, raw=False)
+        except Exception:  # any malformed frame: not a handshake
+            continue
+        if isinstance(message, dict) and "python" in message:
+            return True
+    return False
+
+
 def _probe(address: str, timeout: float) -> None:
     """Check within ``timeout`` seconds that a dask scheduler answers at a tcp address.
 
     A dask listener sends its handshake as soon as it accepts a connection:
-    a little-endian count of frames (a small number) and their lengths.  An
-    endpoint that accepts and stays silent (a hung process, an HTTP server
-    waiting for a request) or that sends something else is not a scheduler;
-    ``distributed.Client`` itself may wait far past its timeout on the first
-    and allocate whatever the second's bytes spell.
+    a little-endian byte count, then frames of msgpack naming its Python
+    version.  The whole greeting is read and checked, every read bounded by
+    one deadline: an endpoint that accepts and stays silent (a hung process,
+    an HTTP server waiting for a request), that stops halfway or that sends
+    something else is not a scheduler; ``distributed.Client`` itself waits
+    without bound for a greeting that does not complete, and allocates
+    whatever the first bytes spell.  For tls:// only the connection is
+    checked here (the greeting is encrypted).
     """
     import socket
     import struct
 
-    text = address.removeprefix("tcp://")
-    if "://" in text:
-        return  # tls:// or another transport: left to distributed
-    host, _, port = text.rpartition(":")
-    host = host.strip("[]")
-    try:
-        port_number = int(port)
-    except ValueError:
-        raise SweepError(f"--scheduler {address}: expected HOST:PORT, e.g. "
-                         f"tcp://10.0.0.5:8786") from None
+    scheme, host, port = _split_address(address)
     deadline = time.monotonic() + timeout
+    not_one = (f"--scheduler {address}: the server there is not a dask scheduler (its greeting "
+               f"is not a dask handshake); give the scheduler's address, usually "
+               f"tcp://HOST:8786")
     try:
-        with socket.create_connection((host, port_number), timeout=timeout) as sock:
-            head = b""
-            while len(head) < 8:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                sock.settimeout(left)
-                chunk = sock.recv(8 - len(head))
-                if not chunk:
-                    raise ConnectionError("the connection was closed")
-                head += chunk
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if scheme == "tls":
+                return
+            head = _read_exactly(sock, 8, deadline)
+            size = struct.unpack("<Q", head)[0]
+            if not 16 <= size <= _MAX_HANDSHAKE_BYTES or head.startswith(b"HTTP"):
+                raise SweepError(not_one.replace("its greeting is", f"it answered {head!r},"))
+            if not _is_handshake(_read_exactly(sock, size, deadline)):
+                raise SweepError(not_one)
     except (TimeoutError, socket.timeout):
         raise SweepError(
             f"--scheduler {address}: no dask scheduler answered within {timeout:g} s; the "
             f"address accepts connections but does not greet as a scheduler does (an HTTP "
             f"server such as the dashboard, or a hung process?): give the scheduler's address, "
             f"usually tcp://HOST:8786") from None
-    except (OSError, ConnectionError) as exc:
+    except (OSError, ConnectionError, OverflowError, ValueError) as exc:
         raise SweepError(f"--scheduler {address}: cannot connect to a dask scheduler there: "
                          f"{getattr(exc, 'strerror', None) or exc}") from None
-    frames = struct.unpack("<Q", head)[0]
-    if not 1 <= frames <= 1024 or head.startswith(b"HTTP"):
-        raise SweepError(
-            f"--scheduler {address}: the server there is not a dask scheduler (it answered "
-            f"{head[:8]!r}); give the scheduler's address, usually tcp://HOST:8786")
 
 
 def _connect(address: str, timeout: float = CONNECT_TIMEOUT):
-    """A Client of the dask scheduler at ``address`` within ``timeout`` s; else SweepError."""
+    """A Client of the dask scheduler at ``address`` within ``timeout`` s; else SweepError.
+
+    The probe and the Client share one deadline.  The Client is made in a
+    helper thread that is abandoned when the deadline passes: its own
+    handshake has no bound of its own (a peer may answer the probe and then
+    hang), and no failure of it may escape as a traceback.
+    """
+    timeout = check_connect_timeout(timeout)
     distributed = _import_distributed()
+    deadline = time.monotonic() + timeout
     _probe(address, timeout)
-    try:
-        return distributed.Client(address, timeout=f"{timeout}s")
-    except (OSError, TimeoutError, ValueError) as exc:
+    box: dict[str, Any] = {}
+
+    def make() -> None:
+        try:
+            box["client"] = distributed.Client(
+                address, timeout=f"{max(deadline - time.monotonic(), 0.1)}s")
+        except BaseException as exc:  # handed to the calling thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=make, name="simcomp-connect", daemon=True)
+    thread.start()
+    thread.join(max(deadline - time.monotonic(), 0.0) + 1.0)
+    if thread.is_alive():
+        raise SweepError(f"--scheduler {address}: the scheduler did not complete its handshake "
+                         f"within {timeout:g} s (a hung process?); check it, or give a longer "
+                         f"--connect-timeout")
+    if "error" in box:
+        exc = box["error"]
+        if not isinstance(exc, Exception):
+            raise exc
+        text = " ".join(str(exc).split()) or type(exc).__name__
         raise SweepError(f"--scheduler {address}: cannot connect to a dask scheduler there: "
-                         f"{exc}") from None
+                         f"{text}") from None
+    return box["client"]
 
 
 def _execute_dask(batches, scheduler, workers: int, on_done, own_client: bool) -> None:

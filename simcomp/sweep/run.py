@@ -17,6 +17,7 @@ from .execute import (
     _execute_pool,
     _execute_serial,
     _import_distributed,
+    check_connect_timeout,
     default_batch_size,
 )
 from .grid import SweepError
@@ -107,6 +108,7 @@ def run_sweep(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise SweepError(f"--batch-size must be a positive integer, got {batch_size!r}")
+    connect_timeout = check_connect_timeout(connect_timeout)
     own_client = False
     scheduler_text = _scheduler_text(scheduler)
     if scheduler is not None:
