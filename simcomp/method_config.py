@@ -10,6 +10,7 @@ from typing import Any
 
 from .validation import (
     ConfigError,
+    _bounds,
     _field_names,
     _need_bool,
     _need_choice,
@@ -135,7 +136,9 @@ class MethodConfig:
                 value = _METHOD_SCALAR_DEFAULTS[key] if getattr(self, key) is None else getattr(self, key)
                 set_(key, _need_float(f"method.{key} {where}", value, lo=0.0))
         if "teacher_steps" in takes and self.teacher_steps is not None:
-            _need_int(f"method.teacher_steps {where}", self.teacher_steps, lo=0)
+            # the teachers train like any run: at most train.steps' own bound
+            _need_int(f"method.teacher_steps {where}", self.teacher_steps, lo=0,
+                      hi=_bounds("train.steps")["hi"])
         if "aux_weight" in takes:
             value = 1.0 if self.aux_weight is None else self.aux_weight
             if isinstance(value, (list, tuple)):

@@ -114,6 +114,20 @@ def test_bad_method_values_are_refused(overrides, pattern):
         build_config(None, overrides)
 
 
+@pytest.mark.parametrize("command", [["config"], ["theory"], ["simulate", "--out", "OUT"]])
+def test_huge_teacher_steps_refused_by_one_validation(command, tmp_path, capsys):
+    """config, theory and simulate refuse it alike, naming method.teacher_steps (issue 16, 10)."""
+    from simcomp.cli import main
+
+    argv = [str(tmp_path / "o") if a == "OUT" else a for a in command]
+    assert main(argv + ["--set", "method.name=umt", "--set",
+                        "method.teacher_steps=100000000000000000000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "method.teacher_steps (method umt) must be >= 0 and <= 1000000000000" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_list_length_follows_the_number_of_modalities():
     cfg = build_config(None, ["data.modality.2.beta=0.5", "method.name=dropout"])
     assert cfg.method.drop == (0.0, 0.0, 0.0)
