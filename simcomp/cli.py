@@ -153,7 +153,7 @@ def divergence_message(failed, traces: dict, out: str, cfg=None) -> str:
 def run_theory(args) -> int:
     from .experiment import predict_experiment
     from .outputs import to_jsonable
-    from .preflight import check, estimate_theory
+    from .preflight import THEORY_HINT, check, estimate_theory
     from .report import theory_report
 
     cfg = build_config(args.config, args.overrides)
@@ -163,8 +163,7 @@ def run_theory(args) -> int:
         return _fusion_theory(cfg, args)
     if args.plot is not None:
         check_output_file(args.plot, args.force, "--plot", suffix=".png")
-    check(estimate_theory(cfg), hint="fewer data.n_train / data.n_test or a smaller "
-          "data.modality.N.dim")
+    check(estimate_theory(cfg), hint=THEORY_HINT)
     _warn_noop(cfg)
     planned = predict_experiment(cfg)
     rows, comparison, predictions = planned.rows, planned.comparison, planned.predictions

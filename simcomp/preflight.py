@@ -39,6 +39,9 @@ __all__ = [
     "estimate_simulate",
     "estimate_theory",
     "estimate_sweep_planning",
+    "check_sweep",
+    "SIZE_HINT",
+    "THEORY_HINT",
     "memory_limit",
     "disk_limit",
     "check",
@@ -59,6 +62,14 @@ FIXED_OVERHEAD = 300 << 20
 
 SWEEP_POINT_BYTES = 8 << 10
 """Planning memory of one sweep run (its config, row and bookkeeping), an upper bound."""
+
+SIZE_HINT = ("fewer data.n_train / data.n_test, a smaller data.modality.N.dim or model.width, "
+             "fewer train.steps or a larger train.trace_every")
+"""The config keys that make a simulate (or a sweep's run) smaller, for the messages."""
+
+THEORY_HINT = ("fewer data.n_train / data.n_test, a smaller data.modality.N.dim or model.width, "
+               "fewer train.steps or method.teacher_steps, or a larger train.trace_every")
+"""The same for ``simcomp theory``."""
 
 _FIGURE_BYTES = 4 << 20  # one PNG, an upper bound
 _PY_OBJECT = 120  # bytes of a small numpy array or tuple object beyond its data
@@ -138,6 +149,81 @@ def _pattern_bytes(cfg: Config) -> int:
     return P * ((56 + 8 * (cfg.K + 1)) + 4 * 8 * (cfg.K + 1))
 
 
+def _noise_aware(cfg: Config, trained: list[int]) -> bool:
+    """Whether a run gets the noise-aware theory (as ``experiment.noise_aware_regime``)."""
+    mods = [cfg.data.modality[r] for r in trained]
+    return cfg.train.noise_theory and any(
+        m.noise > 0.0 or (m.distractors > 0 and m.distractor_strength > 0.0) for m in mods)
+
+
+_POINTS = 2048  # quasi-Monte Carlo points of an expected test error (experiment.EXPECTED_POINTS)
+
+
+def _gaussian_error_bytes(cfg: Config, trained: list[int], weights: bool) -> int:
+    """Scratch of one expected test error over the run's encoders (``points`` x neurons arrays,
+    and, from trained ``weights``, each modality's encoder atoms and distractor draws)."""
+    neurons = cfg.model.banks * cfg.model.width
+    mods = [cfg.data.modality[r] for r in trained]
+    total = 8 * _POINTS * len(trained) * neurons * 7 + 8 * _POINTS * len(trained) * neurons
+    if weights:
+        for mod in mods:
+            total += 3 * 8 * neurons * mod.dim + 2 * 8 * neurons ** 2
+            if mod.distractors > 0 and mod.distractor_strength > 0.0:
+                total += 2 * 8 * _POINTS * mod.dim + 2 * 8 * _POINTS * mod.distractors * neurons
+    return total
+
+
+def _theory_run_bytes(cfg: Config, trained: list[int], joint: bool,
+                      trained_weights: bool) -> tuple[int, int]:
+    """(kept, scratch) bytes of the theory of one run: what its predictions keep until the
+    command ends, and the largest temporary arrays while computing them.
+
+    The reduced and the method dynamics record (K_run, B, m) alignments at every
+    ``train.trace_every`` steps and the method dynamics four statistics at every
+    step (umt's teachers too, for ``method.teacher_steps``); the noise-aware
+    dynamics keeps (K_run, B, m, n_train) pre-activations and noise
+    coordinates, and draws (n_train x dim) noise, an expected test error and
+    the Gram matrices on the way.
+    """
+    k, B, m = len(trained), cfg.model.banks, cfg.model.width
+    neurons = B * m
+    n_train, _ = _sizes(cfg)
+    steps, records = cfg.train.steps, cfg.train.steps // cfg.train.trace_every + 2
+    P = 2 ** (k + 1)
+    record = 8 * records * k * (neurons + 1)
+    kept = record  # the reduced dynamics
+    scratch = 8 * 8 * k * neurons * P  # pattern-wise encoder outputs and their derivatives
+    if joint:
+        methods = 2 if cfg.train.mode == "compare" else 1  # and the uni-modal ensemble's
+        kept += methods * (record + 4 * 8 * steps * k)
+        if cfg.method.name == "umt":
+            t_steps = cfg.train.steps if cfg.method.teacher_steps is None \
+                else cfg.method.teacher_steps
+            scratch += 4 * 8 * t_steps * k + 2 * 8 * k * neurons
+    if _noise_aware(cfg, trained):
+        dim = max(cfg.data.modality[r].dim for r in trained)
+        grid = 8 * k * neurons * n_train
+        kept += 2 * grid + record + 8 * k * neurons ** 2
+        scratch += max(2 * 8 * n_train * dim + 3 * 8 * neurons * dim,  # one modality's noise
+                       6 * grid + 2 * 8 * neurons * n_train,  # the dynamics and its Grams
+                       _gaussian_error_bytes(cfg, trained, weights=False))
+        scratch += k * (grid + 8 * neurons ** 2 + 3 * 8 * n_train)  # the noise statistics
+    if trained_weights and cfg.train.noise_theory:
+        scratch = max(scratch, _gaussian_error_bytes(cfg, trained, weights=True))
+    return kept, scratch
+
+
+def _theory_bytes(cfg: Config, trained_weights: bool) -> int:
+    """Every run's kept theory arrays, plus the largest scratch of one, plus the patterns."""
+    kept, scratch = 0, 0
+    for i, trained in enumerate(_runs(cfg)):
+        joint = i == 0 and cfg.train.mode != "unimodal"
+        run_kept, run_scratch = _theory_run_bytes(cfg, trained, joint, trained_weights)
+        kept += run_kept
+        scratch = max(scratch, run_scratch)
+    return kept + scratch + _pattern_bytes(cfg)
+
+
 def estimate_simulate(cfg: Config, record: bool = True) -> Estimate:
     """Memory and disk of ``simcomp simulate`` for ``cfg``.
 
@@ -194,7 +280,7 @@ def estimate_simulate(cfg: Config, record: bool = True) -> Estimate:
     est.memory["run_arrays"] = run_arrays
     est.memory["weights"] = weights
     est.memory["trace"] = trace
-    est.memory["theory"] = _pattern_bytes(cfg)
+    est.memory["theory"] = _theory_bytes(cfg, trained_weights=True)
     est.memory["fixed"] = FIXED_OVERHEAD
     est.disk["traces"] = disk
     est.disk["figures"] = _FIGURE_BYTES
@@ -213,28 +299,69 @@ def estimate_theory(cfg: Config) -> Estimate:
     est.memory["dictionaries"] = 8 * sum(d * d for d in random_dims) + (
         3 * 8 * max(random_dims) ** 2 if random_dims else 0)
     est.memory["weights"] = 8 * cfg.model.banks * cfg.model.width * sum(dims)
-    est.memory["theory"] = _pattern_bytes(cfg)
+    est.memory["theory"] = _theory_bytes(cfg, trained_weights=False)
     est.memory["fixed"] = FIXED_OVERHEAD
     return est
 
 
 def estimate_sweep_planning(n_runs: int, per_run: Estimate | None = None,
-                            concurrent: int = 1) -> Estimate:
+                            concurrent: int = 1, processes: int = 0) -> Estimate:
     """Memory of planning a sweep of ``n_runs`` runs, ``concurrent`` of them in memory at once.
 
     Planning keeps a config, a row and some bookkeeping per run
     (:data:`SWEEP_POINT_BYTES` each); ``per_run`` (e.g.
     ``estimate_simulate(cfg, record=False)`` of the largest point) adds the
     runs that are computed at the same time, without repeating the fixed
-    allowance.
+    allowance; each of ``processes`` worker processes adds its own fixed
+    allowance (its interpreter, NumPy and numba).
     """
     est = Estimate("sweep")
     est.memory["planning"] = int(n_runs) * SWEEP_POINT_BYTES
     if per_run is not None:
         varying = per_run.memory_bytes - per_run.memory.get("fixed", 0)
         est.memory["concurrent_runs"] = max(1, int(concurrent)) * varying
+    if processes:
+        est.memory["worker_processes"] = int(processes) * FIXED_OVERHEAD
     est.memory["fixed"] = FIXED_OVERHEAD
     return est
+
+
+def check_sweep(points, n_runs: int, concurrent: int, processes: int = 0,
+                hint: str = "") -> None:
+    """Refuse a sweep before any run starts: one run of each grid point must fit, and so must
+    ``concurrent`` runs of the largest point at once, plus planning and worker processes.
+
+    ``points`` yields ``(label, config)`` pairs, one per grid point (the seed does
+    not change a run's size); ``label`` names the point in the message.  A run
+    of a sweep records only its first and last step.  Garbage in
+    ``SIMCOMP_MEMORY_LIMIT`` is refused here too.
+    """
+    limit, source = memory_limit()
+    worst, worst_label = None, ""
+    for label, cfg in points:
+        est = estimate_simulate(cfg, record=False)
+        if limit is not None and est.memory_bytes > limit:
+            part = est.largest("memory")
+            raise ResourceError(
+                f"sweep: one run of grid point {label} would need about "
+                f"{format_bytes(est.memory_bytes)} of memory (largest part: {part}, "
+                f"{format_bytes(est.memory[part])}), more than the limit of "
+                f"{format_bytes(limit)} ({source}); make it smaller"
+                f"{' (' + hint + ')' if hint else ''}, or set SIMCOMP_MEMORY_LIMIT (e.g. 64G, "
+                f"or off) if you know better")
+        if worst is None or est.memory_bytes > worst.memory_bytes:
+            worst, worst_label = est, label
+    total = estimate_sweep_planning(n_runs, worst, concurrent, processes)
+    if limit is not None and total.memory_bytes > limit:
+        part = total.largest("memory")
+        where = f" ({concurrent} at once of grid point {worst_label})" \
+            if part == "concurrent_runs" else ""
+        raise ResourceError(
+            f"sweep would need about {format_bytes(total.memory_bytes)} of memory (largest part: "
+            f"{part}{where}, {format_bytes(total.memory[part])}), more than the limit of "
+            f"{format_bytes(limit)} ({source}); use fewer --workers or a smaller --batch-size, "
+            f"make the runs smaller{' (' + hint + ')' if hint else ''}, or set "
+            f"SIMCOMP_MEMORY_LIMIT (e.g. 64G, or off) if you know better")
 
 
 # --------------------------------------------------------------------------- limits

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ def run_sweep(
                                    or batch_size < 1):
         raise SweepError(f"--batch-size must be a positive integer, got {batch_size!r}")
     connect_timeout = check_connect_timeout(connect_timeout)
+    _preflight(plan, workers, batch_size, scheduler, executor)  # before any connection or file
     own_client = False
     scheduler_text = _scheduler_text(scheduler)
     if scheduler is not None:
@@ -139,8 +141,8 @@ def run_sweep(
         if batch_size is None:
             batch_size = default_batch_size(pending, workers)
         batches = [pending[i:i + batch_size] for i in range(0, len(pending), batch_size)]
-        if kind == "threads" or kind == "processes":
-            workers = min(workers, len(batches))
+        if kind in ("threads", "processes") or scheduler == "local":
+            workers = max(1, min(workers, len(batches)))  # no idle worker processes
         if kind != "serial":
             # Parallelism is across runs: one numba thread per run.
             batches = [[_single_threaded(run) for run in batch] for batch in batches]
@@ -226,6 +228,30 @@ def run_sweep(
         sweep_json_path=Path(out) / Store.SWEEP_JSON, executor=kind, workers=workers,
         batch_size=batch_size,
     )
+
+
+def _preflight(plan: SweepPlan, workers: int, batch_size: int | None, scheduler: Any,
+               executor: str) -> None:
+    """The memory pre-flight of a sweep (:func:`simcomp.preflight.check_sweep`), up front.
+
+    Runs executed here (a local pool, the calling process, a LocalCluster) are
+    checked against this machine's limit: one run of every grid point, and
+    as many runs at once as the workers hold in their batches.  Runs sent to
+    a scheduler elsewhere are left to that cluster's machines; only the
+    planning is checked then.
+    """
+    from ..preflight import SIZE_HINT, check_sweep
+
+    local = scheduler is None or scheduler == "local"
+    size = batch_size if batch_size is not None else default_batch_size(plan.runs, workers)
+    parallel = max(1, min(workers, math.ceil(len(plan.runs) / size)))
+    serial = scheduler is None and parallel == 1
+    processes = parallel if scheduler == "local" or (
+        scheduler is None and executor == "processes" and not serial) else 0
+    points = ((", ".join(f"{k}={v!r}" for k, v in run.point) or "(the base config)", run.cfg)
+              for run in (plan.runs[::max(plan.seeds, 1)] if local else []))
+    check_sweep(points, len(plan.runs), concurrent=(1 if serial else parallel) * size,
+                processes=processes, hint=SIZE_HINT)
 
 
 def _scheduler_text(scheduler: Any) -> str | None:

@@ -311,8 +311,10 @@ def teacher_alignment(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: floa
     ``alternating`` dynamics computes for all of them at once.  Returns the
     teachers' final alignments, (K_run, B, m).
     """
+    # only the final alignments are used: record the first and the last step, not every one
     return method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q, rho, eta, teacher_steps,
-                           "alternating", learner=learner, activation=activation).final_alignment
+                           "alternating", learner=learner, activation=activation,
+                           record_every=max(int(teacher_steps), 1)).final_alignment
 
 
 def predictor_test_error(final_alignment, beta, presence, mix=None, learner: str = "symmetric",
