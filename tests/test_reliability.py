@@ -432,6 +432,24 @@ def test_sweep_pre_flight_counts_the_runs_in_flight(monkeypatch):
         run_sweep(plan, Path(tempfile.mkdtemp()) / "s", workers=4, batch_size=8)
 
 
+@pytest.mark.parametrize("noise", ["1e80", "1e100", "1e150"])
+def test_huge_noise_never_raises_in_the_theory(tmp_path, capsys, noise):
+    """sigma^2 times the weights' Gram overflows the covariance's eigen-decomposition: the
+    expected error is reported as not available (null), the command and a sweep go on
+    (issue 16, 6: a LinAlgError traceback that killed whole sweeps)."""
+    from simcomp import api
+
+    cfg = build_config(None, ["data.n_train=64", "data.n_test=64", "model.width=4",
+                              "train.steps=20", f"data.modality.0.noise={noise}"])
+    pred = api.predict(cfg)
+    assert np.isnan(pred["joint"]["prediction"].noise_aware.test_error.fused)
+    assert main(["theory", "--json"] + sets(f"data.modality.0.noise={noise}")) == 0
+    rows = api.sweep(cfg, grid={"data.modality.0.noise": [0.05, float(noise)]},
+                     out=tmp_path / "s", workers=1, plot=False)
+    assert len(rows) == 2
+    capsys.readouterr()
+
+
 def test_sweep_planning_estimate():
     per_run = preflight.estimate_simulate(build_config(None, SMALL), record=False)
     est = preflight.estimate_sweep_planning(10**8, per_run, concurrent=2)
