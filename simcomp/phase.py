@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 
 __all__ = ["PlotError", "NoAxes", "read_sweep", "numeric_axes", "phase_figure",
-           "phase_figures", "typed_cell"]
+           "phase_figures", "typed_cell", "winner_colours"]
 
 
 class PlotError(ValueError):
@@ -55,8 +55,12 @@ def typed_cell(text: str) -> Any:
         return text
 
 
-def read_sweep(path: str | Path) -> tuple[dict, list[dict]]:
+def read_sweep(path: str | Path, columns=None) -> tuple[dict, list[dict]]:
     """``(sweep.json, rows of results.csv with typed values)`` of a complete sweep directory.
+
+    ``columns``: keep only these columns, or a function of sweep.json giving
+    them (a results.csv has about 50 columns per modality; typing every cell
+    of a large sweep takes most of the time).
 
     Both files are checked against what simcomp writes (:class:`PlotError`
     naming the damaged file), so that drawing never fails deeper down.
@@ -88,7 +92,13 @@ def read_sweep(path: str | Path) -> tuple[dict, list[dict]]:
     for number, row in enumerate(raw, start=2):
         if None in row or None in row.values():  # csv.DictReader's marks of a ragged line
             raise _damaged(results, f"line {number} does not have a cell per column")
-    rows = [{key: typed_cell(value) for key, value in row.items()} for row in raw]
+    if callable(columns):
+        columns = columns(meta)
+    if columns is None:
+        rows = [{key: typed_cell(value) for key, value in row.items()} for row in raw]
+    else:
+        wanted = list(columns)
+        rows = [{key: typed_cell(row[key]) for key in wanted if key in row} for row in raw]
     _check_rows(rows, meta, results)
     return meta, rows
 
@@ -200,6 +210,28 @@ def _predicted_colearned(row: dict, names: Sequence[str]) -> bool | None:
     return all(row.get(f"predicted_learned_by_horizon_joint_{m}") for m in names)
 
 
+def _axis_index(values: Sequence) -> Any:
+    """A function: a cell value -> the index of the equal axis value (None: not on the axis).
+
+    Exact values are found in a dict; a number off by rounding (a value read
+    back from results.csv) falls back to :func:`_same` over the axis values.
+    """
+    exact: dict = {}
+    for i, v in enumerate(values):
+        exact.setdefault((type(v) is bool, v), i)
+
+    def index(value: Any) -> int | None:
+        try:
+            hit = exact.get((type(value) is bool, value))
+        except TypeError:  # an unhashable cell: compared one by one
+            hit = None
+        if hit is not None:
+            return hit
+        return next((i for i, v in enumerate(values) if _same(value, v)), None)
+
+    return index
+
+
 def _cells(rows: list[dict], xa: dict, ya: dict | None, names: Sequence[str]) -> dict:
     """Per (x, y) cell: the measured and predicted quantities, as (nx, ny) arrays."""
     xs, ys = xa["values"], (ya["values"] if ya is not None else [None])
@@ -207,29 +239,32 @@ def _cells(rows: list[dict], xa: dict, ya: dict | None, names: Sequence[str]) ->
     out = {key: np.full(shape, np.nan) for key in
            ("winner", "colearned", "gap", "coordinate", "predicted_winner", "predicted_colearned")}
     index = {name: i for i, name in enumerate(names)}
-    for i, xv in enumerate(xs):
-        for j, yv in enumerate(ys):
-            cell = [r for r in rows if _same(r.get(xa["key"]), xv)
-                    and (ya is None or _same(r.get(ya["key"]), yv))]
-            if not cell:
-                continue
-            winners = [r.get("winner_joint") for r in cell if r.get("winner_joint") is not None]
-            if winners:
-                top = max(sorted(set(winners), key=lambda w: index.get(w, 99)),
-                          key=winners.count)
-                out["winner"][i, j] = index.get(top, math.nan)
-            else:
-                out["winner"][i, j] = -1  # no modality learned on most seeds
-            learned = [all(r.get(f"learned_by_horizon_joint_{m}") for m in names) for r in cell
-                       if r.get(f"learned_by_horizon_joint_{names[0]}") is not None]
-            out["colearned"][i, j] = _mean(learned)
-            predicted = [_predicted_colearned(r, names) for r in cell]
-            out["predicted_colearned"][i, j] = _mean([p for p in predicted if p is not None])
-            out["gap"][i, j] = _mean([r.get("gap") for r in cell])
-            out["coordinate"][i, j] = _mean([r.get("winner_coordinate_joint") for r in cell])
-            pw = [index[r["predicted_winner_joint"]] for r in cell
-                  if r.get("predicted_winner_joint") in index]
-            out["predicted_winner"][i, j] = _mean(pw)
+    x_of = _axis_index(xs)
+    y_of = _axis_index(ys) if ya is not None else (lambda value: 0)
+    groups: dict = {}
+    for r in rows:  # one pass: each row is looked up on each axis once
+        i = x_of(r.get(xa["key"]))
+        j = y_of(r.get(ya["key"])) if ya is not None else 0
+        if i is not None and j is not None:
+            groups.setdefault((i, j), []).append(r)
+    for (i, j), cell in groups.items():
+        winners = [r.get("winner_joint") for r in cell if r.get("winner_joint") is not None]
+        if winners:
+            top = max(sorted(set(winners), key=lambda w: index.get(w, 99)),
+                      key=winners.count)
+            out["winner"][i, j] = index.get(top, math.nan)
+        else:
+            out["winner"][i, j] = -1  # no modality learned on most seeds
+        learned = [all(r.get(f"learned_by_horizon_joint_{m}") for m in names) for r in cell
+                   if r.get(f"learned_by_horizon_joint_{names[0]}") is not None]
+        out["colearned"][i, j] = _mean(learned)
+        predicted = [_predicted_colearned(r, names) for r in cell]
+        out["predicted_colearned"][i, j] = _mean([p for p in predicted if p is not None])
+        out["gap"][i, j] = _mean([r.get("gap") for r in cell])
+        out["coordinate"][i, j] = _mean([r.get("winner_coordinate_joint") for r in cell])
+        pw = [index[r["predicted_winner_joint"]] for r in cell
+              if r.get("predicted_winner_joint") in index]
+        out["predicted_winner"][i, j] = _mean(pw)
     return out
 
 
@@ -258,13 +293,29 @@ def _boundary(ax, values: np.ndarray, level: float, style: dict, label: str, han
         handles.append(Line2D([], [], color=style["color"], ls=style["ls"], lw=1.6, label=label))
 
 
+def winner_colours(count: int) -> list:
+    """``count`` distinct colours of the winner panel, one per modality (up to 18).
+
+    tab10 first (its colours clip at the tenth), then Dark2's eight, which
+    differ from every tab10 colour.
+    """
+    from matplotlib import colormaps
+
+    palette = [colormaps["tab10"](i) for i in range(10)] + \
+        [colormaps["Dark2"](i) for i in range(8)]
+    if count > len(palette):  # beyond the 16 modalities a config may have: evenly spaced hues
+        palette += [colormaps["hsv"](i / (count - len(palette)))
+                    for i in range(count - len(palette))]
+    return palette[:count]
+
+
 _WINNER_LINE = {"color": "black", "ls": "--"}
 _COLEARN_LINE = {"color": "magenta", "ls": ":"}
 
 
 def phase_figure(meta: dict, rows: list[dict], x: str | None = None, y: str | None = None):
     """The phase-diagram figure of a sweep (see the module docstring); returns the Figure."""
-    from matplotlib import colormaps, colors
+    from matplotlib import colors
 
     from .plots import new_figure
 
@@ -277,8 +328,7 @@ def phase_figure(meta: dict, rows: list[dict], x: str | None = None, y: str | No
     shown = facets[:6]
     fig = new_figure(14, 3.9 * len(shown) + 0.6)
     axes = fig.subplots(len(shown), 3, squeeze=False)
-    winner_cmap = colors.ListedColormap(["lightgrey"] + [colormaps["tab10"](i)
-                                                         for i in range(len(names))])
+    winner_cmap = colors.ListedColormap(["lightgrey"] + winner_colours(len(names)))
     handles: list = []
     for f, facet in enumerate(shown):
         sub = [r for r in rows if all(_same(r.get(k), v) for k, v in facet)]
@@ -332,6 +382,19 @@ def phase_figure(meta: dict, rows: list[dict], x: str | None = None, y: str | No
     return fig
 
 
+def _figure_columns(meta: dict) -> list[str] | None:
+    """The results.csv columns :func:`phase_figure` reads (None: all of them)."""
+    try:
+        names = [m["name"] for m in meta["definition"]["base_config"]["data"]["modality"]]
+        keys = [axis["key"] for axis in meta["definition"]["grids"]]
+    except (KeyError, TypeError):
+        return None  # a damaged sweep.json: read everything, the checks say what is wrong
+    per_mod = [f"{prefix}learned_by_horizon_joint_{m}" for m in names
+               for prefix in ("", "predicted_")]
+    return keys + ["winner_joint", "predicted_winner_joint", "gap", "winner_coordinate_joint",
+                   "method_joint", "method_predicted_co_learned_joint"] + per_mod
+
+
 def phase_figures(path: str | Path, x: str | None = None, y: str | None = None,
                   out: str | Path | None = None) -> list[Path]:
     """Draw a sweep's phase diagrams into ``out`` (default ``path/figures/phase.png``).
@@ -340,7 +403,7 @@ def phase_figures(path: str | Path, x: str | None = None, y: str | None = None,
     """
     from .plots import save_figure_atomic
 
-    meta, rows = read_sweep(path)
+    meta, rows = read_sweep(path, columns=_figure_columns)
     fig = phase_figure(meta, rows, x, y)
     target = Path(out) if out is not None else Path(path) / "figures" / "phase.png"
     target.parent.mkdir(parents=True, exist_ok=True)
