@@ -32,14 +32,28 @@ __all__ = ["Result", "FusionResult", "Predictions", "SweepResults", "SweepRows",
            "draw_sweep_figures"]
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars and arrays as Python values (np.float64(0.5) -> 0.5), lists element-wise.
+
+    Values computed with NumPy (``np.linspace`` grids, ``np.int64`` seeds) are
+    then taken as the Python numbers they are; numpy is not imported for it.
+    """
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # a scalar's .tolist() is its Python value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
 def _override_list(overrides) -> list:
     if overrides is None:
         return []
     if isinstance(overrides, str):
         return [overrides]
     if isinstance(overrides, Mapping):
-        return [(str(key), value) for key, value in overrides.items()]
-    return list(overrides)
+        return [(str(key), _plain(value)) for key, value in overrides.items()]
+    return [(item[0], _plain(item[1])) if isinstance(item, tuple) and len(item) == 2 else item
+            for item in overrides]
 
 
 def build_config(path: str | Path | None = None, overrides=None) -> Config:
@@ -666,7 +680,7 @@ def _grid_specs(grid) -> list[str]:
                 specs.append(f"{key}={values}")  # "START:STOP:NUM" or "V1,V2"
                 continue
             try:
-                values = list(values)
+                values = [_plain(v) for v in _plain(values)]
                 text = ",".join(_toml_value(v) for v in values)
             except TypeError:
                 raise ConfigError(f"grid {key}: expected a list of values or 'START:STOP:NUM', "
@@ -758,7 +772,7 @@ def sweep(config=None, *, grid=None, seeds: int = 1, out: str | Path | None = No
         from .sweep import SweepError
 
         try:
-            return run_sweep_into(config, grid, seeds, directory, workers=workers,
+            return run_sweep_into(config, grid, _plain(seeds), directory, workers=_plain(workers),
                                   scheduler=scheduler, force=force, progress=advance,
                                   on_start=on_start, paired=paired)
         except (SweepError, OutputError, ConfigError) as exc:

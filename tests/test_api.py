@@ -268,3 +268,22 @@ def test_every_modality_has_its_own_winner_colour():
     assert len(palette) == MAX_MODALITIES
     assert len(set(palette)) == MAX_MODALITIES
     assert (0.827451, 0.827451, 0.827451, 1.0) not in palette  # "none" is light grey
+
+
+def test_numpy_scalars_are_taken_as_the_numbers_they_are(tmp_path):
+    """np.float64 grid values, np.int64 seeds and the like (issue 16, 15); a scheduler that is
+    none of the accepted kinds is a ValueError naming it, not an AttributeError."""
+    small = {"data.n_train": 32, "data.n_test": 32, "model.width": 2, "train.steps": 6,
+             "train.trace_every": 3}
+    cfg = simcomp.build_config(overrides={**small, "train.lr": np.float32(0.5),
+                                          "seed": np.uint64(2**63 - 1),
+                                          "train.noise_theory": np.bool_(False),
+                                          "data.modality.0.beta": np.float64(1.5)})
+    assert cfg.train.lr == 0.5 and cfg.seed == 2**63 - 1 and cfg.train.noise_theory is False
+    assert simcomp.build_config(overrides=[("seed", np.int64(3))]).seed == 3
+    rows = simcomp.sweep(cfg, grid={"data.modality.0.beta": np.array([1.0, 2.0]),
+                                    "train.steps": [np.int64(6)]},
+                         seeds=np.int64(2), workers=np.int64(1), out=tmp_path / "s", plot=False)
+    assert [row["data.modality.0.beta"] for row in rows] == [1.0, 1.0, 2.0, 2.0]
+    with pytest.raises(ValueError, match=r"scheduler must be .* got 5 \(int\)"):
+        simcomp.sweep(cfg, scheduler=5)

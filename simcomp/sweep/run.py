@@ -109,6 +109,10 @@ def run_sweep(
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
         raise SweepError(f"--batch-size must be a positive integer, got {batch_size!r}")
+    if not (scheduler is None or isinstance(scheduler, str) or hasattr(scheduler, "submit")):
+        raise SweepError(f"scheduler must be a dask scheduler address (tcp://HOST:PORT), 'local' "
+                         f"or a distributed.Client, got {scheduler!r} "
+                         f"({type(scheduler).__name__})")
     connect_timeout = check_connect_timeout(connect_timeout)
     _preflight(plan, workers, batch_size, scheduler, executor)  # before any connection or file
     own_client = False
