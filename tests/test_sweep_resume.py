@@ -197,6 +197,25 @@ def test_foreign_directory_and_lock(tmp_path, capsys):
             sw.run_sweep(plan, tmp_path / "s", workers=1)
 
 
+def test_a_sweep_that_is_just_starting_gives_the_lock_message(tmp_path, capsys):
+    """Two sweeps racing on one directory: the winner holds the lock and has made runs/ but not
+    yet written sweep.json; the loser is told about the lock, not "holds no simcomp sweep"
+    (issue 16, 17).  Once the lock is free the directory is seen for what it is again."""
+    import fcntl
+
+    out = tmp_path / "s"
+    (out / "runs").mkdir(parents=True)
+    with open(out / ".simcomp-sweep.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["sweep", "--out", str(out), "--quiet", "--workers", "1"] + sets()) == 2
+        err = capsys.readouterr().err
+        assert "another simcomp sweep is writing to" in err and err.count("\n") == 1
+    assert main(["sweep", "--out", str(out), "--quiet", "--workers", "1"] + sets()) == 2
+    assert "holds no simcomp sweep" in capsys.readouterr().err
+    with open(out / ".simcomp-sweep.lock", "a+") as handle:  # the refusal released its lock
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 # --------------------------------------------------------------------------- the directory
 
 

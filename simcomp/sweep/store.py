@@ -144,13 +144,22 @@ class Store:
         store = cls(path)
         sweep_json = path / cls.SWEEP_JSON
         stored = None
+        if path.is_dir() and (path / cls.LOCK).exists():
+            # Lock first: a sweep that is just starting here (its runs/ made, its sweep.json
+            # not yet written) must give the lock message, not look like a foreign directory.
+            store._lock()
         if path.is_dir():
-            stored = store._read_sweep_json()
             try:
+                stored = store._read_sweep_json()
                 foreign = [p.name for p in path.iterdir() if p.name != cls.LOCK]
             except OSError as exc:
+                store.close()
                 raise _io_error("read", path, exc) from None
+            except BaseException:
+                store.close()
+                raise
             if stored is None and foreign:
+                store.close()
                 raise OutputError(
                     f"output directory {str(path)!r} is not empty and holds no simcomp sweep (no "
                     f"sweep.json of simcomp's); simcomp writes a sweep only into a new or empty "
@@ -160,7 +169,8 @@ class Store:
             path.mkdir(exist_ok=True)
         except OSError as exc:
             raise _io_error("create", path, exc) from None
-        store._lock()
+        if store._lock_handle is None:
+            store._lock()
         try:
             if store.runs_dir.is_symlink() or (store.runs_dir.exists()
                                                and not store.runs_dir.is_dir()):
