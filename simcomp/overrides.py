@@ -19,12 +19,24 @@ from .validation import ConfigError
 __all__ = ["parse_override", "set_path", "apply_overrides"]
 
 
+def _refuse_control_characters(what: str, text: str) -> None:
+    """A newline (or any control character) would end the TOML value early and drop the rest:
+    ``train.steps=5\nseed=3`` would set only train.steps.  Refused, naming the character."""
+    bad = next((ch for ch in text if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0), None)
+    if bad is not None:
+        raise ConfigError(
+            f"{what} {text!r}: contains the control character {bad!r} (U+{ord(bad):04X}) at "
+            f"position {text.index(bad)}; give one KEY=VALUE per --set, without control "
+            f"characters")
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``key=value``; the value is read as a TOML literal, else as a bare string.
 
     ``beta=1.5`` gives a float, ``population=true`` a bool, ``mode=joint`` the
     string "joint" (quotes optional).
     """
+    _refuse_control_characters("--set", text)
     if "=" not in text:
         raise ConfigError(f"--set expects KEY=VALUE (e.g. train.steps=2000), got {text!r}")
     key, value_text = text.split("=", 1)
@@ -96,5 +108,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | list[tuple[str, 
     raw = copy.deepcopy(raw)
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
+        if isinstance(key, str):
+            _refuse_control_characters("override key", key)
         set_path(raw, key, value)
     return raw

@@ -784,3 +784,21 @@ def test_save_figure_atomic_names_the_target(tmp_path):
         save_figure_atomic(new_figure(2, 2), tmp_path / "a.png")
     assert info.value.filename == str(tmp_path / "a.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+@pytest.mark.parametrize("option, text, char", [
+    ("--set", "train.steps=5\nseed=3", "'\\n'"),
+    ("--set", "train.st\x01eps=5", "'\\x01'"),
+    ("--set", "data.modality.0.name=\"A\rB\"", "'\\r'"),
+    ("--grid", "train.steps=5,6\nseed=3", "'\\n'"),
+])
+def test_control_characters_in_overrides_are_refused(tmp_path, capsys, no_work, option, text,
+                                                     char):
+    """TOML ends a value at a newline: everything after it was silently dropped (issue 16, 20)."""
+    command = ["sweep", "--out", str(tmp_path / "s")] if option == "--grid" else ["config"]
+    assert main(command + [option, text]) == 2
+    line = one_line_error(capsys.readouterr().err)
+    assert f"control character {char}" in line and option in line
+    with pytest.raises(ConfigError, match="control character"):
+        build_config(None, [("train.steps\nseed", 5)])
+    assert not (tmp_path / "s").exists()

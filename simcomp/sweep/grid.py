@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..config import _SECTION_TYPES, ConfigError, MethodConfig, ModalityConfig
+from ..overrides import _refuse_control_characters
 
 __all__ = ["SweepError", "GridAxis", "parse_grid", "expand_grid"]
 
@@ -166,6 +167,10 @@ def parse_grid(text: str, max_values: int | None = None) -> GridAxis:
     SweepError
         Malformed text, a bad linspace, an empty or non-scalar value.
     """
+    try:
+        _refuse_control_characters("--grid", text)
+    except ConfigError as exc:
+        raise SweepError(str(exc)) from None
     if "=" not in text:
         raise SweepError(
             f"--grid expects KEY=START:STOP:NUM or KEY=V1,V2,... "
