@@ -380,3 +380,49 @@ def test_one_worker_sweep_stops_at_once(tmp_path, how):
 
     with open(out / ".simcomp-sweep.lock", "a+") as handle:  # released by the dead process
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_run_batch_keeps_numpy_warnings_of_diverging_runs_to_itself():
+    """Worker processes do not inherit the command's warning filters: a diverging run's
+    RuntimeWarnings reached stderr under --quiet with --workers 2 (issue 16, 22).  The row's
+    status reports the divergence."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows = sw.run_batch([base("train.lr=1e308")])
+    assert rows[0]["status"] != "ok"
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], caught
+
+
+def test_local_cluster_starts_no_more_workers_than_batches(tmp_path, monkeypatch):
+    """--scheduler local --workers 24 with 2 runs started 25 processes (issue 16, 18)."""
+    distributed = pytest.importorskip("distributed")
+    started = {}
+
+    class Started(Exception):
+        pass
+
+    def fake_cluster(**kwargs):
+        started.update(kwargs)
+        raise Started
+
+    monkeypatch.setattr(distributed, "LocalCluster", fake_cluster)
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
+    with pytest.raises(Started):
+        sw.run_sweep(plan, tmp_path / "s", scheduler="local", workers=24)
+    assert started["n_workers"] == 2
+
+
+@pytest.mark.slow
+def test_quiet_local_cluster_and_pool_print_nothing(tmp_path):
+    """Under --quiet a sweep on a LocalCluster, or a process pool whose runs diverge, writes
+    nothing to stderr: no distributed logs or tracebacks at exit, no worker warnings."""
+    for i, extra in enumerate([["--scheduler", "local", "--workers", "24"],
+                               ["--workers", "2", "--set", "train.lr=1e308"]]):
+        proc = spawn_cli(["sweep", "--out", str(tmp_path / f"s{i}"), "--quiet", "--grid",
+                          "data.modality.0.beta=1.5,2.5"] + extra + sets())
+        out, err = proc.communicate(timeout=300)
+        expected = "" if i == 0 else ("simcomp: 2 of 2 runs did not end ok (see the status "
+                                      "column of results.csv)\n")
+        assert proc.returncode == 0 and err == expected, err

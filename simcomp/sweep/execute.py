@@ -44,11 +44,21 @@ def run_batch(configs: list[Config]) -> list[dict[str, Any]]:
     inside compiled calls (:func:`simcomp.train.train_batch`), traced only at
     their first and last step: a row needs nothing in between.
     """
+    import warnings
+
+    with warnings.catch_warnings():
+        # A diverging run overflows in NumPy; its row's status says so.  Worker processes
+        # do not inherit the command's filters, so without this the warnings reach stderr.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _run_batch(list(configs))
+
+
+def _run_batch(configs: list[Config]) -> list[dict[str, Any]]:
+    """:func:`run_batch` without its warning filter."""
     from ..experiment import run_experiments
     from ..fusion_config import uses_fusion_engine
     from .warm import batched_loop_ready
 
-    configs = list(configs)
     fusion = [i for i, cfg in enumerate(configs) if uses_fusion_engine(cfg.model)]
     original = [i for i in range(len(configs)) if i not in set(fusion)]
     rows: list = [None] * len(configs)
