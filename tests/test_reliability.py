@@ -430,6 +430,9 @@ def test_sweep_pre_flight_counts_the_runs_in_flight(monkeypatch):
     monkeypatch.setattr(sweep_run, "_execute_pool", started)
     with pytest.raises(Started):  # at the limit the check passes and the runs start
         run_sweep(plan, Path(tempfile.mkdtemp()) / "s", workers=4, batch_size=8)
+    monkeypatch.setattr(sweep_run, "_execute_serial", lambda *a: (_ for _ in ()).throw(Started))
+    with pytest.raises(Started):  # a batch larger than the sweep holds only the sweep's runs
+        run_sweep(plan, Path(tempfile.mkdtemp()) / "s", workers=1, batch_size=10**6)
 
 
 @pytest.mark.parametrize("noise", ["1e80", "1e100", "1e150"])

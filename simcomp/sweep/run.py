@@ -248,6 +248,7 @@ def _preflight(plan: SweepPlan, workers: int, batch_size: int | None, scheduler:
 
     local = scheduler is None or scheduler == "local"
     size = batch_size if batch_size is not None else default_batch_size(plan.runs, workers)
+    size = max(1, min(size, len(plan.runs)))  # a batch holds at most every run
     parallel = max(1, min(workers, math.ceil(len(plan.runs) / size)))
     serial = scheduler is None and parallel == 1
     processes = parallel if scheduler == "local" or (
