@@ -228,15 +228,18 @@ def check_connect_timeout(timeout: Any) -> float:
 
 
 def _split_address(address: str) -> tuple[str, str, int]:
-    """``'tcp://host:8786'`` -> ``('tcp', 'host', 8786)``; only tcp:// and tls:// are spoken."""
+    """``'tcp://host:8786'`` -> ``('tcp', 'host', 8786)``; tcp://, tls:// and (a scheduler in
+    this process) inproc:// are spoken."""
     scheme, sep, text = address.partition("://")
     if not sep:
         scheme, text = "tcp", address
     scheme = scheme.lower()
+    if scheme == "inproc":  # a scheduler in this very process (LocalCluster(processes=False))
+        return scheme, text, 0
     if scheme not in ("tcp", "tls"):
         raise SweepError(
             f"--scheduler {address}: simcomp sweep connects to tcp:// or tls:// scheduler "
-            f"addresses (or 'local'); for {scheme}:// connect a distributed.Client yourself and "
+            f"addresses (inproc:// from Python, or 'local'); for {scheme}:// connect a distributed.Client yourself and "
             f"pass it as simcomp.sweep(..., scheduler=client)")
     host, _, port = text.rpartition(":")
     host = host.strip("[]")
@@ -307,6 +310,8 @@ def _probe(address: str, timeout: float) -> None:
     import struct
 
     scheme, host, port = _split_address(address)
+    if scheme == "inproc":
+        return  # nothing to probe: the Client below is bounded by the same deadline
     deadline = time.monotonic() + timeout
     not_one = (f"--scheduler {address}: the server there is not a dask scheduler (its greeting "
                f"is not a dask handshake); give the scheduler's address, usually "
