@@ -161,11 +161,15 @@ def test_signal_during_the_theory_kernels_ends_cleanly(tmp_path, sig, code, word
 _IN_FIGURE = """
 import sys
 from pathlib import Path
+import time
 import simcomp.api as api
 real = api.theory_curves
 def marked(*args):
     Path("in-figure").touch()
-    for _ in range(20):  # a long figure phase, so that the signal surely arrives within it
+    # A figure phase of at least 3 s of real (compiled) theory work, however fast the
+    # theory is, so that the signal surely arrives within it.
+    start = time.monotonic()
+    while time.monotonic() - start < 3.0:
         real(*args)
     return real(*args)
 api.theory_curves = marked
