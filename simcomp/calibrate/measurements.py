@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import math
+import stat
 import string
 import tomllib
 from dataclasses import dataclass, field
@@ -50,6 +51,13 @@ _NAME_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
 # A curve whose last value differs from the stated accuracy by more than this many
 # tolerances contradicts it (the last epoch need not be the reported checkpoint).
 _CURVE_SLACK = 3.0
+# A measurements file is a few hundred bytes and a curve a few thousand; these caps keep a
+# wrong path (a log, a data file) from being read whole.
+MAX_FILE_BYTES = 1 << 20
+MAX_CURVE_BYTES = 8 << 20
+# Beyond this the chance level 1/classes is below any accuracy resolution (and 10**400
+# would not even convert to a float).
+MAX_CLASSES = 10 ** 9
 
 
 class CalibrationError(ValueError):
@@ -125,7 +133,11 @@ class Measurements:
 def _number(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise CalibrationError(f"{key} must be a number, got {value!r}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise CalibrationError(f"{key} must be a finite number, got an integer of "
+                               f"{len(str(abs(value)))} digits") from None
     if not math.isfinite(value):
         raise CalibrationError(f"{key} must be a finite number, got {value!r}")
     return value
@@ -145,13 +157,39 @@ def _check_keys(where: str, given: dict, valid: tuple) -> None:
                                f"{' in ' + where if where else ''}: {', '.join(valid)}")
 
 
+def _read_text(what: str, path: Path, limit: int) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes.
+
+    A pipe or a device is refused without opening it: reading a FIFO nobody
+    writes to blocks forever, and /dev/zero never ends.
+    """
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise CalibrationError(f"{what}: {str(path)!r} is a directory, not a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise CalibrationError(f"{what}: {str(path)!r} is not a regular file (a device, pipe "
+                                   "or socket); give a file")
+        if info.st_size > limit:
+            raise CalibrationError(f"{what}: {str(path)!r} has {info.st_size} bytes; at most "
+                                   f"{limit} are read")
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise CalibrationError(f"{what}: cannot read {str(path)!r} "
+                               f"({exc.strerror or exc.__class__.__name__})") from None
+    if len(data) > limit:
+        raise CalibrationError(f"{what}: {str(path)!r} has more than {limit} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CalibrationError(f"{what}: {str(path)!r} is not UTF-8 text ({exc.reason} at byte "
+                               f"{exc.start})") from None
+
+
 def _read_curve(key: str, path: Path) -> list:
     """(epoch, value) rows of a CSV file; a header line is allowed."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"{key}: cannot read {str(path)!r} "
-                               f"({getattr(exc, 'strerror', None) or exc.__class__.__name__})") from None
+    text = _read_text(key, path, MAX_CURVE_BYTES)
     rows = []
     for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
         if not row or all(not cell.strip() for cell in row):
@@ -206,14 +244,14 @@ def half_epoch_from_curve(curve, chance: float) -> float | None:
 def load_measurements(path: str | Path) -> Measurements:
     """Read and check a measurements TOML file (curve paths are relative to it)."""
     path = Path(path)
+    text = _read_text("measurements", path, MAX_FILE_BYTES)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CalibrationError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise CalibrationError(f"{str(path)!r} is not a UTF-8 text file") from None
-    except tomllib.TOMLDecodeError as exc:
+        raw = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: an int of > 4300 digits
         raise CalibrationError(f"{str(path)!r} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise CalibrationError(f"{str(path)!r} is not usable TOML: arrays or tables nested too "
+                               "deeply") from None
     return measurements_from_dict(raw, base=path.parent)
 
 
@@ -270,8 +308,12 @@ def measurements_from_dict(raw: dict, base: str | Path | None = None) -> Measure
 
     classes = raw.get("classes")
     if classes is not None:
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 2:
-            raise CalibrationError(f"classes must be a whole number >= 2, got {classes!r}")
+        if isinstance(classes, bool) or not isinstance(classes, int) or not \
+                2 <= classes <= MAX_CLASSES:
+            shown = classes if not isinstance(classes, int) or abs(classes) < 10 ** 30 else \
+                f"an integer of {len(str(abs(classes)))} digits"
+            raise CalibrationError(f"classes must be a whole number from 2 to 10^9, got "
+                                   f"{shown if isinstance(shown, str) else repr(shown)}")
     chance_raw = None if raw.get("chance") is None else _number("chance", raw["chance"])
     if classes is None and chance_raw is None:
         raise CalibrationError("classes (or chance) is missing: give the number of classes, or "
@@ -343,6 +385,11 @@ def measurements_from_dict(raw: dict, base: str | Path | None = None) -> Measure
             from_curve = half_epoch_from_curve(curve, chance)
             if from_curve is None:
                 raise CalibrationError(f"{key}.curve never rises above chance")
+            if from_curve <= 0:
+                raise CalibrationError(
+                    f"{key}.curve is already half-way from chance to its final accuracy at epoch "
+                    f"{from_curve:g}, so it gives no half-epoch; add the earlier epochs or give "
+                    f"{key}.half_epoch")
             if half is not None and abs(from_curve - half) > max(1.0, 0.25 * half):
                 raise CalibrationError(
                     f"{key}.half_epoch = {half:g} contradicts {key}.curve, which is half-way "
@@ -396,6 +443,8 @@ def _curve(key, value, base, frac):
     for e, a in rows:
         if a < 0:
             raise CalibrationError(f"{key}: accuracy {a:g} at epoch {e:g} is negative")
+        if e < 0:
+            raise CalibrationError(f"{key}: epoch {e:g} is negative; epochs count from 0")
         out.append((e, frac(f"{key} (epoch {e:g})", a)))
     return out
 
