@@ -1,4 +1,4 @@
-"""simcomp calibrate: hostile input files and values are refused in one line, never hang or crash."""
+"""simcomp calibrate: hostile files and values are refused in one line; no hang, no crash."""
 
 from __future__ import annotations
 
