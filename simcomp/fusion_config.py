@@ -107,7 +107,24 @@ def check_data(data) -> None:
                           "data have no presence coins; their modalities' link is "
                           "data.correlation)")
     if data.covariance is not None:
+        # The full matrix replaces the std/correlation form: given together, one is ignored.
+        if data.correlation != 0.0:
+            raise ConfigError("data.correlation cannot be combined with data.covariance (the "
+                              "matrix holds the correlations); set only one of them")
+        for i, mod in enumerate(data.modality):
+            if mod.std != 1.0:
+                raise ConfigError(f"data.modality.{i}.std cannot be combined with "
+                                  "data.covariance (the matrix's diagonal holds the variances); "
+                                  "set only one of them")
         object.__setattr__(data, "covariance", _covariance(data))
+        return
+    K = len(data.modality)
+    # One equal correlation between the i-th coordinates of K modalities is a positive-definite
+    # covariance only above -1/(K-1) (the smallest eigenvalue is 1 + (K - 1) c).
+    if K >= 3 and data.correlation <= -1.0 / (K - 1):
+        raise ConfigError(f"data.correlation = {data.correlation:g} makes the covariance of "
+                          f"{K} Gaussian modalities singular; valid: above -1/(K-1) = "
+                          f"{-1.0 / (K - 1):.4g} and below 1 (or give data.covariance)")
 
 
 def _covariance(data) -> tuple:

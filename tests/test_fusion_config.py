@@ -26,13 +26,13 @@ def test_defaults_leave_the_original_config_unchanged():
 
 
 def test_non_default_keys_round_trip_through_toml(tmp_path):
-    cfg = simcomp.build_config(overrides={**GAUSS, "data.correlation": -0.3,
-                                          "data.modality.0.std": 2.0,
-                                          "data.covariance": [[4.0, -0.6], [-0.6, 1.0]]})
-    path = tmp_path / "c.toml"
-    path.write_text(config_to_toml(cfg))
-    again = simcomp.build_config(path)
-    assert again == cfg
+    for overrides in ({**GAUSS, "data.correlation": -0.3, "data.modality.0.std": 2.0},
+                      {**GAUSS, "data.covariance": [[4.0, -0.6], [-0.6, 1.0]]}):
+        cfg = simcomp.build_config(overrides=overrides)
+        path = tmp_path / "c.toml"
+        path.write_text(config_to_toml(cfg))
+        again = simcomp.build_config(path)
+        assert again == cfg
     assert again.data.covariance == ((4.0, -0.6), (-0.6, 1.0))
 
 
@@ -74,3 +74,45 @@ def test_fusion_layer_resolution():
                                            "model.depth": 5, "model.fusion_layer": 3}).model
     assert (fusion_layer(late), fusion_layer(early), fusion_layer(deep)) == (2, 1, 3)
     assert uses_fusion_engine(late) and uses_fusion_engine(early)
+
+
+THREE = {**GAUSS, "data.modality.2": {"name": "C", "beta": 1.0, "dim": 1, "presence": 1.0,
+                                      "noise": 0.0}}
+
+
+@pytest.mark.parametrize("overrides, valid", [
+    ({**THREE, "data.correlation": -0.6}, "-0.5"),         # -1/(K-1) with K = 3
+    ({**THREE, "data.correlation": -0.5}, "-0.5"),         # the bound itself is singular
+])
+def test_a_correlation_that_makes_the_covariance_singular_is_a_config_error(overrides, valid):
+    # It used to pass validation and raise a bare ValueError when the data were drawn.
+    with pytest.raises(ConfigError, match=f"data.correlation.*{valid}"):
+        simcomp.build_config(overrides=overrides)
+
+
+def test_three_modalities_with_a_valid_negative_correlation_still_build():
+    cfg = simcomp.build_config(overrides={**THREE, "data.correlation": -0.45})
+    assert cfg.data.correlation == -0.45
+
+
+@pytest.mark.parametrize("extra, key", [
+    ({"data.correlation": 0.9}, "data.correlation"),
+    ({"data.modality.0.std": 2.0}, "data.modality.0.std"),
+])
+def test_covariance_with_the_keys_it_overrides_is_refused(extra, key):
+    # data.covariance replaces std and correlation: given together, one would be ignored.
+    with pytest.raises(ConfigError, match=f"{key}.*data.covariance"):
+        simcomp.build_config(overrides={**GAUSS, "data.covariance": [[4.0, 0.5], [0.5, 1.0]],
+                                        **extra})
+
+
+def test_singular_correlation_is_exit_2_from_the_cli(capsys):
+    from simcomp.cli import main
+
+    argv = ["theory"]
+    for key, value in {**THREE, "data.correlation": -0.6}.items():
+        argv += ["--set", f"{key}={value!r}" if not isinstance(value, dict) else
+                 f"{key}={{name='C', beta=1.0, dim=1, presence=1.0, noise=0.0}}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "data.correlation" in err and "Traceback" not in err and err.count("\n") == 1
