@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,3 +60,30 @@ def test_no_formula_for_nonlinear_or_fixed_heads():
                                     [1e-24, 1e-24], 1e-12, **kwargs)
         assert pred["predicted_half_step"] == {"A": None, "B": None}
         assert pred["ratio"] is None
+
+
+
+@pytest.mark.parametrize("r, rho, depth, lf, u0", [
+    (1.0, 0.5, 4, 3, 1e-3),      # equal variances: no lag (was 0.0 ** negative)
+    (2.0, 0.5, 64, 32, 1e-12),   # u0^(2 - L_f) beyond the float range (was OverflowError)
+    (2.0, 0.5, 64, 64, 1e-12),
+])
+def test_depth_ratio_never_raises_on_valid_inputs(r, rho, depth, lf, u0):
+    with np.errstate(all="ignore"):
+        ratio = depth_ratio(r, rho, depth, lf, u0)
+    assert ratio >= 1.0 or math.isnan(ratio)
+
+
+def test_equal_variances_have_no_lag_at_any_depth():
+    assert depth_ratio(1.0, 0.3, 5, 3, 1e-2) == pytest.approx(1.0)
+
+
+def test_out_of_range_deep_prediction_is_none_not_inf():
+    from simcomp.theory.fusion import predicted_half_steps
+
+    with np.errstate(all="ignore"):
+        pred = predicted_half_steps(["A", "B"], [2.0, 1.0], 0.5, 0.04, "deep_fusion", 64, 64,
+                                    [1e-24, 1e-24], 1e-12)
+    for value in list(pred["predicted_half_step"].values()) + [pred["ratio"]]:
+        assert value is None or math.isfinite(value)
+    assert pred["formula"] is not None

@@ -56,7 +56,7 @@ def misattribution(r: float, rho: float) -> float:
 def _u_b(u, k, u0, Lf):
     if Lf == 2:
         return np.exp(k * np.log(u) + (1.0 - k) * np.log(u0))
-    base = k * u ** (2.0 - Lf) + (1.0 - k) * u0 ** (2.0 - Lf)
+    base = k * u ** (2.0 - Lf) + (1.0 - k) * np.float64(u0) ** (2.0 - Lf)  # inf, no raise
     return np.where(base > 0, np.abs(base) ** (1.0 / (2.0 - Lf)), 0.0)
 
 
@@ -85,12 +85,22 @@ def depth_ratio(r: float, rho: float, depth: int, fusion_layer: int, u0: float) 
     if Lf == 1:
         return 1.0
     w_a, w_b = r * r + rho * r, 1.0 + rho * r
+    gap = 1.0 - w_b / w_a  # 0 for equal variances: B waits for nothing
+    if gap <= 0.0:
+        return 1.0
     if Lf == 2:
-        lag = math.log(1.0 / u0) * (1.0 - w_b / w_a) * w_a ** (Lf / L - 1.0) / (1.0 - rho * rho)
+        lag = math.log(1.0 / u0) * gap * w_a ** (Lf / L - 1.0) / (1.0 - rho * rho)
     else:
-        u_b0 = u0 * (1.0 - w_b / w_a) ** (1.0 / (2.0 - Lf))
-        lag = u_b0 ** (2.0 - Lf) * r ** (Lf / L - 1.0) / ((Lf - 2) * (1.0 - rho * rho))
-    return 1.0 + lag / depth_half_time(r, rho, L, Lf, u0)
+        # u_b0^(2 - L_f) = u0^(2 - L_f) * gap, in logs: u0^(2 - L_f) leaves the float range
+        # for small initialisations and deep fusion layers.
+        log_lag = ((2.0 - Lf) * math.log(u0) + math.log(gap) + (Lf / L - 1.0) * math.log(r)
+                   - math.log((Lf - 2) * (1.0 - rho * rho)))
+        lag = math.exp(log_lag) if log_lag < 700.0 else math.inf
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        half = depth_half_time(r, rho, L, Lf, u0)
+    if not (math.isfinite(lag) and math.isfinite(half) and half > 0.0):
+        return math.nan  # beyond the float range: no prediction
+    return 1.0 + lag / half
 
 
 class FusionPrediction(dict):
@@ -172,7 +182,13 @@ def predicted_half_steps(names, stds, rho: float, lr: float, architecture: str, 
         return out
     # Deep fusion: time in units of stds[b]^2 (the formula sets sigma_B = 1)
     ratio = depth_ratio(r, rho, depth, fusion_layer, init_scale)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        t_a = depth_half_time(r, rho, depth, fusion_layer, init_scale) / (lr * stds[b] ** 2)
+    if not (math.isfinite(ratio) and math.isfinite(t_a) and math.isfinite(t_a * ratio)):
+        out.update(misattribution=misattribution(r, rho),
+                   formula=f"none: the depth formula leaves the float range at depth {depth}, "
+                   f"fusion layer {fusion_layer} and init_scale {init_scale:g}")
+        return out
     out.update(ratio=ratio, misattribution=misattribution(r, rho), formula="depth")
-    t_a = depth_half_time(r, rho, depth, fusion_layer, init_scale) / (lr * stds[b] ** 2)
     out["predicted_half_step"] = {names[a]: t_a, names[b]: t_a * ratio}
     return out
