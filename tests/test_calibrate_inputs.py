@@ -98,3 +98,27 @@ def test_a_curve_at_epoch_zero_does_not_crash_the_cli(tmp_path, capsys):
     path = tmp_path / "m.toml"
     path.write_text(GOOD.format(curve='curve = "c.csv"\n'))
     assert "modality.0.curve" in _cli_error(capsys, "calibrate", str(path), "--no-out")
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"classes": None, "chance": 0.2}, "chance"),            # 20 % forgotten as a fraction
+    ({"joint": {"accuracy": 65.5, "all_wrong": 0.21}}, "joint.all_wrong"),
+])
+def test_a_fraction_beside_percent_accuracies_is_ambiguous(change, key):
+    # Read as percent it would be silently a hundred times too small.
+    raw = {k: v for k, v in {**CREMA, **change}.items() if v is not None}
+    with pytest.raises(CalibrationError, match=f"{key} = .* ambiguous.*scale"):
+        measurements_from_dict(raw)
+    confirmed = measurements_from_dict({**raw, "scale": "percent"})
+    assert (confirmed.chance if key == "chance" else confirmed.all_wrong) == \
+        pytest.approx(change.get("chance", 0.21) / 100.0)
+
+
+@pytest.mark.parametrize("change, attr, value", [
+    ({"classes": None, "chance": 0.71}, "chance", 0.0071),   # 71 % would be above every accuracy
+    ({"joint": {"accuracy": 65.5, "all_wrong": 0.0}}, "all_wrong", 0.0),
+    ({"joint": {"accuracy": 65.5, "all_wrong": 21.0}}, "all_wrong", 0.21),
+])
+def test_unambiguous_values_beside_percent_accuracies_are_read(change, attr, value):
+    raw = {k: v for k, v in {**CREMA, **change}.items() if v is not None}
+    assert getattr(measurements_from_dict(raw), attr) == pytest.approx(value)

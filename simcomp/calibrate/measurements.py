@@ -335,6 +335,13 @@ def measurements_from_dict(raw: dict, base: str | Path | None = None) -> Measure
                     "scale = \"percent\"")
             scale = "fraction"
     percent = scale == "percent"
+    # Only the accuracies decide the scale; a chance or all_wrong of at most 1 beside them
+    # in an inferred-percent file may be a fraction the user forgot to convert.
+    guessed_percent = percent and raw.get("scale") is None
+    lowest = min(values) / 100.0
+    if guessed_percent and chance_raw is not None and 0.0 < chance_raw <= 1.0 and \
+            chance_raw < lowest and (classes is None or chance_raw >= 1.0 / classes - 1e-12):
+        raise CalibrationError(_ambiguous("chance", chance_raw))
     div = 100.0 if percent else 1.0
     top = 100.0 if percent else 1.0
 
@@ -411,6 +418,8 @@ def measurements_from_dict(raw: dict, base: str | Path | None = None) -> Measure
         errors = [1.0 - m.accuracy for m in modalities]
         hi = min(errors)
         lo = max(0.0, sum(errors) - (len(errors) - 1))
+        if guessed_percent and 0.0 < aw_raw <= 1.0 and lo - 1e-12 <= aw_raw <= hi + 1e-12:
+            raise CalibrationError(_ambiguous("joint.all_wrong", aw_raw))
         if all_wrong > hi + 1e-12:
             raise CalibrationError(
                 f"joint.all_wrong = {aw_raw:g} contradicts the uni-modal accuracies: no more than "
@@ -423,6 +432,12 @@ def measurements_from_dict(raw: dict, base: str | Path | None = None) -> Measure
     return Measurements(chance=chance, classes=classes, percent=percent, tolerance=tolerance,
                         modalities=tuple(modalities), joint=joint, joint_curve=joint_curve,
                         all_wrong=all_wrong, methods=methods)
+
+
+def _ambiguous(key: str, value: float) -> str:
+    return (f"{key} = {value:g} is ambiguous: the accuracies are in percent (one is above 1), "
+            f"which reads it as {value:g} %, yet as a fraction it would be {100 * value:g} %; "
+            f"write it in percent, or add scale = \"percent\" if {value:g} % is meant")
 
 
 def _curve(key, value, base, frac):
