@@ -2,7 +2,7 @@
 
 The input is a small TOML file (or the same nested dict through the API)::
 
-    classes = 6                 # or: chance = 0.71 (the accuracy of a network that knows nothing)
+    classes = 6                 # or: chance = 17.2 (the accuracy of a network that knows nothing)
     tolerance = 1.0             # optional, accuracy points (default 1)
     scale = "percent"           # optional: "percent" or "fraction"; normally inferred
     [[modality]]
