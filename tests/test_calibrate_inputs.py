@@ -122,3 +122,40 @@ def test_a_fraction_beside_percent_accuracies_is_ambiguous(change, key):
 def test_unambiguous_values_beside_percent_accuracies_are_read(change, attr, value):
     raw = {k: v for k, v in {**CREMA, **change}.items() if v is not None}
     assert getattr(measurements_from_dict(raw), attr) == pytest.approx(value)
+
+
+def test_numpy_scalars_are_numbers():
+    # Values taken from a DataFrame are NumPy scalars; np.float64 was accepted, np.int64 not.
+    import numpy as np
+
+    raw = {**CREMA, "classes": np.int64(6),
+           "modality": [{"name": "audio", "accuracy": np.int64(59)},
+                        {"name": "visual", "accuracy": np.float32(58.1)}]}
+    meas = measurements_from_dict(raw)
+    assert meas.classes == 6 and meas.modalities[0].accuracy == pytest.approx(0.59)
+    with pytest.raises(CalibrationError, match="classes"):
+        measurements_from_dict({**CREMA, "classes": np.bool_(True)})
+
+
+def test_mixed_scales_say_so():
+    raw = {**CREMA, "modality": [{"name": "audio", "accuracy": 0.59},
+                                 {"name": "visual", "accuracy": 58.10}]}
+    with pytest.raises(CalibrationError, match="modality.0.accuracy.*all in percent"):
+        measurements_from_dict(raw)
+
+
+def test_one_method_name_as_a_string_is_one_method(monkeypatch):
+    # methods="ogm" used to be read letter by letter ("unknown method 'o'").
+    import simcomp.calibrate as cal
+
+    seen = {}
+
+    def stop(meas, found, *, methods=None, **kwargs):
+        seen["methods"] = methods
+        raise CalibrationError("stop")
+
+    monkeypatch.setattr(cal, "search", lambda *a, **k: None)
+    monkeypatch.setattr(cal, "answer", stop)
+    with pytest.raises(CalibrationError, match="stop"):
+        cal.calibrate(CREMA, methods="ogm")
+    assert seen["methods"] == ["ogm"]

@@ -152,7 +152,7 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         say = None
     meas = _as_measurements(measurements, tolerance)
     if methods is not None:
-        methods = list(methods)
+        methods = [methods] if isinstance(methods, str) else list(methods)  # "ogm": one method
         for nm in methods:
             if nm not in METHOD_PARAMS:
                 raise CalibrationError(f"unknown method {nm!r}; valid: {', '.join(METHOD_PARAMS)}")

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import stat
 import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 __all__ = ["CalibrationError", "Modality", "Measurements", "load_measurements",
            "measurements_from_dict", "half_epoch_from_curve", "MAX_MODALITIES"]
@@ -131,7 +134,8 @@ class Measurements:
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Real takes NumPy scalars too (a DataFrame cell is np.int64 or np.float64)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise CalibrationError(f"{key} must be a number, got {value!r}")
     try:
         value = float(value)
@@ -308,12 +312,12 @@ def measurements_from_dict(raw: dict, base: str | Path | None = None) -> Measure
 
     classes = raw.get("classes")
     if classes is not None:
-        if isinstance(classes, bool) or not isinstance(classes, int) or not \
-                2 <= classes <= MAX_CLASSES:
-            shown = classes if not isinstance(classes, int) or abs(classes) < 10 ** 30 else \
+        whole = isinstance(classes, numbers.Integral) and not isinstance(classes, (bool, np.bool_))
+        if not whole or not 2 <= classes <= MAX_CLASSES:
+            shown = repr(classes) if not whole or abs(classes) < 10 ** 30 else \
                 f"an integer of {len(str(abs(classes)))} digits"
-            raise CalibrationError(f"classes must be a whole number from 2 to 10^9, got "
-                                   f"{shown if isinstance(shown, str) else repr(shown)}")
+            raise CalibrationError(f"classes must be a whole number from 2 to 10^9, got {shown}")
+        classes = int(classes)
     chance_raw = None if raw.get("chance") is None else _number("chance", raw["chance"])
     if classes is None and chance_raw is None:
         raise CalibrationError("classes (or chance) is missing: give the number of classes, or "
@@ -372,9 +376,13 @@ def measurements_from_dict(raw: dict, base: str | Path | None = None) -> Measure
     fr = {key: frac(key, v) for key, v in acc_keys}
     for key, value in fr.items():
         if value <= chance:
+            hint = "check classes/chance"
+            if percent and raw.get("scale") is None and value * div <= 1.0:
+                hint = ("every accuracy is read as a percent because another is above 1: write "
+                        "them all in percent or all as fractions")
             raise CalibrationError(
                 f"{key} = {value * div:g} is not above chance ({chance * div:.4g}): a network at "
-                "or below chance knows nothing the calibration could use; check classes/chance")
+                f"or below chance knows nothing the calibration could use; {hint}")
 
     modalities = []
     for i, m in enumerate(mods_raw):
