@@ -84,7 +84,9 @@ def fusion_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
              f"loss {train.get('loss', 'logistic')}, lr {train['lr']:g}, {train['steps']} steps",
              "", f"{'modality':<10}{'total weight':>14}{'half step':>11}{'predicted':>11}"]
     for name, tw in run["total_weight"].items():
-        lines.append(f"{name:<10}{tw:>14.4f}{_fmt(run['half_step'][name]):>11}"
+        # a diverged run's weights can be finite yet astronomically large: keep the column
+        tw_s = format(tw, ".4f") if abs(tw) < 1e6 or tw != tw else format(tw, ".4g")
+        lines.append(f"{name:<10}{tw_s:>14}{_fmt(run['half_step'][name]):>11}"
                      f"{_fmt(run['predicted_half_step'][name]):>11}")
     lines += ["", f"half-step ratio {_fmt(run['half_step_ratio'], '.3f')} (theory "
               f"{_fmt(run['predicted_half_step_ratio'], '.3f')}); misattribution "

@@ -83,3 +83,22 @@ def test_the_original_experiment_refuses_fusion_configs():
     for call in (lambda: run_experiment(cfg), lambda: run_experiments([cfg])):
         with pytest.raises(simcomp.ConfigError, match="fusion engine"):
             call()
+
+
+def test_report_keeps_huge_total_weights_in_their_column():
+    # A diverging run (data.label_noise = 1e6) left finite total weights of ~1e230, which
+    # were printed with every one of their digits.
+    from simcomp.fusion_result import fusion_report
+
+    run = {"total_weight": {"A": 8.19e229, "B": float("nan")}, "half_step": {"A": None, "B": 3},
+           "predicted_half_step": {"A": 151.0, "B": None}, "half_step_ratio": None,
+           "predicted_half_step_ratio": 5.0, "misattribution": None,
+           "predicted_misattribution": 0.25, "final_loss": float("inf"), "status": "nonfinite",
+           "theory_formula": "late_fusion_two_layer"}
+    summary = {"simcomp_version": "x", "seed": 0, "runs": {"joint": run},
+               "config": {"model": {"activation": "linear", "width": 1},
+                          "train": {"lr": 0.04, "steps": 10}}}
+    lines = fusion_report(summary).splitlines()
+    row = next(line for line in lines if line.startswith("A "))
+    assert "8.19e+229" in row and len(row) <= 46
+    assert "nan" in next(line for line in lines if line.startswith("B "))
