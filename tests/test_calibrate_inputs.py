@@ -159,3 +159,17 @@ def test_one_method_name_as_a_string_is_one_method(monkeypatch):
     with pytest.raises(CalibrationError, match="stop"):
         cal.calibrate(CREMA, methods="ogm")
     assert seen["methods"] == ["ogm"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_an_unwritable_out_parent_is_refused_before_the_calibration(tmp_path, capsys,
+                                                                     monkeypatch):
+    # It was found only when writing, after the whole calibration had run.
+    import simcomp.calibrate as cal
+
+    monkeypatch.setattr(cal, "search", lambda *a, **k: pytest.fail("calibrated first"))
+    path = tmp_path / "m.toml"
+    path.write_text(GOOD.format(curve=""))
+    assert main(["calibrate", str(path), "--out", "/proc/simcomp-calibration-test"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write in '/proc'" in err and err.count("\n") == 1

@@ -168,6 +168,13 @@ def check_calibration_dir(path: str | Path, force: bool) -> Path:
     parent = path.absolute().parent
     if not parent.is_dir():
         raise OutputError(f"--out {str(path)!r}: parent directory {str(parent)!r} does not exist")
+    # The output is staged beside it: find out now, not after a minute of calibration, whether
+    # that is possible (a read-only or pseudo file system).
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=f".{path.name}.probe-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"--out {str(path)!r}: cannot write in {str(parent)!r} "
+                          f"({exc.strerror or exc.__class__.__name__})") from None
     return path
 
 
