@@ -23,7 +23,7 @@ numba cache, ``simcomp simulate`` (compiling what it needs), then a 4-run
 sweep of the default config (``--seeds 4``: cold after simulate), then the
 same sweep again (warm); it prints both wall times, their ratio (target at
 most 2x), the CPU seconds of each and how often the compile note was printed
-(target once), and writes benchmarks/results/first_sweep.json.
+(at most once; not at all when the sweep compiles nothing), and writes benchmarks/results/first_sweep.json.
 
 Run:  python benchmarks/sweep_throughput.py [--quick] [--full] [--budget S] [--workers W]
       python benchmarks/sweep_throughput.py --first-sweep [--workers W]
@@ -215,7 +215,8 @@ def main(argv=None):
               f"simulate: cold {res['cold_seconds']:.1f} s (CPU {res['cold_cpu_seconds']:.1f} s, "
               f"compile note printed {res['cold_notes']}x), warm {res['warm_seconds']:.1f} s "
               f"(CPU {res['warm_cpu_seconds']:.1f} s): ratio {res['ratio']:.2f}x wall, "
-              f"{res['cpu_ratio']:.2f}x CPU (target <= 2x, note once); load "
+              f"{res['cpu_ratio']:.2f}x CPU (target <= 2x; the note at most once, none when "
+              f"nothing is compiled); load "
               f"{res['load_after']:.1f} on {res['cpu_count']} cores")
         print(f"{NAME}: wrote {path}")
         return {"result": res}

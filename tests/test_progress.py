@@ -152,6 +152,7 @@ def _cold(monkeypatch, **cold):
 def test_compiled_once_before_the_workers_when_nothing_is_compiled(monkeypatch):
     from simcomp.sweep import warm
 
+    monkeypatch.setattr(warm, "batched_loop_pays", lambda configs: True)  # a long sweep
     batches = []
     monkeypatch.setattr(warm, "_compile",
                         lambda configs, single=False: batches.append((len(configs), single)))
@@ -182,6 +183,7 @@ def test_compiled_once_in_the_background_while_workers_train_run_by_run(monkeypa
         release.wait(30)
 
     monkeypatch.setattr(warm, "_compile", slow_compile)
+    monkeypatch.setattr(warm, "batched_loop_pays", lambda configs: True)  # a long sweep
     monkeypatch.delenv(warm.COMPILING_ENV, raising=False)
     cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
     _cold(monkeypatch, batch=True, serial=False)  # after `simcomp simulate`
@@ -201,6 +203,32 @@ def test_compiled_once_in_the_background_while_workers_train_run_by_run(monkeypa
             raise KeyboardInterrupt
     assert not os.path.exists(marker) and warm.COMPILING_ENV not in os.environ
     release.set()
+
+
+def test_a_short_sweep_keeps_to_the_single_run_loop_and_compiles_no_batched_loop(monkeypatch):
+    from simcomp.sweep import warm
+
+    calls = []
+    monkeypatch.setattr(warm, "_compile", lambda configs, single=False, batched=True:
+                        calls.append((len(configs), single, batched)))
+    monkeypatch.delenv(warm.SINGLE_ENV, raising=False)
+    monkeypatch.delenv(warm.COMPILING_ENV, raising=False)
+    cfg = build_config(None, [f"{k}={v}" for k, v in SMALL.items()])
+    four = [cfg.replace(**{"seed": s}) for s in range(4)]
+    assert not warm.batched_loop_pays(four)
+    assert warm.batched_loop_pays(four * 10 ** 5)  # the same runs, a long sweep
+    _cold(monkeypatch, batch=True, serial=False)  # after `simcomp simulate`
+    with warm.compiled_once(four) as how:
+        assert how == "single" and calls == []  # nothing compiled
+        assert os.environ[warm.SINGLE_ENV] and not warm.batched_loop_ready()  # for the workers
+    assert warm.SINGLE_ENV not in os.environ and warm.batched_loop_ready()
+    _cold(monkeypatch, batch=True, serial=True)  # nothing compiled yet: the single-run loop
+    with warm.compiled_once(four) as how:
+        assert how == "single" and calls == [(4, True, False)]
+    with pytest.raises(KeyboardInterrupt):
+        with warm.compiled_once(four):
+            raise KeyboardInterrupt
+    assert warm.SINGLE_ENV not in os.environ
 
 
 def test_a_worker_trains_run_by_run_while_the_batched_loop_compiles(monkeypatch, tmp_path):
@@ -269,6 +297,9 @@ def test_a_cold_sweep_of_two_workers_compiles_and_announces_once(tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.count(NOTE) == 1, proc.stderr  # the parent's; the workers load
+    # too short to pay for the batched loop: only the single-run loop is compiled
+    compiled = {p.name.split("-")[0] for p in (tmp_path / "cache").rglob("*.nbi")}
+    assert "gd._gd_serial" in compiled and "gd._gd_batch" not in compiled, sorted(compiled)
     again = subprocess.run(cmd[:-len(sets) - 1] + [str(tmp_path / "t")] + sets,
                            capture_output=True, text=True, env=env, cwd=tmp_path)
     assert again.returncode == 0 and NOTE not in again.stderr
