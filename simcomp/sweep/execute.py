@@ -15,6 +15,7 @@ import numpy as np
 from ..config import Config
 from ..columns import result_row
 from .grid import SweepError
+from .cost import estimate_seconds
 from .plan import SweepRun
 
 __all__ = ["SweepRunError", "CONNECT_TIMEOUT", "run_batch", "default_batch_size"]
@@ -23,11 +24,6 @@ __all__ = ["SweepRunError", "CONNECT_TIMEOUT", "run_batch", "default_batch_size"
 _BATCH_SECONDS = 3.0
 # At least this many batches per worker, so that the last batches do not leave cores idle.
 _BATCHES_PER_WORKER = 4
-# Rough single-thread speed of the training loop (multiply-adds per second) and fixed costs,
-# measured on the default config; used only to size batches.
-_MADDS_PER_SECOND = 1.2e9
-_SECONDS_PER_RUN = 0.02
-_SECONDS_PER_STEP = 1e-4
 # Seconds to reach a dask scheduler and complete its handshake (--connect-timeout).
 CONNECT_TIMEOUT = 30.0
 
@@ -93,29 +89,12 @@ def _fusion_rows(configs: list[Config]) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- batch size
 
 
-def _estimate_seconds(cfg: Config) -> float:
-    """A rough single-thread cost of one run of ``cfg`` (only used to size batches)."""
-    from ..train import run_plan
-
-    n_train = 2 ** (cfg.K + 1) if cfg.data.population else cfg.data.n_train
-    n_test = 0 if cfg.data.population else cfg.data.n_test
-    per_neuron = cfg.model.banks * cfg.model.width
-    records = cfg.train.steps / cfg.train.trace_every + 1
-    madds, plan = 0.0, run_plan(cfg)
-    for _, trained in plan:
-        width = max(cfg.data.modality[r].dim for r in trained)
-        unit = len(trained) * width * per_neuron
-        madds += 2.0 * cfg.train.steps * n_train * unit + records * (n_train + n_test) * unit
-    return (madds / _MADDS_PER_SECOND + len(plan) * (_SECONDS_PER_RUN + cfg.train.steps
-                                                    * _SECONDS_PER_STEP))
-
-
 def default_batch_size(runs: Sequence[SweepRun], workers: int) -> int:
     """Runs per batch: about :data:`_BATCH_SECONDS` of work, but enough batches for every worker."""
     if not runs:
         return 1
     sample = runs[:: max(1, len(runs) // 200)]  # grids may change the cost (steps, n, dim)
-    per_run = max(sum(_estimate_seconds(run.cfg) for run in sample) / len(sample), 1e-3)
+    per_run = max(sum(estimate_seconds(run.cfg) for run in sample) / len(sample), 1e-3)
     by_time = max(1, int(_BATCH_SECONDS / per_run))
     by_balance = max(1, math.ceil(len(runs) / (_BATCHES_PER_WORKER * max(workers, 1))))
     return max(1, min(by_time, by_balance))

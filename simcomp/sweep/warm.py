@@ -35,6 +35,7 @@ import threading
 from typing import Iterator, Sequence
 
 from ..config import Config, ConfigError
+from .cost import estimate_seconds
 
 __all__ = ["compiled_once", "compile_once", "batched_loop_ready", "batched_loop_pays",
            "COMPILING_ENV", "SINGLE_ENV"]
@@ -63,9 +64,7 @@ def batched_loop_ready() -> bool:
 def batched_loop_pays(configs: Sequence[Config]) -> bool:
     """Whether the runs of ``configs`` are long enough to pay for compiling the batched loop
     (an estimate of their single-thread work of at least :data:`BATCH_PAYS_SECONDS`)."""
-    from .execute import _estimate_seconds
-
-    return sum(_estimate_seconds(cfg) for cfg in configs) >= BATCH_PAYS_SECONDS
+    return sum(estimate_seconds(cfg) for cfg in configs) >= BATCH_PAYS_SECONDS
 
 
 @contextlib.contextmanager
