@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from .registry import REGISTRY
 from . import methods as _methods
 from . import theory
 from .config import Config, ConfigError, MethodConfig
@@ -134,7 +135,7 @@ def run_method(cfg: Config, name: str) -> str:
 
 def run_rule(cfg: Config, name: str, trained: list[int], teacher_units=None):
     """The training rule of run ``name`` (None: plain training, bit-identical to no rule)."""
-    if name != "joint" or cfg.method.name in ("none", "ume"):
+    if name != "joint" or REGISTRY[cfg.method.name].kernel == "none":
         return None
     from .kernels import make_rule
 

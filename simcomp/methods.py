@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import METHODS, Config, MethodConfig
 from .data import _STREAM_METHOD  # the method's child of the run's SeedSequence
+from .registry import REGISTRY
 from .shapley import MAX_MODALITIES as SHAPLEY_MAX_MODALITIES
 from .shapley import predictor_error, shapley_values
 
@@ -37,7 +38,7 @@ __all__ = [
 ]
 
 # Methods whose update draws random numbers (dropout masks, gradient noise).
-STOCHASTIC_METHODS = ("dropout", "ogm_ge")
+STOCHASTIC_METHODS = tuple(name for name, spec in REGISTRY.items() if spec.stochastic)
 
 # Per-step statistics a method adds to the trace, each (K,) float64 per recorded step.
 STAT_NAMES = ("method_score", "method_ratio", "method_scale", "method_cosine")
@@ -57,7 +58,7 @@ def is_deterministic(name: str) -> bool:
 
 def trains_joint(name: str) -> bool:
     """False for ``ume``, whose predictor is built from the uni-modal runs only."""
-    return _check_name(name) != "ume"
+    return REGISTRY[_check_name(name)].trains_joint
 
 
 def _trained(cfg: Config, trained: Sequence[int]) -> list[int]:
@@ -128,24 +129,19 @@ def rule_kwargs(cfg: Config, trained: Sequence[int], teacher_units=None) -> dict
     idx = _trained(cfg, trained)
     method: MethodConfig = cfg.method
     name = method.name
+    spec = REGISTRY[name]
     K = len(idx)
-    if name == "ume":
+    if spec.kernel != name:  # ume: its joint run (if any) is plain
         return {**plain_rule_kwargs(K), "key": method_key(cfg.seed)}
     out: dict[str, Any] = {"name": name, "K": K, "key": method_key(cfg.seed)}
-    if name == "lr_scale":
-        out["lr_scale"] = _pick(method.lr_scale, idx)
-    elif name in ("ogm", "ogm_ge", "agm"):
-        out.update(alpha=float(method.alpha), start=int(method.start),
-                   stop=None if method.stop is None else int(method.stop))
-    elif name == "dropout":
-        out.update(drop=_pick(method.drop, idx), rescale=bool(method.rescale))
-    elif name == "aux":
-        out.update(fused_weight=float(method.fused_weight), aux_weight=_pick(method.aux_weight, idx))
-    elif name == "alternating":
-        out["mix"] = _pick(method.mix, idx)
-    elif name == "umt":
+    for setting in spec.settings:
+        if not setting.in_rule:
+            continue
+        value = getattr(method, setting.key)
+        out[setting.key] = _pick(value, idx) if setting.per_modality else value
+    if spec.table is not None:  # umt: the teachers' unit outputs
         if teacher_units is None:
-            raise ValueError("method umt needs teacher_units (the teachers' unit outputs)")
+            raise ValueError(f"method {name} needs teacher_units (the teachers' unit outputs)")
         units = np.ascontiguousarray(teacher_units, dtype=np.float64)
         if units.ndim != 4 or units.shape[0] != K or units.shape[1] != cfg.model.banks \
                 or units.shape[2] != cfg.model.width:
@@ -164,8 +160,9 @@ def predictor_weights(cfg: Config, trained: Sequence[int]) -> np.ndarray:
     output; for ``ume`` applied to the uni-modal networks' outputs).
     """
     idx = _trained(cfg, trained)
-    if cfg.method.name == "alternating":
-        return np.array(_pick(cfg.method.mix, idx), dtype=np.float64)
+    key = REGISTRY[cfg.method.name].predictor_setting
+    if key is not None:
+        return np.array(_pick(getattr(cfg.method, key), idx), dtype=np.float64)
     return np.ones(len(idx), dtype=np.float64)
 
 
@@ -228,7 +225,7 @@ def method_results(cfg: Config, trained: Sequence[int], phi, y, weight=None,
     """
     mix = predictor_weights(cfg, trained)
     ensemble = None if phi_unimodal is None else predictor_error(phi_unimodal, y, weight)
-    if cfg.method.name == "ume":
+    if not REGISTRY[cfg.method.name].trains_joint:  # ume: the uni-modal ensemble
         own = ensemble
     else:
         own = predictor_error(phi, y, weight, mix)

@@ -40,6 +40,7 @@ from .config import Config
 from .batches import MiniBatches
 from .data import Dataset, ExperimentData, batch_seed_sequence
 from .pacing import CallSizer, PathChooser
+from .registry import REGISTRY
 from .trace import METHOD_KEYS, Trace, geometry, trace_stride, weighted_error
 
 __all__ = [
@@ -219,8 +220,8 @@ class _Run:
         self.kind = KIND_CODES[(cfg.model.learner, cfg.model.activation)]
         self.q, self.rho = float(cfg.model.q), float(cfg.model.rho)
         self.n = data.train.n
-        alternating = self.rule is not None and self.rule.name == "alternating"
-        mix = self.rule.par[3].copy() if alternating else None  # its own predictor
+        predictor = None if self.rule is None else REGISTRY[self.rule.name].predictor_setting
+        mix = None if predictor is None else self.rule.setting(predictor)  # its own predictor
         self._eval_args = (trained, self.width, self.dtype, self.kind, self.q, self.rho, mix)
         self.train_eval = _Evaluator(data.train, *self._eval_args)
         # The test set's padded and packed copies are kept only when the run

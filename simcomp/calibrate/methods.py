@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..registry import REGISTRY
+
 __all__ = ["MethodSpec", "METHOD_PARAMS", "method_settings"]
 
 
@@ -60,29 +62,20 @@ class MethodSpec:
             raise error(f"{key} ({self.param} of method {self.name}) must be in {rng}, got {value:g}")
 
 
-METHOD_PARAMS: dict[str, MethodSpec] = {spec.name: spec for spec in (
-    MethodSpec("lr_scale", "winner_lr", 0.5, (0.1, 0.25, 0.5, 1.0), dynamics="lr_scale",
-               note="no published default; the race winner's learning rate halved",
-               lo=0.0, lo_open=True),
-    MethodSpec("ogm", "alpha", 0.1, (0.1, 0.3, 0.8, 2.0), has_start=True, dynamics="ogm",
-               note="the authors' default alpha (0.8 is their CREMA-D value)"),
-    MethodSpec("ogm_ge", "alpha", 0.1, (0.1, 0.3, 0.8, 2.0), has_start=True, dynamics="ogm",
-               note="as ogm; its added noise has mean zero, so the toy predicts ogm's expected path"),
-    MethodSpec("agm", "alpha", 1.0, (0.1, 0.5, 1.0, 2.0), has_start=True, dynamics="agm",
-               note="the official default"),
-    MethodSpec("dropout", "winner_drop", 0.5, (0.1, 0.3, 0.5, 0.7), dynamics="dropout",
-               note="no published default; the race winner dropped on half the samples",
-               hi=1.0),
-    MethodSpec("aux", "aux_weight", 1.0, (0.3, 1.0, 3.0), dynamics="aux",
-               note="uniform weights, as MMPareto's baseline"),
-    MethodSpec("alternating", None, None, (), dynamics="alternating",
-               note="equal predictor weights"),
-    MethodSpec("mmpareto", None, None, (), dynamics="mmpareto", note="the official rule"),
-    MethodSpec("umt", "distill_weight", 10.0, (0.1, 0.3, 1.0, 3.0), dynamics="umt",
-               note="BalanceBenchmark's lambda"),
-    MethodSpec("ume", None, None, (), dynamics="alternating",
-               note="the sum of the uni-modal networks"),
-)}
+def _from_registry() -> dict[str, MethodSpec]:
+    out = {}
+    for name, spec in REGISTRY.items():
+        c = spec.calibration
+        if c is None:
+            continue
+        out[name] = MethodSpec(name, c.param, c.given, c.grid, has_start=c.has_start,
+                               dynamics=spec.dynamics, note=c.note, lo=c.lo, hi=c.hi,
+                               lo_open=c.lo_open)
+    return out
+
+
+# Every registered method with a ``calibration`` (all but none), from its registry module.
+METHOD_PARAMS: dict[str, MethodSpec] = _from_registry()
 
 
 def method_settings(spec: MethodSpec, value: float | None, start: float, K: int, winner: int,
@@ -91,17 +84,6 @@ def method_settings(spec: MethodSpec, value: float | None, start: float, K: int,
 
     ``value`` is the main parameter (None for methods without one), ``start``
     the fraction of the ``T`` steps before a modulation starts, ``winner``
-    the index of the race winner.
+    the index of the race winner (the method's ``Calibration.settings``).
     """
-    name = spec.name
-    if name == "lr_scale":
-        return {"lr_scale": [value if r == winner else 1.0 for r in range(K)]}
-    if name in ("ogm", "ogm_ge", "agm"):
-        return {"alpha": value, "start": int(round(start * T))}
-    if name == "dropout":
-        return {"drop": [value if r == winner else 0.0 for r in range(K)]}
-    if name == "aux":
-        return {"fused_weight": 1.0, "aux_weight": [value] * K}
-    if name == "umt":
-        return {"distill_weight": value}
-    return {}
+    return REGISTRY[spec.name].calibration.settings(value, start, K, winner, T)

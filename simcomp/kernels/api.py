@@ -26,7 +26,7 @@ from simcomp.kernels.gd import (_gd_batch, _gd_parallel, _gd_serial, STATUS_NONF
 from simcomp.kernels.gradient import _lg, _scratch
 from simcomp.kernels.layout import (BLOCK, _check_args, _check_backward, _check_samples,
                                     chunk_layout, pack_samples)
-from simcomp.kernels.rule_spec import make_rule
+from simcomp.kernels.rule_spec import HAS_TABLE, make_rule
 from simcomp.kernels.units import _q_code, _unit_rows
 from simcomp.kernels.tile import _block_preact
 
@@ -357,8 +357,8 @@ def stack_rules(rules, K):
     codes = {rule.code for rule in rules}
     if len(codes) != 1:
         raise ValueError("a batch needs one method for all its runs")
-    umt = rules[0].name == "umt"
-    teacher = (np.stack([rule.teacher for rule in rules]) if umt
+    has_table = bool(HAS_TABLE[rules[0].code])  # umt's teacher units
+    teacher = (np.stack([rule.teacher for rule in rules]) if has_table
                else np.zeros((1, 0, 0, 0, 0)))
     return (rules[0].kernel()[0], np.stack([rule.par for rule in rules]),
             np.stack([rule.hyper for rule in rules]), np.stack([rule.state for rule in rules]),

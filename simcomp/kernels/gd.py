@@ -24,9 +24,10 @@ import numpy as np
 from numba import prange
 
 from simcomp._jit import jit, jit_parallel
-from simcomp.kernels.gradient import _lg_parallel, _lg_serial, _scratch
+from simcomp.kernels.gradient import SCRATCH_GRAD2, _lg_parallel, _lg_serial, _scratch
 from simcomp.kernels.layout import (_check_args, _check_backward, _check_gd, _check_samples,
                                     chunk_layout)
+from simcomp.kernels.rule_spec import HAS_TABLE, N_ACC, N_CODES, N_HYPER, N_PAR
 from simcomp.kernels.rules import _rule_code, _step, _update
 
 STATUS_OK = 0
@@ -114,7 +115,7 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
     signal, beta, threshold, learned = watch
     eta, t_start, n_steps, stop_loss = ctl
     K = W.shape[0]
-    S = np.zeros((2, K), np.float64)
+    S = np.zeros((N_ACC, K), np.float64)  # the step's accumulated statistics
     loss = np.nan
     t_end = t_start + n_steps
     for t in range(t_start, t_end):
@@ -129,7 +130,7 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
         else:
             loss, bound = _lg_parallel(data, unit, W, rule, t, grad_buf, scratch, S, need_loss)
         _check_learned(W, dims, signal, beta, threshold, learned, t)
-        _step(rule, dims, grad_buf, scratch[8], S, t)
+        _step(rule, dims, grad_buf, scratch[SCRATCH_GRAD2], S, t)
         status = _step_status(loss, need_loss, bound, dims, grad_buf, stop_loss)
         if status == STATUS_NONFINITE and not need_loss:
             # Stopping here: evaluate again with the loss, which is returned.
@@ -164,15 +165,15 @@ def _check_rule(rule, W, n):
     code = _rule_code(rule)
     par, hyper, state, teacher, stats = rule[1], rule[2], rule[3], rule[4], rule[6]
     K, B, m, _ = W.shape
-    if code < 0 or code > 9:
+    if code < 0 or code >= N_CODES:
         raise ValueError("unknown rule code")
-    if par.shape[0] != 4 or par.shape[1] != K or state.shape[1] != K or stats.shape[1] != K:
+    if par.shape[0] != N_PAR or par.shape[1] != K or stats.shape[1] != K:
         raise ValueError("the rule's per-modality arrays need K columns")
-    if hyper.shape[0] != 6 or stats.shape[0] != 6 or state.shape[0] != 1:
+    if hyper.shape[0] != N_HYPER or stats.shape[0] != 6:
         raise ValueError("malformed rule")
-    if code == 9 and (teacher.shape[0] != K or teacher.shape[1] != B or teacher.shape[2] != m
+    if HAS_TABLE[code] and (teacher.shape[0] != K or teacher.shape[1] != B or teacher.shape[2] != m
                       or teacher.shape[3] != n):
-        raise ValueError("umt's teacher_units must be (K, B, m, n)")
+        raise ValueError("the rule's table (umt's teacher_units) must be (K, B, m, n)")
 
 
 @jit()
@@ -211,10 +212,10 @@ def _check_batch(data, unit, W, watch, ctl, rules, out):
                     out[0].shape[0], out[1].shape[0], out[2].shape[0]):
         if arr_len != R:
             raise ValueError("every batched array needs the same leading run axis R")
-    if code == 9 and teacher.shape[0] != R:
+    if HAS_TABLE[code] and teacher.shape[0] != R:
         raise ValueError("every batched array needs the same leading run axis R")
     for i in range(R):
-        rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if code == 9 else 0], key[i],
+        rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if HAS_TABLE[code] else 0], key[i],
                   stats[i])
         _check_run((Xf[i], Xb[i], dims[i], y[i], omega[i]), unit, W[i],
                    (signal[i], beta[i], threshold[i], learned[i]), rule_i, W[i])
@@ -246,7 +247,7 @@ def _batch_run(i, data, unit, W, watch, ctl, rules, out):
     if n_steps[i] < 0:
         return
     data_i = (Xf[i], Xb[i], dims[i], y[i], omega[i])
-    rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if code == 9 else 0], key[i],
+    rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if HAS_TABLE[code] else 0], key[i],
               stats[i])
     grad_buf = np.zeros_like(W[i])
     scratch = _scratch(data_i, W[i], rule_i, 1)

@@ -14,7 +14,8 @@ Argument bundles (numba tuples):
   dims (K,) int64, labels and sample weights (n,);
 * ``unit = (kind, qcode, q, rho)`` (units.py);
 * ``rule``: rules.py;
-* ``scratch = (Gc, Zc, Fc, Z2c, G2c, Pc, Uc, Sc, grad2)``: per chunk the
+* ``scratch = (Gc, Zc, Fc, Z2c, G2c, Pc, Uc, Sc, grad2)`` (``SCRATCH_GRAD2`` names the
+  last entry): per chunk the
   gradient (width Dp), pre-activations, f, mmpareto's second coefficients
   and gradient, phi and coefficients, unit values, statistics; then the
   second full gradient (mmpareto). Unused buffers are empty.
@@ -30,9 +31,12 @@ from numba.extending import overload
 
 from simcomp._jit import jit, jit_parallel
 from simcomp.kernels.layout import BLOCK, chunk_layout
-from simcomp.kernels.rule_spec import MMPARETO, OGM, UMT
+from simcomp.kernels.rule_spec import N_ACC, READS_PHI, READS_UNITS, SECOND_GRADIENT
 from simcomp.kernels.rules import _block_coef, _rule_code
 from simcomp.kernels.tile import _block_grad_acc, _block_preact
+
+
+SCRATCH_GRAD2 = 8  # the second full gradient in ``scratch`` (what a rule's step stage reads)
 
 
 @jit()
@@ -43,16 +47,16 @@ def _scratch(data, W, rule, nbuf):
     T = Xb.shape[4]
     Dp = Xb.shape[2] * T
     code = _rule_code(rule)
-    two = code == MMPARETO
+    two = SECOND_GRADIENT[code]
     Gc = np.zeros((nbuf, K, B, m, Dp), W.dtype)
     Zc = np.empty((nbuf, K, B * m, BLOCK), Xf.dtype)
     Fc = np.empty((nbuf, 2 * BLOCK), np.float64)
     # A rule's buffers have K = 0 rows when it does not use them.
     Z2c = np.empty((nbuf, K if two else 0, B * m, BLOCK), Xf.dtype)
     G2c = np.zeros((nbuf, K if two else 0, B, m, Dp), W.dtype)
-    Pc = np.zeros((nbuf, 3, K if code >= OGM else 0, BLOCK), np.float64)
-    Uc = np.zeros((nbuf, K if code == UMT else 0, B * m, BLOCK), np.float64)
-    Sc = np.zeros((nbuf, 2, K), np.float64)
+    Pc = np.zeros((nbuf, 3, K if READS_PHI[code] else 0, BLOCK), np.float64)
+    Uc = np.zeros((nbuf, K if READS_UNITS[code] else 0, B * m, BLOCK), np.float64)
+    Sc = np.zeros((nbuf, N_ACC, K), np.float64)
     grad2 = np.zeros(W.shape if two else (0, 0, 0, 0), W.dtype)
     return Gc, Zc, Fc, Z2c, G2c, Pc, Uc, Sc, grad2
 
@@ -69,7 +73,7 @@ def _chunk(data, unit, W, rule, t, c, e, scratch, need_loss):
     Z = Zc[e]
     G[...] = 0.0
     Sc[e] = 0.0
-    two = _rule_code(rule) == MMPARETO
+    two = SECOND_GRADIENT[_rule_code(rule)]
     if two:
         G2c[e] = 0.0
     bufs = (Z, Z2c[e], Fc[e], Pc[e], Uc[e], Sc[e])
@@ -95,7 +99,7 @@ def _add_chunk(grad_out, dims, scratch, c, S):
     Element indexing, no row views: a view per row would cost two atomic
     reference-count operations per neuron and step.
     """
-    Gc, G2c, Sc, grad2 = scratch[0], scratch[4], scratch[7], scratch[8]
+    Gc, G2c, Sc, grad2 = scratch[0], scratch[4], scratch[7], scratch[SCRATCH_GRAD2]
     K, B, m, _ = grad_out.shape
     two = grad2.shape[0] > 0
     for r in range(K):
@@ -121,7 +125,7 @@ def _lg_serial(data, unit, W, rule, t, grad_out, scratch, S, need_loss):
     """
     nblocks, nchunks = chunk_layout(data[3].shape[0])
     grad_out[...] = 0.0
-    scratch[8][...] = 0.0
+    scratch[SCRATCH_GRAD2][...] = 0.0
     S[...] = 0.0
     loss = 0.0
     bound = 0.0
@@ -148,7 +152,7 @@ def _lg_parallel(data, unit, W, rule, t, grad_out, scratch, S, need_loss):
     # One thread adds the chunks, in chunk order: a second parallel region
     # would cost more than these few additions.
     grad_out[...] = 0.0
-    scratch[8][...] = 0.0
+    scratch[SCRATCH_GRAD2][...] = 0.0
     S[...] = 0.0
     loss = 0.0
     bound = 0.0

@@ -1,19 +1,30 @@
-"""What a training rule is: its method code, its parameters and the tuple the kernels take.
+"""What a training rule is: its method code, its named settings and the tuple the kernels take.
 
 The compiled form of a rule is the tuple
-``(code, par, hyper, state, teacher, key, stats)``:
+``(code, par, hyper, state, table, key, stats)``:
 
 =========  ==============================================================
-code       int64, index into METHOD_NAMES
-par        float64 (4, K): lr_scale c_r, drop d_r, aux_weight, mix a_r
-hyper      float64 (6,): alpha, start, stop (inf: never), fused_weight,
-           distill_weight, rescale (0/1)
-state      float64 (1, K), in/out: agm's running mean of s_r
-teacher    float64 (K, B, m, n) umt's teacher unit values, else (0,0,0,0)
+code       int64, index into METHOD_NAMES (None for plain training)
+par        float64 (N_PAR, K): row P_STEP is the step factor c_r, then one
+           row per per-modality setting of any method (``P[key]``)
+hyper      float64 (N_HYPER,): one slot per scalar setting of any method
+           (``H[key]``; stop None is inf, a bool is 0/1)
+state      float64 (rows, cols), in/out: the method's state kept across
+           steps and segments, of the shape its spec declares (agm: (1, K),
+           its running mean of s_r)
+table      float64 (K, B, m, n): a per-sample table the method carries
+           (umt's teacher unit values), else (0, 0, 0, 0)
 key        int64, the bits of the method's 64-bit key
 stats      float64 (6, K), out: score, ratio, scale, cosine of the last
            step (NaN where undefined), then k_r and the noise std used
 =========  ==============================================================
+
+Every layout above is generated from the method registry
+(:mod:`simcomp.registry`): a setting a new method declares gets its row or
+slot, and its index constant, without an edit here.  Compiled code reads
+settings by name (``hyper[H_ALPHA]``, ``par[P_DROP, r]``), never by a literal
+position.  The flags of each code (``READS_PHI`` ...) are arrays indexed by
+the code, so no behaviour depends on the order of the codes.
 
 rules.py holds the compiled stages that run a rule; this module only builds
 and checks it (plain Python), so that callers need not import the kernels'
@@ -27,12 +38,37 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["METHOD_NAMES", "Rule", "make_rule", "rule_needs_phi"]
+from simcomp.registry import REGISTRY, all_keys, setting_of
 
-METHOD_NAMES = ("none", "lr_scale", "ogm", "ogm_ge", "agm", "dropout", "aux",
-                "alternating", "mmpareto", "umt")
-NONE, LR_SCALE, OGM, OGM_GE, AGM, DROPOUT, AUX, ALTERNATING, MMPARETO, UMT = range(10)
-_DEFAULT_ALPHA = {"ogm": 0.1, "ogm_ge": 0.1, "agm": 1.0}
+__all__ = ["METHOD_NAMES", "Rule", "make_rule", "rule_needs_phi", "P", "H"]
+
+# The compiled rules: every registered method that trains with its own rule.
+_KERNEL_SPECS = tuple(spec for spec in REGISTRY.values() if spec.kernel == spec.name)
+METHOD_NAMES = tuple(spec.name for spec in _KERNEL_SPECS)
+CODE = {name: code for code, name in enumerate(METHOD_NAMES)}
+N_CODES = len(METHOD_NAMES)
+NONE, LR_SCALE, OGM, OGM_GE, AGM, DROPOUT, AUX, ALTERNATING, MMPARETO, UMT = (
+    CODE[n] for n in ("none", "lr_scale", "ogm", "ogm_ge", "agm", "dropout", "aux",
+                      "alternating", "mmpareto", "umt"))
+
+# What each code's compiled stage reads (indexed by code; numba freezes them as constants).
+READS_PHI = np.array([s.reads_phi for s in _KERNEL_SPECS], dtype=np.bool_)
+READS_UNITS = np.array([s.reads_units for s in _KERNEL_SPECS], dtype=np.bool_)
+SECOND_GRADIENT = np.array([s.second_gradient for s in _KERNEL_SPECS], dtype=np.bool_)
+HAS_TABLE = np.array([s.table is not None for s in _KERNEL_SPECS], dtype=np.bool_)
+# Rows of the per-step statistics the block stages accumulate (the widest method's).
+N_ACC = max([2] + [s.accumulators for s in _KERNEL_SPECS])
+
+# Named rows of ``par`` and slots of ``hyper``, generated from the registry.
+_RULE_KEYS = [k for k in all_keys() if setting_of(k).in_rule]
+P = {"step": 0, **{k: i + 1 for i, k in enumerate(k for k in _RULE_KEYS
+                                                   if setting_of(k).per_modality)}}
+H = {k: i for i, k in enumerate(k for k in _RULE_KEYS if not setting_of(k).per_modality)}
+N_PAR = len(P)
+N_HYPER = max(len(H), 1)
+P_STEP, P_DROP, P_AUX_WEIGHT, P_MIX = P["step"], P["drop"], P["aux_weight"], P["mix"]
+H_ALPHA, H_START, H_STOP, H_RESCALE, H_FUSED_WEIGHT, H_DISTILL_WEIGHT = (
+    H[k] for k in ("alpha", "start", "stop", "rescale", "fused_weight", "distill_weight"))
 # rows of ``stats``
 S_SCORE, S_RATIO, S_SCALE, S_COSINE, S_K, S_NOISE = range(6)
 
@@ -65,6 +101,10 @@ class Rule(NamedTuple):
     def K(self) -> int:
         return self.par.shape[1]
 
+    def setting(self, key: str):
+        """A setting as the rule holds it: (K,) for a per-modality one, else a float."""
+        return self.par[P[key]].copy() if key in P else float(self.hyper[H[key]])
+
     def method_stats(self) -> dict[str, np.ndarray]:
         """The per-modality statistics of the last step (copies), NaN where undefined."""
         s = self.stats
@@ -72,24 +112,23 @@ class Rule(NamedTuple):
                 "method_scale": s[S_SCALE].copy(), "method_cosine": s[S_COSINE].copy()}
 
 
-def _per_modality(name, value, K, default, lo=None, hi=None, lo_open=False, hi_open=False):
+def _per_modality(name, value, K, setting):
     if value is None:
-        return np.full(K, float(default))
+        return np.full(K, float(setting.default))
     arr = np.asarray(value, dtype=np.float64).reshape(-1)
     if arr.shape[0] != K:
         raise ValueError(f"{name} needs {K} values (one per trained modality), got {arr.shape[0]}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {value!r}")
-    if lo is not None and np.any(arr <= lo if lo_open else arr < lo):
-        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, got {value!r}")
-    if hi is not None and np.any(arr >= hi if hi_open else arr > hi):
-        raise ValueError(f"{name} must be {'<' if hi_open else '<='} {hi}, got {value!r}")
+    lo, hi = setting.lo, setting.hi
+    if lo is not None and np.any(arr <= lo if setting.lo_open else arr < lo):
+        raise ValueError(f"{name} must be {'>' if setting.lo_open else '>='} {lo}, got {value!r}")
+    if hi is not None and np.any(arr >= hi if setting.hi_open else arr > hi):
+        raise ValueError(f"{name} must be {'<' if setting.hi_open else '<='} {hi}, got {value!r}")
     return arr
 
 
-def make_rule(name, K, *, lr_scale=None, alpha=None, start=0, stop=None, drop=None,
-              rescale=False, fused_weight=1.0, aux_weight=None, mix=None, distill_weight=10.0,
-              teacher_units=None, key=0) -> Rule:
+def make_rule(name, K, *, teacher_units=None, key=0, shape=(0, 0, 0, 0), **settings) -> Rule:
     """The compiled training rule of a method.
 
     Parameters
@@ -98,24 +137,20 @@ def make_rule(name, K, *, lr_scale=None, alpha=None, start=0, stop=None, drop=No
         One of :data:`METHOD_NAMES`.
     K : int
         Number of trained modalities of the run.
-    lr_scale, drop, aux_weight, mix : sequence of float, optional
-        Per trained modality (length K, config order); None gives the
-        method default (lr_scale 1, drop 0, aux_weight 1, mix 1).
-    alpha : float, optional
-        Modulation strength; None gives 0.1 (ogm, ogm_ge) or 1.0 (agm).
-    start, stop : int
-        ogm, ogm_ge and agm modulate while ``start <= t < stop`` (stop None:
-        never stops).
-    rescale : bool
-        dropout: multiply a kept phi_{j,r} by 1 / (1 - d_r).
-    fused_weight : float
-        aux: weight w_0 of the fused loss.
-    distill_weight : float
-        umt: lambda.
     teacher_units : ndarray, (K, B, m, n), optional
-        umt: the frozen teachers' unit values on the training set.
+        The per-sample table of a method that carries one (umt: the frozen
+        teachers' unit values on the training set).
     key : int
         64-bit key of the method's random stream.
+    shape : tuple (B, m, n, D)
+        The run's banks, width, samples and padded input width, for a method
+        whose state size depends on them.
+    **settings
+        Any setting of any method (``simcomp.registry``), per trained
+        modality (length K, config order) for per-modality ones; a setting
+        left out takes the named method's default (another method's for a
+        key the method does not take: unused).  ``start``/``stop``: the
+        window of steps ``start <= t < stop`` (stop None: never stops).
 
     Returns
     -------
@@ -123,38 +158,51 @@ def make_rule(name, K, *, lr_scale=None, alpha=None, start=0, stop=None, drop=No
     """
     if name not in METHOD_NAMES:
         raise ValueError(f"method {name!r} is not one of {', '.join(METHOD_NAMES)}")
+    unknown = sorted(set(settings) - set(_RULE_KEYS))
+    if unknown:
+        raise TypeError(f"make_rule() got unexpected setting(s) {', '.join(unknown)}; "
+                        f"valid: {', '.join(_RULE_KEYS)}")
+    spec = REGISTRY[name]
     K = int(K)
     if K < 1:
         raise ValueError(f"K must be >= 1, got {K}")
-    par = np.empty((4, K))
-    par[0] = _per_modality("lr_scale", lr_scale, K, 1.0, lo=0.0, lo_open=True)
-    par[1] = _per_modality("drop", drop, K, 0.0, lo=0.0, hi=1.0, hi_open=True)
-    par[2] = _per_modality("aux_weight", aux_weight, K, 1.0, lo=0.0)
-    par[3] = _per_modality("mix", mix, K, 1.0)
-    a = _DEFAULT_ALPHA.get(name, 0.0) if alpha is None else float(alpha)
-    if not (math.isfinite(a) and a >= 0.0):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    stop_v = math.inf if stop is None else float(stop)
-    if int(start) < 0 or stop_v < int(start):
-        raise ValueError(f"need 0 <= start <= stop, got start={start!r}, stop={stop!r}")
-    hyper = np.array([a, float(int(start)), stop_v, float(fused_weight), float(distill_weight),
-                      1.0 if rescale else 0.0])
-    if not np.all(np.isfinite(hyper[[0, 1, 3, 4]])):
-        raise ValueError("fused_weight and distill_weight must be finite")
-    if name == "umt":
+
+    def setting(k):
+        return spec.setting(k) if k in spec.keys else setting_of(k)
+
+    par = np.empty((N_PAR, K))
+    for k, row in P.items():
+        if k != "step":
+            par[row] = _per_modality(k, settings.get(k), K, setting(k))
+    par[P_STEP] = par[P[spec.lr_setting]] if spec.lr_setting else (
+        _per_modality("lr_scale", settings.get("lr_scale"), K, setting("lr_scale")))
+    hyper = np.zeros(N_HYPER)
+    for k, slot in H.items():
+        s = setting(k)
+        value = settings.get(k, s.default)
+        if s.kind == "float":
+            value = 0.0 if value is None else value
+            if not (isinstance(value, (int, float)) and math.isfinite(value)
+                    and (s.lo is None or value >= s.lo)):
+                raise ValueError(f"{k} must be a finite number >= {s.lo:g}, got {value!r}")
+        hyper[slot] = s.rule_value(value)
+    if "start" in H and not (0 <= hyper[H_START] <= hyper[H_STOP]):
+        raise ValueError(f"need 0 <= start <= stop, got start={settings.get('start')!r}, "
+                         f"stop={settings.get('stop')!r}")
+    if spec.table is not None:
         if teacher_units is None:
-            raise ValueError("umt needs teacher_units (K, B, m, n)")
+            raise ValueError(f"{name} needs {spec.table} (K, B, m, n)")
         teacher = np.ascontiguousarray(teacher_units, dtype=np.float64)
         if teacher.ndim != 4 or teacher.shape[0] != K:
-            raise ValueError(f"teacher_units must be (K={K}, B, m, n), got {teacher.shape}")
+            raise ValueError(f"{spec.table} must be (K={K}, B, m, n), got {teacher.shape}")
     else:
         teacher = np.zeros((0, 0, 0, 0))
     key64 = int(np.uint64(int(key) % (1 << 64)).view(np.int64))
     stats = np.full((6, K), np.nan)
-    return Rule(name, METHOD_NAMES.index(name), par, hyper, np.zeros((1, K)), teacher, key64,
-                stats)
+    state = np.zeros(tuple(int(v) for v in spec.state_shape(K, *shape)))
+    return Rule(name, CODE[name], par, hyper, state, teacher, key64, stats)
 
 
 def rule_needs_phi(code) -> bool:
-    """Whether a rule reads phi_{j,r} (all but none and lr_scale)."""
-    return code >= OGM
+    """Whether a rule reads phi_{j,r} (its spec's ``reads_phi``)."""
+    return bool(READS_PHI[code])

@@ -35,8 +35,11 @@ from numba.extending import overload
 
 from simcomp._jit import jit
 from simcomp.kernels.layout import BLOCK
-from simcomp.kernels.rule_spec import (AGM, ALTERNATING, AUX, DROPOUT, MMPARETO, OGM, OGM_GE,
-                                       S_COSINE, S_K, S_NOISE, S_RATIO, S_SCALE, S_SCORE, UMT)
+from simcomp.kernels.rule_spec import (AGM, ALTERNATING, AUX, DROPOUT, H_ALPHA,
+                                       H_DISTILL_WEIGHT, H_FUSED_WEIGHT, H_RESCALE, H_START,
+                                       H_STOP, MMPARETO, OGM, OGM_GE, P_AUX_WEIGHT, P_DROP,
+                                       P_STEP, READS_PHI, READS_UNITS, S_COSINE, S_K, S_NOISE,
+                                       S_RATIO, S_SCALE, S_SCORE, SECOND_GRADIENT)
 from simcomp.kernels.rng import _normal, _stream, _uniform
 from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
 
@@ -147,14 +150,14 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
                 for jj in range(nb):
                     S[0, r] += np.float64(omega[j0 + jj]) * pr[jj]
     if code == DROPOUT:
-        rescale = hyper[5] != 0.0
+        rescale = hyper[H_RESCALE] != 0.0
         ft = P[2, 0]
         for jj in range(nb):
             acc = 0.0
             for r in range(K):
-                keep = _keep(key, t, j0 + jj, r, par[1, r])
+                keep = _keep(key, t, j0 + jj, r, par[P_DROP, r])
                 if rescale:
-                    keep = keep / (1.0 - par[1, r])
+                    keep = keep / (1.0 - par[P_DROP, r])
                 C[r, jj] = keep  # the mask (times the rescale), for now
                 acc += keep * phi[r, jj]
             ft[jj] = acc
@@ -167,7 +170,7 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
             for jj in range(nb):
                 yj = np.float64(y[j0 + jj])
                 C[r, jj] = np.float64(omega[j0 + jj]) * (
-                    hyper[3] * Fd[jj] + par[2, r] * _dlogistic(yj, phi[r, jj]))
+                    hyper[H_FUSED_WEIGHT] * Fd[jj] + par[P_AUX_WEIGHT, r] * _dlogistic(yj, phi[r, jj]))
     elif code == ALTERNATING:
         for r in range(K):
             for jj in range(nb):
@@ -182,18 +185,20 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
                 for jj in range(nb):
                     P[2, r, jj] = np.float64(omega[j0 + jj]) * _dlogistic(
                         np.float64(y[j0 + jj]), phi[r, jj])
+    two = SECOND_GRADIENT[code]
+    units = READS_UNITS[code]
     for r in range(K):
         for bi in range(BM):
             s = 1.0 if bi < m else -1.0
             z = Z[r, bi]
-            if code == MMPARETO:
+            if two:
                 z2 = Z2[r, bi]
                 for jj in range(nb):
                     z2[jj] = (s * P[2, r, jj]) * z[jj]
-            if code == UMT:
+            if units:  # umt: the distillation pull of every unit towards its teacher
                 b = 0 if bi < m else 1
                 i = bi - b * m
-                lam = hyper[4] * 2.0 / BM
+                lam = hyper[H_DISTILL_WEIGHT] * 2.0 / BM
                 h = U[r, bi]
                 hT = teacher[r, b, i]
                 for jj in range(nb):
@@ -214,7 +219,7 @@ def _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
     """
     Z, Z2, F, P, U, S = bufs
     nb = j1 - j0
-    if rule[0] < OGM:
+    if not READS_PHI[rule[0]]:
         _block_units(unit, m, nb, Z, F)
         return _plain_coef(y, omega, m, j0, j1, Z, F, need_loss)
     _block_units_split(unit, m, nb, Z, F, P[0], U)
@@ -322,9 +327,9 @@ def _rule_step(rule, dims, G, G2, S, t):
     for r in range(K):
         stats[S_K, r] = 1.0
         stats[S_NOISE, r] = 0.0
-    if code < OGM:
+    if not READS_PHI[code]:
         return
-    alpha, start, stop = hyper[0], hyper[1], hyper[2]
+    alpha, start, stop = hyper[H_ALPHA], hyper[H_START], hyper[H_STOP]
     active = start <= t < stop
     if code == OGM or code == OGM_GE:
         for r in range(K):
@@ -339,7 +344,7 @@ def _rule_step(rule, dims, G, G2, S, t):
                 var = (s2 - s * s / cnt) / (cnt - 1) if cnt > 1 else 0.0
                 stats[S_NOISE, r] = math.sqrt(max(var, 0.0)) + 1e-8
     elif code == AGM:
-        sbar = state[0]
+        sbar = state[0]  # its running mean score of every modality, (K,)
         for r in range(K):
             ratio = math.exp(_others_mean(S[1], r) - S[1, r]) if K > 1 else 1.0
             optimal = math.exp(_others_mean(sbar, r) - sbar[r]) if K > 1 else 1.0
@@ -362,7 +367,7 @@ def _rule_update(rule, W, dims, eta, G, t):
     K, B, m, _ = W.shape
     for r in range(K):
         d = dims[r]
-        er = eta * par[0, r]
+        er = eta * par[P_STEP, r]
         kr = stats[S_K, r]
         sd = stats[S_NOISE, r]
         for b in range(B):

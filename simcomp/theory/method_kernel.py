@@ -23,15 +23,17 @@ import math
 import numpy as np
 
 from simcomp._jit import jit
+from simcomp.registry import REGISTRY
 from simcomp.theory.reduced import _mark_learned, _record
 
 # Method codes of the kernel (``METHOD_CODE`` maps the names): the methods that
 # share a code share their reduced dynamics (ogm_ge's noise has mean zero; ume
 # is the uni-modal runs, as alternating).
 NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT = range(9)
-METHOD_CODE = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "ogm_ge": OGM, "agm": AGM,
-               "aux": AUX, "alternating": ALTERNATING, "ume": ALTERNATING,
-               "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT}
+_DYNAMICS = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "agm": AGM, "aux": AUX,
+             "alternating": ALTERNATING, "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT}
+# every registered method's code: that of the dynamics its spec names
+METHOD_CODE = {name: _DYNAMICS[spec.dynamics] for name, spec in REGISTRY.items()}
 # Forms of the unit: psi of the symmetric learner, srelu or ReLU of the class banks.
 SYMMETRIC, SRELU, RELU = range(3)
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..config import Config
 from ..interrupts import chunks, deferred
+from ..registry import REGISTRY, all_keys, setting_of
 from .errors import test_error_coinflip
 from .patterns import population_patterns, presence_fraction
 from . import method_kernel as _kernel
@@ -51,9 +52,9 @@ __all__ = [
 
 # The methods whose reduced dynamics is exact; dropout's and ogm_ge's are
 # exact for the expected update only.
-DETERMINISTIC_REDUCTION = ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto",
-                           "umt", "ume")
-_ALL = DETERMINISTIC_REDUCTION + ("dropout", "ogm_ge")
+DETERMINISTIC_REDUCTION = tuple(name for name, spec in REGISTRY.items() if spec.exact_reduction)
+_ALL = DETERMINISTIC_REDUCTION + tuple(name for name in REGISTRY
+                                       if name not in DETERMINISTIC_REDUCTION)
 
 
 # --------------------------------------------------------------------------- learner on patterns
@@ -135,13 +136,14 @@ def method_params(cfg: Config, trained: Sequence[int]) -> dict[str, Any]:
     idx = sorted(int(r) for r in trained)
     out: dict[str, Any] = {}
     method = cfg.method
-    for key in ("alpha", "start", "stop", "rescale", "fused_weight", "distill_weight"):
+    rule_keys = [k for k in all_keys() if setting_of(k).in_rule]
+    for key in rule_keys:
         value = getattr(method, key)
-        if value is not None:
+        if value is not None and not setting_of(key).per_modality:
             out[key] = value
-    for key in ("lr_scale", "drop", "mix", "aux_weight"):
+    for key in rule_keys:
         value = getattr(method, key)
-        if value is None:
+        if value is None or not setting_of(key).per_modality:
             continue
         out[key] = [float(value[r]) for r in idx] if isinstance(value, tuple) else [float(value)] * len(idx)
     return out
@@ -151,25 +153,23 @@ def _resolve(method: str, params: dict | None, K: int) -> dict[str, Any]:
     if method not in _ALL:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(_ALL)}")
     p = {key: value for key, value in dict(params or {}).items() if value is not None}
-
-    def per_mod(key, default):
-        return np.asarray(p.get(key, [default] * K), dtype=np.float64).reshape(-1)
-
-    out = {
-        "lr_scale": per_mod("lr_scale", 1.0),
-        "alpha": float(p.get("alpha", {"agm": 1.0}.get(method, 0.1))),
-        "start": int(p.get("start", 0)),
-        "stop": int(p["stop"]) if "stop" in p else np.inf,
-        "drop": per_mod("drop", 0.0),
-        "rescale": bool(p.get("rescale", False)),
-        "fused_weight": float(p.get("fused_weight", 1.0)),
-        "aux_weight": per_mod("aux_weight", 1.0),
-        "mix": per_mod("mix", 1.0),
-        "distill_weight": float(p.get("distill_weight", 10.0)),
-    }
-    for key in ("lr_scale", "drop", "aux_weight", "mix"):
-        if out[key].shape != (K,):
-            raise ValueError(f"{key} must have {K} entries, got {out[key].tolist()}")
+    spec = REGISTRY[method]
+    out: dict[str, Any] = {}
+    # Every setting of every method (the registry's): the method's own default,
+    # another method's for a key it does not take (then unused).
+    for key in all_keys():
+        s = spec.setting(key) if key in spec.keys else setting_of(key)
+        if not s.in_rule:
+            continue
+        if s.per_modality:
+            out[key] = np.asarray(p.get(key, [s.default] * K), dtype=np.float64).reshape(-1)
+            if out[key].shape != (K,):
+                raise ValueError(f"{key} must have {K} entries, got {out[key].tolist()}")
+        elif s.kind == "stop":
+            out[key] = int(p[key]) if key in p else np.inf
+        else:
+            value = p.get(key, s.default)
+            out[key] = {"int": int, "bool": bool}.get(s.kind, float)(value)
     return out
 
 
@@ -268,7 +268,8 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
         probs = np.prod(np.where(deltas == 1.0, 1.0 - p["drop"], p["drop"]), axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):  # drop 1 with rescaling: nan, as trained
             gains = deltas / (1.0 - p["drop"]) if p["rescale"] else deltas
-    eta_r = float(eta) * (p["lr_scale"] if method == "lr_scale" else np.ones(K))
+    lr = REGISTRY[method].lr_setting
+    eta_r = float(eta) * (p[lr] if lr else np.ones(K))
     thr = float(rho if threshold is None else threshold)
     rec_steps = np.arange(0, steps + 1, record_every, dtype=np.int64)
     if rec_steps[-1] != steps:
@@ -358,20 +359,9 @@ def effective_rates(method: str, kappa, params: dict | None = None, *, teacher_u
     K = kappa.shape[0]
     p = _resolve(method, params, K)
     col = (slice(None),) + (None,) * (kappa.ndim - 1)
-    if method == "lr_scale":
-        return kappa * p["lr_scale"][col]
-    if method == "aux":
-        return kappa * (p["fused_weight"] + p["aux_weight"])[col]
-    if method == "dropout":
-        return kappa if p["rescale"] else kappa * (1.0 - p["drop"])[col]
-    if method == "mmpareto":
-        return 3.0 * kappa
-    if method == "umt":
-        if teacher_unit is None:
-            raise ValueError("umt's race needs teacher_unit, the teachers' leading unit outputs")
-        hT = np.asarray(teacher_unit, dtype=np.float64).reshape(-1)
-        return kappa * (1.0 + 4.0 * p["distill_weight"] * hT / (banks * width))[col]
-    return kappa.copy()
+    # each method's own formula (its registry module's ``race_rate``)
+    return REGISTRY[method].race_rate(kappa, p, col, teacher_unit=teacher_unit, banks=banks,
+                                      width=width)
 
 
 # --------------------------------------------------------------------------- prediction
@@ -465,7 +455,8 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
         aT = teacher_alignment(a0, beta, y_pat, s_pat, w_pat, q, rho, eta, t_steps, **common)
         form = "symmetric" if model.learner == "symmetric" else model.activation
         teacher_unit = _unit(beta * aT.max(axis=(1, 2)), form, q, rho)[0]
-    dyn_method = "alternating" if name == "ume" else name
+    # a method without a joint run (ume) is predicted by the dynamics its spec names
+    dyn_method = name if REGISTRY[name].trains_joint else REGISTRY[name].dynamics
     with np.errstate(over="ignore", invalid="ignore"):  # reported as ``diverged`` instead
         if name == "none" and plain is not None:
             dyn = _plain_dynamics(plain)
@@ -473,8 +464,9 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
             dyn = method_dynamics(a0, beta, y_pat, s_pat, w_pat, q, rho, eta, T, dyn_method,
                                   params, threshold=thr, record_every=cfg.train.trace_every,
                                   teacher_alignment=aT, **common)
+        predictor = REGISTRY[name].predictor_setting
         err = predictor_test_error(dyn.final_alignment, beta, presence,
-                                   params.get("mix") if name == "alternating" else None,
+                                   params.get(predictor) if predictor else None,
                                    q=q, rho=rho, correlation=cfg.data.presence_correlation,
                                    **common)
     # Learned alignments stay O(rho / beta) (they grow at most linearly after learning).
