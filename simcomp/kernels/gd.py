@@ -130,7 +130,7 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
         else:
             loss, bound = _lg_parallel(data, unit, W, rule, t, grad_buf, scratch, S, need_loss)
         _check_learned(W, dims, signal, beta, threshold, learned, t)
-        _step(rule, dims, grad_buf, scratch[SCRATCH_GRAD2], S, t)
+        _step(rule, W, dims, grad_buf, scratch[SCRATCH_GRAD2], S, t)
         status = _step_status(loss, need_loss, bound, dims, grad_buf, stop_loss)
         if status == STATUS_NONFINITE and not need_loss:
             # Stopping here: evaluate again with the loss, which is returned.

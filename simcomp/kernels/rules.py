@@ -122,7 +122,8 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
     S[0, r] += sum_j omega_j p_{j,r}, for agm S[1, r] += sum_j omega_j
     (-log max(p_{j,r}, 1e-8)).
     """
-    code, par, hyper, state, teacher, key, stats = rule
+    _, par, hyper, state, teacher, key, stats = rule
+    code = _rule_code(rule)
     Z, Z2, F, P, U, S = bufs
     K = Z.shape[0]
     BM = Z.shape[1]
@@ -219,7 +220,7 @@ def _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
     """
     Z, Z2, F, P, U, S = bufs
     nb = j1 - j0
-    if not READS_PHI[rule[0]]:
+    if not READS_PHI[_rule_code(rule)]:
         _block_units(unit, m, nb, Z, F)
         return _plain_coef(y, omega, m, j0, j1, Z, F, need_loss)
     _block_units_split(unit, m, nb, Z, F, P[0], U)
@@ -315,13 +316,17 @@ def _mmpareto(dims, G, G2, r):
 
 
 @jit()
-def _rule_step(rule, dims, G, G2, S, t):
-    """Once per step, from the full-batch statistics ``S`` (2, K): k_r, noise std, mmpareto.
+def _rule_step(rule, W, dims, G, G2, S, t):
+    """Once per step, from the full-batch statistics ``S`` (N_ACC, K): k_r, noise std, mmpareto.
+
+    ``W`` (the weights at step t, before the update) is there for a stage that reads or
+    resets weights (none of the current ones does).
 
     Writes ``stats`` of the rule (score, ratio, scale, cosine; k_r; noise
     std) and, for agm, updates its running mean after k_r is computed.
     """
-    code, par, hyper, state, teacher, key, stats = rule
+    _, par, hyper, state, teacher, key, stats = rule
+    code = _rule_code(rule)
     K = stats.shape[1]
     stats[:, :] = np.nan
     for r in range(K):
@@ -363,7 +368,8 @@ def _rule_step(rule, dims, G, G2, S, t):
 @jit()
 def _rule_update(rule, W, dims, eta, G, t):
     """``W_r -= eta c_r (k_r G_r + xi_r)`` on the unpadded columns (rules other than none)."""
-    code, par, hyper, state, teacher, key, stats = rule
+    _, par, hyper, state, teacher, key, stats = rule
+    code = _rule_code(rule)
     K, B, m, _ = W.shape
     for r in range(K):
         d = dims[r]
@@ -402,6 +408,13 @@ def _rule_code(rule):
 def _rule_code_overload(rule):
     if _plain_type(rule):
         return lambda rule: 0
+    first = rule.types[0]
+    if isinstance(first, types.UniTuple):
+        # A tuple of code + 1 zeros: the code is a constant of the type, so the loop is
+        # compiled for that method alone (the per-method dispatch benchmarks/speed.py
+        # measures against the single branch chain; see docs/adding-a-method.md).
+        code = first.count - 1
+        return lambda rule: code
     return lambda rule: rule[0]
 
 
@@ -424,18 +437,18 @@ def _block_coef_overload(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
     return general
 
 
-def _step(rule, dims, G, G2, S, t):
+def _step(rule, W, dims, G, G2, S, t):
     """Once per step: nothing for plain training, else :func:`_rule_step`."""
     raise NotImplementedError("only callable from compiled code")
 
 
 @overload(_step)
-def _step_overload(rule, dims, G, G2, S, t):
+def _step_overload(rule, W, dims, G, G2, S, t):
     if _plain_type(rule):
-        return lambda rule, dims, G, G2, S, t: None
+        return lambda rule, W, dims, G, G2, S, t: None
 
-    def general(rule, dims, G, G2, S, t):
-        _rule_step(rule, dims, G, G2, S, t)
+    def general(rule, W, dims, G, G2, S, t):
+        _rule_step(rule, W, dims, G, G2, S, t)
     return general
 
 
