@@ -14,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 
 import reference as ref
 from simcomp import kernels as kern
-from simcomp.kernels import make_rule
+from simcomp.kernels import METHOD_NAMES, make_rule
 from test_kernels import signal_problem
 
 
@@ -271,8 +271,7 @@ def test_dropout_rescale_uses_each_modalitys_own_rate():
     np.testing.assert_array_equal(step([0.0, 0.0], True), step([0.0, 0.0], False))
 
 
-ALL = ["none", "lr_scale", "ogm", "ogm_ge", "agm", "dropout", "aux", "alternating", "mmpareto",
-       "umt"]
+ALL = list(METHOD_NAMES)  # every compiled rule of the registry
 
 
 def rule_for(name, P, kind, K):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import reference_methods as ref
+from simcomp.registry import REGISTRY
 from simcomp.config_file import build_config
 from simcomp.data import empirical_patterns, make_experiment_data
 from simcomp.theory import population_patterns, reduced_dynamics
@@ -160,8 +161,7 @@ def test_predictor_error_and_effective_rates():
         [[2.0], [2.0]])
 
 
-@pytest.mark.parametrize("name", ["none", "lr_scale", "ogm", "agm", "aux", "alternating",
-                                  "mmpareto", "umt", "ume", "dropout", "ogm_ge"])
+@pytest.mark.parametrize("name", list(REGISTRY))
 def test_predict_method_on_the_default_population(name):
     cfg = build_config(None, EARLIER_DEFAULT + ["data.modality.0.noise=0",
                               "data.modality.1.noise=0",
@@ -264,11 +264,14 @@ def test_stochastic_methods_average_to_the_expected_update_dynamics(method, para
     assert rel[:, 0].max() < (0.05 if method == "dropout" else 0.2)
 
 
-@pytest.mark.parametrize("name, extra", [
+LEARNED = [  # every method with an exact reduction and a joint run (tests/test_registry.py)
     ("none", []), ("lr_scale", ["method.lr_scale=[0.3, 2.0]"]), ("ogm", ["method.alpha=0.3"]),
     ("agm", []), ("aux", []), ("alternating", []), ("mmpareto", []),
     ("umt", ["method.distill_weight=1"]),
-])
+]
+
+
+@pytest.mark.parametrize("name, extra", LEARNED)
 def test_learned_steps_of_the_low_noise_default_are_predicted(name, extra):
     """The earlier default data (noise 0.02, 512 samples), trained jointly by the NumPy reference:
     the reduced dynamics on the run's own patterns and initial alignments predict the

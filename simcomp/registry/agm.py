@@ -7,7 +7,7 @@ SPEC = MethodSpec(
     name="agm",
     summary="k_r = exp(alpha (optimal ratio - ratio)) from the modalities' log-loss scores",
     settings=_modulation.settings(1.0),
-    source="Li et al., ICCV 2023, arXiv:2308.07686 (github.com/lihong2303/AGM_ICCV2023)",
+    source="Li et al., ICCV 2023, arXiv:2308.07686",
     published_default="alpha = 1.0",
     reads_phi=True,
     accumulators=2,

@@ -10,7 +10,7 @@ def _rate(kappa, p, col, **_):
 SPEC = MethodSpec(
     name="mmpareto",
     summary="per encoder, the Pareto combination of the fused and the uni-modal gradient, scaled",
-    source="Wei & Hu, ICML 2024, arXiv:2405.17730 (github.com/GeWu-Lab/MMPareto_ICML2024)",
+    source="Wei & Hu, ICML 2024, arXiv:2405.17730",
     published_default="the official rule (no setting)",
     reads_phi=True,
     second_gradient=True,

@@ -7,7 +7,7 @@ SPEC = MethodSpec(
     name="ogm",
     summary="k_r = 1 - tanh(alpha rho_r) for the modality whose score ratio rho_r > 1",
     settings=_modulation.settings(0.1),
-    source="Peng et al., CVPR 2022, arXiv:2203.15332 (github.com/GeWu-Lab/OGM-GE_CVPR2022)",
+    source="Peng et al., CVPR 2022, arXiv:2203.15332",
     published_default="alpha = 0.1",
     reads_phi=True,
     accumulators=1,

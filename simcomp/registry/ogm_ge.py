@@ -7,7 +7,7 @@ SPEC = MethodSpec(
     name="ogm_ge",
     summary="ogm's k_r, plus zero-mean noise with the gradient's standard deviation",
     settings=_modulation.settings(0.1),
-    source="Peng et al., CVPR 2022, arXiv:2203.15332 (github.com/GeWu-Lab/OGM-GE_CVPR2022)",
+    source="Peng et al., CVPR 2022, arXiv:2203.15332",
     published_default="alpha = 0.1",
     stochastic=True,
     reads_phi=True,
