@@ -428,3 +428,85 @@ def measure_simulate_step(steps=(300, 1300), repeats=3, overrides=None) -> dict:
     out["simulate_s"] = sim
     out["train_s"] = train
     return out
+
+
+# --------------------------------------------------------------------------- method dispatch
+
+_DISPATCH_CHILD = r"""
+import json, sys, time
+import numpy as np
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {bench!r})
+from speed_measure import dispatch_child
+print("DISPATCH " + json.dumps(dispatch_child({quick!r})))
+"""
+
+
+def _per_method(rule):
+    """``rule`` whose compiled code is a tuple of ``code + 1`` int64 zeros: a type of its own
+    per method, so the loop is compiled once per method with its code a constant (the
+    design "each method's stage passed into the loop" compiles exactly this way)."""
+    from simcomp.kernels.rule_spec import Rule
+
+    class PerMethod(Rule):
+        def kernel(self):
+            return ((np.int64(0),) * (self.code + 1),) + super().kernel()[1:]
+
+    return PerMethod(*rule)
+
+
+def dispatch_child(quick: bool) -> dict:
+    """In a process with an empty numba cache: the first-call (compile) time of plain
+    training, of every rule through the one branch chain (codes as int64: one compile
+    for all), and of every rule compiled on its own (per-method types); then the
+    per-step CPU time of each rule both ways, one thread, default size."""
+    from simcomp.kernels.rule_spec import METHOD_NAMES, make_rule
+
+    dims = SIZES["default"]
+    K, m, n = dims["K"], dims["m"], dims["n"]
+    p = make_problem(K, dims["d"], m, n)
+    teacher = 0.1 * np.random.default_rng(0).random((K, 1, m, n))
+    extra = {"dropout": {"drop": [0.3, 0.3]}, "umt": {"teacher_units": teacher}}
+    numba.set_num_threads(1)
+
+    def run(rule, steps):
+        W = p["W"].copy()
+        kern.gd_segment(p["X"], p["dims"], p["y"], p["omega"], W, 0, Q, RHO, ETA,
+                        p["signal"], p["beta"], 1e9, -np.ones((K, 1), np.int64), 0, steps,
+                        0.0, False, np.zeros_like(W), packed=p["packed"], rule=rule)
+
+    def rule(name, own):
+        r = make_rule(name, K, key=7, **extra.get(name, {}))
+        return _per_method(r) if own else r
+
+    names = [name for name in METHOD_NAMES if name != "none"]
+    out = {"methods": names, "compile_chain_s": {}, "compile_own_s": {}}
+    t = time.perf_counter()
+    run(make_rule("none", K), 1)
+    out["compile_plain_s"] = time.perf_counter() - t
+    for own, key in ((False, "compile_chain_s"), (True, "compile_own_s")):
+        for name in names:
+            t = time.perf_counter()
+            run(rule(name, own), 1)
+            out[key][name] = time.perf_counter() - t
+    steps = 20 if quick else 150
+    timed = {f"{name}/{'own' if own else 'chain'}": (lambda r=rule(name, own): run(r, steps))
+             for name in names for own in (False, True)}
+    best = interleaved(timed, 2 if quick else 9, 0.01 if quick else 0.03, clock=time.process_time)
+    out["steps"] = steps
+    out["step_ratio"] = {name: best[f"{name}/own"] / best[f"{name}/chain"] for name in names}
+    out["step_chain_s"] = {name: best[f"{name}/chain"] / steps for name in names}
+    return out
+
+
+def measure_dispatch(quick: bool) -> dict:
+    """:func:`dispatch_child` in a fresh process with its own empty NUMBA_CACHE_DIR (the
+    user's cache is untouched, and every compile is a real one)."""
+    bench = str(Path(__file__).resolve().parent)
+    code = _DISPATCH_CHILD.format(root=str(Path(bench).parent), bench=bench, quick=quick)
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, check=True)
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("DISPATCH ")][-1]
+    return json.loads(line[len("DISPATCH "):])

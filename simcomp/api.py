@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 from .config import Config, ConfigError
 from .config_file import build_config as _build_config, config_to_toml
+from .registry import has_rule
 
 __all__ = ["Result", "FusionResult", "Predictions", "SweepResults", "SweepRows", "build_config",
            "simulate", "load", "predict", "sweep", "theory_curves", "run_sweep_into",
@@ -171,7 +172,7 @@ def theory_curves(cfg: Config, data, runs, predictions=None) -> dict:
                 len(trained), B, m)
             pred = predict_run(cfg, data, trained, alignment0, tracked=False, name=run.name)
         method = getattr(pred, "method", None)
-        if method is not None and method.method not in ("none", "ume"):
+        if method is not None and has_rule(method.method):
             # the run is trained with the method: its curve is the method's dynamics (ume
             # trains no joint network of its own, its joint run is plain)
             dyn = method.dynamics

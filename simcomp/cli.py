@@ -21,6 +21,7 @@ from ._version import __version__
 from .config import ConfigError
 from .config_file import build_config, config_to_toml
 from .interrupts import guard, raised_signal, signal_of
+from .registry import REGISTRY
 from .outputs import (
     AtomicDirectory,
     OutputError,
@@ -98,9 +99,6 @@ def run_simulate(args) -> int:
     return 1 if failed else 0
 
 
-# The setting that makes each method's joint run blow up when too large.
-_DIVERGE_KEY = {"umt": "distill_weight", "aux": "aux_weight", "ogm": "alpha", "ogm_ge": "alpha",
-                "agm": "alpha", "lr_scale": "lr_scale"}
 
 
 def _method_setting(cfg) -> str:
@@ -139,7 +137,7 @@ def divergence_message(failed, traces: dict, out: str, cfg=None) -> str:
                   "data.modality.N.noise or beta")
     elif joint_method:
         advice = (f"lower the method's weight (method."
-                  f"{_DIVERGE_KEY.get(cfg.method.name, 'name')}) or train.lr")
+                  f"{REGISTRY[cfg.method.name].diverge_key or 'name'}) or train.lr")
     else:
         advice = "try a smaller train.lr"
     head = ("the training loss is not finite" if not blown else

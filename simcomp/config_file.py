@@ -13,6 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from .registry import REGISTRY
 from .config import Config, ConfigError, config_from_dict
 from .overrides import apply_overrides
 from .validation import _is_int
@@ -158,10 +159,13 @@ def config_to_toml(cfg: Config) -> str:
         lines += [f"{key} = {_toml_value(value)}" for key, value in raw[section].items()]
     lines += ["", "[method]"]
     lines += [f"{key} = {_toml_value(value)}" for key, value in raw["method"].items()]
-    if cfg.method.name == "umt" and cfg.method.teacher_steps is None:
-        lines.append(f"# teacher_steps = {cfg.train.steps}  (default: train.steps)")
-    if cfg.method.name in ("ogm", "ogm_ge", "agm") and cfg.method.stop is None:
-        lines.append("# stop: not set, the modulation never stops")
+    for setting in REGISTRY[cfg.method.name].settings:  # the keys whose default is "unset"
+        if getattr(cfg.method, setting.key) is not None:
+            continue
+        if setting.kind == "steps":
+            lines.append(f"# {setting.key} = {cfg.train.steps}  (default: train.steps)")
+        elif setting.kind == "stop":
+            lines.append(f"# {setting.key}: not set, the modulation never stops")
     return "\n".join(lines) + "\n"
 
 

@@ -29,6 +29,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .registry import has_rule
+
 __all__ = ["PlotError", "NoAxes", "read_sweep", "numeric_axes", "phase_figure",
            "phase_figures", "typed_cell", "winner_colours"]
 
@@ -202,7 +204,7 @@ def _predicted_colearned(row: dict, names: Sequence[str]) -> bool | None:
     prediction on a row trained with a method (ume trains no joint network), else plain
     training's; None where the row has neither."""
     method = row.get("method_joint")
-    if method not in (None, "none", "ume") and row.get("method_predicted_co_learned_joint") \
+    if method is not None and has_rule(method) and row.get("method_predicted_co_learned_joint") \
             is not None:
         return bool(row["method_predicted_co_learned_joint"])
     if row.get(f"predicted_learned_by_horizon_joint_{names[0]}") is None:

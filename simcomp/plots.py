@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatterSciNotation
 
+from .registry import has_rule
+
 __all__ = ["alignment_figure", "reduced_dynamics_figure", "new_figure", "save_figure",
            "save_figure_atomic"]
 
@@ -359,7 +361,7 @@ def reduced_dynamics_figure(cfg, predictions: dict):
                 ax.plot(dyn.steps, mod.beta * dyn.leading_alignment[:, k], ls="-.", lw=1.0,
                         color=line.get_color(), label=f"{mod.name}, noise-aware")
             method = getattr(pred, "method", None)
-            if method is not None and method.method not in ("none", "ume"):
+            if method is not None and has_rule(method.method):
                 dyn = method.dynamics  # the run is trained with the method
                 with np.errstate(over="ignore", invalid="ignore"):
                     values = _finite(mod.beta * np.asarray(dyn.leading_alignment)[:, k])
@@ -371,7 +373,7 @@ def reduced_dynamics_figure(cfg, predictions: dict):
         ax.set_title(f"{name}: reduced" + (" and noise-aware" if getattr(
             pred, "noise_aware", None) is not None else "") + " dynamics"
             + (f", method {method.method}" if method is not None
-               and method.method not in ("none", "ume") else ""), **_TITLE)
+               and has_rule(method.method) else ""), **_TITLE)
         ax.set_xlabel("GD step")
         ax.set_ylabel("beta * leading alignment")
         ax.legend(fontsize=8)

@@ -215,8 +215,8 @@ def _check_batch(data, unit, W, watch, ctl, rules, out):
     if HAS_TABLE[code] and teacher.shape[0] != R:
         raise ValueError("every batched array needs the same leading run axis R")
     for i in range(R):
-        rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if HAS_TABLE[code] else 0], key[i],
-                  stats[i])
+        rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if HAS_TABLE[code] else 0],
+                  key[i], stats[i])
         _check_run((Xf[i], Xb[i], dims[i], y[i], omega[i]), unit, W[i],
                    (signal[i], beta[i], threshold[i], learned[i]), rule_i, W[i])
 
@@ -247,8 +247,8 @@ def _batch_run(i, data, unit, W, watch, ctl, rules, out):
     if n_steps[i] < 0:
         return
     data_i = (Xf[i], Xb[i], dims[i], y[i], omega[i])
-    rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if HAS_TABLE[code] else 0], key[i],
-              stats[i])
+    rule_i = (rules[0], par[i], hyper[i], state[i], teacher[i if HAS_TABLE[code] else 0],
+              key[i], stats[i])
     grad_buf = np.zeros_like(W[i])
     scratch = _scratch(data_i, W[i], rule_i, 1)
     st, ts, ls = _gd_loop(None, data_i, unit, W[i], (signal[i], beta[i], threshold[i], learned[i]),

@@ -171,7 +171,8 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
             for jj in range(nb):
                 yj = np.float64(y[j0 + jj])
                 C[r, jj] = np.float64(omega[j0 + jj]) * (
-                    hyper[H_FUSED_WEIGHT] * Fd[jj] + par[P_AUX_WEIGHT, r] * _dlogistic(yj, phi[r, jj]))
+                    hyper[H_FUSED_WEIGHT] * Fd[jj]
+                    + par[P_AUX_WEIGHT, r] * _dlogistic(yj, phi[r, jj]))
     elif code == ALTERNATING:
         for r in range(K):
             for jj in range(nb):

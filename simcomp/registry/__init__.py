@@ -17,8 +17,8 @@ from . import (agm, alternating, aux, dropout, lr_scale, mmpareto, none, ogm, og
                umt)
 from .spec import Calibration, MethodSpec, Setting
 
-__all__ = ["REGISTRY", "METHODS", "MethodSpec", "Setting", "Calibration", "get", "all_keys",
-           "setting_of"]
+__all__ = ["REGISTRY", "METHODS", "MethodSpec", "Setting", "Calibration", "get", "has_rule",
+           "all_keys", "setting_of"]
 
 REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     none.SPEC,
@@ -35,6 +35,11 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
 )}
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)
+
+
+def has_rule(name: str) -> bool:
+    """Whether a joint run of method ``name`` trains with a rule of its own (not none, ume)."""
+    return REGISTRY[name].kernel != "none"
 
 
 def get(name: str) -> MethodSpec:

@@ -1,4 +1,4 @@
-"""``agm``: adaptive gradient modulation (steers each modality's score ratio to its running mean)."""
+"""``agm``: adaptive gradient modulation (steers each modality's score ratio to its mean)."""
 
 from . import _modulation
 from .spec import MethodSpec
@@ -14,4 +14,5 @@ SPEC = MethodSpec(
     state_shape=lambda K, B, m, n, D: (1, K),  # the running mean score of every modality
     noop=_modulation.noop,
     calibration=_modulation.calibration(1.0, (0.1, 0.5, 1.0, 2.0), "the official default"),
+    diverge_key="alpha",
 )

@@ -29,4 +29,5 @@ SPEC = MethodSpec(
             "lr_scale": [value if r == winner else 1.0 for r in range(K)]},
         note="no published default; the race winner's learning rate halved",
         lo=0.0, lo_open=True),
+    diverge_key="lr_scale",
 )

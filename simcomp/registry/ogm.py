@@ -14,4 +14,5 @@ SPEC = MethodSpec(
     noop=_modulation.noop,
     calibration=_modulation.calibration(
         0.1, (0.1, 0.3, 0.8, 2.0), "the authors' default alpha (0.8 is their CREMA-D value)"),
+    diverge_key="alpha",
 )

@@ -18,4 +18,5 @@ SPEC = MethodSpec(
     calibration=_modulation.calibration(
         0.1, (0.1, 0.3, 0.8, 2.0),
         "as ogm; its added noise has mean zero, so the toy predicts ogm's expected path"),
+    diverge_key="alpha",
 )

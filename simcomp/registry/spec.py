@@ -214,6 +214,9 @@ class MethodSpec:
         as plain training.
     calibration : Calibration or None
         How ``simcomp calibrate`` evaluates it (None: not evaluated).
+    diverge_key : str or None
+        The setting that makes its joint run blow up when too large (named by the
+        command line's divergence message).
     """
 
     name: str
@@ -237,6 +240,7 @@ class MethodSpec:
     race_rate: Callable[..., Any] = _kappa
     noop: Callable[[Any], str | None] = _no_reason
     calibration: Calibration | None = None
+    diverge_key: str | None = None
     _by_key: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,5 @@
 """``umt``: uni-modal teachers (each unit distilled towards a uni-modally trained teacher's)."""
 
-import numpy as np
-
 from .spec import Calibration, MethodSpec, Setting
 
 
@@ -14,6 +12,8 @@ def _noop(method):
 def _rate(kappa, p, col, teacher_unit=None, banks=1, width=1):
     if teacher_unit is None:
         raise ValueError("umt's race needs teacher_unit, the teachers' leading unit outputs")
+    import numpy as np  # here: the registry loads without NumPy
+
     hT = np.asarray(teacher_unit, dtype=np.float64).reshape(-1)
     return kappa * (1.0 + 4.0 * p["distill_weight"] * hT / (banks * width))[col]
 
@@ -34,4 +34,5 @@ SPEC = MethodSpec(
     calibration=Calibration("distill_weight", 10.0, (0.1, 0.3, 1.0, 3.0),
                             settings=lambda value, start, K, winner, T: {"distill_weight": value},
                             note="BalanceBenchmark's lambda"),
+    diverge_key="distill_weight",
 )

@@ -145,7 +145,8 @@ def method_params(cfg: Config, trained: Sequence[int]) -> dict[str, Any]:
         value = getattr(method, key)
         if value is None or not setting_of(key).per_modality:
             continue
-        out[key] = [float(value[r]) for r in idx] if isinstance(value, tuple) else [float(value)] * len(idx)
+        out[key] = ([float(value[r]) for r in idx] if isinstance(value, tuple)
+                    else [float(value)] * len(idx))
     return out
 
 
