@@ -47,6 +47,7 @@ class _MethodTable:
             value = setting.check(where, getattr(self, setting.key),
                                   start=getattr(self, "start", None), steps_hi=steps_hi)
             object.__setattr__(self, setting.key, value)
+        spec.validate(self)  # the method's checks across its settings
 
     def resolved(self, n_modalities: int) -> "MethodConfig":
         """This method with per-modality defaults filled in for ``n_modalities`` modalities.
@@ -114,7 +115,7 @@ def _docstring() -> str:
 # The type of each kind of setting (the sweep's grid reads them: a number range
 # is allowed on int and float keys).
 _HINTS = {"float": float | None, "int": int | None, "stop": int | None, "steps": int | None,
-          "bool": bool | None, "modality": tuple | None, "either": float | tuple | None}
+          "count": int | None, "bool": bool | None, "modality": tuple | None, "either": float | tuple | None}
 
 MethodConfig = dataclasses.make_dataclass(
     "MethodConfig",

@@ -134,3 +134,83 @@ def test_every_per_method_test_table_covers_the_registry():
     for table, wanted in tables:
         missing = wanted - set(table)
         assert not missing, f"no test settings for {sorted(missing)}"
+
+
+_TOY_MODULE = '''"""``toy_new``: a test-only method (tests/test_registry.py)."""
+
+from ..validation import ConfigError
+from .spec import MethodSpec, Setting
+
+
+def _validate(method):
+    if method.ensemble_weight > method.boost_weight:
+        raise ConfigError("method.ensemble_weight (method toy_new) must be <= "
+                          "method.boost_weight")
+
+
+SPEC = MethodSpec(
+    name="toy_new", summary="a test-only method", source="tests", published_default="--",
+    kernel="none", dynamics="none",  # trained and predicted as plain: config-level only
+    settings=(Setting("every", "int", 10, lo=1), Setting("holdout", "count", None, lo=1),
+              Setting("boost_weight", "float", 5.0, lo=0.0, lo_open=True),
+              Setting("ensemble_weight", "float", 1.0, lo=0.0),
+              Setting("alpha", "float", 0.5, lo=0.0)),
+    validate=_validate)
+'''
+
+_NEW_METHOD = r'''
+import json
+from simcomp.config_file import build_config
+from simcomp.methods import rule_kwargs
+from simcomp.registry.table import methods_table
+from simcomp.theory.mitigation import _resolve
+from simcomp.validation import ConfigError
+out = {}
+cfg = build_config(None, ["method.name=toy_new", "method.holdout=64"])
+out["resolved"] = cfg.method.to_dict()
+out["alpha"] = cfg.method.alpha
+for bad in (["method.every=0"], ["method.ensemble_weight=9"], ["method.drop=[0.1, 0.1]"]):
+    try:
+        build_config(None, ["method.name=toy_new"] + bad)
+    except ConfigError as exc:
+        out[bad[0]] = str(exc)
+out["theory"] = {k: v for k, v in _resolve("toy_new", {"holdout": 64}, 2).items()
+                 if k in ("every", "holdout", "alpha")}
+out["rule"] = rule_kwargs(cfg, [0, 1])["name"]
+out["table"] = "`toy_new`" in methods_table()
+print(json.dumps(out))
+'''
+
+
+def test_a_new_method_is_a_spec_and_a_registry_entry(tmp_path):
+    """The recipe on a copy of the package: create simcomp/registry/toy_new.py, add one line
+    to REGISTRY; config validation (bounds, a cross-setting check, a key of another method
+    refused), defaults, the theory's settings and the docs table follow, no other edit."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "simcomp"
+    shutil.copytree(ROOT / "simcomp", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    (pkg / "registry" / "toy_new.py").write_text(_TOY_MODULE)
+    init = pkg / "registry" / "__init__.py"
+    text = init.read_text()
+    assert text.count("    ume.SPEC,\n") == 1
+    init.write_text(text.replace("    ume.SPEC,\n", "    ume.SPEC,\n    toy_new.SPEC,\n")
+                    .replace("from .spec import", "from . import toy_new\nfrom .spec import"))
+    out = subprocess.run([sys.executable, "-c", _NEW_METHOD], capture_output=True, text=True,
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(tmp_path),
+                                            "NUMBA_CACHE_DIR": str(tmp_path / "cache")},
+                         check=True)
+    res = json.loads(out.stdout)
+    assert res["resolved"] == {"name": "toy_new", "every": 10, "holdout": 64,
+                               "boost_weight": 5.0, "ensemble_weight": 1.0, "alpha": 0.5}
+    assert res["alpha"] == 0.5  # its own default of a key ogm also has (0.1 there)
+    assert "method.every (method toy_new) must be >= 1" in res["method.every=0"]
+    assert "must be <= method.boost_weight" in res["method.ensemble_weight=9"]
+    assert ("method.drop is not a setting of method 'toy_new'; method toy_new takes: every, "
+            "holdout, boost_weight, ensemble_weight, alpha") in res["method.drop=[0.1, 0.1]"]
+    assert res["theory"] == {"alpha": 0.5, "every": 10, "holdout": 64}
+    assert res["rule"] == "none" and res["table"]

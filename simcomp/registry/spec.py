@@ -31,9 +31,11 @@ __all__ = ["Setting", "Calibration", "MethodSpec", "KINDS"]
 #   bool        true or false;
 #   steps       an integer number of steps, or None (the run's ``train.steps``); not a
 #               setting of the compiled rule (it schedules separate runs);
+#   count       an integer >= ``lo``, or None (a fallback the setting's doc names, e.g. a
+#               held-out size defaulting to data.n_train); the rule holds -1 for None;
 #   modality    a list with one number per configured modality;
 #   either      one number for every modality, or a list with one per modality.
-KINDS = ("float", "int", "stop", "bool", "steps", "modality", "either")
+KINDS = ("float", "int", "stop", "bool", "steps", "count", "modality", "either")
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class Setting:
             return None if value is None else _need_int(label, value, lo=start + 1)
         if kind == "steps":
             return None if value is None else _need_int(label, value, lo=0, hi=steps_hi)
+        if kind == "count":
+            return None if value is None else _need_int(label, value, lo=int(self.lo or 0))
         if kind == "modality" and value is None:
             return None
         value = self.default if value is None else value
@@ -123,6 +127,8 @@ class Setting:
         """The float the compiled rule holds for a scalar setting (stop None: inf)."""
         if self.kind == "stop":
             return math.inf if value is None else float(value)
+        if self.kind == "count":
+            return -1.0 if value is None else float(int(value))
         if self.kind == "bool":
             return 1.0 if value else 0.0
         if self.kind == "int":
@@ -217,6 +223,9 @@ class MethodSpec:
     diverge_key : str or None
         The setting that makes its joint run blow up when too large (named by the
         command line's divergence message).
+    validate : callable
+        ``validate(method_config)``: checks that involve several settings (each
+        setting's own bounds are checked before); raise ``ConfigError`` naming them.
     """
 
     name: str
@@ -241,6 +250,7 @@ class MethodSpec:
     noop: Callable[[Any], str | None] = _no_reason
     calibration: Calibration | None = None
     diverge_key: str | None = None
+    validate: Callable[[Any], None] = lambda method: None
     _by_key: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

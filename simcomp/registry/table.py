@@ -25,6 +25,8 @@ def _default(s: Setting) -> str:
         return "never"
     if s.kind == "steps":
         return "train.steps"
+    if s.kind == "count":
+        return "see its section"
     if s.kind == "modality":
         return f"all {s.default:g}"
     if s.kind == "bool":

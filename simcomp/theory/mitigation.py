@@ -168,6 +168,8 @@ def _resolve(method: str, params: dict | None, K: int) -> dict[str, Any]:
                 raise ValueError(f"{key} must have {K} entries, got {out[key].tolist()}")
         elif s.kind == "stop":
             out[key] = int(p[key]) if key in p else np.inf
+        elif s.kind == "count":
+            out[key] = int(p[key]) if key in p else None
         else:
             value = p.get(key, s.default)
             out[key] = {"int": int, "bool": bool}.get(s.kind, float)(value)
