@@ -442,6 +442,26 @@ def write_marked_section(out: Path, text: str, begin: str, end: str) -> None:
     tmp.replace(out)
 
 
+# Sections of the page written by other benchmark scripts (benchmarks/fusion.py): kept as
+# they are when this script rewrites the page.
+FOREIGN_BLOCKS = (("<!-- BEGIN fusion_grid -->", "<!-- END fusion_grid -->"),)
+
+
+def keep_foreign_blocks(out: Path, text: str) -> str:
+    """``text`` with the other scripts' marked sections of the current page put back
+    (before '## Reproduce')."""
+    page = out.read_text() if out.exists() else ""
+    for begin, end in FOREIGN_BLOCKS:
+        if begin in page and end in page and begin not in text:
+            block = begin + page.split(begin, 1)[1].split(end, 1)[0] + end
+            if "## Reproduce" in text:
+                head, rest = text.split("## Reproduce", 1)
+                text = head + block + "\n\n## Reproduce" + rest
+            else:
+                text = text.rstrip("\n") + "\n\n" + block + "\n"
+    return text
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fast smoke variant")
@@ -522,6 +542,7 @@ def main(argv=None) -> dict:
     if out is not None and set(s["size"] for s in sizes) == set(SIZES):
         text = render(info, limits, sizes, batch, sweep, startup, args, methods)
         old = out.read_text() if out.exists() else ""
+        text = keep_foreign_blocks(out, text)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(text)

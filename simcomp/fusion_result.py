@@ -36,7 +36,8 @@ def fusion_prediction(cfg: Config, run) -> dict:
     pred = predicted_half_steps(cfg.names, [mod.std for mod in cfg.data.modality],
                                 cfg.data.correlation, cfg.train.lr, m.architecture, m.depth,
                                 run.net.fusion_layer, run.extra["u0"], m.init_scale, m.head,
-                                m.activation)
+                                m.activation, chain0=run.extra.get("chain0"),
+                                steps=cfg.train.steps)
     out = dict(pred)
     if out["formula"] is None:
         out["formula"] = "none: the formulas are for linear networks with a trainable head"

@@ -36,7 +36,7 @@ from .models.registry import network
 
 __all__ = ["FusionRun", "prepare", "learning_rate_scale", "train_fusion",
            "gaussian_covariance", "half_steps",
-           "misattribution_of", "initial_magnitudes"]
+           "misattribution_of", "initial_magnitudes", "chain_scalars"]
 
 _STREAM_GAUSS, _STREAM_FUSION_INIT = 6, 7
 
@@ -149,6 +149,29 @@ def initial_magnitudes(cfg: Config, net, theta) -> list:
     return out
 
 
+def chain_scalars(net, theta, dims):
+    """The weights of a width-1 network of one-dimensional modalities as scalars:
+    ``(enc (K, L_f - 1), fuse (K,), shared (L - L_f,))`` (simcomp.theory.fusion_gd), or None
+    for any other network (a layer wider than one unit or a modality of several inputs)."""
+    if any(int(d) != 1 for d in dims) or np.any(net.layout[:, 1] != 1):
+        return None
+    K = len(dims)
+    enc = [[] for _ in range(K)]
+    fuse, shared = None, []
+    for l, (off, rows, cols, *_rest) in enumerate(net.layout):
+        owner = int(net.modality_of_layer[l])
+        block = theta[off:off + rows * cols]
+        if owner >= 0:
+            enc[owner].append(float(block[0]))
+        elif fuse is None:
+            fuse = np.array(block, dtype=np.float64)
+        else:
+            shared.append(float(block[0]))
+    if fuse is None or fuse.shape[0] != K:
+        return None
+    return np.array(enc, dtype=np.float64).reshape(K, -1), fuse, np.array(shared)
+
+
 def learning_rate_scale(cfg: Config, net) -> np.ndarray:
     """Each weight's learning-rate factor: 1, or c_r (method ``lr_scale``) for the weights
     that act on modality r before the modalities mix -- its private encoder layers and the
@@ -231,7 +254,8 @@ def prepare(cfg: Config) -> FusionRun:
     key = key + (net.layout.tobytes(), cfg.model.activation, cfg.model.q, cfg.model.rho,
                  cfg.train.lr, cfg.train.steps, cfg.train.trace_every, fixed)
     extra = {"u0": initial_magnitudes(cfg, net, theta0),
-             "stds": [mod.std for mod in cfg.data.modality]}
+             "stds": [mod.std for mod in cfg.data.modality],
+             "chain0": chain_scalars(net, theta0, dims)}
     # the mask scales each weight's step: 0 for a fixed head, c_r under lr_scale
     mask = net.mask(fixed) * learning_rate_scale(cfg, net)
     key = key + (mask.tobytes(),)

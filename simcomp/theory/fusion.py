@@ -135,9 +135,23 @@ def _late_half_steps(sig_a, sig_b, rho, lr, u0_a, u0_b):
     return t_a, t_b
 
 
+def _population(names, stds, rho, lr, chain0, steps):
+    """Half steps of GD on the distribution from the run's own weights (width 1), or None."""
+    from .fusion_gd import population_half_steps
+
+    if chain0 is None or steps is None:
+        return None
+    c = rho * stds[0] * stds[1]
+    cov = np.array([[stds[0] ** 2, c], [c, stds[1] ** 2]])
+    enc, fuse, shared = chain0
+    halves = population_half_steps(cov, np.ones(2), lr, enc, fuse, shared, steps)
+    return dict(zip(names, halves))
+
+
 def predicted_half_steps(names, stds, rho: float, lr: float, architecture: str, depth: int,
                          fusion_layer: int, u0, init_scale: float, head: str = "trainable",
-                         activation: str = "linear") -> FusionPrediction:
+                         activation: str = "linear", chain0=None,
+                         steps: int | None = None) -> FusionPrediction:
     """The theory's prediction for a two-modality Gaussian run.
 
     Parameters
@@ -156,13 +170,39 @@ def predicted_half_steps(names, stds, rho: float, lr: float, architecture: str, 
         growth starts from).
     init_scale : float
         The per-layer initial scale (the u0 of the depth formula).
+    chain0 : tuple (enc, fuse, shared) or None
+        The run's initial weights when every layer is one unit wide and each
+        modality one-dimensional (simcomp.theory.fusion_gd); then, and with
+        ``steps``, ``predicted_half_step`` is the half step of GD on the
+        distribution (the covariance) from these weights at ``lr``, on every
+        architecture, and ``ratio`` stays the closed form.
+    steps : int or None
+        The run's horizon (``train.steps``).
 
     Returns
     -------
     FusionPrediction
         Everything is None where no formula applies: a fixed head or a
         nonlinear activation (the formulas are those of linear networks).
+        ``formula`` names the closed form of ``ratio`` and, after a semicolon,
+        where ``predicted_half_step`` comes from.
     """
+    out = _closed_form(names, stds, rho, lr, architecture, depth, fusion_layer, u0, init_scale,
+                       head, activation)
+    if out["formula"] is None or out["formula"].startswith("none"):
+        return out
+    pop = _population(names, stds, rho, lr, chain0, steps)
+    if pop is not None:
+        out["predicted_half_step"] = pop
+        out["formula"] += "; half steps: GD on the distribution"
+    elif any(v is not None for v in out["predicted_half_step"].values()):
+        out["formula"] += ("; half steps: discrete-time rates" if depth == 2 and fusion_layer == 2
+                           else "; half steps: balanced depth formula")
+    return out
+
+
+def _closed_form(names, stds, rho, lr, architecture, depth, fusion_layer, u0, init_scale, head,
+                 activation):
     order = [0, 1] if stds[0] >= stds[1] else [1, 0]
     a, b = order
     r = stds[a] / stds[b]
