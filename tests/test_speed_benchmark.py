@@ -33,3 +33,33 @@ def test_quick_speed_benchmark_writes_its_page(tmp_path):
                     "## Start-up", "## Reproduce"):
         assert heading in text
     assert "PyTorch: not installed (skipped)" in text or "PyTorch" in text
+
+
+def test_the_fusion_grid_block_survives_a_rewrite_of_the_page(tmp_path):
+    """benchmarks/fusion.py writes its block into performance.md; speed.py, which renders the
+    whole page, puts it back (before '## Reproduce') instead of dropping it."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import fusion
+        import speed
+    finally:
+        sys.path.remove(str(BENCH))
+    page = tmp_path / "performance.md"
+    page.write_text("# Performance\n\n## Targets\n\nx\n\n## Reproduce\n\nrun it\n")
+    lines = fusion.performance_section(30.0, 29.0, 5000.0, 3000.0, 360, 40000, "2.13.0", False)
+    assert fusion.write_section(page, lines, fusion.FUSION_BEGIN, fusion.FUSION_END)
+    first = page.read_text()
+    assert first.index(fusion.FUSION_BEGIN) < first.index("## Reproduce")
+    assert "**30.0 s**" in first and "100x slower" in first
+    # a second write replaces the block, never duplicates it
+    lines = fusion.performance_section(31.0, 29.0, 5000.0, None, 360, 40000, None, False)
+    fusion.write_section(page, lines, fusion.FUSION_BEGIN, fusion.FUSION_END)
+    second = page.read_text()
+    assert second.count(fusion.FUSION_BEGIN) == 1 and "**31.0 s**" in second
+    assert "not importable" in second
+    rendered = "# Performance\n\nnew numbers\n\n## Reproduce\n\nrun it\n"
+    kept = speed.keep_foreign_blocks(page, rendered)
+    assert "new numbers" in kept and kept.count(fusion.FUSION_BEGIN) == 1
+    assert kept.index(fusion.FUSION_END) < kept.index("## Reproduce")
+    assert not fusion.write_section(tmp_path / "absent.md", lines, fusion.FUSION_BEGIN,
+                                    fusion.FUSION_END)
