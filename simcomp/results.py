@@ -182,7 +182,12 @@ def _theory_steps(view: RunView) -> np.ndarray:
 
 
 def _theory_winner(view: RunView) -> str | None:
-    """Noise-aware: first modality its dynamics learns by the horizon; reduced: the race's."""
+    """Noise-aware: first modality its dynamics learns by the horizon; reduced: the race's;
+    fusion engine: the modality with the smallest predicted half step (None: none has one)."""
+    if engine_of(view) == "fusion":
+        halves = _fusion(view, "pred_predicted_half_step")
+        known = [(t, k) for k, t in enumerate(halves) if t is not None]
+        return view.names[min(known)[1]] if known else None
     noisy = view.prediction.noise_aware
     return _winner(view.prediction.predicted_winner if noisy is None else noisy.predicted_winner,
                    view)
@@ -461,9 +466,10 @@ QUANTITIES: tuple[Quantity, ...] = (
     Quantity("predicted_winner", "run", "str", "joint",
              "the modality predicted to be learned first: noise_aware, the first its "
              "distribution-level dynamics learns by the horizon (None: none); reduced, the "
-             "race's winner",
+             "race's winner; fusion engine, the modality with the smallest "
+             "predicted_half_step (None: no prediction)",
              _theory_winner,
-             before_training=True),
+             before_training=True, engines=_BOTH),
     Quantity("race_winner", "run", "str", "joint",
              "the modality the leading-neuron race predicts to be learned first; None: none",
              lambda v: _winner(v.prediction.predicted_winner, v),

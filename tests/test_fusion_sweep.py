@@ -79,3 +79,29 @@ def test_cli_sweep_and_phase_diagram_on_two_fusion_axes(tmp_path, capsys):
     assert main(argv) == 0
     assert (tmp_path / "s" / "figures" / "phase.png").stat().st_size > 0
     assert main(["plot", str(tmp_path / "s")]) == 0
+
+
+def test_the_sweep_table_shows_the_fusion_quantities_and_the_predicted_winner(tmp_path):
+    """The printed table had '-' in every cell for fusion runs (it read only the original
+    learner's columns) and predicted_winner was empty: both come from the fusion results."""
+    from simcomp.sweep.report import sweep_report
+
+    base = simcomp.build_config(overrides=SETS)
+    plan = plan_sweep(base, ["data.correlation=-0.5,0.5"], 2)
+    out = run_sweep(plan, tmp_path / "s", workers=1)
+    for row in out.rows:
+        pred = {m: row[f"predicted_half_step_joint_{m}"] for m in "AB"}
+        assert row["predicted_winner_joint"] == min(pred, key=pred.get) == "A"
+    text = sweep_report(out)
+    table = text.split("\n\n")[1].splitlines()
+    header, rows = table[0], table[1:]
+    for column in ("first learned", "half steps", "ratio", "misattribution"):
+        assert column in header
+    assert "mean gap" not in header  # the original learner's columns: none of its runs here
+    total = next(line for line in rows if line.startswith("all"))
+    cells = total.split()
+    assert "-" not in cells and cells[1] == "4" and "4/4" in cells
+    mean_a = sum(r["half_step_joint_A"] for r in out.rows) / 4
+    mean_b = sum(r["half_step_joint_B"] for r in out.rows) / 4
+    assert f"{mean_a:.0f}/{mean_b:.0f}" in cells
+    assert f"{sum(r['misattribution_joint'] for r in out.rows) / 4:+.3f}" in cells
