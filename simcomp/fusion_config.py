@@ -30,8 +30,10 @@ DATA_KINDS = ("sparse_coding", "gaussian")
 LOSSES = ("logistic", "mse")
 MAX_DEPTH = 64
 # The training methods the fusion engine runs (docs/methods.md): lr_scale is a per-weight
-# step factor, which its GD loop already has; the others need loops of their own.
-FUSION_METHODS = ("none", "lr_scale")
+# step factor, which its GD loop already has; aux and alternating are losses over input
+# views (the whole input, each modality alone), which its gradient takes as they are.  The
+# others (per-step scores, noise, teachers) need loops of their own and are refused.
+FUSION_METHODS = ("none", "lr_scale", "aux", "alternating")
 
 # Section -> key -> default; keys at their default are left out of Config.to_dict().
 FUSION_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -185,6 +187,14 @@ def check_config(cfg) -> None:
                           f"(model.architecture = {model.architecture!r}, model.head = "
                           f"{model.head!r}); valid there: "
                           + ", ".join(repr(m) for m in FUSION_METHODS))
+    if cfg.method.name == "alternating" and model.activation != "linear" and \
+            fusion_layer(model) != model.depth:
+        raise ConfigError(
+            f"method.name = 'alternating' needs, on the fusion engine, a network whose output is "
+            f"the sum of its modalities' outputs (its predictor is sum_r a_r f_r): "
+            f"model.activation = 'linear' or fusion at the last layer; got model.architecture = "
+            f"{model.architecture!r} with fusion layer {fusion_layer(model)} of "
+            f"{model.depth} and model.activation = {model.activation!r}")
     if train.mode != "joint":
         raise ConfigError(f"train.mode must be 'joint' on the fusion engine (one run on all "
                           f"modalities), got {train.mode!r}")

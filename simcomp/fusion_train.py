@@ -36,7 +36,8 @@ from .models.registry import network
 
 __all__ = ["FusionRun", "prepare", "learning_rate_scale", "train_fusion",
            "gaussian_covariance", "half_steps",
-           "misattribution_of", "initial_magnitudes", "chain_scalars"]
+           "misattribution_of", "initial_magnitudes", "chain_scalars",
+           "method_view_weights"]
 
 _STREAM_GAUSS, _STREAM_FUSION_INIT = 6, 7
 
@@ -197,6 +198,33 @@ def learning_rate_scale(cfg: Config, net) -> np.ndarray:
     return scale
 
 
+def method_view_weights(cfg: Config):
+    """A method's input views (docs/methods.md, "Methods on the fusion engine"): view 0 is
+    the whole input, view r + 1 modality r alone (the others' inputs zero).  Returns
+    ``(vweight, rweight)``, each (K + 1,): the weight of each view's loss in the gradient and
+    of its output in the recorded predictor; None for a method without views.
+
+    ``aux``: w_0 on the fused loss, lambda_r on modality r's own; the predictor is the fused
+    output.  ``alternating``: every modality on its own loss, the predictor sum_r a_r f_r."""
+    K, m = cfg.K, cfg.method
+    if m.name == "aux":
+        lam = m.aux_weight if isinstance(m.aux_weight, tuple) else (m.aux_weight,) * K
+        return (np.array([m.fused_weight, *lam], dtype=np.float64),
+                np.array([1.0] + [0.0] * K))
+    if m.name == "alternating":
+        mix = m.mix if m.mix is not None else (1.0,) * K
+        return np.array([0.0] + [1.0] * K), np.array([0.0, *mix], dtype=np.float64)
+    return None
+
+
+def _coordinate_owner(route_kind: str, dims) -> np.ndarray:
+    """The modality each moment coordinate belongs to: input columns (linear) or the two
+    one-sided features of a one-dimensional modality (ReLU fused at the end)."""
+    if route_kind == "linear":
+        return np.repeat(np.arange(len(dims)), dims)
+    return np.repeat(np.arange(len(dims)), 2)
+
+
 def prepare(cfg: Config) -> FusionRun:
     """Data, network, initial weights and gradient route of one fusion-engine run."""
     dims = [mod.dim for mod in cfg.data.modality]
@@ -255,7 +283,27 @@ def prepare(cfg: Config) -> FusionRun:
                  cfg.train.lr, cfg.train.steps, cfg.train.trace_every, fixed)
     extra = {"u0": initial_magnitudes(cfg, net, theta0),
              "stds": [mod.std for mod in cfg.data.modality],
-             "chain0": chain_scalars(net, theta0, dims)}
+             "chain0": chain_scalars(net, theta0, dims), "views": None}
+    weights = method_view_weights(cfg)
+    if weights is not None:
+        vweight, rweight = weights
+        if route == "moments":
+            owner = _coordinate_owner(cfg.model.activation, dims)
+            masks = np.vstack([np.ones(owner.shape[0])]
+                              + [(owner == r).astype(np.float64) for r in range(cfg.K)])
+            U, G, h, yy = data
+            Gg = sum(vw * np.outer(mk, mk) * G for vw, mk in zip(vweight, masks))
+            hg = sum(vw * mk * h for vw, mk in zip(vweight, masks))
+            cscale = rweight @ masks  # each coordinate's factor in the predictor
+            proj = proj * cscale[None, :]
+            extra["views"] = (Gg, hg, float(vweight.sum() * yy), cscale)
+            key = key + ("views", vweight.tobytes(), cscale.tobytes())
+        else:
+            vmask = np.vstack([np.ones(sum(dims))] + [
+                np.concatenate([np.full(d, float(r == s)) for s, d in enumerate(dims)])
+                for r in range(cfg.K)])
+            extra["views"] = (vmask, vweight, rweight)
+            key = key + ("views", vweight.tobytes(), rweight.tobytes())
     # the mask scales each weight's step: 0 for a fixed head, c_r under lr_scale
     mask = net.mask(fixed) * learning_rate_scale(cfg, net)
     key = key + (mask.tobytes(),)
@@ -344,13 +392,18 @@ def train_fusion(cfgs: list[Config], runs: list[FusionRun] | None = None) -> lis
         else:
             data = (np.stack([runs[i].data[0] for i in members]),
                     np.stack([runs[i].data[1] for i in members]), first.data[2], first.data[3])
+        views = first.extra["views"]
+        if views is not None and first.route == "moments":
+            views = (np.stack([runs[i].extra["views"][0] for i in members]),
+                     np.stack([runs[i].extra["views"][1] for i in members]),
+                     np.array([runs[i].extra["views"][2] for i in members]), views[3])
         start = time.perf_counter()
         tws, losses, failed = gd_batch(first.route, thetas, first.mask,
                                        (net.layout, net.concat, net.col0,
                                         ACT_CODES[cfg.model.activation], cfg.model.q,
                                         cfg.model.rho),
                                        data, cfg.train.lr, cfg.train.steps, cfg.train.trace_every,
-                                       projs)
+                                       projs, views)
         seconds = (time.perf_counter() - start) / len(members)
         for j, i in enumerate(members):
             out[i] = _result(runs[i], thetas[j], tws[j], losses[j], int(failed[j]), seconds)

@@ -1,12 +1,12 @@
-"""Training methods on the fusion engine: lr_scale against a plain-NumPy GD loop; the
-methods it does not run are refused with their name and the architecture."""
+"""Training methods on the fusion engine: lr_scale, aux and alternating against a plain-NumPy
+GD loop; the methods it does not run are refused with their name and the architecture."""
 
 import numpy as np
 import pytest
 
 import simcomp
 from simcomp.fusion_train import learning_rate_scale, prepare, train_fusion
-from reference_fusion import loss_grad
+from reference_fusion import act, loss_grad, unpack
 
 BASE = {"model.head": "trainable", "data.kind": "gaussian", "train.mode": "joint",
         "data.modality.0.dim": 2, "data.modality.1.dim": 3, "model.width": 2,
@@ -89,11 +89,134 @@ def test_lr_scale_has_no_closed_form_prediction():
     assert "lr_scale" in run["theory_formula"]
 
 
-@pytest.mark.parametrize("method", ["ogm", "aux", "alternating", "dropout", "umt"])
+@pytest.mark.parametrize("method", ["ogm", "ogm_ge", "agm", "dropout", "mmpareto", "umt",
+                                    "ume"])
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_other_methods_are_refused_naming_method_and_architecture(method, arch):
     with pytest.raises(simcomp.ConfigError) as err:
         simcomp.build_config(overrides={**BASE, **ARCHS[arch], "method.name": method})
     text = str(err.value)
     assert f"method.name = {method!r}" in text and "model.architecture" in text
-    assert "'lr_scale'" in text
+    assert "'lr_scale'" in text and "'aux'" in text and "'alternating'" in text
+
+
+def masked(X, dims, r):
+    """X with every column but modality r's set to zero."""
+    cols = np.concatenate([[0], np.cumsum(dims)])
+    out = np.zeros_like(X)
+    out[:, cols[r]:cols[r + 1]] = X[:, cols[r]:cols[r + 1]]
+    return out
+
+
+def numpy_views_gd(theta, X, y, dims, m, L, Lf, kind, loss, lr, steps, weights):
+    """GD on sum_v weights[v] * loss(view v): view 0 the whole input, view r + 1 modality r
+    alone -- written from docs/methods.md, with the reference's gradient."""
+    theta = theta.copy()
+    views = [X] + [masked(X, dims, r) for r in range(len(dims))]
+    for _ in range(steps):
+        g = sum(wv * loss_grad(theta, V, y, dims, m, L, Lf, kind, loss)[1]
+                for wv, V in zip(weights, views) if wv != 0.0)
+        theta -= lr * g
+    return theta
+
+
+VIEW_CASES = [
+    ("aux", {"method.fused_weight": 0.5, "method.aux_weight": [2.0, 0.25]}, [0.5, 2.0, 0.25]),
+    ("aux", {}, [1.0, 1.0, 1.0]),
+    ("alternating", {}, [0.0, 1.0, 1.0]),
+]
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("loss", ["mse", "logistic"])
+@pytest.mark.parametrize("method,keys,weights", VIEW_CASES)
+def test_view_methods_match_the_numpy_reference(arch, loss, method, keys, weights):
+    # alternating needs an additive network: linear where the fusion is not at the end
+    kind = "relu" if method == "aux" or arch == "late" else "linear"
+    cfg = simcomp.build_config(overrides={**BASE, **ARCHS[arch], "train.loss": loss,
+                                          "model.activation": kind, "method.name": method,
+                                          **keys})
+    run = prepare(cfg)
+    if run.route != "samples":
+        pytest.skip("the moment route is checked below")
+    X, y = run.data[0], run.data[1]
+    net = run.net
+    dims, m, L, Lf = [2, 3], 2, net.depth, net.fusion_layer
+    want = numpy_views_gd(run.theta0, X, y, dims, m, L, Lf, kind, loss, cfg.train.lr,
+                          cfg.train.steps, weights)
+    res = train_fusion([cfg], [run])[0]
+    np.testing.assert_allclose(res["theta"], want, rtol=1e-10, atol=1e-13)
+    plain = numpy_views_gd(run.theta0, X, y, dims, m, L, Lf, kind, loss, cfg.train.lr,
+                           cfg.train.steps, [1.0, 0.0, 0.0])
+    assert np.max(np.abs(plain - want)) > 1e-6  # the method changed the path
+    # the recorded loss is the predictor's: the fused output for aux, sum_r a_r f_r for
+    # alternating (mix all ones here)
+    if method == "aux":
+        value = loss_grad(want, X, y, dims, m, L, Lf, kind, loss)[0]
+    else:
+        pred = sum(outputs_of(want, masked(X, dims, r), dims, m, L, Lf, kind) for r in (0, 1))
+        value = np.mean(0.5 * (pred - y) ** 2 if loss == "mse"
+                        else np.logaddexp(0.0, -y * pred))
+    assert res["trace"]["loss"][-1] == pytest.approx(value, rel=1e-9)
+
+
+def outputs_of(theta, X, dims, m, L, Lf, kind):
+    """The reference network's outputs (plain NumPy, the documented weight order)."""
+    enc, fuse, shared = unpack(theta, dims, m, L, Lf)
+    cols = np.concatenate([[0], np.cumsum(dims)])
+    codes = []
+    for r, layers in enumerate(enc):
+        h = X[:, cols[r]:cols[r + 1]]
+        for W in layers:
+            h = act(h @ W.T, kind)[0]
+        codes.append(h)
+    z = (X if Lf == 1 else np.concatenate(codes, axis=1)) @ fuse.T
+    for W in shared:
+        z = act(z, kind)[0] @ W.T
+    return z[:, 0]
+
+
+@pytest.mark.parametrize("method,keys,weights", VIEW_CASES + [
+    ("alternating", {"method.mix": [0.55, 0.45]}, [0.0, 1.0, 1.0])])
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_view_methods_on_the_moment_route(arch, method, keys, weights):
+    """Linear, squared loss: the moment route's masked moments against the reference on the
+    same training set, and the recorded total weights of the method's predictor."""
+    from simcomp.fusion_train import _STREAM_GAUSS, _rng, gaussian_covariance
+
+    cfg = simcomp.build_config(overrides={**BASE, **ARCHS[arch], "train.loss": "mse",
+                                          "model.activation": "linear", "method.name": method,
+                                          **keys})
+    run = prepare(cfg)
+    assert run.route == "moments"
+    cov, target = gaussian_covariance(cfg)
+    rng = _rng(cfg.seed, _STREAM_GAUSS)
+    X = rng.standard_normal((cfg.data.n_train, cov.shape[0])) @ np.linalg.cholesky(cov).T
+    y = X @ target
+    net = run.net
+    dims, m, L, Lf = [2, 3], 2, net.depth, net.fusion_layer
+    want = numpy_views_gd(run.theta0, X, y, dims, m, L, Lf, "linear", "mse", cfg.train.lr,
+                          cfg.train.steps, weights)
+    res = train_fusion([cfg], [run])[0]
+    np.testing.assert_allclose(res["theta"], want, rtol=1e-9, atol=1e-12)
+    # total weight of modality r: its coefficients in the predictor, projected on ones / |1|^2
+    mix = keys.get("method.mix", [1.0, 1.0]) if method == "alternating" else [1.0, 1.0]
+    cols = np.concatenate([[0], np.cumsum(dims)])
+    for r in range(2):
+        coef = np.array([outputs_of(want, np.eye(5)[[k]], dims, m, L, Lf, "linear")[0]
+                         for k in range(cols[r], cols[r + 1])])
+        assert res["trace"]["total_weight"][-1, r] == pytest.approx(
+            mix[r] * coef.sum() / dims[r], rel=1e-9, abs=1e-12)
+
+
+def test_alternating_is_refused_where_the_output_is_not_a_sum_over_modalities():
+    for arch in ("early", "deep"):
+        with pytest.raises(simcomp.ConfigError) as err:
+            simcomp.build_config(overrides={**BASE, **ARCHS[arch], "method.name": "alternating"})
+        text = str(err.value)
+        assert "method.name = 'alternating'" in text and "model.architecture" in text
+        assert "'linear'" in text
+    # late fusion (fused at the last layer) and linear networks take it
+    simcomp.build_config(overrides={**BASE, "method.name": "alternating"})
+    simcomp.build_config(overrides={**BASE, **ARCHS["deep"], "model.activation": "linear",
+                                    "method.name": "alternating"})

@@ -162,6 +162,36 @@ def _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, gr
 
 
 @jit()
+def _sample_gradient_views(theta, layout, concat, col0, X, y, w, loss, act, q, rho, grad, fx,
+                           Z, A, D, dA, vmask, vweight, rweight, xm):
+    """A method's loss over input *views* (docs/methods.md, "Methods on the fusion engine"):
+    view v keeps the input columns where ``vmask[v]`` is 1 (the others are zero), and the
+    gradient is sum_v vweight[v] grad sum_i w_i l(f(x_i masked), y_i).  The recorded
+    predictor is p_i = sum_v rweight[v] f(x_i masked by v), stored in fx; returns
+    sum_i w_i l(p_i, y_i)."""
+    for p in range(grad.shape[0]):
+        grad[p] = 0.0
+    total = 0.0
+    for i in range(X.shape[0]):
+        pred = 0.0
+        for v in range(vmask.shape[0]):
+            if vweight[v] == 0.0 and rweight[v] == 0.0:
+                continue
+            for j in range(X.shape[1]):
+                xm[j] = X[i, j] * vmask[v, j]
+            f = _forward(theta, layout, concat, col0, xm, act, q, rho, Z, A, D)
+            pred += rweight[v] * f
+            if vweight[v] != 0.0:
+                _, slope = _loss_and_slope(f, y[i], loss)
+                _backward(theta, layout, concat, col0, xm, w[i] * vweight[v] * slope, A, D, dA,
+                          grad)
+        value, _ = _loss_and_slope(pred, y[i], loss)
+        fx[i] = pred
+        total += w[i] * value
+    return total
+
+
+@jit()
 def _moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q, rho, grad, c, Z, A, D, dA):
     """Squared loss through moments: f(x) = sum_k phi_k(x) f(U_k), so the mean loss is
     (c G c - 2 h c + yy) / 2 with c_k = f(U_k), and its gradient is sum_k g_k df(U_k),
@@ -195,16 +225,39 @@ def _record(t, every, proj, c, loss_value, tw, losses):
 
 
 @jit()
+def _scaled_moment_loss(c, cscale, G, h, yy):
+    """(c' G c' - 2 h c' + yy) / 2 with c' = cscale * c: the loss of a method's predictor."""
+    total = yy
+    for k in range(c.shape[0]):
+        ck = cscale[k] * c[k]
+        s = -2.0 * h[k]
+        for j in range(c.shape[0]):
+            s += G[k, j] * cscale[j] * c[j]
+        total += ck * s
+    return 0.5 * total
+
+
+@jit()
 def _gd_moments(theta, mask, layout, concat, col0, U, G, h, yy, act, q, rho, lr, steps, every,
-                proj, tw, losses):
-    """Full-batch GD through moments; returns the first step whose loss was not finite (or -1)."""
+                proj, tw, losses, Gg, hg, yyg, cscale, method):
+    """Full-batch GD through moments; returns the first step whose loss was not finite (or -1).
+
+    ``method`` 1: the gradient is that of the moments (Gg, hg, yyg) (a method's views,
+    docs/methods.md) and the recorded loss that of the predictor cscale * c on (G, h, yy);
+    0: plain GD on (G, h, yy)."""
     shape = (layout.shape[0], layout[:, 1].max())
     Z, A, D, dA = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
     grad = np.zeros(theta.shape[0])
     c = np.zeros(U.shape[0])
     for t in range(steps + 1):
-        value = _moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q, rho, grad, c,
-                                 Z, A, D, dA)
+        if method == 1:
+            value = _moment_gradient(theta, layout, concat, col0, U, Gg, hg, yyg, act, q, rho,
+                                     grad, c, Z, A, D, dA)
+            if math.isfinite(value):
+                value = _scaled_moment_loss(c, cscale, G, h, yy)
+        else:
+            value = _moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q, rho, grad,
+                                     c, Z, A, D, dA)
         if t % every == 0:
             _record(t, every, proj, c, value, tw, losses)
         if not math.isfinite(value):
@@ -218,16 +271,26 @@ def _gd_moments(theta, mask, layout, concat, col0, U, G, h, yy, act, q, rho, lr,
 
 @jit()
 def _gd_samples(theta, mask, layout, concat, col0, X, y, w, loss, act, q, rho, lr, steps, every,
-                proj, tw, losses):
-    """Full-batch GD over the samples; the total weights are proj @ (X^T (w * f))."""
+                proj, tw, losses, vmask, vweight, rweight):
+    """Full-batch GD over the samples; the total weights are proj @ (X^T (w * f)).
+
+    With views (``vmask`` has rows: a method, :func:`_sample_gradient_views`) f is the
+    method's predictor and the gradient that of its loss; without, plain GD."""
     shape = (layout.shape[0], layout[:, 1].max())
     Z, A, D, dA = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
     grad = np.zeros(theta.shape[0])
     fx = np.zeros(X.shape[0])
     xf = np.zeros(X.shape[1])
+    xm = np.zeros(X.shape[1])
+    views = vmask.shape[0] > 0
     for t in range(steps + 1):
-        value = _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, grad,
-                                 fx, Z, A, D, dA)
+        if views:
+            value = _sample_gradient_views(theta, layout, concat, col0, X, y, w, loss, act, q,
+                                           rho, grad, fx, Z, A, D, dA, vmask, vweight, rweight,
+                                           xm)
+        else:
+            value = _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho,
+                                     grad, fx, Z, A, D, dA)
         if t % every == 0:
             for j in range(X.shape[1]):
                 xf[j] = 0.0
@@ -246,20 +309,22 @@ def _gd_samples(theta, mask, layout, concat, col0, X, y, w, loss, act, q, rho, l
 
 @jit_parallel()
 def _gd_moments_batch(thetas, mask, layout, concat, col0, U, Gs, hs, yys, act, q, rho, lr, steps,
-                      every, projs, tws, losses, failed):
+                      every, projs, tws, losses, failed, Ggs, hgs, yygs, cscale, method):
     """:func:`_gd_moments` for a group of same-shape runs, one thread per run."""
     for r in prange(thetas.shape[0]):
         failed[r] = _gd_moments(thetas[r], mask, layout, concat, col0, U, Gs[r], hs[r], yys[r],
-                                act, q, rho, lr, steps, every, projs[r], tws[r], losses[r])
+                                act, q, rho, lr, steps, every, projs[r], tws[r], losses[r],
+                                Ggs[r], hgs[r], yygs[r], cscale, method)
 
 
 @jit_parallel()
 def _gd_samples_batch(thetas, mask, layout, concat, col0, Xs, ys, w, loss, act, q, rho, lr, steps,
-                      every, projs, tws, losses, failed):
+                      every, projs, tws, losses, failed, vmask, vweight, rweight):
     """:func:`_gd_samples` for a group of same-shape runs, one thread per run."""
     for r in prange(thetas.shape[0]):
         failed[r] = _gd_samples(thetas[r], mask, layout, concat, col0, Xs[r], ys[r], w, loss, act,
-                                q, rho, lr, steps, every, projs[r], tws[r], losses[r])
+                                q, rho, lr, steps, every, projs[r], tws[r], losses[r], vmask,
+                                vweight, rweight)
 
 
 # --------------------------------------------------------------------------- wrappers
@@ -303,7 +368,7 @@ def moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q=3.0, rho=1.
     return value, grad
 
 
-def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs):
+def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs, views=None):
     """Run full-batch GD for a group of same-shape runs in one compiled call.
 
     Parameters
@@ -319,6 +384,11 @@ def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs):
         ``(U, Gs, hs, yys)`` for moments, ``(Xs, ys, w, loss)`` for samples.
     projs : ndarray (R, K, P)
         Total weights per modality = projs[r] @ c.
+    views : tuple or None
+        A method's loss over input views (docs/methods.md, "Methods on the fusion
+        engine"): ``(Ggs, hgs, yygs, cscale)`` for moments (the moments its gradient is
+        taken on, per run, and each coordinate's factor in its predictor);
+        ``(vmask (V, D), vweight (V,), rweight (V,))`` for samples.  None: plain GD.
 
     Returns
     -------
@@ -336,8 +406,21 @@ def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs):
     common = (thetas, np.asarray(mask, dtype=np.float64), layout, concat, col0)
     if route == "moments":
         U, Gs, hs, yys = data
-        _gd_moments_batch(*common, U, Gs, hs, yys, int(act), float(q), float(rho), *args)
+        if views is None:
+            extra = (Gs, hs, yys, np.ones(U.shape[0]), 0)
+        else:
+            Ggs, hgs, yygs, cscale = views
+            extra = (np.ascontiguousarray(Ggs, dtype=np.float64),
+                     np.ascontiguousarray(hgs, dtype=np.float64),
+                     np.ascontiguousarray(yygs, dtype=np.float64),
+                     np.ascontiguousarray(cscale, dtype=np.float64), 1)
+        _gd_moments_batch(*common, U, Gs, hs, yys, int(act), float(q), float(rho), *args, *extra)
     else:
         Xs, ys, w, loss = data
-        _gd_samples_batch(*common, Xs, ys, w, int(loss), int(act), float(q), float(rho), *args)
+        if views is None:
+            extra = (np.zeros((0, Xs.shape[2])), np.zeros(0), np.zeros(0))
+        else:
+            extra = tuple(np.ascontiguousarray(a, dtype=np.float64) for a in views)
+        _gd_samples_batch(*common, Xs, ys, w, int(loss), int(act), float(q), float(rho), *args,
+                          *extra)
     return tws, losses, failed
