@@ -183,22 +183,28 @@ def figure(path, series, ylabel, log=True):
 
 
 def lead_figure(path, lead, cells_, inits, lrs):
-    """Relative error of t_B/t_A against the closed form, against the step size."""
+    """Relative error of t_B/t_A against the closed form, against the step size: equal
+    starts (left) and random starts, the mean over seeds (right)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.2, 3.8))
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(9.0, 3.8))
     colors = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
-    for i, (r, rho) in enumerate(cells_):
-        for init, ls in zip(inits, ("-", "--")):
-            ax.plot(lrs, [100 * lead[(r, rho, init, lr)] for lr in lrs], ls=ls, marker="o",
-                    c=colors[i % 4], label=f"r = {r:g}, rho = {rho:g}, init {init:g}")
-    ax.axhline(0.0, c="k", lw=0.6)
-    ax.axhspan(-5, 5, color="0.9", zorder=0)
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate (published: 0.04)")
-    ax.set_ylabel("t_B/t_A: measured / formula - 1 (%)")
-    ax.legend(fontsize=6)
+    for panel, start in enumerate(("equal", "random")):
+        ax = fig.add_subplot(1, 2, panel + 1)
+        for i, (r, rho) in enumerate(cells_):
+            for init, ls in zip(inits, ("-", "--")):
+                ax.plot(lrs, [100 * lead[(start, r, rho, init, lr)] for lr in lrs], ls=ls,
+                        marker="o", c=colors[i % 4],
+                        label=f"r = {r:g}, rho = {rho:g}, init {init:g}")
+        ax.axhline(0.0, c="k", lw=0.6)
+        ax.axhspan(-5, 5, color="0.9", zorder=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (published: 0.04)")
+        ax.set_ylabel("t_B/t_A: measured / formula - 1 (%)")
+        ax.set_title(f"{start} initial sizes" + (" (mean over seeds)" if start == "random"
+                                                 else ""), fontsize=9)
+        if panel == 0:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -611,31 +617,37 @@ def main(argv=None):
                                                     PUBLISHED_LR / 16)
     lead_inits = (1e-12, 1e-100)
     lead_items = []
-    for r, rho in lead_cells:
-        for init in lead_inits:
-            for lr in lead_lrs:
-                g_a = r * r + rho * r
-                flow_t_a = np.log(1.0 / init ** 2) / (2.0 * lr * g_a)
-                n_steps = int(2.0 * late_fusion_ratio(r, rho) * flow_t_a) + 2000
-                cfg = simcomp.build_config(overrides=base(
-                    seed=0, **{"data.modality.0.std": r, "data.correlation": rho,
-                               "train.lr": lr, "train.steps": n_steps,
-                               "train.trace_every": max(1, n_steps // 20000),
-                               "model.init_scale": init, "data.population": True}))
-                run = prepare(cfg)
-                run.theta0[:] = init
-                lead_items.append(((r, rho, init, lr), cfg, run))
-    lead = {}
-    for ((r, rho, init, lr), _, _), res in zip(lead_items, train_fusion(
+    for start in ("equal", "random"):
+        for r, rho in lead_cells:
+            for init in lead_inits:
+                for lr in lead_lrs:
+                    g_a = r * r + rho * r
+                    flow_t_a = np.log(1.0 / init ** 2) / (2.0 * lr * g_a)
+                    n_steps = int(2.0 * late_fusion_ratio(r, rho) * flow_t_a) + 2000
+                    for seed in range(1 if start == "equal" else repeats):
+                        cfg = simcomp.build_config(overrides=base(
+                            seed=seed, **{"data.modality.0.std": r, "data.correlation": rho,
+                                          "train.lr": lr, "train.steps": n_steps,
+                                          "train.trace_every": max(1, n_steps // 20000),
+                                          "model.init_scale": init, "data.population": True}))
+                        run = prepare(cfg)
+                        if start == "equal":
+                            run.theta0[:] = init
+                        lead_items.append(((start, r, rho, init, lr), cfg, run))
+    lead_runs = {}
+    for (key, _, _), res in zip(lead_items, train_fusion(
             [c for _, c, _ in lead_items], [u for _, _, u in lead_items])):
         h = res["half_step"]
-        lead[(r, rho, init, lr)] = h["B"] / h["A"] / late_fusion_ratio(r, rho) - 1.0
-    lead_table = ["| ratio | rho | init | " + " | ".join(f"lr {lr:g}" for lr in lead_lrs) + " |",
-                  "|" + "---|" * (3 + len(lead_lrs))]
-    for r, rho in lead_cells:
-        for init in lead_inits:
-            lead_table.append(f"| {r:g} | {rho:g} | {init:g} | " + " | ".join(
-                f"{lead[(r, rho, init, lr)]:+.1%}" for lr in lead_lrs) + " |")
+        lead_runs.setdefault(key, []).append(h["B"] / h["A"])
+    lead = {key: float(np.mean(v)) / late_fusion_ratio(key[1], key[2]) - 1.0
+            for key, v in lead_runs.items()}
+    lead_table = ["| start | ratio | rho | init | " + " | ".join(f"lr {lr:g}" for lr in lead_lrs)
+                  + " |", "|" + "---|" * (4 + len(lead_lrs))]
+    for start in ("equal", "random"):
+        for r, rho in lead_cells:
+            for init in lead_inits:
+                lead_table.append(f"| {start} | {r:g} | {rho:g} | {init:g} | " + " | ".join(
+                    f"{lead[(start, r, rho, init, lr)]:+.1%}" for lr in lead_lrs) + " |")
     lead_figure(FIG / "fusion_late_limit.png", lead, lead_cells, lead_inits, lead_lrs)
 
     # ---------------------------------------------------------------- 2. early fusion
@@ -921,23 +933,37 @@ def main(argv=None):
         "The formula is a limit: gradient flow (lr -> 0), an infinitesimal start (only the "
         "terms in ln(1/init) kept; the time each sigmoidal rise spends near its plateau "
         "dropped) and both modalities starting from the same size. The figure and table "
-        "take those limits one at a time: population data, every weight started at +init "
-        "(equal sizes), the step size halved down to 1/16 of the published one, init 1e-12 "
-        "(solid) and 1e-100 (dashed). Relative error of t_B/t_A against the formula:",
+        "take those limits one at a time on population data (no sampling): the step size "
+        "halved down to 1/16 of the published one, init 1e-12 (solid) and 1e-100 (dashed), "
+        "every weight started at +init (equal sizes, left) or drawn N(0, init^2) as "
+        f"published (random, right: mean over {repeats} seeds). Relative error of t_B/t_A "
+        "against the formula:",
         "",
         *lead_table,
         "",
-        "At the published step the finite step dominates where the rates are large (r = 3: "
-        "A's weight grows by (1 + lr g_A)^2 per step, slower than exp(2 lr g_A)), and the "
-        "dropped plateau terms where the two rates are close (r = 1.5, rho = 0.9), "
-        "which shrink only like 1/ln(1/init). With both limits taken (lr "
-        f"{lead_lrs[-1]:g}, init {lead_inits[-1]:g}) the largest error is "
-        f"{max(abs(lead[(r, rho, lead_inits[-1], lead_lrs[-1])]) for r, rho in lead_cells):.1%}"
-        "; at the published step size and init (equal starts) it is "
-        f"{max(abs(lead[(r, rho, lead_inits[0], lead_lrs[0])]) for r, rho in lead_cells):.1%}"
-        ", for any simulation of their set-up (theirs included). GD on the distribution, "
-        "which keeps the finite step, the plateau terms and the actual initial weights, is "
-        "the prediction that holds at the published step.",
+        "Two causes, and they are separable. From equal starts the error is the finite step "
+        "alone: it halves with the step size and hardly moves with the initial scale (the "
+        "plateau terms are small), from "
+        f"{max(abs(lead[('equal', r, rho, lead_inits[0], lead_lrs[0])]) for r, rho in lead_cells):.1%}"
+        f" at the published step to "
+        f"{max(abs(lead[('equal', r, rho, lead_inits[-1], lead_lrs[-1])]) for r, rho in lead_cells):.1%}"
+        f" at lr {lead_lrs[-1]:g}. A weight grows by (1 + lr g)^2 per step rather than exp(2 lr "
+        "g), which slows the fast modality (A, large g) more than the slow one and so "
+        "shortens the ratio most where g_A is large (r = 3). From random starts the two "
+        "modalities begin at different sizes u0_A, u0_B (the growing part of each product "
+        "starts at (v + w)^2/4, whose logarithm has a long lower tail); the half times then "
+        "shift by terms of relative size ln(u0_A/u0_B)/ln(1/init^2), which depend on the "
+        "draw, do not average out over a few seeds (the ratio is not linear in them) and "
+        "shrink only with the initial scale: at "
+        f"lr {lead_lrs[-1]:g} the random starts leave "
+        f"{max(abs(lead[('random', r, rho, lead_inits[0], lead_lrs[-1])]) for r, rho in lead_cells):.1%}"
+        f" at init 1e-12 and "
+        f"{max(abs(lead[('random', r, rho, lead_inits[-1], lead_lrs[-1])]) for r, rho in lead_cells):.1%}"
+        " at 1e-100. At the published step size and initial scale neither cause is small, "
+        "for any simulation of their set-up (theirs included), so the 5 % target against the "
+        "formula is not met there; GD on the distribution, which keeps the finite step, the "
+        "plateau terms and the run's own initial sizes, is the prediction that holds at the "
+        "published step.",
         "",
         f"The same linear grid at a quarter of the step (lr {PUBLISHED_LR / 4:g}, "
         f"{4 * steps} steps), random initial weights as published: largest relative error "
