@@ -31,9 +31,11 @@ LOSSES = ("logistic", "mse")
 MAX_DEPTH = 64
 # The training methods the fusion engine runs (docs/methods.md): lr_scale is a per-weight
 # step factor, which its GD loop already has; aux and alternating are losses over input
-# views (the whole input, each modality alone), which its gradient takes as they are.  The
-# others (per-step scores, noise, teachers) need loops of their own and are refused.
-FUSION_METHODS = ("none", "lr_scale", "aux", "alternating")
+# views (the whole input, each modality alone), which its gradient takes as they are; ogm
+# and agm scale each modality's own weights by a factor computed from the views' outputs
+# (logistic loss only).  The others (noise, two gradients per encoder, teachers) are
+# refused.
+FUSION_METHODS = ("none", "lr_scale", "aux", "alternating", "ogm", "agm")
 
 # Section -> key -> default; keys at their default are left out of Config.to_dict().
 FUSION_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -187,6 +189,12 @@ def check_config(cfg) -> None:
                           f"(model.architecture = {model.architecture!r}, model.head = "
                           f"{model.head!r}); valid there: "
                           + ", ".join(repr(m) for m in FUSION_METHODS))
+    if cfg.method.name in ("ogm", "agm") and train.loss != "logistic":
+        raise ConfigError(
+            f"method.name = {cfg.method.name!r} needs train.loss = 'logistic' on the fusion "
+            f"engine (its score is the probability each modality alone gives the true class); "
+            f"got train.loss = {train.loss!r} with model.architecture = "
+            f"{model.architecture!r}")
     if cfg.method.name == "alternating" and model.activation != "linear" and \
             fusion_layer(model) != model.depth:
         raise ConfigError(

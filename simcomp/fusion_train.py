@@ -37,7 +37,7 @@ from .models.registry import network
 __all__ = ["FusionRun", "prepare", "learning_rate_scale", "train_fusion",
            "gaussian_covariance", "half_steps",
            "misattribution_of", "initial_magnitudes", "chain_scalars",
-           "method_view_weights"]
+           "method_view_weights", "weight_owner"]
 
 _STREAM_GAUSS, _STREAM_FUSION_INIT = 6, 7
 
@@ -173,29 +173,43 @@ def chain_scalars(net, theta, dims):
     return np.array(enc, dtype=np.float64).reshape(K, -1), fuse, np.array(shared)
 
 
-def learning_rate_scale(cfg: Config, net) -> np.ndarray:
-    """Each weight's learning-rate factor: 1, or c_r (method ``lr_scale``) for the weights
-    that act on modality r before the modalities mix -- its private encoder layers and the
-    fusion layer's columns that read r's encoding (or r's inputs, in early fusion)."""
-    scale = np.ones(net.n_params)
-    if cfg.method.name != "lr_scale":
-        return scale
-    c = cfg.method.lr_scale
+def weight_owner(cfg: Config, net) -> np.ndarray:
+    """The modality each weight acts on before the modalities mix (-1: shared): its private
+    encoder layers and the fusion layer's columns that read r's encoding (or r's inputs,
+    in early fusion); the layers after the fusion layer are shared."""
+    owner_of = np.full(net.n_params, -1, dtype=np.int64)
     dims = [mod.dim for mod in cfg.data.modality]
     for l, (off, rows, cols, src, _, _) in enumerate(net.layout):
         owner = int(net.modality_of_layer[l])
         if owner >= 0:
-            scale[off:off + rows * cols] = c[owner]
+            owner_of[off:off + rows * cols] = owner
             continue
         if src not in (SRC_CONCAT, SRC_INPUT):
             continue  # a shared layer after the fusion layer
-        block = scale[off:off + rows * cols].reshape(rows, cols)
+        block = owner_of[off:off + rows * cols].reshape(rows, cols)
         start = 0
         for r in range(cfg.K):
             width = dims[r] if src == SRC_INPUT else int(net.layout[net.concat[r], 1])
-            block[:, start:start + width] = c[r]
+            block[:, start:start + width] = r
             start += width
+    return owner_of
+
+
+def learning_rate_scale(cfg: Config, net) -> np.ndarray:
+    """Each weight's learning-rate factor: 1, or c_r (method ``lr_scale``) for the weights
+    modality r owns (:func:`weight_owner`)."""
+    scale = np.ones(net.n_params)
+    if cfg.method.name != "lr_scale":
+        return scale
+    owner = weight_owner(cfg, net)
+    c = np.asarray(cfg.method.lr_scale, dtype=np.float64)
+    mine = owner >= 0
+    scale[mine] = c[owner[mine]]
     return scale
+
+
+_RULE_CODES = {"ogm": 1, "agm": 2}
+_NEVER = 2 ** 62  # a stop step no run reaches
 
 
 def method_view_weights(cfg: Config):
@@ -284,6 +298,16 @@ def prepare(cfg: Config) -> FusionRun:
     extra = {"u0": initial_magnitudes(cfg, net, theta0),
              "stds": [mod.std for mod in cfg.data.modality],
              "chain0": chain_scalars(net, theta0, dims), "views": None}
+    if cfg.method.name in _RULE_CODES:
+        # ogm, agm: the fused loss's gradient, modality r's own weights scaled by k_r
+        vmask = np.vstack([np.ones(sum(dims))] + [
+            np.concatenate([np.full(d, float(r == s)) for s, d in enumerate(dims)])
+            for r in range(cfg.K)])
+        m = cfg.method
+        stop = _NEVER if m.stop is None else int(m.stop)
+        extra["views"] = ("rule", vmask, weight_owner(cfg, net), _RULE_CODES[m.name],
+                          float(m.alpha), int(m.start), stop)
+        key = key + ("rule", m.name, float(m.alpha), int(m.start), stop)
     weights = method_view_weights(cfg)
     if weights is not None:
         vweight, rweight = weights
@@ -393,7 +417,7 @@ def train_fusion(cfgs: list[Config], runs: list[FusionRun] | None = None) -> lis
             data = (np.stack([runs[i].data[0] for i in members]),
                     np.stack([runs[i].data[1] for i in members]), first.data[2], first.data[3])
         views = first.extra["views"]
-        if views is not None and first.route == "moments":
+        if views is not None and first.route == "moments" and not isinstance(views[0], str):
             views = (np.stack([runs[i].extra["views"][0] for i in members]),
                      np.stack([runs[i].extra["views"][1] for i in members]),
                      np.array([runs[i].extra["views"][2] for i in members]), views[3])

@@ -89,15 +89,75 @@ def test_lr_scale_has_no_closed_form_prediction():
     assert "lr_scale" in run["theory_formula"]
 
 
-@pytest.mark.parametrize("method", ["ogm", "ogm_ge", "agm", "dropout", "mmpareto", "umt",
-                                    "ume"])
+@pytest.mark.parametrize("method", ["ogm_ge", "dropout", "mmpareto", "umt", "ume"])
 @pytest.mark.parametrize("arch", sorted(ARCHS))
 def test_other_methods_are_refused_naming_method_and_architecture(method, arch):
     with pytest.raises(simcomp.ConfigError) as err:
         simcomp.build_config(overrides={**BASE, **ARCHS[arch], "method.name": method})
     text = str(err.value)
     assert f"method.name = {method!r}" in text and "model.architecture" in text
-    assert "'lr_scale'" in text and "'aux'" in text and "'alternating'" in text
+    for valid in ("lr_scale", "aux", "alternating", "ogm", "agm"):
+        assert f"'{valid}'" in text
+
+
+@pytest.mark.parametrize("method", ["ogm", "agm"])
+def test_score_methods_need_the_logistic_loss(method):
+    with pytest.raises(simcomp.ConfigError) as err:
+        simcomp.build_config(overrides={**BASE, "train.loss": "mse", "method.name": method})
+    text = str(err.value)
+    assert f"method.name = {method!r}" in text and "train.loss = 'logistic'" in text
+    assert "model.architecture" in text
+
+
+def numpy_rule_gd(theta, X, y, dims, m, L, Lf, kind, lr, steps, method, alpha, start, stop):
+    """ogm / agm written from docs/methods.md: scores of each modality's own output (the
+    network on that modality alone), k_r on the weights r owns, the fused loss's gradient."""
+    theta = theta.copy()
+    K = len(dims)
+    sbar = np.zeros(K)
+    for t in range(steps):
+        p = [1.0 / (1.0 + np.exp(-y * outputs_of(theta, masked(X, dims, r), dims, m, L, Lf,
+                                                 kind))) for r in range(K)]
+        s0 = np.array([pr.mean() for pr in p])
+        s1 = np.array([np.mean(-np.log(np.maximum(pr, 1e-8))) for pr in p])
+        active = start <= t < stop
+        k = np.ones(K)
+        for r in range(K):
+            other = [q for q in range(K) if q != r]
+            if method == "ogm":
+                ratio = s0[r] / s0[other].mean()
+                k[r] = 1.0 - np.tanh(alpha * ratio) if active and ratio > 1.0 else 1.0
+            else:
+                ratio = np.exp(s1[other].mean() - s1[r])
+                target = np.exp(sbar[other].mean() - sbar[r])
+                k[r] = np.exp(alpha * min(target - ratio, 10.0)) if active else 1.0
+        sbar = (t * sbar + s1) / (t + 1.0)
+        g = loss_grad(theta, X, y, dims, m, L, Lf, kind, "logistic")[1]
+        theta -= lr * reference_factors(dims, m, L, Lf, k) * g
+    return theta
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("method,keys", [
+    ("ogm", {"method.alpha": 0.8}), ("ogm", {"method.alpha": 0.5, "method.start": 5,
+                                             "method.stop": 15}),
+    ("agm", {"method.alpha": 1.0}), ("agm", {"method.alpha": 2.0, "method.start": 3})])
+def test_score_methods_match_the_numpy_reference(arch, method, keys):
+    cfg = simcomp.build_config(overrides={**BASE, **ARCHS[arch], "train.loss": "logistic",
+                                          "method.name": method, **keys})
+    run = prepare(cfg)
+    X, y = run.data[0], run.data[1]
+    net = run.net
+    dims, m, L, Lf = [2, 3], 2, net.depth, net.fusion_layer
+    mcfg = cfg.method
+    stop = 10 ** 9 if mcfg.stop is None else mcfg.stop
+    want = numpy_rule_gd(run.theta0, X, y, dims, m, L, Lf, "relu", cfg.train.lr,
+                         cfg.train.steps, method, mcfg.alpha, mcfg.start, stop)
+    got = train_fusion([cfg], [run])[0]["theta"]
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
+    plain = numpy_gd(run.theta0, X, y, dims, m, L, Lf, "relu", "logistic", cfg.train.lr,
+                     cfg.train.steps, np.ones(net.n_params))
+    assert np.max(np.abs(plain - want)) > 1e-8  # the factors moved the weights
 
 
 def masked(X, dims, r):

@@ -307,6 +307,92 @@ def _gd_samples(theta, mask, layout, concat, col0, X, y, w, loss, act, q, rho, l
     return -1
 
 
+@jit()
+def _others_mean(v, r):
+    s = 0.0
+    for k in range(v.shape[0]):
+        if k != r:
+            s += v[k]
+    return s / (v.shape[0] - 1)
+
+
+@jit()
+def _rule_factors(code, alpha, start, stop, t, S0, S1, sbar, k):
+    """Each modality's gradient factor k_r of ogm (code 1) or agm (code 2) at step t, from
+    the scores S0 (sum_j w_j p_{j,r}) and S1 (sum_j w_j (-log max(p_{j,r}, 1e-8))); agm's
+    running mean ``sbar`` of S1 is updated after k (docs/methods.md)."""
+    K = k.shape[0]
+    active = start <= t < stop
+    if code == 1:
+        for r in range(K):
+            ratio = S0[r] / _others_mean(S0, r) if K > 1 else 1.0
+            k[r] = 1.0 - math.tanh(alpha * ratio) if (active and ratio > 1.0) else 1.0
+    else:
+        for r in range(K):
+            ratio = math.exp(_others_mean(S1, r) - S1[r]) if K > 1 else 1.0
+            optimal = math.exp(_others_mean(sbar, r) - sbar[r]) if K > 1 else 1.0
+            k[r] = math.exp(alpha * min(optimal - ratio, 10.0)) if active else 1.0
+        for r in range(K):
+            sbar[r] = (t * sbar[r] + S1[r]) / (t + 1.0)
+
+
+@jit()
+def _gd_samples_rule(theta, mask, layout, concat, col0, X, y, w, loss, act, q, rho, lr, steps,
+                     every, proj, tw, losses, vmask, owner, code, alpha, start, stop):
+    """Full-batch GD of the fused loss with ogm's or agm's factor k_r on modality r's own
+    weights (``owner[p] = r``; -1: shared, factor 1).  The scores read each modality's own
+    output f_r = f(x with the other modalities zero), view r + 1 of ``vmask``; the factors
+    are computed from the same weights as the gradient, as on the original learner."""
+    shape = (layout.shape[0], layout[:, 1].max())
+    Z, A, D, dA = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    grad = np.zeros(theta.shape[0])
+    fx = np.zeros(X.shape[0])
+    xf = np.zeros(X.shape[1])
+    xm = np.zeros(X.shape[1])
+    K = vmask.shape[0] - 1
+    S0, S1, sbar, k = np.zeros(K), np.zeros(K), np.zeros(K), np.ones(K)
+    for t in range(steps + 1):
+        value = _sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, grad,
+                                 fx, Z, A, D, dA)
+        if t % every == 0:
+            for j in range(X.shape[1]):
+                xf[j] = 0.0
+            for i in range(X.shape[0]):
+                for j in range(X.shape[1]):
+                    xf[j] += w[i] * fx[i] * X[i, j]
+            _record(t, every, proj, xf, value, tw, losses)
+        if not math.isfinite(value):
+            return t
+        if t == steps:
+            break
+        for r in range(K):
+            S0[r] = 0.0
+            S1[r] = 0.0
+            for i in range(X.shape[0]):
+                for j in range(X.shape[1]):
+                    xm[j] = X[i, j] * vmask[r + 1, j]
+                u = y[i] * _forward(theta, layout, concat, col0, xm, act, q, rho, Z, A, D)
+                p = 1.0 / (1.0 + math.exp(-u)) if u >= 0.0 else math.exp(u) / (1.0 + math.exp(u))
+                S0[r] += w[i] * p
+                S1[r] += w[i] * (-math.log(max(p, 1e-8)))
+        _rule_factors(code, alpha, start, stop, t, S0, S1, sbar, k)
+        for p in range(theta.shape[0]):
+            f = k[owner[p]] if owner[p] >= 0 else 1.0
+            theta[p] -= lr * mask[p] * f * grad[p]
+    return -1
+
+
+@jit_parallel()
+def _gd_samples_rule_batch(thetas, mask, layout, concat, col0, Xs, ys, w, loss, act, q, rho, lr,
+                           steps, every, projs, tws, losses, failed, vmask, owner, code, alpha,
+                           start, stop):
+    """:func:`_gd_samples_rule` for a group of same-shape runs, one thread per run."""
+    for r in prange(thetas.shape[0]):
+        failed[r] = _gd_samples_rule(thetas[r], mask, layout, concat, col0, Xs[r], ys[r], w,
+                                     loss, act, q, rho, lr, steps, every, projs[r], tws[r],
+                                     losses[r], vmask, owner, code, alpha, start, stop)
+
+
 @jit_parallel()
 def _gd_moments_batch(thetas, mask, layout, concat, col0, U, Gs, hs, yys, act, q, rho, lr, steps,
                       every, projs, tws, losses, failed, Ggs, hgs, yygs, cscale, method):
@@ -388,7 +474,9 @@ def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs, views=None
         A method's loss over input views (docs/methods.md, "Methods on the fusion
         engine"): ``(Ggs, hgs, yygs, cscale)`` for moments (the moments its gradient is
         taken on, per run, and each coordinate's factor in its predictor);
-        ``(vmask (V, D), vweight (V,), rweight (V,))`` for samples.  None: plain GD.
+        ``(vmask (V, D), vweight (V,), rweight (V,))`` for samples; or, for ogm and
+        agm (samples only), ``("rule", vmask, owner, code, alpha, start, stop)``
+        (:func:`_gd_samples_rule`).  None: plain GD.
 
     Returns
     -------
@@ -417,6 +505,13 @@ def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs, views=None
         _gd_moments_batch(*common, U, Gs, hs, yys, int(act), float(q), float(rho), *args, *extra)
     else:
         Xs, ys, w, loss = data
+        if views is not None and isinstance(views[0], str):  # ("rule", ...): ogm, agm
+            _, vmask, owner, code, alpha, start, stop = views
+            _gd_samples_rule_batch(*common, Xs, ys, w, int(loss), int(act), float(q), float(rho),
+                                   *args, np.ascontiguousarray(vmask, dtype=np.float64),
+                                   np.ascontiguousarray(owner, dtype=np.int64), int(code),
+                                   float(alpha), int(start), int(stop))
+            return tws, losses, failed
         if views is None:
             extra = (np.zeros((0, Xs.shape[2])), np.zeros(0), np.zeros(0))
         else:
