@@ -424,6 +424,63 @@ def bridge_section(quick):
     return lines
 
 
+METHOD_NETWORKS = (
+    ("late fusion", {}),
+    ("early fusion", {"model.architecture": "early_fusion"}),
+    ("deep fusion (depth 3, L_f 2)", {"model.architecture": "deep_fusion", "model.depth": 3,
+                                      "model.fusion_layer": 2}),
+)
+METHODS = (("none", {}), ("lr_scale", {"method.lr_scale": [1.0, 4.0]}), ("aux", {}),
+           ("alternating", {}), ("ogm", {"method.alpha": 0.8}), ("agm", {}))
+
+
+def methods_section(quick):
+    """The mitigation methods the fusion engine runs, on each architecture, on the bridge's
+    data (sparse coding, logistic loss) with a trainable head and ReLU."""
+    seeds = 2 if quick else 5
+    steps = 100 if quick else 1000
+    over = {"train.mode": "joint", "train.steps": steps, "train.trace_every": 5,
+            "model.head": "trainable", "model.activation": "relu"}
+    header = "| method | " + " | ".join(label for label, _ in METHOD_NETWORKS) + " |"
+    rows = [header, "|" + "---|" * (1 + len(METHOD_NETWORKS))]
+    for name, keys in METHODS:
+        cells_ = []
+        for _, arch in METHOD_NETWORKS:
+            try:
+                cfgs = [simcomp.build_config(overrides={**over, **arch, "method.name": name,
+                                                        **keys, "seed": s})
+                        for s in range(seeds)]
+            except simcomp.ConfigError as err:
+                cells_.append("refused" if "alternating" in str(err) else f"refused: {err}")
+                continue
+            firsts, b_count, lags = 0, 0, []
+            for res in train_fusion(cfgs):
+                steps_rec, tw = res["trace"]["steps"], res["trace"]["total_weight"]
+                hit = [np.nonzero(tw[:, k] >= BRIDGE_LEARNED)[0] for k in range(tw.shape[1])]
+                a, b = [int(steps_rec[h[0]]) if len(h) else None for h in hit]
+                firsts += int(a is not None and (b is None or a < b))
+                b_count += int(b is not None)
+                if a and b is not None:
+                    lags.append(b / a)
+            lag = f"{np.mean(lags):.1f}" if lags else "-"
+            cells_.append(f"A first {firsts}/{seeds}, B {b_count}/{seeds}, lag {lag}")
+        rows.append(f"| `{name}` | " + " | ".join(cells_) + " |")
+    return [
+        "## Mitigation methods on the fusion engine",
+        "",
+        "The bridge's data (sparse coding, logistic loss), a trainable head and ReLU, width "
+        f"16, {steps} steps, seeds 0-{seeds - 1}: for each method the fusion engine runs "
+        "(docs/methods.md, \"Methods on the fusion engine\"; `lr_scale` with factors 1, 4: "
+        "B's own weights four times faster; `ogm` with alpha 0.8), in how many seeds A is "
+        f"learned first, in how many B is learned at all (total weight {BRIDGE_LEARNED}, as "
+        "in the bridge) and the mean lag t_B/t_A. `alternating` on early or deep fusion with "
+        "ReLU is refused: its predictor, a sum of per-modality outputs, is not such a "
+        "network's output.",
+        "",
+        *rows,
+    ]
+
+
 def set_output(out_dir):
     """Write fusion.md and figures/ into ``out_dir`` and the CSVs into ``out_dir/results``
     (default: docs/ and benchmarks/results/)."""
@@ -490,17 +547,23 @@ def main(argv=None):
     parser.add_argument("--out-dir", default=None,
                         help="write fusion.md, figures/ and results/ here (default: docs/ and "
                         "benchmarks/results/)")
-    parser.add_argument("--only", choices=("bridge",), default=None,
+    parser.add_argument("--only", choices=("bridge", "methods"), default=None,
                         help="recompute one section and replace its block in fusion.md")
     args = parser.parse_args(argv)
     set_output(args.out_dir)
-    if args.only == "bridge":
+    if args.only is not None:
         if not DOC.exists():
-            parser.error(f"--only bridge replaces a block of {DOC}, which does not exist; "
+            parser.error(f"--only {args.only} replaces a block of {DOC}, which does not exist; "
                          "run the whole page first")
-        write_doc(replace_block(DOC.read_text(encoding="utf-8"), "bridge",
-                                bridge_section(args.quick)))
-        print(f"wrote the bridge section of {DOC}")
+        text = DOC.read_text(encoding="utf-8")
+        if args.only == "methods" and "<!-- BEGIN methods -->" not in text:
+            # a page written before the methods block existed: it goes after the bridge
+            text = text.replace("<!-- END bridge -->",
+                                "<!-- END bridge -->\n\n<!-- BEGIN methods -->\n"
+                                "<!-- END methods -->", 1)
+        section = bridge_section if args.only == "bridge" else methods_section
+        write_doc(replace_block(text, args.only, section(args.quick)))
+        print(f"wrote the {args.only} section of {DOC}")
         return {"doc": DOC}
     repeats = 1 if args.quick else 5
     steps = 8000 if args.quick else 40000
@@ -1047,6 +1110,8 @@ def main(argv=None):
           f"{fmt(o['half_A'])} | {fmt(o['half_B'])} | {o['loss']:.2g} |" for o in orows],
         "",
         *block("bridge", bridge_section(args.quick)),
+        "",
+        *block("methods", methods_section(args.quick)),
         "",
         "## Speed of the two-layer grid",
         "",

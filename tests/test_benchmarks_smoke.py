@@ -120,6 +120,7 @@ def test_fusion_quick_writes_into_its_output_directory(tmp_path):
     page = (tmp_path / "fusion.md").read_text()
     assert result["doc"] == tmp_path / "fusion.md"
     assert page.count("<!-- BEGIN bridge -->") == 1 and "Quick mode" in page
+    assert page.count("<!-- BEGIN methods -->") == 1 and "| `ogm` |" in page
     assert (tmp_path / "figures" / "fusion_late_ratio.png").stat().st_size > 0
     assert (tmp_path / "results" / "fusion_late_two_layer.csv").stat().st_size > 0
     assert docs.stat().st_mtime_ns == before  # docs/ untouched
