@@ -199,6 +199,8 @@ def lead_figure(path, lead, cells_, inits, lrs):
         ax.axhline(0.0, c="k", lw=0.6)
         ax.axhspan(-5, 5, color="0.9", zorder=0)
         ax.set_xscale("log")
+        ax.set_xticks(list(lrs), [f"{lr:g}" for lr in lrs])
+        ax.minorticks_off()
         ax.set_xlabel("learning rate (published: 0.04)")
         ax.set_ylabel("t_B/t_A: measured / formula - 1 (%)")
         ax.set_title(f"{start} initial sizes" + (" (mean over seeds)" if start == "random"
@@ -645,7 +647,7 @@ def main(argv=None):
         series.append((f"sigma_A/sigma_B = {r:g}", rho_t, [late_fusion_ratio(r, x) for x in rho_t],
                        pts))
     figure(FIG / "fusion_late_ratio.png", series,
-           "t_B / t_A (o linear, x ReLU, + GD on the distribution)")
+           "t_B / t_A (o linear, x ReLU, + GD)")
     series = []
     for r in RATIOS[:3]:
         pts = {"o": ([p[0] for p in curves["linear"][r]], [p[2] for p in curves["linear"][r]]),
@@ -790,7 +792,7 @@ def main(argv=None):
                 "+": ([p[0] for p in dcurves.get(lf, [])], [p[2] for p in dcurves.get(lf, [])])})
               for lf in (4, 3, 2, 1)]
     figure(FIG / "fusion_depth.png", series,
-           "t_B / t_A (depth 6, ratio 2; o measured, + GD on the distribution)")
+           "t_B / t_A (o measured, + GD)")
 
     # balanced start: every weight +0.1 (the formula's assumption), exact covariance
     bitems = []
