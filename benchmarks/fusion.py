@@ -499,7 +499,7 @@ FUSION_BEGIN, FUSION_END = "<!-- BEGIN fusion_grid -->", "<!-- END fusion_grid -
 
 
 def performance_section(grid_seconds, train_seconds, numpy_grid, torch_grid, n_runs, steps,
-                        torch_version, quick):
+                        torch_version, quick, load_note=None):
     """The fusion grid's speed, for docs/performance.md (between markers)."""
     torch_part = ("PyTorch was not importable in this run, so its loop was not timed"
                   if torch_grid is None else
@@ -511,7 +511,8 @@ def performance_section(grid_seconds, train_seconds, numpy_grid, torch_grid, n_r
             + f". {n_runs} runs (4 ratios x 9 correlations x linear and ReLU x repeats), "
             f"{steps} GD steps each on 4096 samples: **{grid_seconds:.1f} s** with simcomp "
             f"(of which {train_seconds:.1f} s in the compiled training; target <= 120 s); "
-            f"a plain NumPy loop: {numpy_grid:.0f} s (extrapolated); {torch_part}.",
+            f"a plain NumPy loop: {numpy_grid:.0f} s (extrapolated); {torch_part}."
+            + ("" if load_note is None else f" {load_note[0].upper()}{load_note[1:]}."),
             FUSION_END]
 
 
@@ -593,6 +594,7 @@ def main(argv=None):
             (grid[-1], 0, two_layer(grid[-1], 0).replace(**{"train.steps": 10}))]
     run_grid(warm)
     items = [(key, seed, two_layer(key, seed)) for key in grid for seed in range(repeats)]
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     t0 = time.perf_counter()
     rows, train_seconds, _ = run_grid(items)
     grid_seconds = time.perf_counter() - t0
@@ -883,6 +885,11 @@ def main(argv=None):
             f"(target >= 10x). The two loops agree on those runs: their half steps differ by "
             f"at most {max(agree):.1e} (relative; float32 against float64).",
         ]
+    load_end = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load_note = (f"1-minute load average {load_start:.1f} when the grid started and "
+                 f"{load_end:.1f} after the PyTorch timing, on {os.cpu_count()} cores: above "
+                 "the core count the machine was shared, which slows every loop, not "
+                 "always alike")
     speed_summary = (grid_seconds, train_seconds, numpy_grid, torch_grid, n_runs, steps)
 
     lines += [
@@ -1132,11 +1139,13 @@ def main(argv=None):
         "",
         *torch_lines,
         "",
+        f"Machine load: {load_note}.",
+        "",
     ]
     write_doc("\n".join(lines) + "\n")
     write_section(DOC.parent / "performance.md",
                   performance_section(*speed_summary, None if torch is None
-                                      else torch.__version__, args.quick),
+                                      else torch.__version__, args.quick, load_note),
                   FUSION_BEGIN, FUSION_END)
     print(f"grid {grid_seconds:.1f} s; linear ratio err {worst_lin:.2%}; pred {worst_pred:.2%}; "
           f"early {eworst:.2%}; deep {dworst}; wrote {DOC}")
