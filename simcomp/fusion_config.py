@@ -8,7 +8,8 @@ logistic loss), and :func:`drop_defaults` leaves keys at those defaults out
 of the plain-dict form, so that configurations of the original model (and
 everything keyed on them: sweep records, stored outputs) are unchanged.
 
-This module imports only :mod:`simcomp.validation`.
+This module imports only :mod:`simcomp.validation` and the method registry (plain
+Python, as the configuration code needs it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .registry import REGISTRY
 from .validation import ConfigError, _need_choice, _need_float, _need_int
 
 __all__ = ["ARCHITECTURES", "HEADS", "DATA_KINDS", "LOSSES", "FUSION_DEFAULTS",
@@ -33,9 +35,10 @@ MAX_DEPTH = 64
 # step factor, which its GD loop already has; aux and alternating are losses over input
 # views (the whole input, each modality alone), which its gradient takes as they are; ogm
 # and agm scale each modality's own weights by a factor computed from the views' outputs
-# (logistic loss only).  The others (noise, two gradients per encoder, teachers) are
-# refused.
-FUSION_METHODS = ("none", "lr_scale", "aux", "alternating", "ogm", "agm")
+# (logistic loss only); mmcosine normalises each modality's encoding and head block
+# (two-layer late fusion with a trainable head, logistic loss only).  The others (noise,
+# two gradients per encoder, teachers) are refused.
+FUSION_METHODS = ("none", "lr_scale", "aux", "alternating", "ogm", "agm", "mmcosine")
 
 # Section -> key -> default; keys at their default are left out of Config.to_dict().
 FUSION_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -183,6 +186,8 @@ def check_config(cfg) -> None:
                     f"{key} = {value!r} needs the fusion engine: set model.head = 'trainable' or "
                     "model.architecture = 'early_fusion' / 'deep_fusion' (the fixed-head "
                     f"late-fusion learner takes {key} = {default!r})")
+        if REGISTRY[cfg.method.name].needs_trainable_head:
+            raise ConfigError(_head_message(cfg.method.name, model))
         return
     if cfg.method.name not in FUSION_METHODS:
         raise ConfigError(f"method.name = {cfg.method.name!r} is not defined on the fusion engine "
@@ -195,6 +200,14 @@ def check_config(cfg) -> None:
             f"engine (its score is the probability each modality alone gives the true class); "
             f"got train.loss = {train.loss!r} with model.architecture = "
             f"{model.architecture!r}")
+    if REGISTRY[cfg.method.name].needs_trainable_head and (
+            model.architecture != "late_fusion" or model.head != "trainable"):
+        raise ConfigError(_head_message(cfg.method.name, model))
+    if cfg.method.name == "mmcosine" and train.loss != "logistic":
+        raise ConfigError(
+            f"method.name = 'mmcosine' needs train.loss = 'logistic' (its logits are cosines "
+            f"under a softmax cross-entropy); got train.loss = {train.loss!r} with "
+            f"model.architecture = {model.architecture!r}")
     if cfg.method.name == "alternating" and model.activation != "linear" and \
             fusion_layer(model) != model.depth:
         raise ConfigError(
@@ -210,14 +223,25 @@ def check_config(cfg) -> None:
         raise ConfigError("train.batch_size must be 0 (full batch) on the fusion engine")
     if train.dtype != "float64":
         raise ConfigError("train.dtype must be 'float64' on the fusion engine")
-    if data.population:
+    if data.population and not (cfg.method.name == "mmcosine" and data.kind == "sparse_coding"):
+        # mmcosine trains on the weighted noise-free patterns (its sample route takes any
+        # sample weights), the distribution its (a, u) recursion predicts exactly
         if data.kind != "gaussian" or train.loss != "mse" or model.activation != "linear":
             raise ConfigError(
                 "data.population = true on the fusion engine needs data.kind = 'gaussian', "
                 "train.loss = 'mse' and model.activation = 'linear' (only then is the exact "
                 "population gradient a function of the covariance alone); got "
                 f"data.kind = {data.kind!r}, train.loss = {train.loss!r}, "
-                f"model.activation = {model.activation!r}")
+                f"model.activation = {model.activation!r}"
+                "; or method.name = 'mmcosine' on data.kind = 'sparse_coding'")
+
+
+def _head_message(name: str, model) -> str:
+    return (f"method.name = {name!r} needs a trainable fusion head: set model.head = "
+            f"\"trainable\" with model.architecture = \"late_fusion\" (got "
+            f"model.architecture = {model.architecture!r}, model.head = {model.head!r}; it "
+            "normalises each modality's encoding and its block of the head, which a fixed "
+            "head or a shared layer after the fusion layer does not have)")
 
 
 def drop_defaults(out: dict) -> dict:

@@ -223,6 +223,10 @@ class MethodSpec:
     diverge_key : str or None
         The setting that makes its joint run blow up when too large (named by the
         command line's divergence message).
+    needs_trainable_head : bool
+        The method acts on the fusion head's weights (mmcosine): it runs only on the
+        fusion engine with ``model.head = "trainable"``, and the fixed-head learner
+        (and its theory) refuse it.
     validate : callable
         ``validate(method_config)``: checks that involve several settings (each
         setting's own bounds are checked before); raise ``ConfigError`` naming them.
@@ -251,6 +255,7 @@ class MethodSpec:
     calibration: Calibration | None = None
     diverge_key: str | None = None
     validate: Callable[[Any], None] = lambda method: None
+    needs_trainable_head: bool = False
     _by_key: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
