@@ -267,6 +267,9 @@ def prepare(cfg: Config) -> FusionRun:
         cov = None
     n = None if X is None else X.shape[0]
     w = None if X is None else np.full(n, 1.0 / n)
+    if cfg.data.kind == "sparse_coding" and cfg.data.population:
+        # the noise-free patterns weighted by their probabilities (method mmcosine)
+        w = np.ascontiguousarray(train.weight, dtype=np.float64)
     a = _reference_coefficients(cfg, X, y, w, target)
     rows = _proj_rows(a, net.col0, dims)
     if route == "moments":
@@ -289,6 +292,8 @@ def prepare(cfg: Config) -> FusionRun:
                 proj[r, 2 * r], proj[r, 2 * r + 1] = 0.5 / a[r], -0.5 / a[r]
         data = (U, G, h, yy)
         key = ("moments", U.shape)
+    elif cfg.data.population:
+        proj = rows @ np.linalg.pinv(X.T @ (w[:, None] * X))
     else:
         proj = rows @ np.linalg.pinv(X.T @ X / n)
         data = (np.ascontiguousarray(X), y, w, loss)
@@ -308,6 +313,10 @@ def prepare(cfg: Config) -> FusionRun:
         extra["views"] = ("rule", vmask, weight_owner(cfg, net), _RULE_CODES[m.name],
                           float(m.alpha), int(m.start), stop)
         key = key + ("rule", m.name, float(m.alpha), int(m.start), stop)
+    if cfg.method.name == "mmcosine":
+        # every modality's logit a scaled cosine (two-layer late fusion, trainable head)
+        extra["views"] = ("cosine", float(cfg.method.scaling))
+        key = key + ("cosine", float(cfg.method.scaling))
     weights = method_view_weights(cfg)
     if weights is not None:
         vweight, rweight = weights

@@ -413,6 +413,155 @@ def _gd_samples_batch(thetas, mask, layout, concat, col0, Xs, ys, w, loss, act, 
                                 vweight, rweight)
 
 
+# --------------------------------------------------------------------------- mmcosine
+# Method mmcosine (docs/methods.md): modality r's logit is 2 s cos(h_r, u_r), h_r its last
+# private encoding (the layer concat[r]) and u_r the head's columns that read it; the
+# output is their sum.  The head's own product is never used: its weights enter only
+# through the cosines.  Norms are floored at 1e-12; a sample whose ||h_r|| is below the
+# floor gives modality r no gradient (an absent modality under ReLU has h_r = 0).
+
+_NORM_FLOOR = 1e-12
+
+
+@jit()
+def _head_norms(theta, layout, concat, unorm):
+    """max(||u_r||, 1e-12) of every modality's block of the head (the last layer)."""
+    hoff = layout[layout.shape[0] - 1, 0]
+    j = 0
+    for c in range(concat.shape[0]):
+        s = 0.0
+        for i in range(layout[concat[c], 1]):
+            s += theta[hoff + j] * theta[hoff + j]
+            j += 1
+        unorm[c] = max(math.sqrt(s), _NORM_FLOOR)
+
+
+@jit()
+def _cosine_forward(theta, layout, concat, col0, x, act, q, rho, scale, unorm, Z, A, D, hnorm,
+                    cosv):
+    """The mmcosine output sum_r 2 s cos_r at x; each ||h_r|| into hnorm, cos_r into cosv."""
+    _forward(theta, layout, concat, col0, x, act, q, rho, Z, A, D)
+    hoff = layout[layout.shape[0] - 1, 0]
+    f = 0.0
+    j = 0
+    for c in range(concat.shape[0]):
+        l = concat[c]
+        hh = 0.0
+        dot = 0.0
+        for i in range(layout[l, 1]):
+            hh += A[l, i] * A[l, i]
+            dot += A[l, i] * theta[hoff + j]
+            j += 1
+        hnorm[c] = math.sqrt(hh)
+        cosv[c] = dot / (max(hnorm[c], _NORM_FLOOR) * unorm[c])
+        f += 2.0 * scale * cosv[c]
+    return f
+
+
+@jit()
+def _cosine_backward(theta, layout, concat, col0, x, e, scale, unorm, A, D, dA, hnorm, cosv,
+                     grad):
+    """Add e * d f(x) / d theta of the mmcosine output to grad (after :func:`_cosine_forward`
+    on the same x): the head blocks directly, the encoders by back-propagating
+    dphi_r/dh_r = (2 s / ||h_r||) (u_r/||u_r|| - cos_r h_r/||h_r||)."""
+    nl = layout.shape[0]
+    hoff = layout[nl - 1, 0]
+    for l in range(nl - 1):
+        for i in range(layout[l, 1]):
+            dA[l, i] = 0.0
+    j0 = 0
+    for c in range(concat.shape[0]):
+        l = concat[c]
+        width = layout[l, 1]
+        if hnorm[c] >= _NORM_FLOOR:
+            nh, nu, cs = hnorm[c], unorm[c], cosv[c]
+            gu = e * 2.0 * scale / nu
+            gh = e * 2.0 * scale / nh
+            for i in range(width):
+                h, u = A[l, i] / nh, theta[hoff + j0 + i] / nu
+                grad[hoff + j0 + i] += gu * (h - cs * u)
+                dA[l, i] = gh * (u - cs * h)
+        j0 += width
+    # the private encoder layers, as in _backward (every layer but the head)
+    for l in range(nl - 2, -1, -1):
+        off, rows, cols = layout[l, 0], layout[l, 1], layout[l, 2]
+        src, idx = layout[l, 3], layout[l, 4]
+        for i in range(rows):
+            dz = dA[l, i] * D[l, i]
+            if dz == 0.0:
+                continue
+            base = off + i * cols
+            if src == 0:
+                c0 = col0[idx]
+                for j in range(cols):
+                    grad[base + j] += dz * x[c0 + j]
+            else:
+                for j in range(cols):
+                    grad[base + j] += dz * A[idx, j]
+                    dA[idx, j] += dz * theta[base + j]
+
+
+@jit()
+def _cosine_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, scale, grad, fx,
+                     Z, A, D, dA, unorm, hnorm, cosv):
+    """Full-batch loss sum_i w_i l(f(x_i), y_i) of the mmcosine output; its gradient into
+    grad; the outputs into fx."""
+    for p in range(grad.shape[0]):
+        grad[p] = 0.0
+    _head_norms(theta, layout, concat, unorm)
+    total = 0.0
+    for i in range(X.shape[0]):
+        f = _cosine_forward(theta, layout, concat, col0, X[i], act, q, rho, scale, unorm, Z, A,
+                            D, hnorm, cosv)
+        value, slope = _loss_and_slope(f, y[i], loss)
+        fx[i] = f
+        total += w[i] * value
+        if w[i] * slope != 0.0:
+            _cosine_backward(theta, layout, concat, col0, X[i], w[i] * slope, scale, unorm, A,
+                             D, dA, hnorm, cosv, grad)
+    return total
+
+
+@jit()
+def _gd_samples_cosine(theta, mask, layout, concat, col0, X, y, w, loss, act, q, rho, lr, steps,
+                       every, proj, tw, losses, scale):
+    """Full-batch GD of the mmcosine network (:func:`_gd_samples` with its output)."""
+    shape = (layout.shape[0], layout[:, 1].max())
+    Z, A, D, dA = np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    K = concat.shape[0]
+    unorm, hnorm, cosv = np.zeros(K), np.zeros(K), np.zeros(K)
+    grad = np.zeros(theta.shape[0])
+    fx = np.zeros(X.shape[0])
+    xf = np.zeros(X.shape[1])
+    for t in range(steps + 1):
+        value = _cosine_gradient(theta, layout, concat, col0, X, y, w, loss, act, q, rho, scale,
+                                 grad, fx, Z, A, D, dA, unorm, hnorm, cosv)
+        if t % every == 0:
+            for j in range(X.shape[1]):
+                xf[j] = 0.0
+            for i in range(X.shape[0]):
+                for j in range(X.shape[1]):
+                    xf[j] += w[i] * fx[i] * X[i, j]
+            _record(t, every, proj, xf, value, tw, losses)
+        if not math.isfinite(value):
+            return t
+        if t == steps:
+            break
+        for p in range(theta.shape[0]):
+            theta[p] -= lr * mask[p] * grad[p]
+    return -1
+
+
+@jit_parallel()
+def _gd_samples_cosine_batch(thetas, mask, layout, concat, col0, Xs, ys, w, loss, act, q, rho,
+                             lr, steps, every, projs, tws, losses, failed, scale):
+    """:func:`_gd_samples_cosine` for a group of same-shape runs, one thread per run."""
+    for r in prange(thetas.shape[0]):
+        failed[r] = _gd_samples_cosine(thetas[r], mask, layout, concat, col0, Xs[r], ys[r], w,
+                                       loss, act, q, rho, lr, steps, every, projs[r], tws[r],
+                                       losses[r], scale)
+
+
 # --------------------------------------------------------------------------- wrappers
 
 
@@ -440,6 +589,29 @@ def sample_gradient(theta, layout, concat, col0, X, y, w, loss, act, q=3.0, rho=
                              int(loss), int(act), float(q), float(rho), grad,
                              np.zeros(X.shape[0]), Z, A, D, dA)
     return value, grad
+
+
+def cosine_gradient(theta, layout, concat, col0, X, y, w, loss, act, scale, q=3.0, rho=1.0):
+    """The weighted loss of the mmcosine output (method ``mmcosine``, docs/methods.md) and
+    its gradient in theta, for a network whose last layer reads the concatenated encodings.
+
+    Returns
+    -------
+    (float, ndarray, ndarray)
+        The loss, the gradient (same shape as theta) and the outputs f(x_i).
+    """
+    if concat.shape[0] == 0:
+        raise ValueError("mmcosine needs per-modality encodings read by the head (late fusion)")
+    Z, A, D, dA = _scratch(layout)
+    grad = np.zeros_like(theta, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    K = concat.shape[0]
+    fx = np.zeros(X.shape[0])
+    value = _cosine_gradient(np.ascontiguousarray(theta, dtype=np.float64), layout, concat, col0,
+                             X, np.asarray(y, dtype=np.float64), np.asarray(w, dtype=np.float64),
+                             int(loss), int(act), float(q), float(rho), float(scale), grad, fx,
+                             Z, A, D, dA, np.zeros(K), np.zeros(K), np.zeros(K))
+    return value, grad, fx
 
 
 def moment_gradient(theta, layout, concat, col0, U, G, h, yy, act, q=3.0, rho=1.0):
@@ -476,7 +648,8 @@ def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs, views=None
         taken on, per run, and each coordinate's factor in its predictor);
         ``(vmask (V, D), vweight (V,), rweight (V,))`` for samples; or, for ogm and
         agm (samples only), ``("rule", vmask, owner, code, alpha, start, stop)``
-        (:func:`_gd_samples_rule`).  None: plain GD.
+        (:func:`_gd_samples_rule`); for mmcosine (samples only), ``("cosine", s)``
+        (:func:`_gd_samples_cosine`).  None: plain GD.
 
     Returns
     -------
@@ -505,6 +678,10 @@ def gd_batch(route, thetas, mask, net, data, lr, steps, every, projs, views=None
         _gd_moments_batch(*common, U, Gs, hs, yys, int(act), float(q), float(rho), *args, *extra)
     else:
         Xs, ys, w, loss = data
+        if views is not None and isinstance(views[0], str) and views[0] == "cosine":  # ("cosine", s): mmcosine
+            _gd_samples_cosine_batch(*common, Xs, ys, w, int(loss), int(act), float(q),
+                                     float(rho), *args, float(views[1]))
+            return tws, losses, failed
         if views is not None and isinstance(views[0], str):  # ("rule", ...): ogm, agm
             _, vmask, owner, code, alpha, start, stop = views
             _gd_samples_rule_batch(*common, Xs, ys, w, int(loss), int(act), float(q), float(rho),
