@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .config import Config
 
 __all__ = ["fusion_prediction", "fusion_run_summary", "fusion_summary", "fusion_report",
@@ -23,6 +25,8 @@ def fusion_prediction(cfg: Config, run) -> dict:
     """
     from .theory.fusion import predicted_half_steps
 
+    if cfg.method.name == "mmcosine":
+        return cosine_prediction(cfg, run)
     empty = {"first": None, "ratio": None, "misattribution": None,
              "predicted_half_step": {n: None for n in cfg.names}}
     if cfg.data.kind != "gaussian" or cfg.K != 2 or cfg.data.covariance is not None or any(
@@ -42,6 +46,46 @@ def fusion_prediction(cfg: Config, run) -> dict:
     if out["formula"] is None:
         out["formula"] = "none: the formulas are for linear networks with a trainable head"
     return out
+
+
+def cosine_prediction(cfg: Config, run) -> dict:
+    """Method mmcosine's prediction: its (a, u) recursion (docs/theory.md 15.10) from the
+    run's initial weights on the training set's (label, presence) patterns, read out as
+    the engine reads its total weights; exact on noise-free sparse-coding data."""
+    from .fusion_train import half_steps, misattribution_of
+    from .theory.fusion_cosine import cosine_dynamics, cosine_total_weights
+
+    names = cfg.names
+    if cfg.data.kind != "sparse_coding":
+        return {"first": None, "ratio": None, "misattribution": None,
+                "predicted_half_step": {n: None for n in names},
+                "formula": "none: mmcosine's (a, u) recursion needs data.kind = "
+                           "'sparse_coding' (each modality's input along its signal)"}
+    theta, net, m = run.theta0, run.net, cfg.model
+    a0, u0 = [], []
+    head = theta[net.head]
+    for r, v in enumerate(run.extra["signals"]):
+        off, rows, cols = (int(x) for x in net.layout[r, :3])
+        a0.append(theta[off:off + rows * cols].reshape(rows, cols) @ v)
+        u0.append(head[r * rows:(r + 1) * rows])
+    y, s, w = run.extra["patterns"]
+    beta = [mod.beta for mod in cfg.data.modality]
+    dyn = cosine_dynamics(np.array(a0), np.array(u0), beta, y, s, w, cfg.method.scaling,
+                          cfg.train.lr, cfg.train.steps, cfg.train.trace_every, m.activation,
+                          m.q, m.rho)
+    tw = cosine_total_weights(dyn["outputs"], beta, y, s, w)
+    halves = ([None] * cfg.K if dyn["failed"] is not None
+              else half_steps(dyn["steps"], tw))
+    first, mis = misattribution_of(dyn["steps"], tw, halves)
+    known = [h for h in halves if h is not None]
+    exact = all(mod.noise == 0.0 and mod.distractors == 0 for mod in cfg.data.modality)
+    return {"first": None if first is None else names[first],
+            "ratio": max(known) / min(known) if len(known) == 2 and min(known) > 0 else None,
+            "misattribution": mis, "predicted_half_step": dict(zip(names, halves)),
+            "total_weight": tw, "steps": dyn["steps"],
+            "formula": "mmcosine: the (a, u) recursion on the training set's patterns ("
+                       + ("exact: noise-free data)" if exact else
+                          "approximate: it leaves out the noise and distractors)")}
 
 
 def fusion_run_summary(cfg: Config, res: dict, pred: dict) -> dict[str, Any]:

@@ -260,9 +260,10 @@ def prepare(cfg: Config) -> FusionRun:
             if cfg.train.loss == "logistic":
                 y = np.where(y >= 0.0, 1.0, -1.0)
     else:
-        from .data import make_experiment_data
+        from .data import empirical_patterns, make_experiment_data
 
-        train = make_experiment_data(cfg).train
+        drawn = make_experiment_data(cfg)
+        train = drawn.train
         X, y = np.concatenate(train.X, axis=1), train.y.astype(np.float64)
         cov = None
     n = None if X is None else X.shape[0]
@@ -292,10 +293,11 @@ def prepare(cfg: Config) -> FusionRun:
                 proj[r, 2 * r], proj[r, 2 * r + 1] = 0.5 / a[r], -0.5 / a[r]
         data = (U, G, h, yy)
         key = ("moments", U.shape)
-    elif cfg.data.population:
-        proj = rows @ np.linalg.pinv(X.T @ (w[:, None] * X))
     else:
-        proj = rows @ np.linalg.pinv(X.T @ X / n)
+        if cfg.data.population:  # weighted patterns (sparse coding, mmcosine)
+            proj = rows @ np.linalg.pinv(X.T @ (w[:, None] * X))
+        else:
+            proj = rows @ np.linalg.pinv(X.T @ X / n)
         data = (np.ascontiguousarray(X), y, w, loss)
         key = ("samples", X.shape, loss)
     key = key + (net.layout.tobytes(), cfg.model.activation, cfg.model.q, cfg.model.rho,
@@ -313,6 +315,11 @@ def prepare(cfg: Config) -> FusionRun:
         extra["views"] = ("rule", vmask, weight_owner(cfg, net), _RULE_CODES[m.name],
                           float(m.alpha), int(m.start), stop)
         key = key + ("rule", m.name, float(m.alpha), int(m.start), stop)
+    if cfg.data.kind == "sparse_coding":
+        # what the pattern theories read (mmcosine's (a, u) recursion): unit signals v_r and
+        # the training set's (label, presence) pattern weights
+        extra["signals"] = drawn.signals
+        extra["patterns"] = empirical_patterns(train, list(range(cfg.K)))
     if cfg.method.name == "mmcosine":
         # every modality's logit a scaled cosine (two-layer late fusion, trainable head)
         extra["views"] = ("cosine", float(cfg.method.scaling))
