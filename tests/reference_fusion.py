@@ -88,3 +88,35 @@ def loss_grad(theta, X, y, dims, m, L, Lf, kind, loss, q=3.0, rho=1.0):
         enc_grads.append(gs)
     flat = [g.ravel() for gs in enc_grads for g in gs] + [g.ravel() for g in grads_tail]
     return float(value.mean()), np.concatenate(flat)
+
+
+def cosine_loss_grad(theta, X, y, w, dims, m, scale, kind, q=3.0, rho=1.0):
+    """Method mmcosine on two-layer late fusion, written from docs/methods.md with whole-batch
+    matrices: f = sum_r 2 s <h_r, u_r> / (max(|h_r|, 1e-12) max(|u_r|, 1e-12)), the weighted
+    logistic loss sum_i w_i log(1 + exp(-y_i f_i)), and its gradient (theta's layout).
+    Samples with |h_r| < 1e-12 give modality r no gradient.  Returns (loss, grad, f)."""
+    enc, fuse, _ = unpack(theta, dims, m, 2, 2)
+    u = fuse[0].reshape(len(dims), m)
+    cols = np.concatenate([[0], np.cumsum(dims)])
+    Nu = np.maximum(np.linalg.norm(u, axis=1), 1e-12)
+    hs, ds, nhs, coss = [], [], [], []
+    f = np.zeros(X.shape[0])
+    for r in range(len(dims)):
+        h, dh = act(X[:, cols[r]:cols[r + 1]] @ enc[r][0].T, kind, q, rho)
+        nh = np.linalg.norm(h, axis=1)
+        cos = (h @ u[r]) / (np.maximum(nh, 1e-12) * Nu[r])
+        f += 2.0 * scale * cos
+        hs.append(h), ds.append(dh), nhs.append(nh), coss.append(cos)
+    value = float(np.sum(w * np.logaddexp(0.0, -y * f)))
+    e = w * (-y / (1.0 + np.exp(y * f)))  # w_i dl/df_i
+    g_enc, g_head = [], []
+    for r in range(len(dims)):
+        h, nh, cos = hs[r], nhs[r], coss[r]
+        on = nh >= 1e-12
+        Nh = np.maximum(nh, 1e-12)[:, None]
+        hhat, uhat = h / Nh, u[r] / Nu[r]
+        ee = np.where(on, e, 0.0)[:, None]
+        g_head.append(np.sum(ee * (2 * scale / Nu[r]) * (hhat - cos[:, None] * uhat), axis=0))
+        dh = ee * (2 * scale / Nh) * (uhat - cos[:, None] * hhat) * ds[r]
+        g_enc.append((dh.T @ X[:, cols[r]:cols[r + 1]]).ravel())
+    return value, np.concatenate(g_enc + g_head), f
