@@ -51,9 +51,11 @@ __all__ = [
 ]
 
 # The methods whose reduced dynamics is exact; dropout's and ogm_ge's are
-# exact for the expected update only.
-DETERMINISTIC_REDUCTION = tuple(name for name, spec in REGISTRY.items() if spec.exact_reduction)
-_ALL = DETERMINISTIC_REDUCTION + tuple(name for name in REGISTRY
+# exact for the expected update only.  A method that needs the trainable fusion head
+# (mmcosine) is not a method of this learner: its recursion is simcomp.theory.fusion_cosine.
+_FIXED_HEAD = tuple(name for name, spec in REGISTRY.items() if not spec.needs_trainable_head)
+DETERMINISTIC_REDUCTION = tuple(name for name in _FIXED_HEAD if REGISTRY[name].exact_reduction)
+_ALL = DETERMINISTIC_REDUCTION + tuple(name for name in _FIXED_HEAD
                                        if name not in DETERMINISTIC_REDUCTION)
 
 
@@ -151,6 +153,9 @@ def method_params(cfg: Config, trained: Sequence[int]) -> dict[str, Any]:
 
 
 def _resolve(method: str, params: dict | None, K: int) -> dict[str, Any]:
+    if method in REGISTRY and REGISTRY[method].needs_trainable_head:
+        raise ValueError(f"method {method!r} needs a trainable fusion head (the fusion engine); "
+                         f"the fixed-head theory takes: {', '.join(_ALL)}")
     if method not in _ALL:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(_ALL)}")
     p = {key: value for key, value in dict(params or {}).items() if value is not None}
