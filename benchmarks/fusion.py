@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 import time
@@ -433,7 +434,28 @@ METHOD_NETWORKS = (
                                       "model.fusion_layer": 2}),
 )
 METHODS = (("none", {}), ("lr_scale", {"method.lr_scale": [1.0, 4.0]}), ("aux", {}),
-           ("alternating", {}), ("ogm", {"method.alpha": 0.8}), ("agm", {}))
+           ("alternating", {}), ("ogm", {"method.alpha": 0.8}), ("agm", {}),
+           ("mmcosine", {"method.scaling": 10.0}))
+
+
+def method_costs(over, steps, repeats=3):
+    """CPU seconds per GD step of each method on late fusion, relative to ``none``, measured
+    in this process: one prepared run per method (seed 0), compiled first, then ``repeats``
+    rounds through the methods in turn, the best CPU time of each (waiting for a core does
+    not count)."""
+    runs = {}
+    for name, keys in METHODS:
+        cfg = simcomp.build_config(overrides={**over, "method.name": name, **keys, "seed": 0,
+                                              "train.steps": steps})
+        runs[name] = (cfg, prepare(cfg))
+        train_fusion([cfg], [runs[name][1]])  # compile
+    best = {name: math.inf for name in runs}
+    for _ in range(repeats):
+        for name, (cfg, run) in runs.items():
+            start = time.process_time()
+            train_fusion([cfg], [run])
+            best[name] = min(best[name], time.process_time() - start)
+    return {name: best[name] / best["none"] for name in runs}, best["none"] / steps
 
 
 def methods_section(quick):
@@ -453,7 +475,8 @@ def methods_section(quick):
                                                         **keys, "seed": s})
                         for s in range(seeds)]
             except simcomp.ConfigError as err:
-                cells_.append("refused" if "alternating" in str(err) else f"refused: {err}")
+                cells_.append("refused" if name in ("alternating", "mmcosine")
+                              else f"refused: {err}")
                 continue
             firsts, b_count, lags = 0, 0, []
             for res in train_fusion(cfgs):
@@ -467,6 +490,11 @@ def methods_section(quick):
             lag = f"{np.mean(lags):.1f}" if lags else "-"
             cells_.append(f"A first {firsts}/{seeds}, B {b_count}/{seeds}, lag {lag}")
         rows.append(f"| `{name}` | " + " | ".join(cells_) + " |")
+    cost_steps = 50 if quick else 300
+    ratios, none_step = method_costs(over, cost_steps)
+    global METHOD_COSTS
+    METHOD_COSTS = (ratios, none_step, cost_steps)
+    cost = ", ".join(f"`{name}` {ratios[name]:.2f}x" for name, _ in METHODS if name != "none")
     return [
         "## Mitigation methods on the fusion engine",
         "",
@@ -477,10 +505,38 @@ def methods_section(quick):
         f"learned first, in how many B is learned at all (total weight {BRIDGE_LEARNED}, as "
         "in the bridge) and the mean lag t_B/t_A. `alternating` on early or deep fusion with "
         "ReLU is refused: its predictor, a sum of per-modality outputs, is not such a "
-        "network's output.",
+        "network's output. `mmcosine` (scaling 10, the published value) needs each "
+        "modality's own logit, which only late fusion's head has: refused on early and deep "
+        "fusion.",
         "",
         *rows,
+        "",
+        f"Cost per GD step on late fusion (seed 0, {cost_steps} steps, best CPU time of 3 "
+        f"rounds in one process) relative to `none` ({none_step * 1e3:.2f} ms per step): "
+        f"{cost}.",
     ]
+
+
+METHOD_COSTS = None  # (ratios, seconds per step of none, steps): set by methods_section
+
+
+def methods_performance_lines():
+    """The fusion methods' cost per step, for docs/performance.md (between markers)."""
+    ratios, none_step, steps = METHOD_COSTS
+    lines = ["<!-- BEGIN fusion_methods -->", "## Methods on the fusion engine", "",
+             "Cost per GD step of each method the fusion engine runs, relative to `none`, on "
+             "late fusion with a trainable head (the bridge's data, ReLU, width 16; seed 0, "
+             f"{steps} steps, best CPU time of 3 rounds in one process; "
+             f"`python benchmarks/fusion.py --only methods`; `none` takes "
+             f"{none_step * 1e3:.2f} ms per step):", "",
+             "| method | " + " | ".join(f"`{n}`" for n, _ in METHODS if n != "none") + " |",
+             "|---|" + "---|" * (len(METHODS) - 1),
+             "| cost / `none` | " + " | ".join(f"{ratios[n]:.2f}x" for n, _ in METHODS
+                                             if n != "none") + " |",
+             "", f"`mmcosine` target: <= 1.3x `none`: {ratios['mmcosine']:.2f}x, "
+             + ("met." if ratios["mmcosine"] <= 1.3 else "not met."),
+             "<!-- END fusion_methods -->"]
+    return lines
 
 
 def set_output(out_dir):
@@ -566,6 +622,9 @@ def main(argv=None):
                                 "<!-- END methods -->", 1)
         section = bridge_section if args.only == "bridge" else methods_section
         write_doc(replace_block(text, args.only, section(args.quick)))
+        if args.only == "methods":
+            write_section(DOC.parent / "performance.md", methods_performance_lines(),
+                          "<!-- BEGIN fusion_methods -->", "<!-- END fusion_methods -->")
         print(f"wrote the {args.only} section of {DOC}")
         return {"doc": DOC}
     repeats = 1 if args.quick else 5
@@ -1147,6 +1206,8 @@ def main(argv=None):
                   performance_section(*speed_summary, None if torch is None
                                       else torch.__version__, args.quick, load_note),
                   FUSION_BEGIN, FUSION_END)
+    write_section(DOC.parent / "performance.md", methods_performance_lines(),
+                  "<!-- BEGIN fusion_methods -->", "<!-- END fusion_methods -->")
     print(f"grid {grid_seconds:.1f} s; linear ratio err {worst_lin:.2%}; pred {worst_pred:.2%}; "
           f"early {eworst:.2%}; deep {dworst}; wrote {DOC}")
     return {"doc": DOC, "grid_seconds": grid_seconds, "worst_linear": worst_lin,
