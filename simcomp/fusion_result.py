@@ -82,7 +82,7 @@ def cosine_prediction(cfg: Config, run) -> dict:
     return {"first": None if first is None else names[first],
             "ratio": max(known) / min(known) if len(known) == 2 and min(known) > 0 else None,
             "misattribution": mis, "predicted_half_step": dict(zip(names, halves)),
-            "total_weight": tw, "steps": dyn["steps"],
+            "predicted_total_weight": tw, "record_steps": dyn["steps"],
             "formula": "mmcosine: the (a, u) recursion on the training set's patterns ("
                        + ("exact: noise-free data)" if exact else
                           "approximate: it leaves out the noise and distractors)")}

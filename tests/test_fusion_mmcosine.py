@@ -143,7 +143,7 @@ def test_the_engine_is_the_recursion_on_noise_free_data(act, dictionary, populat
     pred = cosine_prediction(cfg, run)
     assert pred["formula"].startswith("mmcosine") and "exact" in pred["formula"]
     tw = res["trace"]["total_weight"]
-    np.testing.assert_allclose(pred["total_weight"], tw, rtol=1e-10, atol=1e-12 * np.abs(tw).max())
+    np.testing.assert_allclose(pred["predicted_total_weight"], tw, rtol=1e-10, atol=1e-12 * np.abs(tw).max())
     for name in cfg.names:
         got, want = res["half_step"][name], pred["predicted_half_step"][name]
         assert (got is None) == (want is None)
