@@ -237,3 +237,18 @@ def test_bad_settings_are_refused(bad, word):
     with pytest.raises(simcomp.ConfigError, match=None) as err:
         simcomp.build_config(overrides={**BASE, **bad})
     assert word in str(err.value)
+
+
+def test_scaling_is_sweepable_and_each_row_carries_its_prediction(tmp_path):
+    from simcomp.sweep import plan_sweep, run_sweep
+
+    base = simcomp.build_config(overrides={**BASE, "train.steps": 30})
+    plan = plan_sweep(base, ["method.scaling=1.0,4.0"], 1)
+    out = run_sweep(plan, tmp_path / "s", workers=1)
+    assert out.not_ok == 0 and len(out.rows) == 2
+    for row, run in zip(out.rows, plan.runs):
+        assert row["method.scaling"] == run.cfg.method.scaling
+        want = cosine_prediction(run.cfg, prepare(run.cfg))["predicted_half_step"]
+        for name in ("A", "B"):
+            got = row[f"predicted_half_step_joint_{name}"]
+            assert (got is None and want[name] is None) or got == pytest.approx(want[name])
