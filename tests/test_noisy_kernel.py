@@ -2,8 +2,8 @@
 
 ``tests/reference_noisy_kernel.py`` keeps the kernel as it was (a full
 forward pass, then a full update pass, every sum in index order).  The new
-one fuses the passes per neuron, sums each alignment drive in eight partial
-sums and takes logarithms only where the loss is recorded; every output of
+one fuses the passes per neuron, sums each alignment drive in 32 partial
+sums (simcomp.theory.drive) and takes logarithms only where the loss is recorded; every output of
 ``noise_aware_dynamics`` and of the distribution-level prediction must agree
 with the plain kernel's to ~1e-10 in the diagonal limit (the default) and in
 exact-Gram mode, for every learner form, K = 1, 2, 3, with nan/inf behaving
@@ -26,7 +26,8 @@ CASES = [
     {"distractors": 3},
     {"learner": "class_banks", "activation": "relu", "noise": 0.4},
     {"K3": True, "noise": 0.4},
-    {"n": 61, "width": 3},  # n not a multiple of the eight partial sums
+    {"n": 61, "width": 3},  # n not a multiple of the 32 partial sums
+    {"n": 31, "width": 3},  # no full block of 32: the scalar tail only
 ]
 
 

@@ -39,6 +39,7 @@ from simcomp._jit import jit
 from simcomp.config import Config
 from simcomp.interrupts import chunks, deferred
 from simcomp.theory.activation import _check_form, _logistic, _pow_int
+from simcomp.theory.drive import LANES, drive_lanes
 from simcomp.theory.expected_error import (
     ExpectedTestError,
     GaussianEncoder,
@@ -153,40 +154,32 @@ class NoisyDynamics:
 # prediction on its nodes and the tracked check on the training set), so the loop is
 # written for the vector units: per neuron, the update from the previous step's loss
 # coefficients and the forward pass of the new step run back to back on arrays of n
-# that stay in the L1 cache; every inner loop is branch-free (selects), so that LLVM
-# vectorises it; and the alignment drive sum_k g_k b_k is summed in _LANES interleaved
-# partial sums (fixed by the source, so the same on every machine) (a single running sum is a chain of n dependent additions, the
-# bottleneck of the step).  The forward pass is ``activation._srelu_pair``'s arithmetic
-# with its two divisions replaced by products with reciprocals; with the drive's summation
-# order, the only departures from a plain loop (tests/test_noisy_kernel.py compares the
-# two to 1e-10).
-
-_LANES = 8
+# that stay in the L1 cache; every inner loop of the forward pass is branch-free
+# (selects), so that LLVM vectorises it; and the update with its alignment drive
+# sum_k g_k b_k is one pass written in LLVM IR (simcomp.theory.drive) that sums the drive
+# in 32 interleaved partial sums held in vector registers (fixed by the source, so the
+# same on every machine): a scalar running sum is a chain of n dependent additions, and
+# numba leaves even separate scalar partial sums scalar.  The forward pass is
+# ``activation._srelu_pair``'s arithmetic with its two divisions replaced by products
+# with reciprocals; with the drive's summation order, the only departures from a plain
+# loop (tests/test_noisy_kernel.py compares the two to 1e-10).
 
 
 @jit()
-def _drive_and_update(nu_ri, dact_ri, coef, b_r, diag_r, eta, g):
-    """g = coef * c act'(u); nu -= eta g ||N||^2 (the limit); returns sum_k g_k b_k."""
+def _drive_and_update(nu_ri, dact_ri, coef, b_r, diag_r, eta):
+    """nu -= eta g ||N||^2 with g = coef * c act'(u) (the limit); returns sum_k g_k b_k.
+
+    The samples below the last multiple of ``drive.LANES`` go through the vector
+    intrinsic; the rest are added to its result in index order.
+    """
     n = coef.size
-    for k in range(n):
-        gk = coef[k] * dact_ri[k]
-        g[k] = gk
-        nu_ri[k] -= eta * (gk * diag_r[k])
-    # _LANES = 8 partial sums, written out so that they live in one vector register
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-    full = n - n % _LANES
-    for k in range(0, full, _LANES):
-        s0 += g[k] * b_r[k]
-        s1 += g[k + 1] * b_r[k + 1]
-        s2 += g[k + 2] * b_r[k + 2]
-        s3 += g[k + 3] * b_r[k + 3]
-        s4 += g[k + 4] * b_r[k + 4]
-        s5 += g[k + 5] * b_r[k + 5]
-        s6 += g[k + 6] * b_r[k + 6]
-        s7 += g[k + 7] * b_r[k + 7]
+    full = n - n % LANES
+    s = drive_lanes(nu_ri, dact_ri, coef, b_r, diag_r, eta, full)
     for k in range(full, n):
-        s0 += g[k] * b_r[k]
-    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+        gk = coef[k] * dact_ri[k]
+        nu_ri[k] -= eta * (gk * diag_r[k])
+        s += gk * b_r[k]
+    return s
 
 
 @jit(inline="always")
@@ -346,7 +339,7 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps, work, span):
                         # the limit: theta_k = (nu_k - nu_k(0)) / ||N_k||^2 at any step, so
                         # theta is recovered once at the end (noise_aware_dynamics)
                         dv = _drive_and_update(nu_ri, dact[r, b, i], coef, b_sig[r], diag[r],
-                                               eta, g)
+                                               eta)
                     a[r, b, i] -= eta * c * dv
                     _neuron_forward(a[r, b, i], c, b_sig[r], nu_ri, act, symmetric, f,
                                     dact[r, b, i])
