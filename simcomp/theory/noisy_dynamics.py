@@ -39,6 +39,8 @@ from simcomp._jit import jit
 from simcomp.config import Config
 from simcomp.interrupts import chunks, deferred
 from simcomp.theory.activation import _check_form, _logistic, _pow_int
+from simcomp.theory.coefficients import WIDTH as COEF_WIDTH
+from simcomp.theory.coefficients import loss_coefficients
 from simcomp.theory.drive import LANES, drive_lanes
 from simcomp.theory.expected_error import (
     ExpectedTestError,
@@ -159,10 +161,12 @@ class NoisyDynamics:
 # sum_k g_k b_k is one pass written in LLVM IR (simcomp.theory.drive) that sums the drive
 # in 32 interleaved partial sums held in vector registers (fixed by the source, so the
 # same on every machine): a scalar running sum is a chain of n dependent additions, and
-# numba leaves even separate scalar partial sums scalar.  The forward pass is
-# ``activation._srelu_pair``'s arithmetic with its two divisions replaced by products
-# with reciprocals; with the drive's summation order, the only departures from a plain
-# loop (tests/test_noisy_kernel.py compares the two to 1e-10).
+# numba leaves even separate scalar partial sums scalar.  The loss coefficients take their
+# exponentials on vectors (simcomp.theory.coefficients), not one C library call per sample.
+# The forward pass is ``activation._srelu_pair``'s arithmetic with its two divisions
+# replaced by products with reciprocals; with the drive's summation order and the
+# coefficients' exponential, the only departures from a plain loop
+# (tests/test_noisy_kernel.py compares the two to 1e-10).
 
 
 @jit()
@@ -306,9 +310,12 @@ def _noisy_kernel(state, data, beta, form, run, rec_steps, work, span):
         _mark_learned(a, beta, thr, t, learned)
         is_rec = rec_steps[rec_i] == t
         loss = 0.0
-        for k in range(n):
-            yf = y[k] * f[k]
-            coef[k] = -omega[k] * y[k] * _sigmoid_neg(yf)  # omega l'
+        # omega l': vectors of samples with the IR exponential (simcomp.theory.coefficients),
+        # the rest with the C library's
+        full = n - n % COEF_WIDTH
+        loss_coefficients(coef, y, f, omega, full)
+        for k in range(full, n):
+            coef[k] = -omega[k] * y[k] * _sigmoid_neg(y[k] * f[k])
         if is_rec:  # the logarithms only where the loss is recorded
             for k in range(n):
                 loss += omega[k] * _logistic(y[k] * f[k])[1]
