@@ -357,13 +357,25 @@ def simulate_step_section(res: dict, load: float) -> str:
              f"data, training and tracing, every prediction -- race, reduced dynamics, the "
              f"distribution-level noise-aware dynamics and the tracked check --, the expected "
              f"test errors) and the training of the same runs alone (`train_run`), each at "
-             f"T = {t1} and T = {t2} steps, best process CPU time of three interleaved "
-             f"repetitions (waiting for a core does not count). The cost of a step is the "
+             f"T = {t1} and T = {t2} steps, best process CPU time of {res['repeats']} "
+             f"interleaved repetitions (waiting for a core does not count). The cost of a step is the "
              f"difference divided by {t2 - t1} (fixed costs cancel).", "",
              "| | per step |", "|---|---|",
              f"| simulate (everything) | {fmt_t(res['simulate_step_s'])} |",
              f"| training alone | {fmt_t(res['train_step_s'])} |",
              f"| ratio | {res['ratio']:.2f}x |", "",
+             "Inside a simulate step, the noise-aware dynamics alone (same clock and "
+             "horizons, summed over the three runs; their expected errors are fixed costs):",
+             "", "| dynamics | per step |", "|---|---|",
+             f"| distribution-level prediction (`predicted_*`, on its quadrature nodes) | "
+             f"{fmt_t(res['predicted_dynamics_step_s'])} |",
+             f"| tracked check (`tracked_*`, on the training set) | "
+             f"{fmt_t(res['tracked_dynamics_step_s'])} |", "",
+             "A neuron's step in both is two vectorised passes over the samples: the update "
+             "of its noise pre-activations with its alignment drive summed in 32 vector "
+             "partial sums (`simcomp/theory/drive.py`, LLVM IR), then its forward pass; the "
+             "loss coefficients' exponentials are taken on vectors "
+             "(`simcomp/theory/coefficients.py`).", "",
              f"Target: a simulate step costs at most {SIMULATE_TARGET:g}x a training step -- "
              f"{'met' if ok else '**not met**'} ({res['ratio']:.2f}x). 1-minute load average "
              f"during the measurement: {load:.1f} (2 cores; above 2 the machine was shared).",

@@ -382,7 +382,7 @@ def measure_startup(repeats):
     return {"cold": cold, "warm": warm}
 
 
-def measure_simulate_step(steps=(300, 1300), repeats=3, overrides=None) -> dict:
+def measure_simulate_step(steps=(300, 1300), repeats=5, overrides=None) -> dict:
     """Marginal cost of one GD step of ``simcomp.simulate`` against training alone.
 
     Default config (compare mode), warm process: the whole experiment
@@ -399,7 +399,7 @@ def measure_simulate_step(steps=(300, 1300), repeats=3, overrides=None) -> dict:
     from simcomp.train import run_plan, train_run
 
     overrides = dict(overrides or {})
-    out = {"steps": list(steps)}
+    out = {"steps": list(steps), "repeats": int(repeats)}
     sim, train = {}, {}
     for T in steps:
         cfg = simcomp.build_config(overrides={**overrides, "train.steps": T})
@@ -427,7 +427,58 @@ def measure_simulate_step(steps=(300, 1300), repeats=3, overrides=None) -> dict:
     out["ratio"] = out["simulate_step_s"] / out["train_step_s"]
     out["simulate_s"] = sim
     out["train_s"] = train
+    out.update(_noisy_dynamics_steps(steps, repeats, overrides))
     return out
+
+
+def _noisy_dynamics_steps(steps, repeats, overrides) -> dict:
+    """Per-step cost of the noise-aware dynamics inside a simulate step, summed over the
+    runs of the default config: the distribution-level prediction's (on its quadrature
+    nodes, ``predicted_*``) and the tracked check's (on the training set, ``tracked_*``),
+    each the dynamics alone (no expected error), same two horizons and clock."""
+    import simcomp
+    from simcomp import theory
+    from simcomp.data import empirical_patterns, make_experiment_data
+    from simcomp.theory.distribution import distribution_nodes
+    from simcomp.theory.noisy_dynamics import noise_aware_dynamics
+    from simcomp.trace import geometry
+    from simcomp.train import run_plan
+
+    cost = {"predicted": {}, "tracked": {}}
+    for T in steps:
+        cfg = simcomp.build_config(overrides={**overrides, "train.steps": T})
+        data = make_experiment_data(cfg)
+        calls = {"predicted": [], "tracked": []}
+        for _name, trained in run_plan(cfg):
+            if not theory.noise_aware_regime(cfg, trained):
+                continue
+            a0 = geometry([data.init[r] for r in trained],
+                          [data.dictionaries[r] for r in trained])[0]
+            y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
+            grams = [theory.weight_geometry(data.init[r], data.signals[r]) for r in trained]
+            y, pres, w, nodes = distribution_nodes(cfg, trained, y_pat, s_pat, w_pat, grams)
+            calls["predicted"].append(lambda cfg=cfg, t=trained, a0=a0, y=y, p=pres, w=w,
+                                      nz=nodes: noise_aware_dynamics(cfg, t, a0, y, p, nz,
+                                                                     weight=w))
+            tr = data.train
+            noise = [theory.training_noise(tr.X[r], tr.y, tr.presence[:, r],
+                                           cfg.data.modality[r].beta, data.signals[r],
+                                           data.init[r]) for r in trained]
+            calls["tracked"].append(lambda cfg=cfg, t=trained, a0=a0, tr=tr, nz=noise:
+                                    noise_aware_dynamics(cfg, t, a0, tr.y, tr.presence[:, t],
+                                                         nz, weight=tr.weight))
+        for kind, fns in calls.items():
+            for fn in fns:  # warm
+                fn()
+            best = float("inf")
+            for _ in range(repeats):
+                clock = time.process_time()
+                for fn in fns:
+                    fn()
+                best = min(best, time.process_time() - clock)
+            cost[kind][T] = best
+    t1, t2 = steps
+    return {f"{kind}_dynamics_step_s": (c[t2] - c[t1]) / (t2 - t1) for kind, c in cost.items()}
 
 
 # --------------------------------------------------------------------------- method dispatch

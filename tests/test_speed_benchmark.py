@@ -30,8 +30,13 @@ def test_quick_speed_benchmark_writes_its_page(tmp_path):
     assert result["methods"]["ratio"]["none"] == 1.0
     for heading in ("## Machine", "## Time per GD step", "## Targets", "## Training rules",
                     "## Sweep throughput",
-                    "## Start-up", "## Reproduce"):
+                    "## Start-up", "## A `simulate` step against a training step",
+                    "## Reproduce"):
         assert heading in text
+    # the simulate step's breakdown names both noise-aware dynamics with their cost
+    step = result["simulate_step"]
+    assert step["predicted_dynamics_step_s"] > 0 and step["tracked_dynamics_step_s"] > 0
+    assert "(`predicted_*`" in text and "(`tracked_*`" in text
     assert "PyTorch: not installed (skipped)" in text or "PyTorch" in text
 
 
