@@ -377,7 +377,7 @@ def section(summary, gsum, wsum, win_rows, step_table, gap_table, win_table, n_r
 
 Three things are compared with the runs, under three names (docs/theory.md section 12):
 
-* **race** -- the paper's race of the leading neurons (docs/model.md section 5.2; 'noisy race' adds the noise's share of the pre-activation, docs/theory.md section 8);
+* **race** -- the paper's race of the leading neurons, every result's `race_*` (`race_learned_step`, `race_winner`; docs/model.md section 5.2; 'noisy race', `race_learned_step_noisy`, adds the noise's share of the pre-activation, docs/theory.md section 8);
 * **predicted** -- the distribution-level theory behind every result's `predicted_*`: the noise-aware dynamics averaged over the noise's law (`theory.distribution_predict`), from the configuration, the run's initial weights and its (y, s) pattern weights -- never its per-sample noise;
 * **tracked** -- the same dynamics fed with the run's own training noise and initial noise pre-activations (`tracked_*`): a check of the signal-noise decomposition, **not** a prediction (it follows the draw it is compared with). 'Exact' adds the full training-noise Gram matrix: the simulation in other coordinates.
 
