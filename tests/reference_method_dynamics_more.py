@@ -71,7 +71,7 @@ def ref_dynamics_more(alignment0, beta, y_pat, s_pat, w_pat, q, rho, eta, steps,
     stats = {key: np.full((steps, K), np.nan) for key in ("score", "ratio", "scale", "cosine")}
     learned = np.full((K, B), -1, dtype=np.int64)
     masks = np.array(list(itertools.product((0.0, 1.0), repeat=K))).reshape(-1, K)
-    proto = None
+    proto, lam_state, prev_ratio = None, np.zeros(K), None
     anchor, history, acc, kwin = None, [[] for _ in range(K)], np.zeros(K), np.ones(K)
     ri = 0
     for t in range(steps + 1):
@@ -95,11 +95,11 @@ def ref_dynamics_more(alignment0, beta, y_pat, s_pat, w_pat, q, rho, eta, steps,
             k = ogm_boost_scale(ratio, p["boost"], active)
             stats["score"][t], stats["ratio"][t], stats["scale"][t] = score, ratio, k
         elif method == "opm":
-            ratio = score_ratio(score)
-            qd, theta = opm_drop(ratio, p["q_base"], p["alpha"])
-            if not active:
-                qd, theta = np.zeros(K), 0.0
-            stats["score"][t], stats["ratio"][t], stats["scale"][t] = score, ratio, qd
+            qd, theta = np.zeros(K), 0.0
+            if active and prev_ratio is not None:
+                qd, theta = opm_drop(prev_ratio, p["q_base"], p["alpha"])
+            prev_ratio = score_ratio(score)
+            stats["score"][t], stats["ratio"][t], stats["scale"][t] = score, prev_ratio, qd
             if active:
                 e = p["execute_prob"]
                 Dm = np.zeros_like(D)
@@ -113,17 +113,21 @@ def ref_dynamics_more(alignment0, beta, y_pat, s_pat, w_pat, q, rho, eta, steps,
                 D = (1.0 - e) * D + e * Dm
         elif method == "pmr":
             H = h.transpose(0, 3, 1, 2).reshape(K, y.size, B * m)  # (K, P, F)
+            pscore = np.full(K, np.nan)
+            if proto is not None:
+                coefs = [_pmr_unit_coef(H[r], y, w, proto[r], 1.0) for r in range(K)]
+                pscore = np.array([w @ _sigmoid(mg) for _, mg in coefs])
+                for r in range(K):
+                    Y = lam_state[r] * coefs[r][0].T.reshape(B, m, -1)  # (B, m, P)
+                    extra[r] = c[:, None] * np.einsum("bip,bip,p->bi", Y, dh[r], ysb[r])
+            stats["score"][t], stats["ratio"][t], stats["scale"][t] = \
+                pscore, pscore / pscore.max(), lam_state
+            lam_state = np.zeros(K)
+            if proto is not None and p["start"] <= t + 1 < p["stop"]:
+                lam_state = pmr_lambda(pscore, p["alpha"], True)
             if t % p["proto_every"] == 0:
                 new = np.stack([_class_means(H[r], y, w) for r in range(K)])
                 proto = new if proto is None else (1 - p["momentum"]) * new + p["momentum"] * proto
-            coefs = [_pmr_unit_coef(H[r], y, w, proto[r], 1.0) for r in range(K)]
-            pscore = np.array([w @ _sigmoid(mg) for _, mg in coefs])
-            lam = pmr_lambda(pscore, p["alpha"], active)
-            stats["score"][t], stats["ratio"][t], stats["scale"][t] = \
-                pscore, pscore / pscore.max(), lam
-            for r in range(K):
-                Y = lam[r] * coefs[r][0].T.reshape(B, m, -1)  # (B, m, P)
-                extra[r] = c[:, None] * np.einsum("bip,bip,p->bi", Y, dh[r], ysb[r])
         elif method == "inforeg":
             if t % p["every"] == 0:
                 anchor = a.copy()

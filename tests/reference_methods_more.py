@@ -202,12 +202,20 @@ def train(X, y, omega, W0, *, form="symmetric", q=3.0, rho=1.0, eta=1.0, steps=1
     method     score           ratio               scale
     ========== =============== =================== ====================
     ogm_boost  score_r         ratio_r             k_r
-    opm        score_r         ratio_r             q_r (0 outside the window)
-    pmr        pscore_r        pscore_r / max      lam_r
+    opm        score_r         ratio_r             q_r used (0 outside the window)
+    pmr        pscore_r        pscore_r / max      lam_r used
     inforeg    score_r         window statistic k  beta (leader), 0
     ========== =============== =================== ====================
 
     ``opm`` also returns ``executed`` (steps,) bool.
+
+    ``opm`` and ``pmr`` use statistics of the whole training set that are only known after
+    a pass over it: here, as in the kernels, a step uses those of the previous step
+    (opm: q_r from the previous step's score ratios, so no dropping at step 0; pmr: the
+    prototypes refreshed at the previous refresh step and lam_r from the previous step's
+    pscore with the prototypes it used, so no prototypes at step 0 and no pull before
+    step 2). The statistics recorded at step t are the step's own scores and the q_r /
+    lam_r the step used.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
@@ -226,7 +234,8 @@ def train(X, y, omega, W0, *, form="symmetric", q=3.0, rho=1.0, eta=1.0, steps=1
     executed = np.zeros(steps, dtype=bool)
     record = []
     # method state
-    proto = None  # pmr: (K, 2, F)
+    proto, lam_state = None, np.zeros(K)  # pmr: prototypes (K, 2, F), lam of the next step
+    prev_ratio = None  # opm: the previous step's score ratios
     anchor, history, acc, kwin = None, [[] for _ in range(K)], np.zeros(K), np.ones(K)
 
     def align():
@@ -249,31 +258,40 @@ def train(X, y, omega, W0, *, form="symmetric", q=3.0, rho=1.0, eta=1.0, steps=1
             k = ogm_boost_scale(ratio, p["boost"], active)
             stats["score"][t], stats["ratio"][t], stats["scale"][t] = sc, ratio, k
         elif method == "opm":
+            # q_r from the previous step's scores (the lag of docs/methods.md)
+            qd, theta = np.zeros(K), 0.0
+            if active and prev_ratio is not None:
+                qd, theta = opm_drop(prev_ratio, p["q_base"], p["alpha"])
             sc = scores(omega, y, phi)
-            ratio = score_ratio(sc)
-            qd, theta = opm_drop(ratio, p["q_base"], p["alpha"])
-            if not active:
-                qd, theta = np.zeros(K), 0.0
-            stats["score"][t], stats["ratio"][t], stats["scale"][t] = sc, ratio, qd
+            prev_ratio = score_ratio(sc)
+            stats["score"][t], stats["ratio"][t], stats["scale"][t] = sc, prev_ratio, qd
             if active:
                 ex, delta = draws(t, qd)
                 executed[t] = ex
                 if ex:
                     D = opm_coefficients(omega, y, phi, np.asarray(delta, float), theta)
         elif method == "pmr":
+            # prototypes and lam from earlier passes (the lag of docs/methods.md): the step
+            # uses lam_state, computed at the previous step from its pscore
             H = [e[1].reshape(-1, y.size).T for e in enc]  # (n, B m) per modality
+            pscore = np.full(K, np.nan)
+            if proto is not None:
+                pscore = np.array([omega @ sigmoid(pmr_margin(H[r], y, proto[r])[0])
+                                   for r in range(K)])
+                for r in range(K):
+                    if lam_state[r] != 0.0:
+                        B, m, n = enc[r][1].shape
+                        E = pmr_unit_coefficients(H[r], y, omega, proto[r],
+                                                  lam_state[r]).T.reshape(B, m, n)
+                        extra[r] = np.einsum("bij,jd->bid", E * enc[r][2], X[r])
+            stats["score"][t], stats["ratio"][t], stats["scale"][t] = \
+                pscore, pscore / pscore.max(), lam_state
+            lam_state = np.zeros(K)
+            if proto is not None and p["start"] <= t + 1 < p["stop"]:
+                lam_state = pmr_lambda(pscore, p["alpha"], True)
             if t % p["proto_every"] == 0:
                 new = np.stack([class_means(Hr, y, omega) for Hr in H])
                 proto = new if proto is None else (1 - p["momentum"]) * new + p["momentum"] * proto
-            pscore = np.array([omega @ sigmoid(pmr_margin(H[r], y, proto[r])[0])
-                               for r in range(K)])
-            lam = pmr_lambda(pscore, p["alpha"], active)
-            stats["score"][t], stats["ratio"][t], stats["scale"][t] = \
-                pscore, pscore / pscore.max(), lam
-            for r in range(K):
-                B, m, n = enc[r][1].shape
-                E = pmr_unit_coefficients(H[r], y, omega, proto[r], lam[r]).T.reshape(B, m, n)
-                extra[r] = np.einsum("bij,jd->bid", E * enc[r][2], X[r])
         elif method == "inforeg":
             if t % p["every"] == 0:
                 anchor = [Wr.copy() for Wr in W]

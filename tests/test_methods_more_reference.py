@@ -15,7 +15,6 @@ from reference_method_dynamics_more import ref_dynamics_more
 from test_methods_reference import FORMS, assert_grad_close, fd_grad, problem, shapes
 from test_theory_methods import FORMS as THEORY_FORMS
 from test_theory_methods import setup
-from simcomp.theory import population_patterns
 
 STEPS = 15
 
@@ -137,21 +136,27 @@ def test_opm_mask_drops_the_encoder_and_rescales_the_others(prob):
         seen[t] = q.copy()
         return True, np.tile((q == 0).astype(float), (y.size, 1))  # drop every leader
 
-    res = more.train(X, y, omega, W, form=form, eta=0.9, steps=1, method="opm",
+    # step 0 is plain (no previous scores); step 1 drops with q_r from step 0's ratios
+    res = more.train(X, y, omega, W, form=form, eta=0.9, steps=2, method="opm",
                      params={"start": 0, "q_base": 0.6}, draws=draws)
-    q = seen[0]
+    W1 = plain(X, y, omega, W, form, steps=1)["W"]
+    assert np.all(seen[0] == 0.0) and np.all(res["scale"][0] == 0.0)
+    q = seen[1]
+    np.testing.assert_array_equal(res["scale"][1], q)
+    ratio0 = more.score_ratio(res["score"][0])
+    np.testing.assert_allclose(q, more.opm_drop(ratio0, 0.6, 0.5)[0], rtol=1e-15)
     assert q.max() > 0 and q.min() == 0  # a leader, and the weakest is never dropped
     for lead in np.flatnonzero(q > 0):
-        np.testing.assert_array_equal(res["W"][lead], W[lead])
+        np.testing.assert_array_equal(res["W"][lead], W1[lead])
     # the others train on the kept outputs rescaled by 1 / (1 - theta): the same as a plain
     # step of the kept encoders with phi and the coefficient both scaled
     theta = q.mean()
     keep = list(np.flatnonzero(q == 0))
-    enc = [ref.encoder(X[r], W[r], form, 3.0, 1.0) for r in keep]
+    enc = [ref.encoder(X[r], W1[r], form, 3.0, 1.0) for r in keep]
     ft = np.sum([e[3] for e in enc], axis=0) / (1 - theta)
     for e, r in zip(enc, keep):
-        g = ref.chain(X[r], W[r], e[2], omega * y * ref.lprime(y * ft) / (1 - theta))
-        np.testing.assert_allclose(res["W"][r], W[r] - 0.9 * g, rtol=1e-13, atol=1e-15)
+        g = ref.chain(X[r], W1[r], e[2], omega * y * ref.lprime(y * ft) / (1 - theta))
+        np.testing.assert_allclose(res["W"][r], W1[r] - 0.9 * g, rtol=1e-13, atol=1e-15)
 
 
 def test_inforeg_pulls_the_leader_towards_its_anchor(prob):
@@ -211,36 +216,32 @@ def test_reference_dynamics_equal_population_training(case, form, K):
         assert (dyn.scale > 0.0).any()
 
 
-@pytest.mark.parametrize("K", [2, 3])
-def test_pmr_vanishes_for_the_symmetric_learner_at_momentum_zero(K):
-    """docs/theory.md 15.4: with every presence below 1, features and prototypes lie on one
-    line through 0 beyond both prototypes, so the prototype pull is zero and PMR trains
-    exactly as plain training (although lam > 0); at presence 1 a feature sits on its own
-    prototype and the pull is the other prototype's, which is not zero."""
-    rng = np.random.default_rng(K)
-    a0 = 0.3 * rng.standard_normal((K, 1, 4))
-    beta = np.array([2.0, 1.2, 1.5][:K])
-    args = (a0, beta) + tuple(population_patterns(np.array([0.8, 0.9, 0.6][:K]))) \
-        + (3.0, 1.0, 1.5, 40)
-    pmr = ref_dynamics_more(*args, "pmr", {"alpha": 1.0, "momentum": 0.0})
-    base = ref_dynamics_more(*args, "pmr", {"alpha": 0.0})
-    assert (pmr.scale > 0.1).any()
-    np.testing.assert_allclose(pmr.alignment, base.alignment, rtol=1e-13, atol=1e-15)
-    lagged = ref_dynamics_more(*args, "pmr", {"alpha": 1.0, "momentum": 0.5})
-    assert np.abs(lagged.alignment - base.alignment).max() > 1e-8
-    args = (a0, beta) + tuple(population_patterns(np.array([0.8, 1.0, 0.6][:K]))) \
-        + (3.0, 1.0, 1.5, 40)
-    full = ref_dynamics_more(*args, "pmr", {"alpha": 1.0, "momentum": 0.0})
-    base = ref_dynamics_more(*args, "pmr", {"alpha": 0.0})
-    assert np.abs(full.alignment[:, 1] - base.alignment[:, 1]).max() > 1e-6
+def test_pmr_prototypes_and_lambda_lag_one_step(prob):
+    X, y, omega, W, form = prob
+    K = len(X)
+    res = run(X, y, omega, W, form, "pmr", steps=4, alpha=0.9, momentum=0.0)
+    assert np.all(np.isnan(res["score"][0])) and np.all(res["scale"][:2] == 0.0)
+    # step 1: prototypes are the class means of step 0's features, lam of step 2 from them
+    W1 = plain(X, y, omega, W, form, steps=1)["W"]
+    H0 = [ref.encoder(X[r], W[r], form, 3.0, 1.0)[1].reshape(-1, y.size).T for r in range(K)]
+    H1 = [ref.encoder(X[r], W1[r], form, 3.0, 1.0)[1].reshape(-1, y.size).T for r in range(K)]
+    proto = [more.class_means(H0[r], y, omega) for r in range(K)]
+    pscore = np.array([omega @ more.sigmoid(more.pmr_margin(H1[r], y, proto[r])[0])
+                       for r in range(K)])
+    np.testing.assert_allclose(res["score"][1], pscore, rtol=1e-12)
+    np.testing.assert_allclose(res["scale"][2], more.pmr_lambda(pscore, 0.9, True), rtol=1e-12)
+    if K > 1:
+        assert res["scale"][2].max() > 0 and res["scale"][2].min() == 0
 
 
 @pytest.mark.parametrize("form, K", [("symmetric", 2), ("relu", 3), ("class_banks", 2)])
 def test_opm_expected_step_is_the_coin_and_mask_average(form, K):
+    """Step 1 (q_r from step 0's scores) averaged over the coin and every mask, against the
+    expected-update dynamics (their step 0 is plain, as the trainer's)."""
     cfg, tr, W0, v, a0, beta, form = setup(form, K)
     learner, activation = THEORY_FORMS[form]
     params = {"start": 0, "q_base": 0.6, "alpha": 0.8, "execute_prob": 0.7}
-    kw = dict(form=form, q=cfg.model.q, rho=cfg.model.rho, eta=cfg.train.lr, steps=1,
+    kw = dict(form=form, q=cfg.model.q, rho=cfg.model.rho, eta=cfg.train.lr, steps=2,
               method="opm", params=params, signals=v)
     mean = np.zeros_like(a0)
     qs = {}
@@ -249,17 +250,17 @@ def test_opm_expected_step_is_the_coin_and_mask_average(form, K):
             delta = np.array(bits)
 
             def draws(t, q):
-                qs[0] = q
-                return ex, np.tile(delta, (tr.n, 1))  # every sample gets the same mask
+                qs[t] = q
+                return ex, np.tile(delta if t == 1 else np.ones(K), (tr.n, 1))
 
             res = more.train(tr.X, tr.y, tr.weight, W0, draws=draws, **kw)
-            q = qs[0]
+            q = qs[1]
             if ex:
                 prob = params["execute_prob"] * np.prod(np.where(delta == 1, 1 - q, q))
             else:  # a plain step, whatever the masks
                 prob = (1 - params["execute_prob"]) / 2 ** K
-            mean += prob * res["alignment"][1]
-    assert qs[0].max() > 0  # a leader is dropped
+            mean += prob * res["alignment"][2]
+    assert qs[1].max() > 0  # a leader is dropped
     dyn = ref_dynamics_more(a0, beta, tr.y, tr.presence, tr.weight, cfg.model.q, cfg.model.rho,
-                            cfg.train.lr, 1, "opm", params, learner, activation)
-    np.testing.assert_allclose(dyn.alignment[1], mean, rtol=1e-10, atol=1e-12)
+                            cfg.train.lr, 2, "opm", params, learner, activation)
+    np.testing.assert_allclose(dyn.alignment[2], mean, rtol=1e-10, atol=1e-12)
