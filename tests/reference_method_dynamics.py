@@ -201,6 +201,13 @@ def ref_method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: fl
     -------
     MethodDynamics
     """
+    import reference_method_dynamics_more as more  # the second set of methods
+    import reference_methods_more
+
+    if method in reference_methods_more.METHODS:
+        return more.ref_dynamics_more(alignment0, beta, y_pat, s_pat, w_pat, q, rho, eta, steps,
+                                      method, params, learner, activation, threshold,
+                                      record_every)
     a, beta, y, s, w, form = _check_patterns(alignment0, beta, y_pat, s_pat, w_pat, learner,
                                             activation)
     K, B, m = a.shape

@@ -217,7 +217,7 @@ def agm_scale(s, sbar, alpha):
 
 def train(X, y, omega, W0, *, form="symmetric", q=3.0, rho=1.0, eta=1.0, steps=10,
           method="none", params=None, teacher_units=None, masks=None, noise=None,
-          signals=None):
+          signals=None, draws=None):
     """Full-batch training of the trained encoders under ``method``.
 
     Parameters
@@ -237,6 +237,9 @@ def train(X, y, omega, W0, *, form="symmetric", q=3.0, rho=1.0, eta=1.0, steps=1
         ``noise(t, r, shape)``; a seeded default is used when None.
     signals : list of (d_r,) arrays, optional
         Record the alignments c_b <w, v_r> at every step 0..steps.
+    draws : callable, optional
+        opm's coin and masks ``draws(t, q) -> (executed, delta)``; the methods of
+        ``reference_methods_more`` are trained by its ``train``.
 
     Returns
     -------
@@ -245,6 +248,11 @@ def train(X, y, omega, W0, *, form="symmetric", q=3.0, rho=1.0, eta=1.0, steps=1
         ``cosine`` (each (steps, K), NaN where undefined), and
         ``alignment`` (steps + 1, K, B, m) when ``signals`` is given.
     """
+    import reference_methods_more as more  # the second set of methods (imports this module)
+
+    if method in more.METHODS:
+        return more.train(X, y, omega, W0, form=form, q=q, rho=rho, eta=eta, steps=steps,
+                          method=method, params=params, draws=draws, signals=signals)
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}")
     p = dict(DEFAULTS)

@@ -33,6 +33,7 @@ SETTINGS = {  # every method with non-default settings, per-modality lists cut t
     "dropout": {"drop": [0.3, 0.1, 0.5]},
     "aux": {"fused_weight": 0.7, "aux_weight": [1.5, 0.5, 2.0]},
     "alternating": {"mix": [0.55, 0.45, 1.0]}, "mmpareto": {}, "umt": {"distill_weight": 2.0},
+    "ogm_boost": {"boost": 3.0, "start": 1},
 }
 KEY = 987_654_321
 
@@ -97,7 +98,7 @@ DETERMINISTIC = [
     ("none", []), ("lr_scale", ["method.lr_scale=[0.5, 2.0]"]), ("ogm", ["method.alpha=0.8"]),
     ("agm", []), ("aux", ["method.aux_weight=[1.0, 2.0]"]), ("alternating", []),
     ("mmpareto", []), ("umt", ["method.distill_weight=0.5", "method.teacher_steps=60"]),
-    ("ume", []),
+    ("ume", []), ("ogm_boost", ["method.boost=3", "method.start=2"]),
 ]
 
 

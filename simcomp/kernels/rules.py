@@ -41,6 +41,10 @@ from simcomp.kernels.rule_spec import (AGM, ALTERNATING, AUX, DROPOUT, H_ALPHA,
                                        P_STEP, READS_PHI, READS_UNITS, S_COSINE, S_K, S_NOISE,
                                        S_RATIO, S_SCALE, S_SCORE, SECOND_GRADIENT)
 from simcomp.kernels.rng import _normal, _stream, _uniform
+from simcomp.kernels.rule_spec import CODE, H
+
+OGM_BOOST = CODE["ogm_boost"]
+H_BOOST = H["boost"]
 from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
 
 # --------------------------------------------------------------------------
@@ -137,7 +141,7 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
     Fd = F[BLOCK:]  # y_j l'(y_j f_j) of the fused output
     for jj in range(nb):
         Fd[jj] = _dlogistic(np.float64(y[j0 + jj]), F[jj])
-    if code == OGM or code == OGM_GE or code == AGM:  # the only rules that read the scores
+    if code == OGM or code == OGM_GE or code == AGM or code == OGM_BOOST:  # they read the scores
         for r in range(K):
             pr = P[2, r]
             for jj in range(nb):
@@ -349,6 +353,14 @@ def _rule_step(rule, W, dims, G, G2, S, t):
                 s, s2, cnt = _grad_moments(dims, G, r)
                 var = (s2 - s * s / cnt) / (cnt - 1) if cnt > 1 else 0.0
                 stats[S_NOISE, r] = math.sqrt(max(var, 0.0)) + 1e-8
+    elif code == OGM_BOOST:  # the modalities behind (rho_r < 1) boosted, the others plain
+        for r in range(K):
+            rho = S[0, r] / _others_mean(S[0], r) if K > 1 else 1.0
+            k = hyper[H_BOOST] if (active and rho < 1.0) else 1.0
+            stats[S_SCORE, r] = S[0, r]
+            stats[S_RATIO, r] = rho
+            stats[S_SCALE, r] = k
+            stats[S_K, r] = k
     elif code == AGM:
         sbar = state[0]  # its running mean score of every modality, (K,)
         for r in range(K):

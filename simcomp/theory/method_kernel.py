@@ -29,9 +29,10 @@ from simcomp.theory.reduced import _mark_learned, _record
 # Method codes of the kernel (``METHOD_CODE`` maps the names): the methods that
 # share a code share their reduced dynamics (ogm_ge's noise has mean zero; ume
 # is the uni-modal runs, as alternating).
-NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT = range(9)
+NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT, OGM_BOOST = range(10)
 _DYNAMICS = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "agm": AGM, "aux": AUX,
-             "alternating": ALTERNATING, "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT}
+             "alternating": ALTERNATING, "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT,
+             "ogm_boost": OGM_BOOST}
 # every registered method's code: that of the dynamics its spec names
 METHOD_CODE = {name: _DYNAMICS[spec.dynamics] for name, spec in REGISTRY.items()}
 # Forms of the unit: psi of the symmetric learner, srelu or ReLU of the class banks.
@@ -116,7 +117,7 @@ def _step_scales(code, t, active, alpha, y, w, phi, sbar, k, score, ratio, scale
     P, K = phi.shape
     for r in range(K):
         k[r] = 1.0
-    if code != OGM and code != AGM:
+    if code != OGM and code != AGM and code != OGM_BOOST:
         return
     sc = np.zeros(K)
     for r in range(K):
@@ -132,6 +133,9 @@ def _step_scales(code, t, active, alpha, y, w, phi, sbar, k, score, ratio, scale
                 rt = math.exp(_others_mean(sc, r) - sc[r])
                 optimal = math.exp(_others_mean(sbar, r) - sbar[r])
                 k_on = math.exp(alpha * min(optimal - rt, 10.0))
+            elif code == OGM_BOOST:  # alpha is the boost here
+                rt = sc[r] / _others_mean(sc, r)
+                k_on = alpha if rt < 1.0 else 1.0
             else:
                 rt = sc[r] / _others_mean(sc, r)
                 k_on = 1.0 - math.tanh(alpha * rt) if rt > 1.0 else 1.0
