@@ -139,6 +139,10 @@ def rule_kwargs(cfg: Config, trained: Sequence[int], teacher_units=None) -> dict
             continue
         value = getattr(method, setting.key)
         out[setting.key] = _pick(value, idx) if setting.per_modality else value
+    shape = (cfg.model.banks, cfg.model.width, cfg.data.n_train,
+             max(cfg.data.modality[r].dim for r in idx))
+    if spec.state_shape(K, *shape) != spec.state_shape(K, 1, 1, 1, 1):
+        out["shape"] = shape  # the method's state depends on the run's (B, m, n, D)
     if spec.table is not None:  # umt: the teachers' unit outputs
         if teacher_units is None:
             raise ValueError(f"method {name} needs teacher_units (the teachers' unit outputs)")

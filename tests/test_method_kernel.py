@@ -26,6 +26,7 @@ PARAMS = {
     "umt": {"distill_weight": 1.5},
     "dropout": {"drop": [0.3, 0.5, 0.1], "rescale": True},
     "ogm_boost": {"boost": 2.5, "start": 3, "stop": 40},
+    "pmr": {"alpha": 0.9, "momentum": 0.3, "proto_every": 2, "start": 2},
 }
 FORMS = [("symmetric", "srelu"), ("class_banks", "srelu"), ("class_banks", "relu")]
 STEPS = 60

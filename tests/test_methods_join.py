@@ -34,6 +34,7 @@ SETTINGS = {  # every method with non-default settings, per-modality lists cut t
     "aux": {"fused_weight": 0.7, "aux_weight": [1.5, 0.5, 2.0]},
     "alternating": {"mix": [0.55, 0.45, 1.0]}, "mmpareto": {}, "umt": {"distill_weight": 2.0},
     "ogm_boost": {"boost": 3.0, "start": 1},
+    "pmr": {"alpha": 0.8, "momentum": 0.3, "proto_every": 2},
 }
 KEY = 987_654_321
 
@@ -72,7 +73,7 @@ def test_kernel_rule_equals_the_numpy_reference(name, kind, K):
     res = ref.train(X, P["y"], P["omega"], W0, form=form, eta=eta, steps=steps, method=name,
                     params=params, teacher_units=teacher, masks=masks, noise=noise)
     rule = make_rule(name, K, key=KEY, teacher_units=None if teacher is None else np.stack(teacher),
-                     **params)
+                     shape=P["W"].shape[1:3] + (P["y"].size, P["W"].shape[3]), **params)
     W = P["W"].copy()
     learned = -np.ones(W.shape[:2], np.int64)
     status, _, _ = kern.gd_segment(P["X"], P["dims"], P["y"], P["omega"], W, kind, 3.0, 1.0, eta,
@@ -99,6 +100,7 @@ DETERMINISTIC = [
     ("agm", []), ("aux", ["method.aux_weight=[1.0, 2.0]"]), ("alternating", []),
     ("mmpareto", []), ("umt", ["method.distill_weight=0.5", "method.teacher_steps=60"]),
     ("ume", []), ("ogm_boost", ["method.boost=3", "method.start=2"]),
+    ("pmr", ["method.alpha=1", "method.momentum=0.3"]),
 ]
 
 

@@ -33,10 +33,16 @@ BAD = [
     (["method.name=ogm_boost", "method.alpha=0.3"],
      r"method.alpha is not a setting of method 'ogm_boost'; method ogm_boost takes: boost, "
      r"start, stop"),
+    (["method.name=pmr", "method.momentum=1"], r"method.momentum \(method pmr\) must be in \[0, 1\)"),
+    (["method.name=pmr", "method.proto_every=0"],
+     r"method.proto_every \(method pmr\) must be >= 1"),
+    (["method.name=pmr", "method.alpha=-1"], r"method.alpha \(method pmr\) must be >= 0"),
+    (["method.name=pmr", "method.boost=2"], r"method.boost is not a setting of method 'pmr'"),
 ]
 
 NOOP = [
     (["method.name=ogm_boost", "method.boost=1"], "method.boost 1"),
+    (["method.name=pmr", "method.alpha=0"], "method.alpha 0"),
 ]
 
 
@@ -96,3 +102,23 @@ def test_sweep_over_the_new_methods(tmp_path):
     base = ["method.name=ogm_boost"] + SMALL
     assert main(["sweep", "--quiet", "--workers", "1", "--out", str(tmp_path / "b"), "--grid",
                  "method.boost=2,4"] + [f"--set={s}" for s in base]) == 0
+
+
+def test_pmr_statistics_and_its_state_across_segments():
+    """pmr's prototype scores in the trace; a run recorded every step (one call per step,
+    the state carried between calls) equals one recorded only at the end."""
+    sets = SMALL + ["method.name=pmr", "method.alpha=1", "train.mode=joint"]
+    every = run_experiment(build_config(None, sets + ["train.trace_every=1"])).runs[0]
+    once = run_experiment(build_config(None, sets + ["train.trace_every=80"])).runs[0]
+    for a, b in zip(every.final_weights, once.final_weights):
+        np.testing.assert_array_equal(a, b)
+    arrays = every.trace.arrays()
+    score, ratio, lam = arrays["method_score"], arrays["method_ratio"], arrays["method_scale"]
+    assert np.all(np.isnan(score[:2]))  # no prototypes before step 1's statistics
+    assert np.all((score[2:] > 0) & (score[2:] < 1))
+    np.testing.assert_allclose(ratio[2:], score[2:] / score[2:].max(axis=1, keepdims=True),
+                               rtol=1e-12)
+    # lam of step t comes from step t - 1's scores: 0 for the leader, alpha clip(...) otherwise
+    want = np.minimum(np.maximum(1.0 / ratio[2:-1] - 1.0, 0.0), 1.0)
+    np.testing.assert_allclose(lam[3:], want, rtol=1e-12)
+    assert (lam[3:] > 0).any()

@@ -275,7 +275,7 @@ ALL = list(METHOD_NAMES)  # every compiled rule of the registry
 
 
 def rule_for(name, P, kind, K):
-    kw = dict(key=7)
+    kw = dict(key=7, shape=P["W"].shape[1:3] + (P["y"].size, P["W"].shape[3]))
     if name == "umt":
         kw.update(teacher_units=units(P, 1.1 * P["W"], kind))
     if name == "dropout":

@@ -28,7 +28,7 @@ from simcomp.kernels.gradient import SCRATCH_GRAD2, _lg_parallel, _lg_serial, _s
 from simcomp.kernels.layout import (_check_args, _check_backward, _check_gd, _check_samples,
                                     chunk_layout)
 from simcomp.kernels.rule_spec import HAS_TABLE, N_ACC, N_CODES, N_HYPER, N_PAR
-from simcomp.kernels.rules import _rule_code, _step, _update
+from simcomp.kernels.rules import _acc_rows, _rule_code, _state_ok, _step, _update
 
 STATUS_OK = 0
 STATUS_STOP_LOSS = 1
@@ -115,7 +115,7 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
     signal, beta, threshold, learned = watch
     eta, t_start, n_steps, stop_loss = ctl
     K = W.shape[0]
-    S = np.zeros((N_ACC, K), np.float64)  # the step's accumulated statistics
+    S = np.zeros((_acc_rows(rule, W.shape[1] * W.shape[2]), K), np.float64)  # the step's accumulated statistics
     loss = np.nan
     t_end = t_start + n_steps
     for t in range(t_start, t_end):
@@ -174,6 +174,9 @@ def _check_rule(rule, W, n):
     if HAS_TABLE[code] and (teacher.shape[0] != K or teacher.shape[1] != B or teacher.shape[2] != m
                       or teacher.shape[3] != n):
         raise ValueError("the rule's table (umt's teacher_units) must be (K, B, m, n)")
+    if not _state_ok(rule, W):
+        raise ValueError("the rule's state does not fit the run: make_rule needs "
+                         "shape=(B, m, n, D)")
 
 
 @jit()

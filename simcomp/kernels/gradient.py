@@ -32,7 +32,7 @@ from numba.extending import overload
 from simcomp._jit import jit, jit_parallel
 from simcomp.kernels.layout import BLOCK, chunk_layout
 from simcomp.kernels.rule_spec import N_ACC, READS_PHI, READS_UNITS, SECOND_GRADIENT
-from simcomp.kernels.rules import _block_coef, _rule_code
+from simcomp.kernels.rules import _acc_rows, _block_coef, _rule_code
 from simcomp.kernels.tile import _block_grad_acc, _block_preact
 
 
@@ -56,7 +56,7 @@ def _scratch(data, W, rule, nbuf):
     G2c = np.zeros((nbuf, K if two else 0, B, m, Dp), W.dtype)
     Pc = np.zeros((nbuf, 3, K if READS_PHI[code] else 0, BLOCK), np.float64)
     Uc = np.zeros((nbuf, K if READS_UNITS[code] else 0, B * m, BLOCK), np.float64)
-    Sc = np.zeros((nbuf, N_ACC, K), np.float64)
+    Sc = np.zeros((nbuf, _acc_rows(rule, B * m), K), np.float64)
     grad2 = np.zeros(W.shape if two else (0, 0, 0, 0), W.dtype)
     return Gc, Zc, Fc, Z2c, G2c, Pc, Uc, Sc, grad2
 

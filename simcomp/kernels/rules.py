@@ -41,10 +41,16 @@ from simcomp.kernels.rule_spec import (AGM, ALTERNATING, AUX, DROPOUT, H_ALPHA,
                                        P_STEP, READS_PHI, READS_UNITS, S_COSINE, S_K, S_NOISE,
                                        S_RATIO, S_SCALE, S_SCORE, SECOND_GRADIENT)
 from simcomp.kernels.rng import _normal, _stream, _uniform
-from simcomp.kernels.rule_spec import CODE, H
+from simcomp.kernels.rule_spec import CODE, H, N_ACC, UMT
 
 OGM_BOOST = CODE["ogm_boost"]
 H_BOOST = H["boost"]
+PMR = CODE["pmr"]
+H_MOMENTUM, H_PROTO_EVERY = H["momentum"], H["proto_every"]
+# pmr's accumulators: S[0] pscore, S[1 + c] the weight of class c, then the class sums of the
+# unit outputs S[3 + c F + bi] (F = B m); its state row r: the prototypes P_{r,c} at
+# [c F, (c + 1) F), their squared norms at 2 F + c, lam_r at 2 F + 2, "prototypes exist" at 2 F + 3
+PMR_TOL = 1e-20
 from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
 
 # --------------------------------------------------------------------------
@@ -191,6 +197,9 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
                 for jj in range(nb):
                     P[2, r, jj] = np.float64(omega[j0 + jj]) * _dlogistic(
                         np.float64(y[j0 + jj]), phi[r, jj])
+    if code == PMR:
+        _pmr_coef(rule, y, omega, m, j0, j1, t, bufs)
+        return
     two = SECOND_GRADIENT[code]
     units = READS_UNITS[code]
     for r in range(K):
@@ -201,7 +210,7 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
                 z2 = Z2[r, bi]
                 for jj in range(nb):
                     z2[jj] = (s * P[2, r, jj]) * z[jj]
-            if units:  # umt: the distillation pull of every unit towards its teacher
+            if units and code == UMT:  # the distillation pull of every unit towards its teacher
                 b = 0 if bi < m else 1
                 i = bi - b * m
                 lam = hyper[H_DISTILL_WEIGHT] * 2.0 / BM
@@ -213,6 +222,136 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
             else:
                 for jj in range(nb):
                     z[jj] = (s * C[r, jj]) * z[jj]
+
+
+@jit()
+def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
+    """pmr's block stage: its prototype score, the class sums of the unit outputs (at a
+    refresh step) and the backward coefficients (s_b C_{j,r} + E_{j,r,b,i}) act'(z).
+
+    E is the derivative of lam_r sum_j omega_j (-log sigmoid(Delta_j)) with respect to the
+    unit outputs h_j, with the prototypes and lam_r of the state (set by earlier steps):
+    lam_r omega_j (-sigmoid(-Delta_j)) ((h_j - P_other) / d_other - (h_j - P_own) / d_own),
+    a distance within rounding of 0 contributing nothing.
+    """
+    _, par, hyper, state, teacher, key, stats = rule
+    Z, Z2, F, P, U, S = bufs
+    K = Z.shape[0]
+    BM = Z.shape[1]
+    nb = j1 - j0
+    C = P[1]
+    a_own = F[BLOCK:]  # scratch: the coefficient of (h - P_own) per sample (Fd is used up)
+    a_other = P[2, 0]  # scratch: that of (h - P_other) (P[2] is free for pmr)
+    refresh = t % int(hyper[H_PROTO_EVERY]) == 0
+    for r in range(K):
+        st = state[r]
+        lam = st[2 * BM + 2]
+        ready = st[2 * BM + 3] != 0.0
+        h = U[r]
+        for jj in range(nb):
+            wj = np.float64(omega[j0 + jj])
+            own = 1 if y[j0 + jj] > 0 else 0
+            if refresh:
+                S[1 + own, r] += wj
+                base = 3 + own * BM
+                for bi in range(BM):
+                    S[base + bi, r] += wj * h[bi, jj]
+            a_own[jj] = 0.0
+            a_other[jj] = 0.0
+            if not ready:
+                continue
+            po = own * BM
+            pt = (1 - own) * BM
+            d_own = 0.0
+            d_oth = 0.0
+            hh = 0.0
+            for bi in range(BM):
+                v = h[bi, jj]
+                e1 = v - st[po + bi]
+                e2 = v - st[pt + bi]
+                d_own += e1 * e1
+                d_oth += e2 * e2
+                hh += v * v
+            margin = math.sqrt(d_oth) - math.sqrt(d_own)
+            e = _exp_nonpos(-abs(margin))
+            S[0, r] += wj * ((1.0 if margin >= 0.0 else e) / (1.0 + e))  # sigmoid(margin)
+            if lam != 0.0:
+                g = lam * wj * -((e if margin >= 0.0 else 1.0) / (1.0 + e))  # sigmoid(-margin)
+                if d_oth > PMR_TOL * (hh + st[2 * BM + 1 - own]):
+                    a_other[jj] = g / math.sqrt(d_oth)
+                if d_own > PMR_TOL * (hh + st[2 * BM + own]):
+                    a_own[jj] = -g / math.sqrt(d_own)
+        for bi in range(BM):
+            s = 1.0 if bi < m else -1.0
+            z = Z[r, bi]
+            hb = h[bi]
+            if lam != 0.0 and ready:
+                for jj in range(nb):
+                    own = 1 if y[j0 + jj] > 0 else 0
+                    pown = st[own * BM + bi]
+                    poth = st[(1 - own) * BM + bi]
+                    unit = a_other[jj] * (hb[jj] - poth) + a_own[jj] * (hb[jj] - pown)
+                    z[jj] = (s * C[r, jj]) * z[jj] + unit * z[jj]
+            else:
+                for jj in range(nb):
+                    z[jj] = (s * C[r, jj]) * z[jj]
+
+
+@jit()
+def _state_ok(rule, W):
+    """Whether the rule's state has the shape its method needs on weights W (K, B, m, D)."""
+    code = _rule_code(rule)
+    state = rule[3]
+    K, B, m, D = W.shape
+    if code == PMR:
+        return state.shape[0] == K and state.shape[1] == 2 * B * m + 4
+    return True
+
+
+@jit()
+def _acc_rows(rule, BM):
+    """Rows of the step's accumulated statistics S: N_ACC, or pmr's class sums of its units."""
+    if _rule_code(rule) == PMR:
+        return max(N_ACC, 3 + 2 * BM)
+    return N_ACC
+
+
+@jit()
+def _pmr_step(rule, S, t):
+    """pmr once per step: its statistics, lam_r of the next step from this step's prototype
+    scores, then the prototypes refreshed from this step's class means (at refresh steps)."""
+    _, par, hyper, state, teacher, key, stats = rule
+    K = stats.shape[1]
+    BM = (state.shape[1] - 4) // 2
+    ready = state[0, 2 * BM + 3] != 0.0
+    best = -np.inf
+    for r in range(K):
+        best = max(best, S[0, r])
+    for r in range(K):
+        pscore = S[0, r] if ready else np.nan
+        stats[S_SCORE, r] = pscore
+        stats[S_RATIO, r] = pscore / best if ready else np.nan
+        stats[S_SCALE, r] = state[r, 2 * BM + 2]
+    nxt = hyper[H_START] <= t + 1 < hyper[H_STOP]
+    for r in range(K):
+        lam = 0.0
+        if ready and nxt:
+            lam = hyper[H_ALPHA] * min(max(best / S[0, r] - 1.0, 0.0), 1.0)
+        state[r, 2 * BM + 2] = lam
+    if t % int(hyper[H_PROTO_EVERY]) == 0:
+        mom = hyper[H_MOMENTUM]
+        for r in range(K):
+            st = state[r]
+            for c in range(2):
+                wc = S[1 + c, r]
+                nn = 0.0
+                for bi in range(BM):
+                    cm = S[3 + c * BM + bi, r] / wc if wc > 0.0 else 0.0
+                    v = (1.0 - mom) * cm + mom * st[c * BM + bi] if ready else cm
+                    st[c * BM + bi] = v
+                    nn += v * v
+                st[2 * BM + c] = nn
+            st[2 * BM + 3] = 1.0
 
 
 @jit()
@@ -376,6 +515,8 @@ def _rule_step(rule, W, dims, G, G2, S, t):
     elif code == MMPARETO:
         for r in range(K):
             stats[S_COSINE, r], stats[S_SCALE, r] = _mmpareto(dims, G, G2, r)
+    elif code == PMR:
+        _pmr_step(rule, S, t)
 
 
 @jit()

@@ -29,10 +29,15 @@ from simcomp.theory.reduced import _mark_learned, _record
 # Method codes of the kernel (``METHOD_CODE`` maps the names): the methods that
 # share a code share their reduced dynamics (ogm_ge's noise has mean zero; ume
 # is the uni-modal runs, as alternating).
-NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT, OGM_BOOST = range(10)
+NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT, OGM_BOOST, PMR = range(11)
 _DYNAMICS = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "agm": AGM, "aux": AUX,
              "alternating": ALTERNATING, "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT,
-             "ogm_boost": OGM_BOOST}
+             "ogm_boost": OGM_BOOST, "pmr": PMR}
+# The settings a method's theory step reads beyond (alpha, start, stop) and aux's, in the
+# order of the ``extra`` array, and the shape of its state (K, B, m) -> (rows, cols).
+EXTRA = {"pmr": ("momentum", "proto_every")}
+STATE = {"pmr": lambda K, B, m: (K, 2 * B * m + 4)}
+PMR_TOL = 1e-20
 # every registered method's code: that of the dynamics its spec names
 METHOD_CODE = {name: _DYNAMICS[spec.dynamics] for name, spec in REGISTRY.items()}
 # Forms of the unit: psi of the symmetric learner, srelu or ReLU of the class banks.
@@ -224,6 +229,83 @@ def _mmpareto_combine(g_m, g_u, out):
 
 
 @jit()
+def _pmr_step(t, h, dh, ysb, w, y, st, alpha, start, stop, extra, step, score, ratio,
+              scale_rec):
+    """pmr on the patterns (docs/theory.md 15.4): the prototype pull U_r[Y] added to ``step``
+    with the prototypes and lam_r of the state, the statistics, then lam_r of the next step
+    and the prototypes refreshed from this step's class means (the state ``st`` (K, 2F + 4)
+    is laid out as the trainer's)."""
+    K, B, m, P = h.shape
+    F = B * m
+    momentum, every = extra[0], int(extra[1])
+    ready = st[0, 2 * F + 3] != 0.0
+    ps = np.zeros(K)
+    for r in range(K):
+        lam = st[r, 2 * F + 2]
+        for p in range(P):
+            own = 1 if y[p] > 0 else 0
+            d_own = 0.0
+            d_oth = 0.0
+            hh = 0.0
+            for b in range(B):
+                for i in range(m):
+                    v = h[r, b, i, p]
+                    e1 = v - st[r, own * F + b * m + i]
+                    e2 = v - st[r, (1 - own) * F + b * m + i]
+                    d_own += e1 * e1
+                    d_oth += e2 * e2
+                    hh += v * v
+            if not ready:
+                continue
+            margin = math.sqrt(d_oth) - math.sqrt(d_own)
+            ps[r] += w[p] * _sigmoid(margin)
+            if lam == 0.0:
+                continue
+            g = lam * w[p] * -_sigmoid(-margin)
+            a_oth = g / math.sqrt(d_oth) if d_oth > PMR_TOL * (hh + st[r, 2 * F + 1 - own]) else 0.0
+            a_own = -g / math.sqrt(d_own) if d_own > PMR_TOL * (hh + st[r, 2 * F + own]) else 0.0
+            for b in range(B):
+                c = 1.0 if b == 0 else -1.0
+                for i in range(m):
+                    v = h[r, b, i, p]
+                    unit = a_oth * (v - st[r, (1 - own) * F + b * m + i]) \
+                        + a_own * (v - st[r, own * F + b * m + i])
+                    step[r, b, i] += c * (unit * dh[r, b, i, p] * ysb[r, p])
+    best = -np.inf
+    for r in range(K):
+        best = max(best, ps[r])
+    for r in range(K):
+        score[t, r] = ps[r] if ready else np.nan
+        ratio[t, r] = ps[r] / best if ready else np.nan
+        scale_rec[t, r] = st[r, 2 * F + 2]
+        lam = 0.0
+        if ready and start <= t + 1 < stop:
+            lam = alpha * min(max(best / ps[r] - 1.0, 0.0), 1.0)
+        st[r, 2 * F + 2] = lam
+    if t % every == 0:
+        for r in range(K):
+            for c in range(2):
+                lab = 1.0 if c == 1 else -1.0
+                wc = 0.0
+                for p in range(P):
+                    if y[p] == lab:
+                        wc += w[p]
+                nn = 0.0
+                for b in range(B):
+                    for i in range(m):
+                        tot = 0.0
+                        for p in range(P):
+                            if y[p] == lab:
+                                tot += w[p] * h[r, b, i, p]
+                        cm = tot / wc if wc > 0.0 else 0.0
+                        j = c * F + b * m + i
+                        st[r, j] = (1.0 - momentum) * cm + momentum * st[r, j] if ready else cm
+                        nn += st[r, j] * st[r, j]
+                st[r, 2 * F + c] = nn
+            st[r, 2 * F + 3] = 1.0
+
+
+@jit()
 def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux, gains, probs,
                    a_teacher, rec_steps, stats, work, span):
     """Steps ``t0 <= t < t1`` of the step loop of ``method_dynamics``.
@@ -276,8 +358,8 @@ def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux
     q, rho = act
     thr, steps = run
     alpha, start, stop = ogm_agm
-    fused_weight, aux_weight, distill_weight = aux
-    rec_a, learned, sbar, h_teacher = work
+    fused_weight, aux_weight, distill_weight, extra = aux
+    rec_a, learned, sbar, h_teacher, mstate = work
     t0, t1, rec_i = span
     K, B, m = a.shape
     P = y.size
@@ -329,6 +411,9 @@ def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux
                                 * dh[r, b, i, p]
                             tot += coef * ysb[r, p]
                         step[r, b, i] += c * tot
+        if code == PMR:
+            _pmr_step(t, h, dh, ysb, w, y, mstate, alpha, start, stop, extra, step, score,
+                      ratio, scale_rec)
         for r in range(K):
             for b in range(B):
                 for i in range(m):

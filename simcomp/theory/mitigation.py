@@ -289,13 +289,17 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
     a = np.array(a, dtype=np.float64, order="C")  # updated in place by the kernel
     rec = np.empty((rec_steps.size, K, B, m))
     learned_bank = np.full((K, B), -1, dtype=np.int64)
-    work = (rec, learned_bank, np.zeros(K), np.empty((K, B, m, y.size)))
+    # a method's own state (pmr's prototypes ...), and the settings its step reads
+    mstate = np.zeros(_kernel.STATE[method](K, B, m) if method in _kernel.STATE else (0, 0))
+    extra = np.array([float(p[key]) for key in _kernel.EXTRA.get(method, ())], dtype=np.float64)
+    work = (rec, learned_bank, np.zeros(K), np.empty((K, B, m, y.size)), mstate)
     args = (np.ascontiguousarray(beta), ysb, np.ascontiguousarray(y), np.ascontiguousarray(w),
             unit, (float(q), float(rho)), code, (thr, steps),
             np.ascontiguousarray(eta_r, dtype=np.float64),
             (p["boost"] if method == "ogm_boost" else p["alpha"], float(p["start"]),
              float(p["stop"])),
-            (p["fused_weight"], np.ascontiguousarray(p["aux_weight"]), p["distill_weight"]),
+            (p["fused_weight"], np.ascontiguousarray(p["aux_weight"]), p["distill_weight"],
+             extra),
             np.ascontiguousarray(gains, dtype=np.float64),
             np.ascontiguousarray(probs, dtype=np.float64), a_teacher, rec_steps, stats, work)
     rec_i = 0
