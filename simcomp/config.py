@@ -8,8 +8,8 @@ would be valid; the CLI turns it into a one-line message and exit code 2.
 
 Reading and writing TOML files, and the embedded default, live in
 :mod:`simcomp.config_file`; ``--set`` overrides in :mod:`simcomp.overrides`.
-This module imports only :mod:`simcomp.validation`, :mod:`simcomp.method_config`
-and :mod:`simcomp.overrides`.
+This module imports only :mod:`simcomp.validation`, :mod:`simcomp.method_config` (with the
+method registry it reads) and :mod:`simcomp.overrides`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 from . import fusion_config as _fusion
 from .method_config import METHOD_KEYS, METHODS, MethodConfig
+from .registry import REGISTRY as _REGISTRY
 from .overrides import set_path
 from .validation import (  # noqa: F401  (re-exported: the checks belong to every table)
     NUMERIC_RANGES,
@@ -325,6 +326,7 @@ class Config:
         if not isinstance(self.method, MethodConfig):
             raise ConfigError(f"method must be a [method] table, got {self.method!r}")
         object.__setattr__(self, "method", self.method.resolved(self.K))
+        _REGISTRY[self.method.name].check_config(self)  # a method's bounds across sections
         _check_batch_size(self.train.batch_size, self.data)
         _fusion.check_config(self)  # fusion engine
 

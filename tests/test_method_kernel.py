@@ -27,6 +27,8 @@ PARAMS = {
     "dropout": {"drop": [0.3, 0.5, 0.1], "rescale": True},
     "ogm_boost": {"boost": 2.5, "start": 3, "stop": 40},
     "pmr": {"alpha": 0.9, "momentum": 0.3, "proto_every": 2, "start": 2},
+    "inforeg": {"prox_weight": 0.3, "every": 5, "trace_window": 3, "threshold": -1.0,
+                "gap_scale": 10.0, "aux_weight": [1.0, 0.5, 2.0]},
 }
 FORMS = [("symmetric", "srelu"), ("class_banks", "srelu"), ("class_banks", "relu")]
 STEPS = 60

@@ -35,6 +35,8 @@ SETTINGS = {  # every method with non-default settings, per-modality lists cut t
     "alternating": {"mix": [0.55, 0.45, 1.0]}, "mmpareto": {}, "umt": {"distill_weight": 2.0},
     "ogm_boost": {"boost": 3.0, "start": 1},
     "pmr": {"alpha": 0.8, "momentum": 0.3, "proto_every": 2},
+    "inforeg": {"prox_weight": 0.3, "every": 2, "trace_window": 2, "threshold": -1.0,
+                "aux_weight": [1.0, 0.5, 2.0]},
 }
 KEY = 987_654_321
 
@@ -101,6 +103,8 @@ DETERMINISTIC = [
     ("mmpareto", []), ("umt", ["method.distill_weight=0.5", "method.teacher_steps=60"]),
     ("ume", []), ("ogm_boost", ["method.boost=3", "method.start=2"]),
     ("pmr", ["method.alpha=1", "method.momentum=0.3"]),
+    ("inforeg", ["method.prox_weight=0.2", "method.every=5", "method.trace_window=3",
+                 "method.aux_weight=[1.0, 0.5]"]),
 ]
 
 

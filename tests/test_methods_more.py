@@ -38,11 +38,29 @@ BAD = [
      r"method.proto_every \(method pmr\) must be >= 1"),
     (["method.name=pmr", "method.alpha=-1"], r"method.alpha \(method pmr\) must be >= 0"),
     (["method.name=pmr", "method.boost=2"], r"method.boost is not a setting of method 'pmr'"),
+    (["method.name=inforeg", "method.trace_window=101"],
+     r"method.trace_window \(method inforeg\) must be >= 1 and <= 100, got 101"),
+    (["method.name=inforeg", "method.every=0"], r"method.every \(method inforeg\) must be >= 1"),
+    (["method.name=inforeg", "method.prox_weight=-0.1"],
+     r"method.prox_weight \(method inforeg\) must be >= 0"),
+    (["method.name=inforeg", "method.threshold=x"],
+     r"method.threshold \(method inforeg\) must be a number"),
+    (["method.name=inforeg", "method.aux_weight=[1]"],
+     r"method.aux_weight \(method inforeg\) must have one value per modality \(2\), got 1"),
+    # the proximal spring overshoots at eta prox_weight e >= 2
+    (["method.name=inforeg", "method.prox_weight=1"],
+     r"method.prox_weight \(method inforeg\) must be < 2 / \(e train.lr\) = 0.735759 at "
+     r"train.lr 1, got 1"),
+    (["method.name=inforeg", "train.lr=40"],
+     r"method.prox_weight \(method inforeg\) must be < 2 / \(e train.lr\) = 0.018394 at "
+     r"train.lr 40, got 0.02"),
 ]
 
 NOOP = [
     (["method.name=ogm_boost", "method.boost=1"], "method.boost 1"),
     (["method.name=pmr", "method.alpha=0"], "method.alpha 0"),
+    (["method.name=inforeg", "method.prox_weight=0", "method.aux_weight=0"],
+     "method.prox_weight 0 and every method.aux_weight 0"),
 ]
 
 
@@ -122,3 +140,24 @@ def test_pmr_statistics_and_its_state_across_segments():
     want = np.minimum(np.maximum(1.0 / ratio[2:-1] - 1.0, 0.0), 1.0)
     np.testing.assert_allclose(lam[3:], want, rtol=1e-12)
     assert (lam[3:] > 0).any()
+
+
+def test_inforeg_regulates_only_the_leader_while_its_window_is_open():
+    sets = SMALL + ["method.name=inforeg", "method.prox_weight=0.3", "method.every=5",
+                    "method.trace_window=2", "train.mode=joint", "train.trace_every=1"]
+    arrays = run_experiment(build_config(None, sets)).runs[0].trace.arrays()
+    score, k, beta = (arrays[key][1:] for key in ("method_score", "method_ratio", "method_scale"))
+    lead = score.argmax(axis=1)
+    rows = np.arange(len(lead))
+    # beta for the leader only, in (prox e^-1, prox e) while k_l > threshold, else 0
+    other = beta.copy()
+    other[rows, lead] = 0.0
+    assert np.all(other == 0.0)
+    open_ = k[rows, lead] > 0.04
+    assert open_.any() and (~open_).any()  # the window closes during the run
+    assert np.all((beta[rows, lead][open_] > 0.3 / np.e) & (beta[rows, lead][open_] <= 0.3 * np.e))
+    assert np.all(beta[rows, lead][~open_] == 0.0)
+    # k is a per-epoch statistic: constant within each epoch of 5 steps, 1 in the first two
+    assert np.all(k[:10] == 1.0)
+    for e in range(len(k) // 5):
+        assert np.all(k[5 * e:5 * e + 5] == k[5 * e])

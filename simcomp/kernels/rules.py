@@ -51,6 +51,11 @@ H_MOMENTUM, H_PROTO_EVERY = H["momentum"], H["proto_every"]
 # unit outputs S[3 + c F + bi] (F = B m); its state row r: the prototypes P_{r,c} at
 # [c F, (c + 1) F), their squared norms at 2 F + c, lam_r at 2 F + 2, "prototypes exist" at 2 F + 3
 PMR_TOL = 1e-20
+INFOREG = CODE["inforeg"]
+H_PROX_WEIGHT, H_GAP_SCALE, H_THRESHOLD, H_TRACE_WINDOW, H_EVERY = (
+    H[k] for k in ("prox_weight", "gap_scale", "threshold", "trace_window", "every"))
+# inforeg's state row r: the anchor W^a_r (B m D, row-major), the ring of the last
+# ``ring`` closed epoch traces, then the running epoch's trace, k_r and the closed epochs
 from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
 
 # --------------------------------------------------------------------------
@@ -147,7 +152,7 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
     Fd = F[BLOCK:]  # y_j l'(y_j f_j) of the fused output
     for jj in range(nb):
         Fd[jj] = _dlogistic(np.float64(y[j0 + jj]), F[jj])
-    if code == OGM or code == OGM_GE or code == AGM or code == OGM_BOOST:  # they read the scores
+    if code == OGM or code == OGM_GE or code == AGM or code == OGM_BOOST or code == INFOREG:
         for r in range(K):
             pr = P[2, r]
             for jj in range(nb):
@@ -176,13 +181,13 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
             for jj in range(nb):
                 yj = np.float64(y[j0 + jj])
                 C[r, jj] = np.float64(omega[j0 + jj]) * (C[r, jj] * _dlogistic(yj, ft[jj]))
-    elif code == AUX:
+    elif code == AUX or code == INFOREG:  # inforeg: the aux form with w_0 = 1
+        w0 = 1.0 if code == INFOREG else hyper[H_FUSED_WEIGHT]
         for r in range(K):
             for jj in range(nb):
                 yj = np.float64(y[j0 + jj])
                 C[r, jj] = np.float64(omega[j0 + jj]) * (
-                    hyper[H_FUSED_WEIGHT] * Fd[jj]
-                    + par[P_AUX_WEIGHT, r] * _dlogistic(yj, phi[r, jj]))
+                    w0 * Fd[jj] + par[P_AUX_WEIGHT, r] * _dlogistic(yj, phi[r, jj]))
     elif code == ALTERNATING:
         for r in range(K):
             for jj in range(nb):
@@ -305,7 +310,80 @@ def _state_ok(rule, W):
     K, B, m, D = W.shape
     if code == PMR:
         return state.shape[0] == K and state.shape[1] == 2 * B * m + 4
+    if code == INFOREG:
+        return state.shape[0] == K and state.shape[1] > B * m * D + 4 \
+            and state.shape[1] - B * m * D - 3 > _hyper_window(rule)
     return True
+
+
+@jit()
+def _hyper_window(rule):
+    return int(rule[2][H_TRACE_WINDOW])
+
+
+@jit()
+def _inforeg_step(rule, W, dims, G, S, t):
+    """inforeg once per step (docs/methods.md): at an epoch's first step the anchor becomes W
+    and the window statistic k_r is taken from the closed epoch traces; the leader's
+    gradient gets beta (W_l - W^a_l); every encoder's epoch trace adds its squared applied
+    gradient over its number of weights."""
+    _, par, hyper, state, teacher, key, stats = rule
+    K, B, m, D = W.shape
+    BMD = B * m * D
+    ring = state.shape[1] - BMD - 3
+    every = int(hyper[H_EVERY])
+    window = int(hyper[H_TRACE_WINDOW])
+    if t % every == 0:
+        for r in range(K):
+            st = state[r]
+            for b in range(B):
+                for i in range(m):
+                    for k in range(D):
+                        st[(b * m + i) * D + k] = W[r, b, i, k]
+            ne = int(st[BMD + ring + 2])
+            if t > 0:  # close the previous epoch
+                st[BMD + ne % ring] = st[BMD + ring]
+                st[BMD + ring] = 0.0
+                ne += 1
+                st[BMD + ring + 2] = ne
+            kr = 1.0
+            if ne > 0:  # means of the last ``window`` traces and of the window before
+                tr1 = 0.0
+                for e in range(ne - window, ne):
+                    tr1 += st[BMD + e % ring] if e >= 0 else 0.0
+                tr2 = 0.0
+                for e in range(ne - 1 - window, ne - 1):
+                    tr2 += st[BMD + e % ring] if e >= 0 else 0.0
+                tr1 /= window
+                tr2 /= window
+                kr = (tr1 - tr2) / tr1 if tr1 != 0.0 else 0.0
+            st[BMD + ring + 1] = kr
+    lead = 0
+    for r in range(1, K):
+        if S[0, r] > S[0, lead]:
+            lead = r
+    beta = 0.0
+    if K > 1:
+        gap = S[0, lead] - _others_mean(S[0], lead)
+        if state[lead, BMD + ring + 1] > hyper[H_THRESHOLD] and gap > 0.0:
+            beta = hyper[H_PROX_WEIGHT] * math.exp(math.tanh(hyper[H_GAP_SCALE] * gap))
+    if beta != 0.0:
+        st = state[lead]
+        for b in range(B):
+            for i in range(m):
+                for k in range(dims[lead]):
+                    G[lead, b, i, k] += beta * (W[lead, b, i, k] - st[(b * m + i) * D + k])
+    for r in range(K):
+        tot = 0.0
+        for b in range(B):
+            for i in range(m):
+                for k in range(dims[r]):
+                    g = np.float64(G[r, b, i, k])
+                    tot += g * g
+        state[r, BMD + ring] += tot / (B * m * dims[r])
+        stats[S_SCORE, r] = S[0, r]
+        stats[S_RATIO, r] = state[r, BMD + ring + 1]
+        stats[S_SCALE, r] = beta if r == lead else 0.0
 
 
 @jit()
@@ -517,6 +595,8 @@ def _rule_step(rule, W, dims, G, G2, S, t):
             stats[S_COSINE, r], stats[S_SCALE, r] = _mmpareto(dims, G, G2, r)
     elif code == PMR:
         _pmr_step(rule, S, t)
+    elif code == INFOREG:
+        _inforeg_step(rule, W, dims, G, S, t)
 
 
 @jit()

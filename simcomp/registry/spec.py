@@ -110,7 +110,8 @@ class Setting:
             return None
         value = self.default if value is None else value
         if kind == "int":
-            return _need_int(label, value, lo=int(self.lo or 0))
+            return _need_int(label, value, lo=int(self.lo or 0),
+                             hi=None if self.hi is None else int(self.hi))
         if kind == "bool":
             return _need_bool(label, value)
         if kind == "float":
@@ -230,6 +231,10 @@ class MethodSpec:
     validate : callable
         ``validate(method_config)``: checks that involve several settings (each
         setting's own bounds are checked before); raise ``ConfigError`` naming them.
+    check_config : callable
+        ``check_config(cfg)`` raises ConfigError (one line, naming the keys) for settings
+        that are valid alone but not with the rest of the config (inforeg's stability
+        bound involves train.lr).
     """
 
     name: str
@@ -256,6 +261,7 @@ class MethodSpec:
     diverge_key: str | None = None
     validate: Callable[[Any], None] = lambda method: None
     needs_trainable_head: bool = False
+    check_config: Callable[[Any], None] = lambda cfg: None
     _by_key: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -29,14 +29,18 @@ from simcomp.theory.reduced import _mark_learned, _record
 # Method codes of the kernel (``METHOD_CODE`` maps the names): the methods that
 # share a code share their reduced dynamics (ogm_ge's noise has mean zero; ume
 # is the uni-modal runs, as alternating).
-NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT, OGM_BOOST, PMR = range(11)
+(NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT, OGM_BOOST, PMR,
+ INFOREG) = range(12)
 _DYNAMICS = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "agm": AGM, "aux": AUX,
              "alternating": ALTERNATING, "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT,
-             "ogm_boost": OGM_BOOST, "pmr": PMR}
+             "ogm_boost": OGM_BOOST, "pmr": PMR, "inforeg": INFOREG}
 # The settings a method's theory step reads beyond (alpha, start, stop) and aux's, in the
 # order of the ``extra`` array, and the shape of its state (K, B, m) -> (rows, cols).
-EXTRA = {"pmr": ("momentum", "proto_every")}
-STATE = {"pmr": lambda K, B, m: (K, 2 * B * m + 4)}
+EXTRA = {"pmr": ("momentum", "proto_every"),
+         "inforeg": ("prox_weight", "gap_scale", "threshold", "trace_window", "every")}
+_RING = 101  # inforeg: the last trace_window + 1 <= 101 epoch traces
+STATE = {"pmr": lambda K, B, m: (K, 2 * B * m + 4),
+         "inforeg": lambda K, B, m: (K, B * m + _RING + 3)}
 PMR_TOL = 1e-20
 # every registered method's code: that of the dynamics its spec names
 METHOD_CODE = {name: _DYNAMICS[spec.dynamics] for name, spec in REGISTRY.items()}
@@ -176,8 +180,9 @@ def _loss_derivative(code, y, w, phi, fused_weight, aux_weight, gains, probs, D)
             f += phi[p, r]
         lf = -_sigmoid(-(y[p] * f))
         for r in range(K):
-            if code == AUX:
-                D[p, r] = wy * (fused_weight * lf + aux_weight[r] * -_sigmoid(-(y[p] * phi[p, r])))
+            if code == AUX or code == INFOREG:  # inforeg: the aux form with w_0 = 1
+                w0 = 1.0 if code == INFOREG else fused_weight
+                D[p, r] = wy * (w0 * lf + aux_weight[r] * -_sigmoid(-(y[p] * phi[p, r])))
             elif code == ALTERNATING:
                 D[p, r] = wy * -_sigmoid(-(y[p] * phi[p, r]))
             else:
@@ -306,6 +311,70 @@ def _pmr_step(t, h, dh, ysb, w, y, st, alpha, start, stop, extra, step, score, r
 
 
 @jit()
+def _inforeg_step(t, a, y, w, phi, st, extra, step, score, ratio, scale_rec):
+    """inforeg on the patterns (docs/theory.md 15.8), after the aux-form ``step``: at an
+    epoch's first step the anchor alignments and the window statistic k_r; the leader's
+    proximal pull beta (a_l - a^a_l) added to ``step``; each epoch trace adds the squared
+    alignment-space step (the state ``st`` (K, B m + 104) as the trainer's, in alignments)."""
+    K, B, m = a.shape
+    P = y.size
+    BM = B * m
+    ring = st.shape[1] - BM - 3
+    prox, gap_scale, threshold = extra[0], extra[1], extra[2]
+    window, every = int(extra[3]), int(extra[4])
+    if t % every == 0:
+        for r in range(K):
+            for b in range(B):
+                for i in range(m):
+                    st[r, b * m + i] = a[r, b, i]
+            ne = int(st[r, BM + ring + 2])
+            if t > 0:
+                st[r, BM + ne % ring] = st[r, BM + ring]
+                st[r, BM + ring] = 0.0
+                ne += 1
+                st[r, BM + ring + 2] = ne
+            kr = 1.0
+            if ne > 0:
+                tr1 = 0.0
+                for e in range(ne - window, ne):
+                    tr1 += st[r, BM + e % ring] if e >= 0 else 0.0
+                tr2 = 0.0
+                for e in range(ne - 1 - window, ne - 1):
+                    tr2 += st[r, BM + e % ring] if e >= 0 else 0.0
+                tr1 /= window
+                tr2 /= window
+                kr = (tr1 - tr2) / tr1 if tr1 != 0.0 else 0.0
+            st[r, BM + ring + 1] = kr
+    sc = np.zeros(K)
+    for r in range(K):
+        tot = 0.0
+        for p in range(P):
+            tot += w[p] * _sigmoid(y[p] * phi[p, r])
+        sc[r] = tot
+    lead = 0
+    for r in range(1, K):
+        if sc[r] > sc[lead]:
+            lead = r
+    beta = 0.0
+    if K > 1:
+        gap = sc[lead] - _others_mean(sc, lead)
+        if st[lead, BM + ring + 1] > threshold and gap > 0.0:
+            beta = prox * math.exp(math.tanh(gap_scale * gap))
+    for b in range(B):
+        for i in range(m):
+            step[lead, b, i] += beta * (a[lead, b, i] - st[lead, b * m + i])
+    for r in range(K):
+        tot = 0.0
+        for b in range(B):
+            for i in range(m):
+                tot += step[r, b, i] * step[r, b, i]
+        st[r, BM + ring] += tot
+        score[t, r] = sc[r]
+        ratio[t, r] = st[r, BM + ring + 1]
+        scale_rec[t, r] = beta if r == lead else 0.0
+
+
+@jit()
 def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux, gains, probs,
                    a_teacher, rec_steps, stats, work, span):
     """Steps ``t0 <= t < t1`` of the step loop of ``method_dynamics``.
@@ -411,6 +480,8 @@ def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux
                                 * dh[r, b, i, p]
                             tot += coef * ysb[r, p]
                         step[r, b, i] += c * tot
+        if code == INFOREG:
+            _inforeg_step(t, a, y, w, phi, mstate, extra, step, score, ratio, scale_rec)
         if code == PMR:
             _pmr_step(t, h, dh, ysb, w, y, mstate, alpha, start, stop, extra, step, score,
                       ratio, scale_rec)
