@@ -29,6 +29,7 @@ PARAMS = {
     "pmr": {"alpha": 0.9, "momentum": 0.3, "proto_every": 2, "start": 2},
     "inforeg": {"prox_weight": 0.3, "every": 5, "trace_window": 3, "threshold": -1.0,
                 "gap_scale": 10.0, "aux_weight": [1.0, 0.5, 2.0]},
+    "opm": {"q_base": 0.6, "alpha": 0.8, "execute_prob": 0.7, "start": 2},
 }
 FORMS = [("symmetric", "srelu"), ("class_banks", "srelu"), ("class_banks", "relu")]
 STEPS = 60

@@ -38,6 +38,10 @@ BAD = [
      r"method.proto_every \(method pmr\) must be >= 1"),
     (["method.name=pmr", "method.alpha=-1"], r"method.alpha \(method pmr\) must be >= 0"),
     (["method.name=pmr", "method.boost=2"], r"method.boost is not a setting of method 'pmr'"),
+    (["method.name=opm", "method.q_base=1.5"], r"method.q_base \(method opm\) must be in \[0, 1\]"),
+    (["method.name=opm", "method.execute_prob=-0.1"],
+     r"method.execute_prob \(method opm\) must be"),
+    (["method.name=opm", "method.alpha=-1"], r"method.alpha \(method opm\) must be >= 0"),
     (["method.name=inforeg", "method.trace_window=101"],
      r"method.trace_window \(method inforeg\) must be >= 1 and <= 100, got 101"),
     (["method.name=inforeg", "method.every=0"], r"method.every \(method inforeg\) must be >= 1"),
@@ -59,6 +63,8 @@ BAD = [
 NOOP = [
     (["method.name=ogm_boost", "method.boost=1"], "method.boost 1"),
     (["method.name=pmr", "method.alpha=0"], "method.alpha 0"),
+    (["method.name=opm", "method.execute_prob=0"], "method.execute_prob 0"),
+    (["method.name=opm", "method.q_base=0"], "method.q_base 0"),
     (["method.name=inforeg", "method.prox_weight=0", "method.aux_weight=0"],
      "method.prox_weight 0 and every method.aux_weight 0"),
 ]
@@ -161,3 +167,22 @@ def test_inforeg_regulates_only_the_leader_while_its_window_is_open():
     assert np.all(k[:10] == 1.0)
     for e in range(len(k) // 5):
         assert np.all(k[5 * e:5 * e + 5] == k[5 * e])
+
+
+def test_opm_drops_with_the_previous_steps_probabilities_and_is_reproducible():
+    sets = SMALL + ["method.name=opm", "method.start=3", "method.q_base=0.6", "train.mode=joint",
+                    "train.trace_every=1"]
+    run = run_experiment(build_config(None, sets)).runs[0]
+    again = run_experiment(build_config(None, sets)).runs[0]
+    for a, b in zip(run.final_weights, again.final_weights):
+        np.testing.assert_array_equal(a, b)  # the method's stream comes from the seed
+    other = run_experiment(build_config(None, sets + ["seed=1"])).runs[0]
+    assert not np.array_equal(run.final_weights[0], other.final_weights[0])
+    arrays = run.trace.arrays()
+    score, ratio, q = (arrays[key][1:] for key in ("method_score", "method_ratio", "method_scale"))
+    assert np.all(q[:3] == 0.0)  # before the window
+    # q of step t from step t - 1's ratios: only a leader is dropped
+    g = np.tanh(np.maximum(ratio[2:-1] - 1.0, 0.0))
+    want = np.where(g > 0, np.minimum(1.0, 0.6 * (1.0 + 0.5 * g)), 0.0)
+    np.testing.assert_allclose(q[3:], want, rtol=1e-12)
+    assert (q > 0).any() and np.all(q.min(axis=1) == 0.0)

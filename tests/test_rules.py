@@ -280,6 +280,8 @@ def rule_for(name, P, kind, K):
         kw.update(teacher_units=units(P, 1.1 * P["W"], kind))
     if name == "dropout":
         kw.update(drop=[0.3] * K)
+    if name == "opm":
+        kw.update(start=0, execute_prob=1.0)
     if name == "lr_scale":
         kw.update(lr_scale=[0.5 + r for r in range(K)])
     return make_rule(name, K, **kw)

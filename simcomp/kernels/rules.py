@@ -51,6 +51,8 @@ H_MOMENTUM, H_PROTO_EVERY = H["momentum"], H["proto_every"]
 # unit outputs S[3 + c F + bi] (F = B m); its state row r: the prototypes P_{r,c} at
 # [c F, (c + 1) F), their squared norms at 2 F + c, lam_r at 2 F + 2, "prototypes exist" at 2 F + 3
 PMR_TOL = 1e-20
+OPM = CODE["opm"]
+H_Q_BASE, H_EXECUTE_PROB = H["q_base"], H["execute_prob"]
 INFOREG = CODE["inforeg"]
 H_PROX_WEIGHT, H_GAP_SCALE, H_THRESHOLD, H_TRACE_WINDOW, H_EVERY = (
     H[k] for k in ("prox_weight", "gap_scale", "threshold", "trace_window", "every"))
@@ -152,7 +154,8 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
     Fd = F[BLOCK:]  # y_j l'(y_j f_j) of the fused output
     for jj in range(nb):
         Fd[jj] = _dlogistic(np.float64(y[j0 + jj]), F[jj])
-    if code == OGM or code == OGM_GE or code == AGM or code == OGM_BOOST or code == INFOREG:
+    if (code == OGM or code == OGM_GE or code == AGM or code == OGM_BOOST or code == INFOREG
+            or code == OPM):  # the rules that read the scores
         for r in range(K):
             pr = P[2, r]
             for jj in range(nb):
@@ -165,7 +168,26 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
             else:
                 for jj in range(nb):
                     S[0, r] += np.float64(omega[j0 + jj]) * pr[jj]
-    if code == DROPOUT:
+    if code == OPM and _opm_drops(rule, t):
+        # q_r from the previous step's scores (the state); the kept outputs rescaled
+        q = state[0]
+        theta = 0.0
+        for r in range(K):
+            theta += q[r]
+        g = 1.0 / (1.0 - theta / K)
+        ft = P[2, 0]
+        for jj in range(nb):
+            acc = 0.0
+            for r in range(K):
+                keep = _keep(key, t, j0 + jj, r, q[r])
+                C[r, jj] = keep * g  # the mask times the rescale, for now
+                acc += keep * phi[r, jj]
+            ft[jj] = g * acc
+        for r in range(K):
+            for jj in range(nb):
+                yj = np.float64(y[j0 + jj])
+                C[r, jj] = np.float64(omega[j0 + jj]) * (C[r, jj] * _dlogistic(yj, ft[jj]))
+    elif code == DROPOUT:
         rescale = hyper[H_RESCALE] != 0.0
         ft = P[2, 0]
         for jj in range(nb):
@@ -387,6 +409,42 @@ def _inforeg_step(rule, W, dims, G, S, t):
 
 
 @jit()
+def _opm_drops(rule, t):
+    """Whether opm drops at step t: in its window, the step's coin (a draw at (key, t, 0, 0),
+    a position no mask uses) under execute_prob, and some q_r > 0."""
+    hyper, state, key = rule[2], rule[3], rule[5]
+    if not (hyper[H_START] <= t < hyper[H_STOP]):
+        return False
+    if not (_uniform(key, t, 0, 0) < hyper[H_EXECUTE_PROB]):
+        return False
+    for r in range(state.shape[1]):
+        if state[0, r] > 0.0:
+            return True
+    return False
+
+
+@jit()
+def _opm_step(rule, S, t):
+    """opm once per step: its statistics (the q_r this step used), then q_r of the next step
+    from this step's score ratios (0 outside the window and for a modality not ahead)."""
+    _, par, hyper, state, teacher, key, stats = rule
+    K = stats.shape[1]
+    for r in range(K):
+        rho = S[0, r] / _others_mean(S[0], r) if K > 1 else 1.0
+        stats[S_SCORE, r] = S[0, r]
+        stats[S_RATIO, r] = rho
+        stats[S_SCALE, r] = state[0, r]
+    nxt = hyper[H_START] <= t + 1 < hyper[H_STOP]
+    for r in range(K):
+        q = 0.0
+        if nxt:
+            g = math.tanh(max(stats[S_RATIO, r] - 1.0, 0.0))
+            if g > 0.0:
+                q = min(1.0, hyper[H_Q_BASE] * (1.0 + hyper[H_ALPHA] * g))
+        state[0, r] = q
+
+
+@jit()
 def _acc_rows(rule, BM):
     """Rows of the step's accumulated statistics S: N_ACC, or pmr's class sums of its units."""
     if _rule_code(rule) == PMR:
@@ -597,6 +655,8 @@ def _rule_step(rule, W, dims, G, G2, S, t):
         _pmr_step(rule, S, t)
     elif code == INFOREG:
         _inforeg_step(rule, W, dims, G, S, t)
+    elif code == OPM:
+        _opm_step(rule, S, t)
 
 
 @jit()

@@ -14,7 +14,7 @@ The order is the order of the docs and of the compiled rule codes.
 from __future__ import annotations
 
 from . import (agm, alternating, aux, dropout, inforeg, lr_scale, mmcosine, mmpareto, none, ogm,
-               ogm_boost, ogm_ge, pmr, ume, umt)
+               ogm_boost, ogm_ge, opm, pmr, ume, umt)
 from .spec import Calibration, MethodSpec, Setting
 
 __all__ = ["REGISTRY", "METHODS", "MethodSpec", "Setting", "Calibration", "get", "has_rule",
@@ -36,6 +36,7 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     ogm_boost.SPEC,
     pmr.SPEC,
     inforeg.SPEC,
+    opm.SPEC,
 )}
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)

@@ -30,16 +30,16 @@ from simcomp.theory.reduced import _mark_learned, _record
 # share a code share their reduced dynamics (ogm_ge's noise has mean zero; ume
 # is the uni-modal runs, as alternating).
 (NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT, OGM_BOOST, PMR,
- INFOREG) = range(12)
+ INFOREG, OPM) = range(13)
 _DYNAMICS = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "agm": AGM, "aux": AUX,
              "alternating": ALTERNATING, "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT,
-             "ogm_boost": OGM_BOOST, "pmr": PMR, "inforeg": INFOREG}
+             "ogm_boost": OGM_BOOST, "pmr": PMR, "inforeg": INFOREG, "opm": OPM}
 # The settings a method's theory step reads beyond (alpha, start, stop) and aux's, in the
 # order of the ``extra`` array, and the shape of its state (K, B, m) -> (rows, cols).
-EXTRA = {"pmr": ("momentum", "proto_every"),
+EXTRA = {"pmr": ("momentum", "proto_every"), "opm": ("q_base", "execute_prob"),
          "inforeg": ("prox_weight", "gap_scale", "threshold", "trace_window", "every")}
 _RING = 101  # inforeg: the last trace_window + 1 <= 101 epoch traces
-STATE = {"pmr": lambda K, B, m: (K, 2 * B * m + 4),
+STATE = {"pmr": lambda K, B, m: (K, 2 * B * m + 4), "opm": lambda K, B, m: (1, K),
          "inforeg": lambda K, B, m: (K, B * m + _RING + 3)}
 PMR_TOL = 1e-20
 # every registered method's code: that of the dynamics its spec names
@@ -311,6 +311,59 @@ def _pmr_step(t, h, dh, ysb, w, y, st, alpha, start, stop, extra, step, score, r
 
 
 @jit()
+def _opm_step(t, y, w, phi, st, alpha, start, stop, extra, D, score, ratio, scale_rec):
+    """opm's expected update (docs/theory.md 15.3): with the q_r of the state (set from the
+    previous step's scores), D becomes (1 - e) D + e sum_delta pi(delta) D^delta over the
+    2^K masks, e = execute_prob; then the statistics and q_r of the next step."""
+    P, K = phi.shape
+    q_base, e = extra[0], extra[1]
+    q = st[0]
+    theta = 0.0
+    for r in range(K):
+        theta += q[r]
+    theta /= K
+    if start <= t < stop and theta > 0.0:
+        g = 1.0 / (1.0 - theta)
+        for p in range(P):
+            wy = w[p] * y[p]
+            acc = np.zeros(K)
+            for mask in range(1 << K):
+                prob = 1.0
+                ft = 0.0
+                for r in range(K):
+                    if (mask >> r) & 1:
+                        prob *= 1.0 - q[r]
+                        ft += phi[p, r]
+                    else:
+                        prob *= q[r]
+                if prob == 0.0:
+                    continue
+                lp = -_sigmoid(-(y[p] * (g * ft)))
+                for r in range(K):
+                    if (mask >> r) & 1:
+                        acc[r] += prob * (wy * lp) * g
+            for r in range(K):
+                D[p, r] = (1.0 - e) * D[p, r] + e * acc[r]
+    sc = np.zeros(K)
+    for r in range(K):
+        tot = 0.0
+        for p in range(P):
+            tot += w[p] * _sigmoid(y[p] * phi[p, r])
+        sc[r] = tot
+    for r in range(K):
+        rt = sc[r] / _others_mean(sc, r) if K > 1 else 1.0
+        score[t, r] = sc[r]
+        ratio[t, r] = rt
+        scale_rec[t, r] = q[r]
+        qn = 0.0
+        if start <= t + 1 < stop:
+            gr = math.tanh(max(rt - 1.0, 0.0))
+            if gr > 0.0:
+                qn = min(1.0, q_base * (1.0 + alpha * gr))
+        q[r] = qn
+
+
+@jit()
 def _inforeg_step(t, a, y, w, phi, st, extra, step, score, ratio, scale_rec):
     """inforeg on the patterns (docs/theory.md 15.8), after the aux-form ``step``: at an
     epoch's first step the anchor alignments and the window statistic k_r; the leader's
@@ -455,6 +508,9 @@ def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux
         _step_scales(code, t, start <= t < stop, alpha, y, w, phi, sbar, k, score, ratio,
                      scale_rec)
         _loss_derivative(code, y, w, phi, fused_weight, aux_weight, gains, probs, D)
+        if code == OPM:
+            _opm_step(t, y, w, phi, mstate, alpha, start, stop, extra, D, score, ratio,
+                      scale_rec)
         _gradient(D, dh, ysb, grad)
         if code == MMPARETO:
             # the uni-modal losses' gradient, combined with the fused one per encoder
