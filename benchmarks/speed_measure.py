@@ -261,7 +261,8 @@ def measure_methods(repeats, quick):
             kern.gd_segment(p["X"], p["dims"], p["y"], p["omega"], W, 0, Q, RHO, ETA,
                             p["signal"], p["beta"], 1e9, -np.ones((K, 1), np.int64), 0, steps,
                             0.0, False, np.zeros_like(W), packed=p["packed"],
-                            rule=make_rule(name, K, key=7, **extra.get(name, {})))
+                            rule=make_rule(name, K, key=7, shape=(1, m, n, p["W"].shape[3]),
+                                           **extra.get(name, {})))
         return run
 
     methods = {name: runner(name) for name in METHOD_NAMES}

@@ -44,10 +44,9 @@ def _pmr_unit_coef(H, y, w, proto, lam):
     c = (y > 0).astype(int)
     diff_t, diff_o = H - proto[c], H - proto[1 - c]
     d_t, d_o = np.linalg.norm(diff_t, axis=1), np.linalg.norm(diff_o, axis=1)
-    hh = np.sum(H * H, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        gamma = (np.where(~pmr_coincide(d_o, hh, proto[1 - c])[:, None], diff_o / d_o[:, None], 0.0)
-                 - np.where(~pmr_coincide(d_t, hh, proto[c])[:, None], diff_t / d_t[:, None], 0.0))
+        gamma = (np.where(~pmr_coincide(d_o, proto[1 - c])[:, None], diff_o / d_o[:, None], 0.0)
+                 - np.where(~pmr_coincide(d_t, proto[c])[:, None], diff_t / d_t[:, None], 0.0))
     margin = d_o - d_t
     return (lam * w * -_sigmoid(-margin))[:, None] * gamma, margin
 

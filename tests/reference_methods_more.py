@@ -118,20 +118,19 @@ def pmr_unit_coefficients(H, y, omega, proto, lam):
     a zero distance contributes nothing, see :func:`pmr_coincide`)."""
     delta, d_t, d_o, diff_t, diff_o = pmr_margin(H, y, proto)
     c = class_index(y)
-    hh = np.sum(H * H, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        u_o = np.where(~pmr_coincide(d_o, hh, proto[1 - c])[:, None], diff_o / d_o[:, None], 0.0)
-        u_t = np.where(~pmr_coincide(d_t, hh, proto[c])[:, None], diff_t / d_t[:, None], 0.0)
+        u_o = np.where(~pmr_coincide(d_o, proto[1 - c])[:, None], diff_o / d_o[:, None], 0.0)
+        u_t = np.where(~pmr_coincide(d_t, proto[c])[:, None], diff_t / d_t[:, None], 0.0)
     return (lam * omega * -sigmoid(-delta))[:, None] * (u_o - u_t)
 
 
 PMR_TOL = 1e-20
 
 
-def pmr_coincide(d, hh, P):
-    """A feature on its prototype (up to rounding): d^2 <= 1e-20 (|h|^2 + |P|^2). The
-    distance has no derivative there; its direction would be rounding noise, so it counts 0."""
-    return d * d <= PMR_TOL * (hh + np.sum(P * P, axis=-1))
+def pmr_coincide(d, P):
+    """A feature on its prototype (up to rounding): d^2 <= 1e-20 |P|^2. The distance has no
+    derivative there; its direction would be rounding noise, so it counts 0."""
+    return d * d <= PMR_TOL * np.sum(P * P, axis=-1)
 
 
 def pmr_loss(Xr, y, omega, Wr, form, q, rho, proto, lam):

@@ -251,7 +251,6 @@ def _pmr_step(t, h, dh, ysb, w, y, st, alpha, start, stop, extra, step, score, r
             own = 1 if y[p] > 0 else 0
             d_own = 0.0
             d_oth = 0.0
-            hh = 0.0
             for b in range(B):
                 for i in range(m):
                     v = h[r, b, i, p]
@@ -259,7 +258,6 @@ def _pmr_step(t, h, dh, ysb, w, y, st, alpha, start, stop, extra, step, score, r
                     e2 = v - st[r, (1 - own) * F + b * m + i]
                     d_own += e1 * e1
                     d_oth += e2 * e2
-                    hh += v * v
             if not ready:
                 continue
             margin = math.sqrt(d_oth) - math.sqrt(d_own)
@@ -267,8 +265,8 @@ def _pmr_step(t, h, dh, ysb, w, y, st, alpha, start, stop, extra, step, score, r
             if lam == 0.0:
                 continue
             g = lam * w[p] * -_sigmoid(-margin)
-            a_oth = g / math.sqrt(d_oth) if d_oth > PMR_TOL * (hh + st[r, 2 * F + 1 - own]) else 0.0
-            a_own = -g / math.sqrt(d_own) if d_own > PMR_TOL * (hh + st[r, 2 * F + own]) else 0.0
+            a_oth = g / math.sqrt(d_oth) if d_oth > PMR_TOL * st[r, 2 * F + 1 - own] else 0.0
+            a_own = -g / math.sqrt(d_own) if d_own > PMR_TOL * st[r, 2 * F + own] else 0.0
             for b in range(B):
                 c = 1.0 if b == 0 else -1.0
                 for i in range(m):
