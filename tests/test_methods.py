@@ -22,8 +22,9 @@ THREE = ["data.modality.2.beta=0.5"]
 
 
 def test_determinism_flags():
-    assert set(STOCHASTIC_METHODS) == {"dropout", "ogm_ge"}
-    for name in ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto", "umt", "ume"):
+    assert set(STOCHASTIC_METHODS) == {"dropout", "ogm_ge", "opm"}
+    for name in ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto", "umt", "ume",
+                 "ogm_boost", "pmr", "inforeg"):
         assert is_deterministic(name)
     assert not is_deterministic("dropout") and not is_deterministic("ogm_ge")
     assert trains_joint("ogm") and not trains_joint("ume")

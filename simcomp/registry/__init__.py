@@ -34,9 +34,9 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     ume.SPEC,
     mmcosine.SPEC,
     ogm_boost.SPEC,
+    opm.SPEC,
     pmr.SPEC,
     inforeg.SPEC,
-    opm.SPEC,
 )}
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)
