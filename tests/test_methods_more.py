@@ -117,10 +117,11 @@ def test_sweep_over_the_new_methods(tmp_path):
 
     sweep = tmp_path / "sweep"
     assert main(["sweep", "--quiet", "--workers", "1", "--out", str(sweep), "--grid",
-                 "method.name=none,ogm_boost"] + [f"--set={s}" for s in SMALL]) == 0
+                 "method.name=none,ogm_boost,opm,pmr,inforeg"] + [f"--set={s}" for s in SMALL]) == 0
     with open(sweep / "results.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert sorted(row["method_joint"] for row in table) == ["none", "ogm_boost"]
+    assert sorted(row["method_joint"] for row in table) == ["inforeg", "none", "ogm_boost", "opm",
+                                                             "pmr"]
     for row in table:
         assert row["method_predicted_learned_step_joint_A"] != ""
     base = ["method.name=ogm_boost"] + SMALL

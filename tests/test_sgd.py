@@ -267,7 +267,9 @@ def test_parallel_gradient_path_gives_the_same_sgd_run(monkeypatch):
 
 
 RULES = [("ogm", {}), ("ogm_ge", {}), ("agm", {}), ("dropout", {"drop": [0.3, 0.2]}),
-         ("aux", {}), ("alternating", {}), ("mmpareto", {}), ("lr_scale", {"lr_scale": [2, 1]})]
+         ("aux", {}), ("alternating", {}), ("mmpareto", {}), ("lr_scale", {"lr_scale": [2, 1]}),
+         ("ogm_boost", {"start": 2}), ("opm", {"start": 2}), ("pmr", {"alpha": 1.0}),
+         ("inforeg", {"prox_weight": 0.2, "every": 4})]
 
 
 @pytest.mark.parametrize("name, kwargs", RULES)
@@ -275,8 +277,8 @@ def test_every_rule_trains_with_mini_batches(name, kwargs):
     gd = small()
     data = make_experiment_data(gd)
 
-    def rule():
-        return make_rule(name, 2, key=99, **kwargs)
+    def rule():  # (B, m, n, D) of the runs: pmr's and inforeg's state have these sizes
+        return make_rule(name, 2, key=99, shape=(1, 3, 96, 8), **kwargs)
 
     full = train_run(gd, data, "joint", [0, 1], rule=rule())
     same_run(full, train_run(small("train.batch_size=96"), data, "joint", [0, 1], rule=rule()))
