@@ -127,6 +127,17 @@ def test_sweep_over_the_new_methods(tmp_path):
     base = ["method.name=ogm_boost"] + SMALL
     assert main(["sweep", "--quiet", "--workers", "1", "--out", str(tmp_path / "b"), "--grid",
                  "method.boost=2,4"] + [f"--set={s}" for s in base]) == 0
+    # runs of pmr batched together (their states stacked) equal the runs alone
+    base = ["method.name=pmr", "train.mode=joint"] + SMALL
+    assert main(["sweep", "--quiet", "--workers", "1", "--out", str(tmp_path / "c"), "--grid",
+                 "method.alpha=0.5,2"] + [f"--set={s}" for s in base]) == 0
+    with open(tmp_path / "c" / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        alone = run_experiment(build_config(None, base + [f"method.alpha={row['method.alpha']}",
+                                                          f"seed={row['seed']}"]))
+        assert float(row["test_error_joint"]) == pytest.approx(alone.outcomes["joint"].test_error,
+                                                               abs=1e-12)
 
 
 def test_pmr_statistics_and_its_state_across_segments():
