@@ -198,3 +198,15 @@ def test_opm_drops_with_the_previous_steps_probabilities_and_is_reproducible():
     want = np.where(g > 0, np.minimum(1.0, 0.6 * (1.0 + 0.5 * g)), 0.0)
     np.testing.assert_allclose(q[3:], want, rtol=1e-12)
     assert (q > 0).any() and np.all(q.min(axis=1) == 0.0)
+
+
+def test_calibration_predicts_the_new_methods():
+    from simcomp.calibrate import calibrate
+    from test_calibrate import CREMA
+
+    names = ["ogm_boost", "opm", "pmr", "inforeg"]
+    cal = calibrate(CREMA, simulate=0, sample=2, methods=names, correlations=[0.0])
+    rows = cal.json["methods"]
+    assert sorted({m["method"] for m in rows}) == sorted(names)
+    for m in rows:
+        assert m["gain_median"] is not None and np.isfinite(m["gain_median"])
