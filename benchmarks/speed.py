@@ -438,6 +438,29 @@ def dispatch_section(res: dict, load: float) -> str:
     return "\n".join(lines)
 
 
+_METHODS_BEGIN, _METHODS_END = "<!-- BEGIN methods alone -->", "<!-- END methods alone -->"
+
+
+def methods_section(methods: dict, load: float) -> str:
+    """The cost of every training rule measured on its own (``--only-methods``), between markers."""
+    ratio = methods["ratio"]
+    lines = [_METHODS_BEGIN, "## Training rules, measured alone", "",
+             "The method-cost measurement of the full run, repeated on its own "
+             "(`python benchmarks/speed.py --only-methods`, the same timing: default size, one "
+             f"thread, serial kernel, {methods['steps']} steps per timing, best CPU time of the "
+             f"process; `none` takes {fmt_t(methods['none_s'])} per step; every method at its "
+             "defaults but dropout at drop 0.3; 1-minute load average "
+             f"{load:.1f} on 2 cores, so the ratios carry a few percent of noise):", "",
+             "| method | cost / none | target | met |", "|---|---|---|---|"]
+    for name, r in ratio.items():
+        if name == "none":
+            continue
+        limit = METHOD_TARGETS.get(name, 1.3)
+        lines.append(f"| `{name}` | {r:.2f} | <= {limit:g} | {'yes' if r <= limit else 'no'} |")
+    lines.append(_METHODS_END)
+    return "\n".join(lines)
+
+
 def write_marked_section(out: Path, text: str, begin: str, end: str) -> None:
     """Replace the marked section of ``out`` (or insert it before '## Reproduce')."""
     page = out.read_text() if out.exists() else ""
@@ -489,7 +512,20 @@ def main(argv=None) -> dict:
     parser.add_argument("--only-dispatch", action="store_true",
                         help="measure only the method dispatch (branch chain against a loop "
                         "per method) and update that section of the page")
+    parser.add_argument("--only-methods", action="store_true",
+                        help="measure only the cost of every training rule and update that "
+                        "section of the page")
     args = parser.parse_args(argv)
+    if args.only_methods:
+        res = measure_methods(args.repeats or (2 if args.quick else 15), args.quick)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        text = methods_section(res, load)
+        print(text)
+        target = args.out if args.out is not None else (None if args.quick else DOC)
+        if target is not None:
+            write_marked_section(target, text, _METHODS_BEGIN, _METHODS_END)
+            print(f"wrote the methods section of {target}")
+        return res
     if args.only_dispatch:
         res = measure_dispatch(args.quick)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -564,6 +600,9 @@ def main(argv=None) -> dict:
         if _DISPATCH_BEGIN in old and _DISPATCH_END in old:  # measured apart (--only-dispatch)
             kept = _DISPATCH_BEGIN + old.split(_DISPATCH_BEGIN, 1)[1].split(_DISPATCH_END, 1)[0]
             write_marked_section(out, kept + _DISPATCH_END, _DISPATCH_BEGIN, _DISPATCH_END)
+        # the full run measured every rule itself: its own section replaces a partial one
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        write_marked_section(out, methods_section(methods, load), _METHODS_BEGIN, _METHODS_END)
         log(f"wrote {out}")
     return result
 

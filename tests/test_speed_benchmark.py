@@ -70,3 +70,24 @@ def test_the_fusion_grid_block_survives_a_rewrite_of_the_page(tmp_path):
     assert kept.index(fusion.FUSION_END) < kept.index("## Reproduce")
     assert not fusion.write_section(tmp_path / "absent.md", lines, fusion.FUSION_BEGIN,
                                     fusion.FUSION_END)
+
+
+@pytest.mark.slow  # compiles or loads every training rule
+def test_only_methods_writes_its_section(tmp_path):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import speed
+    finally:
+        sys.path.remove(str(BENCH))
+    from simcomp.kernels.rule_spec import METHOD_NAMES
+
+    out = tmp_path / "performance.md"
+    out.write_text("# Performance\n\n## Reproduce\n\nrun it\n")
+    res = speed.main(["--quick", "--only-methods", "--out", str(out)])
+    assert list(res["ratio"]) == list(METHOD_NAMES) and res["ratio"]["none"] == 1.0
+    text = out.read_text()
+    assert text.index("## Training rules, measured alone") < text.index("## Reproduce")
+    for name in METHOD_NAMES[1:]:
+        assert f"| `{name}` | {res['ratio'][name]:.2f} |" in text
+    speed.main(["--quick", "--only-methods", "--out", str(out)])  # replaced, not appended
+    assert out.read_text().count("## Training rules, measured alone") == 1
