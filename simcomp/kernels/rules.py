@@ -336,38 +336,35 @@ def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
                     e1 = hb[jj] - p1
                     d0[jj] += e0 * e0
                     d1[jj] += e1 * e1
-            # per sample, in loops without branches (selects), so that they vectorise
+            # per sample, in loops without branches, so that they vectorise. With
+            # y_j = +-1 the margin is y_j (d_0 - d_1) and the pull
+            # E = A h + c0 P_0 + c1 P_1 has A = y g (1/d_0 - 1/d_1), c0 = -y g / d_0,
+            # c1 = y g / d_1 (g = lam omega (-sigmoid(-Delta))); a distance within
+            # rounding of 0 (d^2 <= 1e-20 |P|^2, no direction) has inverse 0
             t0 = PMR_TOL * pp0
             t1 = PMR_TOL * pp1
             for jj in range(nb):
-                pos = y[j0 + jj] > 0
-                d_own = d1[jj] if pos else d0[jj]
-                d_oth = d0[jj] if pos else d1[jj]
-                r_own = math.sqrt(d_own)
-                r_oth = math.sqrt(d_oth)
-                # a distance within rounding of 0: no direction, it counts 0 (inverse 0)
-                q_own = 1.0 / r_own if d_own > (t1 if pos else t0) else 0.0
-                q_oth = 1.0 / r_oth if d_oth > (t0 if pos else t1) else 0.0
-                d0[jj] = r_oth - r_own  # the margin Delta_j
-                d1[jj] = q_own
-                hh[jj] = q_oth
+                a0 = d0[jj]
+                a1 = d1[jj]
+                r0 = math.sqrt(a0)
+                r1 = math.sqrt(a1)
+                hh[jj] = np.float64(y[j0 + jj]) * (r0 - r1)  # the margin Delta_j
+                d0[jj] = 1.0 / r0 if a0 > t0 else 0.0
+                d1[jj] = 1.0 / r1 if a1 > t1 else 0.0
             for jj in range(nb):
-                A[jj] = _exp_nonpos(-abs(d0[jj]))
+                A[jj] = _exp_nonpos(-abs(hh[jj]))
             ps = 0.0
             for jj in range(nb):
                 e = A[jj]
-                ps += np.float64(omega[j0 + jj]) * ((1.0 if d0[jj] >= 0.0 else e) / (1.0 + e))
+                ps += np.float64(omega[j0 + jj]) * ((1.0 if hh[jj] >= 0.0 else e) / (1.0 + e))
             if pull:
                 for jj in range(nb):
                     e = A[jj]
-                    g = lam * np.float64(omega[j0 + jj]) * -(
-                        (e if d0[jj] >= 0.0 else 1.0) / (1.0 + e))  # sigmoid(-Delta)
-                    a_oth = g * hh[jj]
-                    a_own = -g * d1[jj]
-                    pos = y[j0 + jj] > 0
-                    A[jj] = a_oth + a_own
-                    c0[jj] = -a_oth if pos else -a_own
-                    c1[jj] = -a_own if pos else -a_oth
+                    yg = np.float64(y[j0 + jj]) * (lam * np.float64(omega[j0 + jj]) * -(
+                        (e if hh[jj] >= 0.0 else 1.0) / (1.0 + e)))  # y lam omega sigmoid(-D)
+                    A[jj] = yg * (d0[jj] - d1[jj])
+                    c0[jj] = -yg * d0[jj]
+                    c1[jj] = yg * d1[jj]
             S[0, r] += ps
         for bi in range(BM):
             s = 1.0 if bi < m else -1.0
