@@ -332,7 +332,9 @@ def render(info, limits, sizes, batch, sweep, startup, args, methods) -> str:
     lines += _cold_start_lines(startup)
     lines += ["", "## Reproduce", "", "```bash",
               "python benchmarks/speed.py          # this page (about 2 minutes)",
-              "python benchmarks/speed.py --quick  # smoke run, prints only", "```", "",
+              "python benchmarks/speed.py --quick  # smoke run, prints only",
+              "python benchmarks/speed.py --only-methods  # the methods' costs alone (a section)",
+              "```", "",
               "PyTorch is measured only when installed (`pip install torch`; it is not a "
               "dependency). threadpoolctl, when installed, names the BLAS kernel. How the "
               "kernels reach these numbers is described in the module notes of "
