@@ -36,7 +36,8 @@ _DYNAMICS = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "agm": AGM, "aux": 
              "ogm_boost": OGM_BOOST, "pmr": PMR, "inforeg": INFOREG, "opm": OPM}
 # The settings a method's theory step reads beyond (alpha, start, stop) and aux's, in the
 # order of the ``extra`` array, and the shape of its state (K, B, m) -> (rows, cols).
-EXTRA = {"pmr": ("momentum", "proto_every"), "opm": ("q_base", "execute_prob"),
+EXTRA = {"ogm_boost": ("boost",), "pmr": ("momentum", "proto_every"),
+         "opm": ("q_base", "execute_prob"),
          "inforeg": ("prox_weight", "gap_scale", "threshold", "trace_window", "every")}
 _RING = 101  # inforeg: the last trace_window + 1 <= 101 epoch traces
 STATE = {"pmr": lambda K, B, m: (K, 2 * B * m + 4), "opm": lambda K, B, m: (1, K),
@@ -142,7 +143,7 @@ def _step_scales(code, t, active, alpha, y, w, phi, sbar, k, score, ratio, scale
                 rt = math.exp(_others_mean(sc, r) - sc[r])
                 optimal = math.exp(_others_mean(sbar, r) - sbar[r])
                 k_on = math.exp(alpha * min(optimal - rt, 10.0))
-            elif code == OGM_BOOST:  # alpha is the boost here
+            elif code == OGM_BOOST:  # ``alpha`` is its boost here
                 rt = sc[r] / _others_mean(sc, r)
                 k_on = alpha if rt < 1.0 else 1.0
             else:
@@ -503,8 +504,8 @@ def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux
         if t == steps:
             break
         _encoders(a, ysb, form, q, rho, h, dh, phi)
-        _step_scales(code, t, start <= t < stop, alpha, y, w, phi, sbar, k, score, ratio,
-                     scale_rec)
+        _step_scales(code, t, start <= t < stop, extra[0] if code == OGM_BOOST else alpha, y, w,
+                     phi, sbar, k, score, ratio, scale_rec)
         _loss_derivative(code, y, w, phi, fused_weight, aux_weight, gains, probs, D)
         if code == OPM:
             _opm_step(t, y, w, phi, mstate, alpha, start, stop, extra, D, score, ratio,
