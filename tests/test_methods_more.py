@@ -12,13 +12,10 @@ import warnings
 import numpy as np
 import pytest
 
-import reference_methods as ref
 from simcomp.cli import main
 from simcomp.config import ConfigError
 from simcomp.config_file import build_config
 from simcomp.experiment import run_experiment
-from simcomp.method_config import MethodNoOpWarning
-from simcomp.trace import METHOD_KEYS
 
 SMALL = ["data.n_train=96", "data.n_test=200", "data.modality.0.dim=8", "data.modality.1.dim=8",
          "model.width=3", "train.steps=80", "train.trace_every=20", "train.threads=1"]
@@ -27,13 +24,15 @@ BAD = [
     (["method.name=ogm_boost", "method.boost=0"], r"method.boost \(method ogm_boost\) must be > 0"),
     (["method.name=ogm_boost", "method.boost=fast"],
      r"method.boost \(method ogm_boost\) must be a number"),
-    (["method.name=ogm_boost", "method.start=-1"], r"method.start \(method ogm_boost\) must be >= 0"),
+    (["method.name=ogm_boost", "method.start=-1"],
+     r"method.start \(method ogm_boost\) must be >= 0"),
     (["method.name=ogm_boost", "method.start=10", "method.stop=5"],
      r"method.stop \(method ogm_boost\) must be >= 11"),
     (["method.name=ogm_boost", "method.alpha=0.3"],
      r"method.alpha is not a setting of method 'ogm_boost'; method ogm_boost takes: boost, "
      r"start, stop"),
-    (["method.name=pmr", "method.momentum=1"], r"method.momentum \(method pmr\) must be in \[0, 1\)"),
+    (["method.name=pmr", "method.momentum=1"],
+     r"method.momentum \(method pmr\) must be in \[0, 1\)"),
     (["method.name=pmr", "method.proto_every=0"],
      r"method.proto_every \(method pmr\) must be >= 1"),
     (["method.name=pmr", "method.alpha=-1"], r"method.alpha \(method pmr\) must be >= 0"),

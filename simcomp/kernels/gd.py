@@ -27,7 +27,7 @@ from simcomp._jit import jit, jit_parallel
 from simcomp.kernels.gradient import SCRATCH_GRAD2, _lg_parallel, _lg_serial, _scratch
 from simcomp.kernels.layout import (_check_args, _check_backward, _check_gd, _check_samples,
                                     chunk_layout)
-from simcomp.kernels.rule_spec import HAS_TABLE, N_ACC, N_CODES, N_HYPER, N_PAR
+from simcomp.kernels.rule_spec import HAS_TABLE, N_CODES, N_HYPER, N_PAR
 from simcomp.kernels.rules import _acc_rows, _rule_code, _state_ok, _step, _update
 
 STATUS_OK = 0
@@ -115,7 +115,8 @@ def _gd_loop(mode, data, unit, W, watch, ctl, rule, grad_buf, scratch):
     signal, beta, threshold, learned = watch
     eta, t_start, n_steps, stop_loss = ctl
     K = W.shape[0]
-    S = np.zeros((_acc_rows(rule, W.shape[1] * W.shape[2]), K), np.float64)  # the step's accumulated statistics
+    # the step's accumulated statistics (rows: the method's, sized from the run)
+    S = np.zeros((_acc_rows(rule, W.shape[1] * W.shape[2]), K), np.float64)
     loss = np.nan
     t_end = t_start + n_steps
     for t in range(t_start, t_end):

@@ -31,7 +31,7 @@ from numba.extending import overload
 
 from simcomp._jit import jit, jit_parallel
 from simcomp.kernels.layout import BLOCK, chunk_layout
-from simcomp.kernels.rule_spec import N_ACC, READS_PHI, READS_UNITS, SECOND_GRADIENT
+from simcomp.kernels.rule_spec import READS_PHI, READS_UNITS, SECOND_GRADIENT
 from simcomp.kernels.rules import _acc_rows, _block_coef, _rule_code
 from simcomp.kernels.tile import _block_grad_acc, _block_preact
 

@@ -12,7 +12,8 @@ WINDOW_MAX = 100
 
 def _noop(method):
     if method.prox_weight == 0.0:
-        weights = method.aux_weight if isinstance(method.aux_weight, tuple) else (method.aux_weight,)
+        weights = method.aux_weight
+        weights = weights if isinstance(weights, tuple) else (weights,)
         if all(w == 0.0 for w in weights):
             return "method inforeg with method.prox_weight 0 and every method.aux_weight 0 " \
                 "regulates nothing"
@@ -54,7 +55,8 @@ SPEC = MethodSpec(
                       doc=f"epochs in the moving averages of the trace (1..{WINDOW_MAX})"),
               Setting("every", "int", 10, lo=1, doc="steps per epoch (anchor refresh)"),
               Setting("aux_weight", "either", 1.0, lo=0.0,
-                      doc="weights lambda_r >= 0 of the uni-modal losses, one or one per modality")),
+                      doc="weights lambda_r >= 0 of the uni-modal losses, one or one per "
+                          "modality")),
     source="Huang et al., CVPR 2025, arXiv:2503.18595 (github.com/GeWu-Lab/InfoReg_CVPR2025, "
            "main.py)",
     published_default="beta = 0.95 exp(tanh(gap)) at lr 0.002 (~105 steps an epoch), window "

@@ -1,4 +1,4 @@
-"""``ogm_boost``: OGM turned around (boosts the modality that is behind instead of slowing the leader)."""
+"""``ogm_boost``: OGM turned around (boosts the modality that is behind, not the leader's brake)."""
 
 import numpy as np
 

@@ -29,7 +29,8 @@ SPEC = MethodSpec(
     name="opm",
     summary="with probability execute_prob a step drops each leader's phi_{j,r} per sample with "
             "q_r = q_base (1 + alpha tanh(rho_r - 1)), the rest rescaled by 1 / (1 - mean q)",
-    settings=(Setting("q_base", "float", 0.5, lo=0.0, hi=1.0, doc="base drop probability in [0, 1]"),
+    settings=(Setting("q_base", "float", 0.5, lo=0.0, hi=1.0,
+                      doc="base drop probability in [0, 1]"),
               Setting("alpha", "float", 0.5, lo=0.0, doc="growth >= 0 of q_r with the lead"),
               Setting("execute_prob", "float", 0.7, lo=0.0, hi=1.0,
                       doc="probability in [0, 1] that a step drops at all"),
