@@ -217,6 +217,20 @@ def verdict_text(table, g, best):
                    "unstable here (stable only for lambda < B m / (eta pi beta^2)).",
             "ume": "It trains no joint network: the sum of the uni-modal networks holds every "
                    "modality that is learned alone.",
+            "ogm_boost": "It multiplies the gradient of the modality that scores lower by "
+                         "`boost`: while A leads, B's drive (what is left of it once A fits) "
+                         "is that many times larger, which lifts B instead of slowing A.",
+            "opm": "On an executed step the leader's output is dropped from a fraction q_A of "
+                   "the samples and the rest rescaled: there the fused loss is B's alone, so "
+                   "B keeps part of its uni-modal drive after A has won (dropout of A on a "
+                   "fraction execute_prob of the steps).",
+            "pmr": "Its prototype loss pulls each of B's feature vectors towards its class's "
+                   "mean feature, weighted by A's lead in prototype score; for the symmetric "
+                   "learner features and prototypes lie almost on one line, where the pull is "
+                   "nearly zero, while class banks give it a direction.",
+            "inforeg": "It is the aux form (B's own loss keeps B a drive of about "
+                       "lambda p_B / 2) plus a pull of the leader back towards its weights at "
+                       "the start of each epoch while its gradient trace still grows.",
         }[method]
         lines.append(
             f"- `{method}`: at {lab or 'its default'}{' (published default)' if default else ''} "

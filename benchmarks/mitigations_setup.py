@@ -66,8 +66,17 @@ SETTINGS = [
     ("umt", "lambda 0.3", lambda K: ["method.distill_weight=0.3"], False),
     ("umt", "lambda 1", lambda K: ["method.distill_weight=1.0"], False),
     ("ume", "", lambda K: [], True),
+    ("ogm_boost", "boost 4, from step 6", lambda K: [], True),
+    ("ogm_boost", "boost 2, from step 6", lambda K: ["method.boost=2.0"], False),
+    ("opm", "q_base 0.5, lam 0.5, p_exe 0.7", lambda K: [], True),
+    ("opm", "q_base 0.8, lam 0.5, p_exe 0.7", lambda K: ["method.q_base=0.8"], False),
+    ("pmr", "alpha 0.6, momentum 0.2", lambda K: [], True),
+    ("pmr", "alpha 1, momentum 0.2", lambda K: ["method.alpha=1.0"], False),
+    ("inforeg", "prox 0.02, every 10", lambda K: [], True),
+    ("inforeg", "prox 0.1, every 10", lambda K: ["method.prox_weight=0.1"], False),
 ]
-DETERMINISTIC = ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto", "umt", "ume")
+DETERMINISTIC = ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto", "umt", "ume",
+                 "ogm_boost", "pmr", "inforeg")
 COST_TARGET = {"mmpareto": 2.2, "umt": 1.6}  # others 1.3
 HORIZONS = (60, 120, 180, 240, 300)
 # A learned alignment keeps growing slowly after it passes the threshold (O(10) by T here);
