@@ -89,6 +89,7 @@ from speed_measure import (  # noqa: E402
     SIZES,
     machine_limits,
     measure_dispatch,
+    measure_hook_methods,
     measure_methods,
     measure_size,
     measure_small_batch,
@@ -463,6 +464,33 @@ def methods_section(methods: dict, load: float) -> str:
     return "\n".join(lines)
 
 
+_HOOKS_BEGIN, _HOOKS_END = "<!-- BEGIN hook methods -->", "<!-- END hook methods -->"
+
+
+def hooks_section(hooks: dict, load: float) -> str:
+    """The cost per step of the methods that work between compiled segments, their work
+    included (``--only-methods``), between markers."""
+    t1, t2 = hooks["steps"]
+    lines = [_HOOKS_BEGIN, "## Methods with work between segments", "",
+             "Methods that also work between compiled segments (their registry module's "
+             "`hook`: held-out probes, resets), per step of a whole training run with that work "
+             "included (`python benchmarks/speed.py --only-methods`; default config, joint run, "
+             f"one thread, no tracing; runs of {t1} and {t2} steps, the difference per extra "
+             "step, so that fixed costs cancel and every probe round and reset of the run "
+             f"counts; `none` {fmt_t(hooks['none_s'])} per step; 1-minute load average "
+             f"{load:.1f} on 2 cores):", "",
+             "| method | cost / none, hook included |", "|---|---|"]
+    for n, r in hooks["ratio"].items():
+        lines.append(f"| `{n}` | {r:.2f} |")
+    lines += ["", "`gblending` trains K + 1 probe copies for `probe_steps` steps every `every` "
+              "steps and evaluates each on the training set and the held-out sample: about "
+              "1 + (K + 1) probe_steps / every x the work of a step at the defaults plus the "
+              "evaluations, inherent to the method (the published one trains K + 1 extra models "
+              "per super-epoch). `relearning` diagnoses `count` times in a run (unit outputs of "
+              "both sets and a 2-means, in NumPy), a cost amortised over the run.", _HOOKS_END]
+    return "\n".join(lines)
+
+
 def write_marked_section(out: Path, text: str, begin: str, end: str) -> None:
     """Replace the marked section of ``out`` (or insert it before '## Reproduce')."""
     page = out.read_text() if out.exists() else ""
@@ -527,7 +555,16 @@ def main(argv=None) -> dict:
         if target is not None:
             write_marked_section(target, text, _METHODS_BEGIN, _METHODS_END)
             print(f"wrote the methods section of {target}")
-        return res
+        hooks = measure_hook_methods(args.repeats or (2 if args.quick else 9), args.quick)
+        text = hooks_section(hooks, load)
+        print(text)
+        if target is not None:
+            write_marked_section(target, text, _HOOKS_BEGIN, _HOOKS_END)
+        if target == DOC:  # the repository's page: the raw numbers beside it
+            raw = ROOT / "benchmarks" / "results" / "method_cost.json"
+            raw.write_text(json.dumps({"methods": res, "hooks": hooks, "load": load},
+                                      indent=1) + "\n")
+        return {**res, "hooks": hooks}
     if args.only_dispatch:
         res = measure_dispatch(args.quick)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -605,6 +642,9 @@ def main(argv=None) -> dict:
         # the full run measured every rule itself: its own section replaces a partial one
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         write_marked_section(out, methods_section(methods, load), _METHODS_BEGIN, _METHODS_END)
+        if _HOOKS_BEGIN in old and _HOOKS_END in old:  # measured apart (--only-methods)
+            kept = _HOOKS_BEGIN + old.split(_HOOKS_BEGIN, 1)[1].split(_HOOKS_END, 1)[0]
+            write_marked_section(out, kept + _HOOKS_END, _HOOKS_BEGIN, _HOOKS_END)
         log(f"wrote {out}")
     return result
 

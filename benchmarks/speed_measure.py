@@ -281,6 +281,46 @@ def measure_methods(repeats, quick):
             "ratio": {name: best[name] / best["none"] for name in METHOD_NAMES}}
 
 
+def measure_hook_methods(repeats, quick):
+    """Per-step cost of the methods that work between compiled segments (held-out probes,
+    resets: a registry ``hook``), their work included, relative to ``none``: whole training
+    runs (``train_run``, default config, joint run, one thread, no tracing) at two horizons,
+    the difference divided by the extra steps (fixed costs cancel); best process CPU time of
+    interleaved repetitions."""
+    from simcomp.config_file import build_config
+    from simcomp.data import make_experiment_data
+    from simcomp.experiment import run_rule
+    from simcomp.registry import REGISTRY
+    from simcomp.train import train_run
+
+    names = ["none"] + [n for n, spec in REGISTRY.items() if spec.hook is not None]
+    t1, t2 = (40, 100) if quick else (100, 300)
+
+    def runner(name, steps):
+        cfg = build_config(None, [f"method.name={name}", f"train.steps={steps}",
+                                  "train.threads=1", "train.mode=joint"])
+        data = make_experiment_data(cfg)
+
+        def run():
+            train_run(cfg, data, "joint", [0, 1], record=False,
+                      rule=run_rule(cfg, "joint", [0, 1]))
+        return run
+
+    runs = {(n, T): runner(n, T) for n in names for T in (t1, t2)}
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        for run in runs.values():  # compile / load before timing
+            run()
+        best = interleaved(runs, max(2, repeats // 3), 0.01 if quick else 0.05,
+                           clock=time.process_time)
+    finally:
+        numba.set_num_threads(threads)
+    per_step = {n: (best[(n, t2)] - best[(n, t1)]) / (t2 - t1) for n in names}
+    return {"steps": (t1, t2), "none_s": per_step["none"],
+            "ratio": {n: per_step[n] / per_step["none"] for n in names if n != "none"}}
+
+
 # --------------------------------------------------------------------------- sweep, start-up
 
 

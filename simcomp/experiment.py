@@ -196,8 +196,7 @@ def predict_run(cfg: Config, data: ExperimentData, trained: list[int], alignment
     y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
     pred = theory.predict(cfg, trained, alignment0, y_pat, s_pat, w_pat)
     if name == "joint":
-        pred.method = predict_method(cfg, trained, alignment0, y_pat, s_pat, w_pat,
-                                     plain=pred.reduced)
+        pred.method = predict_run_method(cfg, data, trained, alignment0, plain=pred.reduced)
     if noise_aware is None:
         noise_aware = theory.noise_aware_regime(cfg, trained)
     if noise_aware:
@@ -286,10 +285,18 @@ def expected_error(cfg: Config, data: ExperimentData, run):
 
 
 def predict_run_method(cfg: Config, data: ExperimentData, trained: list[int],
-                       alignment0: np.ndarray) -> MethodPrediction:
-    """The theory's prediction of a run trained with ``cfg``'s method (docs/methods.md)."""
+                       alignment0: np.ndarray, plain=None) -> MethodPrediction:
+    """The theory's prediction of a run trained with ``cfg``'s method (docs/methods.md).
+
+    A method that compares with a held-out sample is predicted on the patterns of the
+    training set and of its held-out sample together (``simcomp.methods.holdout_patterns``).
+    """
+    if REGISTRY[cfg.method.name].holdout:
+        y_pat, s_pat, w_pat, w_hold = _methods.holdout_patterns(cfg, data, trained)
+        return predict_method(cfg, trained, alignment0, y_pat, s_pat, w_pat, plain=plain,
+                              w_holdout=w_hold)
     y_pat, s_pat, w_pat = empirical_patterns(data.train, trained)
-    return predict_method(cfg, trained, alignment0, y_pat, s_pat, w_pat)
+    return predict_method(cfg, trained, alignment0, y_pat, s_pat, w_pat, plain=plain)
 
 
 def _test_outputs(cfg: Config, data: ExperimentData, run) -> np.ndarray:

@@ -17,6 +17,7 @@ import numpy as np
 
 from .config import METHODS, Config, MethodConfig
 from .data import _STREAM_METHOD  # the method's child of the run's SeedSequence
+from .data import Dataset, ExperimentData, draw_dataset, empirical_patterns
 from .registry import REGISTRY
 from .shapley import MAX_MODALITIES as SHAPLEY_MAX_MODALITIES
 from .shapley import predictor_error, shapley_values
@@ -35,6 +36,8 @@ __all__ = [
     "method_key",
     "unit_outputs",
     "method_results",
+    "holdout_dataset",
+    "holdout_patterns",
 ]
 
 # Methods whose update draws random numbers (dropout masks, gradient noise).
@@ -98,6 +101,45 @@ def method_key(seed: int) -> int:
     """
     word = method_seed_sequence(seed).generate_state(1, dtype=np.uint64)[0]
     return int(word) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def holdout_dataset(cfg: Config, data: ExperimentData) -> Dataset:
+    """The held-out sample of a method that compares training and unseen data (docs/methods.md).
+
+    ``method.holdout`` samples (unset: as many as ``data.n_train``) from the run's data
+    distribution, drawn from the first child of the method's own stream
+    (:func:`method_seed_sequence`), so that the training set, the test set and the
+    initial weights do not change -- and never the test set, which must not steer
+    training.  In population mode the held-out "sample" is the population itself.
+    """
+    if cfg.data.population:
+        return data.train
+    n = cfg.data.n_train if cfg.method.holdout is None else int(cfg.method.holdout)
+    streams = method_seed_sequence(cfg.seed).spawn(1)[0].spawn(1 + cfg.K)
+    return draw_dataset(cfg, data.dictionaries, n, np.random.default_rng(streams[0]),
+                        [np.random.default_rng(s) for s in streams[1:]])
+
+
+def holdout_patterns(cfg: Config, data: ExperimentData, trained: Sequence[int]):
+    """The training set's and the held-out sample's (y, s) pattern weights on one pattern list.
+
+    Returns ``(y_pat, s_pat, w_pat, w_holdout)``: every pattern present in either set,
+    with its weight in each (0 where absent).
+    """
+    idx = _trained(cfg, trained)
+    y_t, s_t, w_t = empirical_patterns(data.train, idx)
+    y_h, s_h, w_h = empirical_patterns(holdout_dataset(cfg, data), idx)
+    keys = {}
+    for y, s in zip(np.concatenate([y_t, y_h]), np.concatenate([s_t, s_h])):
+        keys.setdefault((float(y),) + tuple(int(v) for v in s), len(keys))
+    y_pat = np.array([k[0] for k in keys])
+    s_pat = np.array([k[1:] for k in keys], dtype=np.int8).reshape(len(keys), len(idx))
+    w_pat, w_hold = np.zeros(len(keys)), np.zeros(len(keys))
+    for y, s, w in zip(y_t, s_t, w_t):
+        w_pat[keys[(float(y),) + tuple(int(v) for v in s)]] += w
+    for y, s, w in zip(y_h, s_h, w_h):
+        w_hold[keys[(float(y),) + tuple(int(v) for v in s)]] += w
+    return y_pat, s_pat, w_pat, w_hold
 
 
 def plain_rule_kwargs(K: int) -> dict[str, Any]:

@@ -246,6 +246,10 @@ class _Run:
             self.batches = MiniBatches(batch_seed_sequence(cfg.seed), data.train.weight,
                                        cfg.train.batch_size)
             self.step_weight = np.zeros(self.n, dtype=self.dtype)
+        # A method's work between compiled segments (held-out evaluations, resets, probes).
+        self.data = data
+        make_hook = None if self.rule is None else REGISTRY[self.rule.name].hook
+        self.hook = None if make_hook is None else make_hook(self)
         self.seconds = time.perf_counter() - clock  # own time: preparation, tracing
 
     @property
@@ -285,13 +289,27 @@ class _Run:
         if not self.record(0):
             self.status, self.failed_step, self.done = STATUS_NONFINITE, 0, True
         self.done = self.done or self.step >= self.cfg.train.steps
+        if not self.done:
+            self._hook()
+
+    def _hook(self) -> None:
+        """The method's work at this step (before the step is taken), if it has some."""
+        if self.hook is not None and self.step in self.hook.steps:
+            clock = time.perf_counter()
+            self.hook(self, self.step)
+            self.seconds += time.perf_counter() - clock
 
     def segment(self) -> int:
-        """Steps to the next trace point (to the horizon when only the end is recorded)."""
+        """Steps to the next trace point (to the horizon when only the end is recorded),
+        or to the method's next hook step if that comes first."""
         total, every = self.cfg.train.steps, self.every
-        if not self.record_all:
-            return total - self.step
-        return min(every - self.step % every, total - self.step)
+        n = total - self.step if not self.record_all else min(every - self.step % every,
+                                                               total - self.step)
+        if self.hook is not None:
+            later = [s for s in self.hook.steps if s > self.step]
+            if later:
+                n = min(n, min(later) - self.step)
+        return n
 
     def advance(self, status: int, t_stop: int) -> None:
         """Take a call's outcome; record at a trace point (or a stop) unless the run failed."""
@@ -301,6 +319,8 @@ class _Run:
             self.failed_step, self.done = self.step, True
             return
         end = self.status == STATUS_STOP_LOSS or self.step >= self.cfg.train.steps
+        if self.status == STATUS_OK:
+            self._hook()
         if not end and (not self.record_all or self.step % self.every):
             return  # a call cut short of the trace point (see _CALL_SECONDS)
         if not self.record(self.step):

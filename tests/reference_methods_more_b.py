@@ -100,15 +100,19 @@ def greedy_util(phi, y, omega):
                      for r in range(phi.shape[1])])
 
 
-def greedy_coef(phi, y, omega, c):
-    """Re-balancing step caring for modality c: (D (n, K), mbar (K,))."""
+def greedy_coef(phi, y, omega, c, mbar):
+    """Re-balancing step caring for modality c: D (n, K).
+
+    ``mbar`` (K,) are the modalities' mean outputs sum_j omega_j phi_{j,s} measured at the
+    previous step (the stand-in for the published running mean): encoder c trains on
+    l(y (phi_c + sum_{s != c} mbar_s)), the others plainly.
+    """
     K = phi.shape[1]
     f = phi.sum(axis=1)
-    mbar = omega @ phi
     D = (omega * y * lprime(y * f))[:, None] * np.ones((1, K))
     g = phi[:, c] + (mbar.sum() - mbar[c])
     D[:, c] = omega * y * lprime(y * g)
-    return D, mbar
+    return D
 
 
 class GreedyController:
@@ -258,6 +262,7 @@ def train(X, y, omega, W0, *, method, params=None, form="symmetric", q=3.0, rho=
     out = {"cared": np.full(steps, -1), "resets": [], "wts": np.full((steps, K + 1), np.nan)}
     ctl = GreedyController(p["epsilon"], p["window"], p["start"]) if method == "greedy" else None
     wts = G = None
+    mbar = np.zeros(K)  # greedy: the mean outputs of the previous step
     last = None  # relearning: (purity_T, purity_V, w) of the last reset
     done = 0
     record = []
@@ -287,7 +292,8 @@ def train(X, y, omega, W0, *, method, params=None, form="symmetric", q=3.0, rho=
             util = greedy_util(phi, y, omega)
             c = ctl.step(t, util)
             if c >= 0:
-                D, _ = greedy_coef(phi, y, omega, c)
+                D = greedy_coef(phi, y, omega, c, mbar)
+            mbar = omega @ phi
             stats["score"][t] = util
             stats["scale"][t] = 0.0
             if c >= 0:
@@ -297,6 +303,8 @@ def train(X, y, omega, W0, *, method, params=None, form="symmetric", q=3.0, rho=
             D = aux_coef(phi, y, omega, wts[K], wts[:K])
             stats["score"][t], stats["ratio"][t], stats["scale"][t] = G[:K], wts[K], wts[:K]
             out["wts"][t] = wts
+        if method == "relearning" and last is not None:  # the last diagnosis, from the step after it
+            stats["score"][t], stats["ratio"][t], stats["scale"][t] = last
         W = [Wr - eta * k[r] * chain(X[r], Wr, enc[r][2], D[:, r]) for r, Wr in enumerate(W)]
         if method == "relearning" and t > 0 and t % p["every"] == 0 and done < p["count"]:
             Xh, yh, oh = holdout
@@ -312,8 +320,6 @@ def train(X, y, omega, W0, *, method, params=None, form="symmetric", q=3.0, rho=
             done += 1
             out["resets"].append((t, w_r.copy()))
             last = (pt, pv, w_r)
-        if method == "relearning" and last is not None:
-            stats["score"][t], stats["ratio"][t], stats["scale"][t] = last
     out.update(W=W, **stats)
     if signals is not None:
         record.append(align())
@@ -395,6 +401,7 @@ def dynamics(a0, beta, y, s, w, *, method, params=None, form="symmetric", q=3.0,
     out = {"cared": np.full(steps, -1), "resets": [], "wts": np.full((steps, K + 1), np.nan)}
     ctl = GreedyController(p["epsilon"], p["window"], p["start"]) if method == "greedy" else None
     wts = G = None
+    mbar = np.zeros(K)
     last = None
     done = 0
     learned = np.full(K, -1)
@@ -423,7 +430,8 @@ def dynamics(a0, beta, y, s, w, *, method, params=None, form="symmetric", q=3.0,
             util = greedy_util(phi, yv, wv)
             c = ctl.step(t, util)
             if c >= 0:
-                D, _ = greedy_coef(phi, yv, wv, c)
+                D = greedy_coef(phi, yv, wv, c, mbar)
+            mbar = wv @ phi
             stats["score"][t] = util
             stats["scale"][t] = 0.0
             if c >= 0:
@@ -433,6 +441,8 @@ def dynamics(a0, beta, y, s, w, *, method, params=None, form="symmetric", q=3.0,
             D = aux_coef(phi, yv, wv, wts[K], wts[:K])
             stats["score"][t], stats["ratio"][t], stats["scale"][t] = G[:K], wts[K], wts[:K]
             out["wts"][t] = wts
+        if method == "relearning" and last is not None:
+            stats["score"][t], stats["ratio"][t], stats["scale"][t] = last
         a = a - eta * k[:, None, None] * pat.grad(D, dh)
         if method == "relearning" and t > 0 and t % p["every"] == 0 and done < p["count"]:
             h = pat.units(a)[0]  # (K, B, m, P)
@@ -447,7 +457,5 @@ def dynamics(a0, beta, y, s, w, *, method, params=None, form="symmetric", q=3.0,
             done += 1
             out["resets"].append((t, w_r.copy()))
             last = (pt, pv, w_r)
-        if method == "relearning" and last is not None:
-            stats["score"][t], stats["ratio"][t], stats["scale"][t] = last
     out.update(alignment=np.stack(record), learned_step=learned, **stats)
     return out

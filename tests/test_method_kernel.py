@@ -9,6 +9,7 @@ for every method, both learners (and ReLU banks), K = 2 and 3.
 import numpy as np
 import pytest
 
+import test_methods_more_b as more_b
 from reference_method_dynamics import ref_method_dynamics
 from simcomp.theory import population_patterns
 from simcomp.theory.mitigation import _ALL, method_dynamics
@@ -30,6 +31,12 @@ PARAMS = {
     "inforeg": {"prox_weight": 0.3, "every": 5, "trace_window": 3, "threshold": -1.0,
                 "gap_scale": 10.0, "aux_weight": [1.0, 0.5, 2.0]},
     "opm": {"q_base": 0.6, "alpha": 0.8, "execute_prob": 0.7, "start": 2},
+    # checked against tests/reference_methods_more_b.py (test_methods_more_b.check_dynamics)
+    "reconboost": {"boost_steps": 3, "correct_steps": 2, "boost_weight": 5.0,
+                   "ensemble_weight": 1.5},
+    "greedy": {"epsilon": 0.002, "window": 3, "start": 1},
+    "relearning": {"reset_scale": 3.0, "every": 6, "count": 2},
+    "gblending": {"every": 8, "probe_steps": 3},
 }
 FORMS = [("symmetric", "srelu"), ("class_banks", "srelu"), ("class_banks", "relu")]
 STEPS = 60
@@ -57,6 +64,9 @@ def test_every_method_is_covered():
 @pytest.mark.parametrize("learner, activation", FORMS)
 @pytest.mark.parametrize("K", [2, 3])
 def test_compiled_method_dynamics_equals_the_python_reference(method, learner, activation, K):
+    if method in more_b.rb.METHODS:  # their own reference recursion (held-out weights too)
+        more_b.check_dynamics(method, learner, activation, K, params_for(method, K))
+        return
     a0, beta, y, s, w, teacher = case(learner, K, seed=K)
     kw = dict(method=method, params=params_for(method, K), learner=learner,
               activation=activation, threshold=0.9, record_every=7,

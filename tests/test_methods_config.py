@@ -45,7 +45,7 @@ def test_resolved_defaults_per_method(name, expected):
 
 def test_every_method_has_a_key_list():
     assert set(METHOD_KEYS) == set(METHODS)
-    assert len(METHODS) == 16
+    assert len(METHODS) == 20
 
 
 def test_overrides_set_values_and_types():

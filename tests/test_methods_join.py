@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import reference_methods as ref
+import test_methods_more_b as more_b
 from simcomp import kernels as kern
 from simcomp.cli import main
 from simcomp.config_file import build_config
@@ -38,6 +39,11 @@ SETTINGS = {  # every method with non-default settings, per-modality lists cut t
     "inforeg": {"prox_weight": 0.3, "every": 2, "trace_window": 2, "threshold": -1.0,
                 "aux_weight": [1.0, 0.5, 2.0]},
     "opm": {"q_base": 0.6, "alpha": 0.8, "execute_prob": 0.7, "start": 1},
+    # checked against tests/reference_methods_more_b.py (test_methods_more_b.check_kernel)
+    "reconboost": {"boost_steps": 2, "correct_steps": 1, "boost_weight": 4.0,
+                   "ensemble_weight": 1.5},
+    "greedy": {"epsilon": 0.0005, "window": 2, "start": 1},
+    "relearning": {}, "gblending": {},
 }
 KEY = 987_654_321
 
@@ -52,6 +58,9 @@ def _cut(params, K):
 def test_kernel_rule_equals_the_numpy_reference(name, kind, K):
     """Six float64 GD steps of the compiled rule against the reference trainer, which is fed
     the kernel's own random numbers (dropout masks, ogm_ge noise)."""
+    if name in more_b.rb.METHODS:  # their own reference, on every path
+        more_b.check_kernel(name, kind, K, SETTINGS[name])
+        return
     dims = (5, 9, 7)[:K]
     P = signal_problem(1, kind, dims=dims, m=3, n=40, w0=0.3)
     params = _cut(SETTINGS[name], K)
@@ -116,6 +125,9 @@ DETERMINISTIC = [
     ("pmr", ["method.alpha=1", "method.momentum=0.3"]),
     ("inforeg", ["method.prox_weight=0.2", "method.every=5", "method.trace_window=3",
                  "method.aux_weight=[1.0, 0.5]"]),
+    ("reconboost", ["method.boost_steps=3", "method.correct_steps=3"]),
+    ("greedy", ["method.epsilon=0.002", "method.window=4"]),
+    ("relearning", ["method.every=15"]), ("gblending", ["method.every=25"]),
 ]
 
 

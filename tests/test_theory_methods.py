@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 import reference_methods as ref
+import reference_methods_more_b as rb
+from simcomp.experiment import predict_run_method
+from simcomp.methods import holdout_dataset
 from simcomp.registry import REGISTRY
 from simcomp.config_file import build_config
 from simcomp.data import empirical_patterns, make_experiment_data
@@ -273,11 +276,15 @@ LEARNED = [  # every method with an exact reduction and a joint run (tests/test_
     # learned at step 161 where the theory's A is never boosted nor learned); boost 2 keeps
     # the jump and the predictions within the common bound.
     ("ogm_boost", ["method.boost=2", "method.start=30"]),
+    ("reconboost", []), ("greedy", []),
+    ("relearning", []), ("gblending", []),
 ]
 # The largest relative error of a learned step allowed per method (default 8 %): pmr's
 # prototypes are class means of the noisy samples' features, which the patterns' features
 # only approximate (measured: median 1.0 %, largest 10.6 %).
-LEARNED_MAX_ERROR = {"pmr": 0.12}
+# gblending's weights divide by the squared overfitting O of each probe, which the input noise
+# (absent from the theory) moves: measured median 2.7 %, at most 15.6 % (seeds 0-3).
+LEARNED_MAX_ERROR = {"pmr": 0.12, "gblending": 0.2}
 
 
 @pytest.mark.parametrize("name, extra", LEARNED)
@@ -301,9 +308,17 @@ def test_learned_steps_of_the_low_noise_default_are_predicted(name, extra):
         teacher = None
         if name == "umt":
             teacher = ref.teacher_unit_outputs(tr.X, tr.y, tr.weight, data.init, steps=cfg.train.steps)
-        res = ref.train(tr.X, tr.y, tr.weight, data.init, steps=cfg.train.steps, method=name,
-                        params=method_params(cfg, [0, 1]), teacher_units=teacher,
-                        signals=data.signals)
+        if name in rb.METHODS:  # their own reference; the held-out methods with their sample
+            hold = holdout_dataset(cfg, data)
+            pred = predict_run_method(cfg, data, [0, 1], a0)
+            res = rb.train(tr.X, tr.y, tr.weight, data.init, steps=cfg.train.steps, method=name,
+                           params={k: v for k, v in method_params(cfg, [0, 1]).items()
+                                   if k in rb.DEFAULTS[name]},
+                           holdout=(hold.X, hold.y, hold.weight), signals=data.signals)
+        else:
+            res = ref.train(tr.X, tr.y, tr.weight, data.init, steps=cfg.train.steps, method=name,
+                            params=method_params(cfg, [0, 1]), teacher_units=teacher,
+                            signals=data.signals)
         hit = np.array([2.0, 1.0]) * res["alignment"].max(axis=(2, 3)) >= 1.0
         measured = np.where(hit.any(axis=0), hit.argmax(axis=0), -1)
         agree += list((pred.predicted_learned_step >= 0) == (measured >= 0))

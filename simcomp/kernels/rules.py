@@ -60,6 +60,23 @@ H_PROX_WEIGHT, H_GAP_SCALE, H_THRESHOLD, H_TRACE_WINDOW, H_EVERY = (
 # ``ring`` closed epoch traces, then the running epoch's trace, k_r and the closed epochs
 from simcomp.kernels.units import _block_units, _block_units_split, _exp_nonpos
 
+RECONBOOST, GREEDY = CODE["reconboost"], CODE["greedy"]
+RELEARNING, GBLENDING = CODE["relearning"], CODE["gblending"]
+H_EPSILON, H_WINDOW, H_GSTART = H["epsilon"], H["window"], H["start"]
+H_BOOST_STEPS, H_CORRECT_STEPS, H_BOOST_WEIGHT, H_ENSEMBLE_WEIGHT = (
+    H["boost_steps"], H["correct_steps"], H["boost_weight"], H["ensemble_weight"])
+
+
+@jit()
+def _reconboost_boosted(hyper, t, K):
+    """The modality reconboost boosts at step t, or -1 in a correcting step."""
+    bs = np.int64(hyper[H_BOOST_STEPS])
+    L = bs + np.int64(hyper[H_CORRECT_STEPS])
+    if t % L < bs:
+        return (t // L) % K
+    return -1
+
+
 # --------------------------------------------------------------------------
 # Dropout masks (random numbers: rng.py)
 # --------------------------------------------------------------------------
@@ -210,6 +227,32 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
                 yj = np.float64(y[j0 + jj])
                 C[r, jj] = np.float64(omega[j0 + jj]) * (
                     w0 * Fd[jj] + par[P_AUX_WEIGHT, r] * _dlogistic(yj, phi[r, jj]))
+    elif code == RECONBOOST and _reconboost_boosted(hyper, t, K) >= 0:
+        # boosting: only encoder rs learns, on its own loss weighted by (w1 - w2 q_j)/2,
+        # q_j = sigmoid(y_j (f_j - phi_{j,rs})) the others' true-class probability
+        rs = _reconboost_boosted(hyper, t, K)
+        w1, w2 = hyper[H_BOOST_WEIGHT], hyper[H_ENSEMBLE_WEIGHT]
+        qb = P[2, 0]
+        for jj in range(nb):
+            u = np.float64(y[j0 + jj]) * (F[jj] - phi[rs, jj])
+            e = _exp_nonpos(-abs(u))
+            qb[jj] = (1.0 if u >= 0.0 else e) / (1.0 + e)
+        for jj in range(nb):
+            S[0, rs] += np.float64(omega[j0 + jj]) * qb[jj]
+        for r in range(K):
+            for jj in range(nb):
+                C[r, jj] = 0.0
+        for jj in range(nb):
+            C[rs, jj] = np.float64(omega[j0 + jj]) * ((w1 - w2 * qb[jj]) / 2.0) * _dlogistic(
+                np.float64(y[j0 + jj]), phi[rs, jj])
+    elif code == GREEDY:
+        _greedy_coef(state, y, omega, j0, nb, F, phi, C, S, P[2])
+    elif code == GBLENDING:  # the aux loss, weighted as the last probes said (state rows 0, 1)
+        for r in range(K):
+            for jj in range(nb):
+                yj = np.float64(y[j0 + jj])
+                C[r, jj] = np.float64(omega[j0 + jj]) * (
+                    state[1, 0] * Fd[jj] + state[0, r] * _dlogistic(yj, phi[r, jj]))
     elif code == ALTERNATING:
         for r in range(K):
             for jj in range(nb):
@@ -547,6 +590,73 @@ def _pmr_step(rule, S, t):
 
 
 @jit()
+def _greedy_coef(state, y, omega, j0, nb, F, phi, C, S, buf):
+    """greedy's coefficients of one block and its sums S[0, r] = sum_j omega_j sigma(y_j (f_j -
+    phi_{j,r})), S[1, 0] = sum_j omega_j sigma(y_j f_j), S[2, r] = sum_j omega_j phi_{j,r}.
+
+    In a re-balancing step (state[1, 0] = 1) the cared encoder c = state[1, 1] trains on
+    l(y (phi_c + sum_{s != c} mbar_s)), mbar (state[0]) the mean outputs of the previous step.
+    ``buf`` (K, BLOCK) is scratch.  The sigmoids are computed in loops of their own, apart
+    from the sums (which keep the sample order), so that they vectorise.
+    """
+    K = phi.shape[0]
+    for r in range(K):
+        pr = buf[r]
+        for jj in range(nb):
+            u = np.float64(y[j0 + jj]) * (F[jj] - phi[r, jj])
+            e = _exp_nonpos(-abs(u))
+            pr[jj] = (1.0 if u >= 0.0 else e) / (1.0 + e)
+        for jj in range(nb):
+            S[0, r] += np.float64(omega[j0 + jj]) * pr[jj]
+        for jj in range(nb):
+            S[2, r] += np.float64(omega[j0 + jj]) * phi[r, jj]
+    pf = buf[0]
+    for jj in range(nb):
+        u = np.float64(y[j0 + jj]) * F[jj]
+        e = _exp_nonpos(-abs(u))
+        pf[jj] = (1.0 if u >= 0.0 else e) / (1.0 + e)
+    for jj in range(nb):
+        S[1, 0] += np.float64(omega[j0 + jj]) * pf[jj]
+    for r in range(K):
+        for jj in range(nb):
+            C[r, jj] = np.float64(omega[j0 + jj]) * F[BLOCK + jj]  # plain: F[BLOCK:] = y l'(y f)
+    if state[1, 0] != 0.0:
+        c = np.int64(state[1, 1])
+        tot = 0.0
+        for s in range(K):
+            tot += state[0, s]
+        M = tot - state[0, c]
+        for jj in range(nb):
+            C[c, jj] = np.float64(omega[j0 + jj]) * _dlogistic(np.float64(y[j0 + jj]),
+                                                               phi[c, jj] + M)
+
+
+@jit()
+def _greedy_step(state, hyper, S, stats, t):
+    """greedy's controller after step t's sums: utilisation rates, trigger, window, mbar."""
+    K = stats.shape[1]
+    best, worst, argworst = -np.inf, np.inf, 0
+    for r in range(K):
+        util = (S[1, 0] - S[0, r]) / S[1, 0]
+        stats[S_SCORE, r] = util
+        stats[S_SCALE, r] = 0.0
+        if util > best:
+            best = util
+        if util < worst:
+            worst, argworst = util, r
+    ctl = state[1]
+    if ctl[0] != 0.0:  # a re-balancing step was taken
+        stats[S_SCALE, np.int64(ctl[1])] = 1.0
+        ctl[2] += 1.0
+        if ctl[2] == hyper[H_WINDOW]:
+            ctl[0] = 0.0
+    elif t >= hyper[H_GSTART] and best - worst > hyper[H_EPSILON]:
+        ctl[0], ctl[1], ctl[2] = 1.0, float(argworst), 0.0
+    for r in range(K):
+        state[0, r] = S[2, r]
+
+
+@jit()
 def _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
     """Units, then the rule's coefficients for one block; returns ``(loss, bound)``.
 
@@ -668,6 +778,12 @@ def _rule_step(rule, W, dims, G, G2, S, t):
     for r in range(K):
         stats[S_K, r] = 1.0
         stats[S_NOISE, r] = 0.0
+    if code == RELEARNING:
+        if state[3, 0] > 0.0:  # the last diagnosis: purities on train / held-out, strength
+            for r in range(K):
+                stats[S_SCORE, r], stats[S_RATIO, r] = state[0, r], state[1, r]
+                stats[S_SCALE, r] = state[2, r]
+        return
     if not READS_PHI[code]:
         return
     alpha, start, stop = hyper[H_ALPHA], hyper[H_START], hyper[H_STOP]
@@ -713,6 +829,20 @@ def _rule_step(rule, W, dims, G, G2, S, t):
         _inforeg_step(rule, W, dims, G, S, t)
     elif code == OPM:
         _opm_step(rule, S, t)
+    elif code == GREEDY:
+        _greedy_step(state, hyper, S, stats, t)
+    elif code == GBLENDING:
+        for r in range(K):
+            stats[S_SCORE, r], stats[S_RATIO, r] = state[2, r], state[1, 0]
+            stats[S_SCALE, r] = state[0, r]
+    elif code == RECONBOOST:
+        rs = _reconboost_boosted(hyper, t, K)
+        for r in range(K):
+            k = 1.0 if (rs < 0 or r == rs) else 0.0
+            stats[S_SCALE, r] = k
+            stats[S_K, r] = k
+        if rs >= 0:
+            stats[S_SCORE, rs] = S[0, rs]
 
 
 @jit()

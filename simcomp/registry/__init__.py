@@ -13,8 +13,9 @@ The order is the order of the docs and of the compiled rule codes.
 
 from __future__ import annotations
 
-from . import (agm, alternating, aux, dropout, inforeg, lr_scale, mmcosine, mmpareto, none, ogm,
-               ogm_boost, ogm_ge, opm, pmr, ume, umt)
+from . import (agm, alternating, aux, dropout, gblending, greedy, inforeg, lr_scale, mmcosine,
+               mmpareto, none, ogm, ogm_boost, ogm_ge, opm, pmr, reconboost, relearning, ume,
+               umt)
 from .spec import Calibration, MethodSpec, Setting
 
 __all__ = ["REGISTRY", "METHODS", "MethodSpec", "Setting", "Calibration", "get", "has_rule",
@@ -37,6 +38,10 @@ REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     opm.SPEC,
     pmr.SPEC,
     inforeg.SPEC,
+    reconboost.SPEC,
+    greedy.SPEC,
+    relearning.SPEC,
+    gblending.SPEC,
 )}
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)

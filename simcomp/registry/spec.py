@@ -216,6 +216,18 @@ class MethodSpec:
     race_rate : callable
         ``race_rate(kappa, p, col, teacher_unit=, banks=, width=)``: its growth
         rates while every output is near 0 (``p`` the theory's resolved settings).
+    holdout : bool
+        It compares quantities on the training set and on a held-out sample
+        (``simcomp.methods.holdout_dataset``; its size is the ``holdout`` setting).
+    hook : callable or None
+        ``hook(run) -> Hook`` for a method that does work in Python between compiled
+        segments (probe trainings, resets): the trainer stops at the steps
+        ``Hook.steps`` names and calls ``Hook(run, step)`` with the run's weights at
+        that step, before the step is taken (``run`` is ``simcomp.train._Run``).
+    theory_hook : callable or None
+        The same for the reduced dynamics: ``theory_hook(p, steps, context)`` returns an
+        object with ``steps`` and ``__call__(t, a, args)`` (see
+        ``simcomp.theory.mitigation.method_dynamics``).
     noop : callable
         ``noop(method_config) -> str or None``: why these settings train exactly
         as plain training.
@@ -256,6 +268,9 @@ class MethodSpec:
     dynamics: str = ""
     exact_reduction: bool = True
     race_rate: Callable[..., Any] = _kappa
+    holdout: bool = False
+    hook: Callable[..., Any] | None = None
+    theory_hook: Callable[..., Any] | None = None
     noop: Callable[[Any], str | None] = _no_reason
     calibration: Calibration | None = None
     diverge_key: str | None = None

@@ -30,18 +30,23 @@ from simcomp.theory.reduced import _mark_learned, _record
 # share a code share their reduced dynamics (ogm_ge's noise has mean zero; ume
 # is the uni-modal runs, as alternating).
 (NONE, LR_SCALE, OGM, AGM, AUX, ALTERNATING, MMPARETO, UMT, DROPOUT, OGM_BOOST, PMR,
- INFOREG, OPM) = range(13)
+ INFOREG, OPM, RECONBOOST, GREEDY) = range(15)
 _DYNAMICS = {"none": NONE, "lr_scale": LR_SCALE, "ogm": OGM, "agm": AGM, "aux": AUX,
              "alternating": ALTERNATING, "mmpareto": MMPARETO, "umt": UMT, "dropout": DROPOUT,
-             "ogm_boost": OGM_BOOST, "pmr": PMR, "inforeg": INFOREG, "opm": OPM}
+             "ogm_boost": OGM_BOOST, "pmr": PMR, "inforeg": INFOREG, "opm": OPM,
+             "reconboost": RECONBOOST, "greedy": GREEDY}
 # The settings a method's theory step reads beyond (alpha, start, stop) and aux's, in the
 # order of the ``extra`` array, and the shape of its state (K, B, m) -> (rows, cols).
 EXTRA = {"ogm_boost": ("boost",), "pmr": ("momentum", "proto_every"),
          "opm": ("q_base", "execute_prob"),
-         "inforeg": ("prox_weight", "gap_scale", "threshold", "trace_window", "every")}
+         "inforeg": ("prox_weight", "gap_scale", "threshold", "trace_window", "every"),
+         "reconboost": ("boost_steps", "correct_steps", "boost_weight", "ensemble_weight"),
+         "greedy": ("epsilon", "window", "start")}
 _RING = 101  # inforeg: the last trace_window + 1 <= 101 epoch traces
 STATE = {"pmr": lambda K, B, m: (K, 2 * B * m + 4), "opm": lambda K, B, m: (1, K),
-         "inforeg": lambda K, B, m: (K, B * m + _RING + 3)}
+         "inforeg": lambda K, B, m: (K, B * m + _RING + 3),
+         # greedy: the previous step's mean outputs; curating, cared modality, counter
+         "greedy": lambda K, B, m: (2, max(K, 3))}
 PMR_TOL = 1e-20
 # every registered method's code: that of the dynamics its spec names
 METHOD_CODE = {name: _DYNAMICS[spec.dynamics] for name, spec in REGISTRY.items()}
@@ -427,6 +432,89 @@ def _inforeg_step(t, a, y, w, phi, st, extra, step, score, ratio, scale_rec):
 
 
 @jit()
+def _reconboost_boosted(extra, t, K):
+    """The modality reconboost boosts at step t (-1: a correcting step)."""
+    bs = np.int64(extra[0])
+    L = bs + np.int64(extra[1])
+    if t % L < bs:
+        return (t // L) % K
+    return -1
+
+
+@jit()
+def _reconboost_step(extra, t, y, w, phi, D, k, score, scale_rec):
+    """reconboost's coefficients and k_r at step t (D is plain on entry)."""
+    P, K = phi.shape
+    rs = _reconboost_boosted(extra, t, K)
+    if rs >= 0:
+        w1, w2 = extra[2], extra[3]
+        tot = 0.0
+        for p in range(P):
+            f = 0.0
+            for r in range(K):
+                f += phi[p, r]
+            qp = _sigmoid(y[p] * (f - phi[p, rs]))
+            tot += w[p] * qp
+            for r in range(K):
+                D[p, r] = 0.0
+            D[p, rs] = w[p] * y[p] * ((w1 - w2 * qp) / 2.0) * -_sigmoid(-(y[p] * phi[p, rs]))
+        score[t, rs] = tot
+    for r in range(K):
+        k[r] = 1.0 if (rs < 0 or r == rs) else 0.0
+        scale_rec[t, r] = k[r]
+
+
+@jit()
+def _greedy_step(extra, t, y, w, phi, D, mstate, score, scale_rec):
+    """greedy's controller and coefficients at step t (D is plain on entry).
+
+    ``mstate`` row 0: the mean outputs of the previous step; row 1: curating, cared, counter.
+    """
+    P, K = phi.shape
+    sf = 0.0
+    for p in range(P):
+        f = 0.0
+        for r in range(K):
+            f += phi[p, r]
+        sf += w[p] * _sigmoid(y[p] * f)
+    best, worst, argworst = -np.inf, np.inf, 0
+    for r in range(K):
+        sr = 0.0
+        for p in range(P):
+            f = 0.0
+            for k in range(K):
+                f += phi[p, k]
+            sr += w[p] * _sigmoid(y[p] * (f - phi[p, r]))
+        util = (sf - sr) / sf
+        score[t, r] = util
+        scale_rec[t, r] = 0.0
+        if util > best:
+            best = util
+        if util < worst:
+            worst, argworst = util, r
+    ctl = mstate[1]
+    if ctl[0] != 0.0:  # a re-balancing step for the cared modality c
+        c = np.int64(ctl[1])
+        tot = 0.0
+        for r in range(K):
+            tot += mstate[0, r]
+        M = tot - mstate[0, c]
+        for p in range(P):
+            D[p, c] = w[p] * y[p] * -_sigmoid(-(y[p] * (phi[p, c] + M)))
+        scale_rec[t, c] = 1.0
+        ctl[2] += 1.0
+        if ctl[2] == extra[1]:
+            ctl[0] = 0.0
+    elif t >= extra[2] and best - worst > extra[0]:
+        ctl[0], ctl[1], ctl[2] = 1.0, float(argworst), 0.0
+    for r in range(K):
+        tot = 0.0
+        for p in range(P):
+            tot += w[p] * phi[p, r]
+        mstate[0, r] = tot
+
+
+@jit()
 def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux, gains, probs,
                    a_teacher, rec_steps, stats, work, span):
     """Steps ``t0 <= t < t1`` of the step loop of ``method_dynamics``.
@@ -465,9 +553,11 @@ def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux
         Increasing steps to record, the last one ``steps``.
     stats : (4, steps, K) float64
         score, ratio, scale, cosine per step; filled where the method defines them.
-    work : tuple (rec_a (R, K, B, m), learned (K, B) int64, sbar (K,), h_teacher (K, B, m, P))
-        Outputs (recorded alignments, learned steps, -1 never), agm's running mean score
-        and umt's teacher outputs (computed in the first piece), kept across pieces.
+    work : tuple (rec_a (R, K, B, m), learned (K, B) int64, sbar (K,), h_teacher (K, B, m, P),
+            mstate (2, max(K, 3)))
+        Outputs (recorded alignments, learned steps, -1 never), agm's running mean score,
+        umt's teacher outputs (computed in the first piece) and a method's state (greedy's
+        controller), kept across pieces.
     span : tuple (t0, t1, rec_i)
         The steps of this piece and the next record index.
 
@@ -510,6 +600,10 @@ def _method_kernel(a, beta, ysb, y, w, form, act, code, run, eta_r, ogm_agm, aux
         if code == OPM:
             _opm_step(t, y, w, phi, mstate, alpha, start, stop, extra, D, score, ratio,
                       scale_rec)
+        elif code == RECONBOOST:
+            _reconboost_step(extra, t, y, w, phi, D, k, score, scale_rec)
+        elif code == GREEDY:
+            _greedy_step(extra, t, y, w, phi, D, mstate, score, scale_rec)
         _gradient(D, dh, ysb, grad)
         if code == MMPARETO:
             # the uni-modal losses' gradient, combined with the fused one per encoder

@@ -83,6 +83,10 @@ def _unit(z, form, q, rho):
     return np.maximum(z, 0.0), (z > 0.0).astype(np.float64)
 
 
+def _sigmoid(u):
+    return np.exp(-np.logaddexp(0.0, -u))
+
+
 @dataclass
 class _Patterns:
     beta: np.ndarray  # (K,)
@@ -123,6 +127,39 @@ def _check_patterns(alignment0, beta, y_pat, s_pat, w_pat, learner, activation):
                          f"beta {beta.shape}")
     form = "symmetric" if learner == "symmetric" else activation
     return a, beta, y, s, w, form
+
+
+class _HookContext:
+    """What a method's theory hook reads: the patterns' outputs, losses and probe steps."""
+
+    def __init__(self, pat: _Patterns, w_holdout: np.ndarray, eta_r: np.ndarray):
+        self.pat, self.eta_r = pat, eta_r
+        self.y, self.w, self.w_holdout = pat.y, pat.w, w_holdout
+
+    def units(self, a):
+        """Unit outputs h (K, B, m, P) at alignments a."""
+        return self.pat.encoders(a)[2]
+
+    def head_output(self, a, head):
+        """phi_head on every pattern (head = K: the fused output f)."""
+        phi = self.pat.encoders(a)[4]
+        return phi[:, head] if head < phi.shape[1] else phi.sum(axis=1)
+
+    def loss(self, g, weight):
+        return float(np.dot(weight, np.logaddexp(0.0, -self.y * g)))
+
+    def probe_step(self, a, head):
+        """One plain GD step on head ``head``'s own loss: modality head's uni-modal loss
+        (only a_head moves), or the fused loss (head = K)."""
+        _, _, _, _, phi, dphi = self.pat.encoders(a)
+        y, w = self.y, self.w
+        K = phi.shape[1]
+        if head < K:
+            D = np.zeros_like(phi)
+            D[:, head] = w * y * -_sigmoid(-y * phi[:, head])
+        else:
+            D = np.repeat((w * y * -_sigmoid(-y * phi.sum(axis=1)))[:, None], K, axis=1)
+        return a - self.eta_r[:, None, None] * np.einsum("pr,rbip->rbi", D, dphi)
 
 
 # --------------------------------------------------------------------------- parameters
@@ -221,7 +258,7 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
                     steps: int, method: str = "none", params: dict | None = None,
                     learner: str = "symmetric", activation: str = "srelu",
                     threshold: float | None = None, record_every: int = 1,
-                    teacher_alignment=None) -> MethodDynamics:
+                    teacher_alignment=None, w_holdout=None) -> MethodDynamics:
     """Gradient descent under ``method`` on the pattern loss, in alignment coordinates.
 
     Parameters
@@ -246,6 +283,10 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
     record_every : int
     teacher_alignment : array_like, shape (K_run, B, m)
         umt only: the frozen teachers' alignments (see :func:`teacher_alignment`).
+    w_holdout : array_like, shape (P,), optional
+        Methods that compare with a held-out sample (relearning, gblending): its
+        weights on the same patterns; default ``w_pat`` (population mode: the
+        held-out sample is the population).
 
     Returns
     -------
@@ -301,10 +342,32 @@ def method_dynamics(alignment0, beta, y_pat, s_pat, w_pat, q: float, rho: float,
              extra),
             np.ascontiguousarray(gains, dtype=np.float64),
             np.ascontiguousarray(probs, dtype=np.float64), a_teacher, rec_steps, stats, work)
+    # A method's work between steps (probes, resets: its registry module's theory hook)
+    # splits the loop at the steps it names, and may change the aux weights of the pieces.
+    hook, stops = None, []
+    if REGISTRY[method].theory_hook is not None:
+        w_hold = w if w_holdout is None else np.asarray(w_holdout, dtype=np.float64).reshape(-1)
+        if w_hold.shape != w.shape:
+            raise ValueError(f"w_holdout must have shape {w.shape}, got {w_hold.shape}")
+        ctx = _HookContext(_Patterns(beta, y, s, w, float(q), float(rho), form), w_hold,
+                           np.asarray(eta_r, dtype=np.float64))
+        hook = REGISTRY[method].theory_hook(p, steps, ctx)
+        hook.start(a)
+        stops = sorted(t for t in set(hook.steps) if 0 <= t <= steps)
+    blend = {"fused_weight": float(p["fused_weight"]),
+             "aux_weight": np.ascontiguousarray(p["aux_weight"], dtype=np.float64).copy()}
     rec_i = 0
-    for t0, t1 in chunks(steps + 1):  # short compiled calls: a signal is seen between them
-        with deferred():
-            rec_i = _kernel._method_kernel(a, *args, (t0, t1, rec_i))
+    for c0, c1 in chunks(steps + 1):  # short compiled calls: a signal is seen between them
+        cuts = [c0] + [t for t in stops if c0 < t < c1] + [c1]
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            if hook is not None and t0 in stops:
+                hook(t0, a, blend)
+            piece = args[:10] + ((blend["fused_weight"], blend["aux_weight"],
+                                  p["distill_weight"], extra),) + args[11:]
+            with deferred():
+                rec_i = _kernel._method_kernel(a, *piece, (t0, t1, rec_i))
+            if hook is not None:
+                hook.stats(t0, min(t1, steps), stats)
     never = np.iinfo(np.int64).max
     first = np.where(learned_bank >= 0, learned_bank, never).min(axis=1)
     return MethodDynamics(
@@ -438,7 +501,7 @@ def _plain_dynamics(reduced) -> MethodDynamics:
 
 
 def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat,
-                   w_pat, plain=None) -> MethodPrediction:
+                   w_pat, plain=None, w_holdout=None) -> MethodPrediction:
     """Section-5-style prediction of a run of ``cfg`` under its method.
 
     ``alignment0`` (K_run, B, m) are the run's initial alignments and the
@@ -449,7 +512,9 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
     sum.  Test errors use the distribution's presence probabilities.
     ``plain``: plain training's :class:`~simcomp.theory.ReducedDynamics` of
     the same run, reused as method ``none``'s dynamics (the same recursion)
-    instead of being run again.
+    instead of being run again.  ``w_holdout``: the held-out sample's weights on the
+    same patterns, for a method that compares with one (default: ``w_pat``, the
+    population mode's held-out "sample").
     """
     trained = sorted(int(r) for r in trained)
     mods = [cfg.data.modality[r] for r in trained]
@@ -475,7 +540,7 @@ def predict_method(cfg: Config, trained: Sequence[int], alignment0, y_pat, s_pat
         else:
             dyn = method_dynamics(a0, beta, y_pat, s_pat, w_pat, q, rho, eta, T, dyn_method,
                                   params, threshold=thr, record_every=cfg.train.trace_every,
-                                  teacher_alignment=aT, **common)
+                                  teacher_alignment=aT, w_holdout=w_holdout, **common)
         predictor = REGISTRY[name].predictor_setting
         err = predictor_test_error(dyn.final_alignment, beta, presence,
                                    params.get(predictor) if predictor else None,

@@ -1,0 +1,175 @@
+"""``gblending``: Gradient Blending -- the fused and uni-modal losses weighted by each head's
+generalisation-to-overfitting ratio, measured by short probe trainings against a held-out sample.
+
+The probes run between compiled segments (:class:`Hook`: copies of the weights trained by
+the compiled plain loop, losses from its forward pass); the compiled rule trains on the
+``aux`` loss with the weights the last probes gave (kept in its state).  The same
+measurement on patterns gives the reduced dynamics (:class:`TheoryHook`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .spec import MethodSpec, Setting
+
+O2_FLOOR = 1e-12  # floor on O^2: a head that does not overfit at all must not divide by 0
+
+
+def blend_weights(LT1, LV1, LTS, LVS):
+    """``(wts (H,), G (H,), O (H,))`` from each head's training and held-out losses after
+    probe steps 1 and S: G = LV(S) - LV(1), O = (LV(S) - LT(S)) - (LV(1) - LT(1)),
+    w = |G| / max(O^2, 1e-12), normalised to sum 1 (all 0: equal weights)."""
+    LT1, LV1, LTS, LVS = (np.asarray(v, dtype=np.float64) for v in (LT1, LV1, LTS, LVS))
+    G = LVS - LV1
+    O = (LVS - LTS) - (LV1 - LT1)
+    w = np.abs(G) / np.maximum(O * O, O2_FLOOR)
+    tot = w.sum()
+    wts = w / tot if tot > 0.0 else np.full(w.size, 1.0 / w.size)
+    return wts, G, O
+
+
+def recompute_steps(p, steps: int) -> list[int]:
+    """Step 0 and, if every > 0, every multiple of every before the horizon."""
+    every = int(p["every"])
+    if every <= 0:
+        return [0]
+    return list(range(0, max(int(steps), 1), every))
+
+
+def _loss(f, y, w):
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.dot(w, np.logaddexp(0.0, -y * np.asarray(f, dtype=np.float64))))
+
+
+class Hook:
+    """The probe trainings of a training run, at the steps of :func:`recompute_steps`."""
+
+    def __init__(self, run):
+        from .. import kernels as _kernels  # noqa: PLC0415 (the config must not load numba)
+        from ..methods import holdout_dataset  # noqa: PLC0415
+        from ..train import _pad  # noqa: PLC0415
+
+        cfg, data = run.cfg, run.data
+        self.kern = _kernels
+        self.S = int(cfg.method.probe_steps)
+        self.steps = frozenset(recompute_steps({"every": cfg.method.every}, cfg.train.steps))
+        ev = run.train_eval
+        hold = holdout_dataset(cfg, data)
+        Xh = _pad([hold.X[r] for r in run.trained], run.width, run.dtype)
+        K = len(run.trained)
+        # (X, packed, y64, w64) of the training and held-out sets, for all encoders (index K)
+        # and for each one alone (the uni-modal probes)
+        self.train = [(ev.X[r:r + 1], None) for r in range(K)] + [(ev.X, ev.pack())]
+        self.hold = [(Xh[r:r + 1], None) for r in range(K)] + [(Xh, None)]
+        self.y, self.w = ev.y, ev.weight  # the full training set, also with SGD
+        self.y64, self.w64 = data.train.y, data.train.weight
+        self.yh64, self.wh64 = hold.y, hold.weight
+
+    def _packed(self, sets, h):
+        X, packed = sets[h]
+        if packed is None:
+            packed = self.kern.pack_samples(X)
+            sets[h] = (X, packed)
+        return X, packed
+
+    def _head_loss(self, sets, h, W, dims, y, w):
+        X, packed = self._packed(sets, h)
+        f = np.empty(X.shape[1], dtype=W.dtype)
+        phi = np.empty((X.shape[1], W.shape[0]), dtype=W.dtype)
+        self.kern.forward(X, dims, W, self.kind, self.q, self.rho, f, phi, packed=packed)
+        return _loss(f, y, w)
+
+    def __call__(self, run, s):
+        K = run.W.shape[0]
+        self.kind, self.q, self.rho = run.kind, run.q, run.rho
+        eta = float(run.cfg.train.lr)
+        L = np.zeros((4, K + 1))
+        for h in range(K + 1):
+            sel = slice(h, h + 1) if h < K else slice(0, K)
+            W = np.ascontiguousarray(run.W[sel]).copy()
+            dims = np.ascontiguousarray(run.dims[sel])
+            X, packed = self._packed(self.train, h)
+            learned = -np.ones(W.shape[:2], np.int64)
+            grad = np.zeros_like(W)
+            t = 0
+            for upto, row in ((1, 0), (self.S, 2)):  # losses after probe steps 1 and S
+                self.kern.gd_segment(X, dims, self.y, self.w, W, run.kind, run.q, run.rho, eta,
+                                     np.ascontiguousarray(run.signal[sel]),
+                                     np.ascontiguousarray(run.beta[sel]), np.inf, learned, t,
+                                     upto - t, 0.0, False, grad, packed=packed)
+                t = upto
+                L[row, h] = self._head_loss(self.train, h, W, dims, self.y64, self.w64)
+                L[row + 1, h] = self._head_loss(self.hold, h, W, dims, self.yh64, self.wh64)
+        wts, G, _ = blend_weights(L[0], L[1], L[2], L[3])
+        state = run.rule.state
+        state[0, :K] = wts[:K]
+        state[1, :] = wts[K]
+        state[2, :K] = G[:K]
+
+
+class TheoryHook:
+    """The same probes on patterns: uni-modal and plain reduced dynamics (docs/theory.md 15.9)."""
+
+    def __init__(self, p, steps, ctx):
+        self.ctx = ctx
+        self.S = int(p["probe_steps"])
+        self.steps = recompute_steps(p, steps)
+        self.wts = self.G = None
+
+    def start(self, a):
+        pass
+
+    def __call__(self, t, a, args):
+        ctx = self.ctx
+        K = a.shape[0]
+        L = np.zeros((4, K + 1))
+        for h in range(K + 1):
+            ap = a.copy()
+            for step in range(1, self.S + 1):
+                ap = ctx.probe_step(ap, h)
+                if step in (1, self.S):
+                    row = 0 if step == 1 else 2
+                    g = ctx.head_output(ap, h)
+                    L[row, h] = ctx.loss(g, ctx.w)
+                    L[row + 1, h] = ctx.loss(g, ctx.w_holdout)
+        wts, G, _ = blend_weights(L[0], L[1], L[2], L[3])
+        self.wts, self.G = wts, G
+        args["fused_weight"] = float(wts[K])
+        args["aux_weight"][:] = wts[:K]
+
+    def stats(self, t0, t1, stats):
+        K = self.G.size - 1
+        stats[0, t0:t1, :] = self.G[:K]
+        stats[1, t0:t1, :] = self.wts[K]
+        stats[2, t0:t1, :] = self.wts[:K]
+
+
+def _rate(kappa, p, col, **_):
+    # the aux form; before the first probes nothing is known, so the race uses equal weights
+    K = kappa.shape[0]
+    return kappa * (2.0 / (K + 1))
+
+
+SPEC = MethodSpec(
+    name="gblending",
+    summary="loss wts_0 l(f) + sum_r wts_r l(phi_r), the weights |G| / O^2 (normalised) of each "
+            "head's held-out loss decrease G and overfitting O over probe_steps probe steps",
+    settings=(Setting("every", "int", 10, lo=0,
+                      doc="steps between probe rounds (0: once, at step 0)"),
+              Setting("probe_steps", "int", 10, lo=2, doc="steps of each probe training >= 2"),
+              Setting("holdout", "count", None, lo=2,
+                      doc="held-out sample size >= 2 (data.n_train; population mode: the "
+                          "population)")),
+    source="Wang, Tran, Feiszli, CVPR 2020, arXiv:1905.12681 (reference implementation: "
+           "github.com/GeWu-Lab/BalanceBenchmark balancemm/trainer/GBlending_trainer.py)",
+    published_default="online, probes of 10 epochs every 10 epochs (BalanceBenchmark)",
+    reads_phi=True,
+    dynamics="aux",
+    # row 0: the uni-modal heads' weights; row 1: the fused head's (every column); row 2: G_r
+    state_shape=lambda K, B, m, n, D: (3, K),
+    holdout=True,
+    hook=Hook,
+    theory_hook=TheoryHook,
+    race_rate=_rate,
+)
