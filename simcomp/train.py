@@ -40,6 +40,7 @@ from .config import Config
 from .batches import MiniBatches
 from .data import Dataset, ExperimentData, batch_seed_sequence
 from .pacing import CallSizer, PathChooser
+from . import method_hooks
 from .registry import REGISTRY
 from .trace import METHOD_KEYS, Trace, geometry, trace_stride, weighted_error
 
@@ -248,8 +249,8 @@ class _Run:
             self.step_weight = np.zeros(self.n, dtype=self.dtype)
         # A method's work between compiled segments (held-out evaluations, resets, probes).
         self.data = data
-        make_hook = None if self.rule is None else REGISTRY[self.rule.name].hook
-        self.hook = None if make_hook is None else make_hook(self)
+        hook = None if self.rule is None else REGISTRY[self.rule.name].hook
+        self.hook = None if hook is None else getattr(method_hooks, hook)(self)
         self.seconds = time.perf_counter() - clock  # own time: preparation, tracing
 
     @property

@@ -1,9 +1,10 @@
 """``gblending``: Gradient Blending -- the fused and uni-modal losses weighted by each head's
 generalisation-to-overfitting ratio, measured by short probe trainings against a held-out sample.
 
-The probes run between compiled segments (:class:`Hook`: copies of the weights trained by
-the compiled plain loop, losses from its forward pass); the compiled rule trains on the
-``aux`` loss with the weights the last probes gave (kept in its state).  The same
+The probes run between compiled segments (:class:`simcomp.method_hooks.GBlendingHook`:
+copies of the weights trained by the compiled plain loop, losses from its forward pass); the
+compiled rule trains on the ``aux`` loss with the weights the last probes gave (kept in its
+state).  The same
 measurement on patterns gives the reduced dynamics (:class:`TheoryHook`).
 """
 
@@ -37,75 +38,10 @@ def recompute_steps(p, steps: int) -> list[int]:
     return list(range(0, max(int(steps), 1), every))
 
 
-def _loss(f, y, w):
+def head_loss(f, y, w):
+    """sum_j w_j l(y_j f_j) in float64 (a probe head's loss)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.dot(w, np.logaddexp(0.0, -y * np.asarray(f, dtype=np.float64))))
-
-
-class Hook:
-    """The probe trainings of a training run, at the steps of :func:`recompute_steps`."""
-
-    def __init__(self, run):
-        from .. import kernels as _kernels  # noqa: PLC0415 (the config must not load numba)
-        from ..methods import holdout_dataset  # noqa: PLC0415
-        from ..train import _pad  # noqa: PLC0415
-
-        cfg, data = run.cfg, run.data
-        self.kern = _kernels
-        self.S = int(cfg.method.probe_steps)
-        self.steps = frozenset(recompute_steps({"every": cfg.method.every}, cfg.train.steps))
-        ev = run.train_eval
-        hold = holdout_dataset(cfg, data)
-        Xh = _pad([hold.X[r] for r in run.trained], run.width, run.dtype)
-        K = len(run.trained)
-        # (X, packed, y64, w64) of the training and held-out sets, for all encoders (index K)
-        # and for each one alone (the uni-modal probes)
-        self.train = [(ev.X[r:r + 1], None) for r in range(K)] + [(ev.X, ev.pack())]
-        self.hold = [(Xh[r:r + 1], None) for r in range(K)] + [(Xh, None)]
-        self.y, self.w = ev.y, ev.weight  # the full training set, also with SGD
-        self.y64, self.w64 = data.train.y, data.train.weight
-        self.yh64, self.wh64 = hold.y, hold.weight
-
-    def _packed(self, sets, h):
-        X, packed = sets[h]
-        if packed is None:
-            packed = self.kern.pack_samples(X)
-            sets[h] = (X, packed)
-        return X, packed
-
-    def _head_loss(self, sets, h, W, dims, y, w):
-        X, packed = self._packed(sets, h)
-        f = np.empty(X.shape[1], dtype=W.dtype)
-        phi = np.empty((X.shape[1], W.shape[0]), dtype=W.dtype)
-        self.kern.forward(X, dims, W, self.kind, self.q, self.rho, f, phi, packed=packed)
-        return _loss(f, y, w)
-
-    def __call__(self, run, s):
-        K = run.W.shape[0]
-        self.kind, self.q, self.rho = run.kind, run.q, run.rho
-        eta = float(run.cfg.train.lr)
-        L = np.zeros((4, K + 1))
-        for h in range(K + 1):
-            sel = slice(h, h + 1) if h < K else slice(0, K)
-            W = np.ascontiguousarray(run.W[sel]).copy()
-            dims = np.ascontiguousarray(run.dims[sel])
-            X, packed = self._packed(self.train, h)
-            learned = -np.ones(W.shape[:2], np.int64)
-            grad = np.zeros_like(W)
-            t = 0
-            for upto, row in ((1, 0), (self.S, 2)):  # losses after probe steps 1 and S
-                self.kern.gd_segment(X, dims, self.y, self.w, W, run.kind, run.q, run.rho, eta,
-                                     np.ascontiguousarray(run.signal[sel]),
-                                     np.ascontiguousarray(run.beta[sel]), np.inf, learned, t,
-                                     upto - t, 0.0, False, grad, packed=packed)
-                t = upto
-                L[row, h] = self._head_loss(self.train, h, W, dims, self.y64, self.w64)
-                L[row + 1, h] = self._head_loss(self.hold, h, W, dims, self.yh64, self.wh64)
-        wts, G, _ = blend_weights(L[0], L[1], L[2], L[3])
-        state = run.rule.state
-        state[0, :K] = wts[:K]
-        state[1, :] = wts[K]
-        state[2, :K] = G[:K]
 
 
 class TheoryHook:
@@ -169,7 +105,7 @@ SPEC = MethodSpec(
     # row 0: the uni-modal heads' weights; row 1: the fused head's (every column); row 2: G_r
     state_shape=lambda K, B, m, n, D: (3, K),
     holdout=True,
-    hook=Hook,
+    hook="GBlendingHook",
     theory_hook=TheoryHook,
     race_rate=_rate,
 )

@@ -1,9 +1,10 @@
 """``relearning``: diagnose each modality by the purity of its features on the training set
 against a held-out sample, and softly re-initialise it by the gap (Diagnosing & Re-learning).
 
-The diagnosis and the reset run between compiled segments (:class:`Hook`), in NumPy: every
-``every`` steps, at most ``count`` times; the compiled rule trains plainly and reports the
-last diagnosis.  The same functions give the reduced dynamics (:class:`TheoryHook`).
+The diagnosis and the reset run between compiled segments, in NumPy
+(:class:`simcomp.method_hooks.RelearningHook`): every ``every`` steps, at most ``count``
+times; the compiled rule trains plainly and reports the last diagnosis.  The same functions
+give the reduced dynamics (:class:`TheoryHook`).
 """
 
 from __future__ import annotations
@@ -73,58 +74,6 @@ def strength(reset_scale: float, purity_train: float, purity_holdout: float) -> 
     return math.tanh(reset_scale * abs(purity_train - purity_holdout))
 
 
-class Hook:
-    """The diagnosis and reset of a training run (after step t = s - 1, at the steps s of
-    :func:`reset_steps`)."""
-
-    def __init__(self, run):
-        from ..methods import holdout_dataset  # noqa: PLC0415 (the config must not load it)
-
-        cfg, data = run.cfg, run.data
-        method = cfg.method
-        self.p = {"every": method.every, "count": method.count}
-        self.reset_scale = float(method.reset_scale)
-        self.steps = frozenset(reset_steps(self.p, cfg.train.steps))
-        self.W0 = run.W.copy()  # the initial weights (padded), the reset target
-        hold = holdout_dataset(cfg, data)
-        self.X = [data.train.X[r] for r in run.trained]
-        self.y, self.w = data.train.y, data.train.weight  # the full set, also with SGD
-        self.Xh = [hold.X[r] for r in run.trained]
-        self.yh, self.wh = hold.y, hold.weight
-
-    def __call__(self, run, s):
-        from ..methods import unit_outputs  # noqa: PLC0415
-
-        weights = run._weights()
-        units = unit_outputs(run.cfg, weights, self.X)
-        units_h = unit_outputs(run.cfg, weights, self.Xh)
-        state = run.rule.state
-        for r in range(units.shape[0]):
-            pt = purity(units[r].reshape(-1, units.shape[-1]).T, self.y, self.w)
-            pv = purity(units_h[r].reshape(-1, units_h.shape[-1]).T, self.yh, self.wh)
-            mix = strength(self.reset_scale, pt, pv)
-            d = run.dims[r]
-            W = run.W[r, :, :, :d]
-            W[...] = mix * self.W0[r, :, :, :d] + (1.0 - mix) * W
-            state[0, r], state[1, r], state[2, r] = pt, pv, mix
-        state[3, 0] += 1.0  # resets done: the compiled rule reports the diagnosis from now on
-        _recheck_learned(run, s)
-
-
-def _recheck_learned(run, s):
-    """Banks marked learned at step s were checked before the reset: check them again."""
-    learned = run.learned
-    again = learned == s
-    if not again.any():
-        return
-    learned[again] = -1
-    c = np.array([1.0, -1.0])[: run.W.shape[1]]
-    align = np.einsum("rbid,rd->rbi", run.W.astype(np.float64), run.signal.astype(np.float64))
-    lead = (c[None, :, None] * align).max(axis=2)  # (K, B)
-    hit = again & (run.beta[:, None] * lead >= float(run.cfg.model.threshold))
-    learned[hit] = s
-
-
 class TheoryHook:
     """The same diagnosis and reset on patterns (docs/theory.md 15.7)."""
 
@@ -185,7 +134,7 @@ SPEC = MethodSpec(
     # then the number of resets done (column 0)
     state_shape=lambda K, B, m, n, D: (4, K),
     holdout=True,
-    hook=Hook,
+    hook="RelearningHook",
     theory_hook=TheoryHook,
     noop=_noop,
 )

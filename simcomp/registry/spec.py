@@ -219,11 +219,13 @@ class MethodSpec:
     holdout : bool
         It compares quantities on the training set and on a held-out sample
         (``simcomp.methods.holdout_dataset``; its size is the ``holdout`` setting).
-    hook : callable or None
-        ``hook(run) -> Hook`` for a method that does work in Python between compiled
-        segments (probe trainings, resets): the trainer stops at the steps
-        ``Hook.steps`` names and calls ``Hook(run, step)`` with the run's weights at
-        that step, before the step is taken (``run`` is ``simcomp.train._Run``).
+    hook : str or None
+        For a method that does work in Python between compiled segments (probe
+        trainings, resets): the name of its class in :mod:`simcomp.method_hooks`
+        (a name, not the class: that module needs the kernels, which the config must
+        not load).  The trainer makes one per run (``cls(run)``, ``run`` a
+        ``simcomp.train._Run``), stops at the steps its ``steps`` names and calls
+        ``hook(run, step)`` with the run's weights at that step, before the step.
     theory_hook : callable or None
         The same for the reduced dynamics: ``theory_hook(p, steps, context)`` returns an
         object with ``steps`` and ``__call__(t, a, args)`` (see
@@ -269,7 +271,7 @@ class MethodSpec:
     exact_reduction: bool = True
     race_rate: Callable[..., Any] = _kappa
     holdout: bool = False
-    hook: Callable[..., Any] | None = None
+    hook: str | None = None
     theory_hook: Callable[..., Any] | None = None
     noop: Callable[[Any], str | None] = _no_reason
     calibration: Calibration | None = None
