@@ -192,6 +192,7 @@ def check_stage(name, kind, K):
 SAMPLED = ["data.n_train=48", "data.n_test=64", "data.modality.0.dim=6", "data.modality.1.dim=6",
            "data.modality.0.noise=0.3", "data.modality.1.noise=0.3", "model.width=3",
            "train.steps=24", "train.trace_every=4", "train.threads=1", "train.lr=1.5"]
+SAMPLED_STEPS = 24
 HOOKS = {
     "relearning": {"every": 5, "count": 3, "reset_scale": 3.0, "holdout": 40},
     "gblending": {"every": 7, "probe_steps": 3, "holdout": 40},
@@ -477,3 +478,23 @@ def test_sweeps_over_the_new_keys():
     plan = plan_sweep(build_config(None, []), ["method.name=reconboost,greedy,relearning"], 1)
     assert [run.cfg.method.name for run in plan.runs] == ["reconboost", "greedy", "relearning"]
     assert plan.runs[1].cfg.method.start == 2 and plan.runs[2].cfg.method.every == 20
+
+
+@pytest.mark.parametrize("name", list(HOOKS))
+def test_hook_methods_with_mini_batches_alone_and_batched_agree(name):
+    """SGD (train.batch_size > 0): the hooks still run on the full sets at their steps, and a
+    run gives the same weights and trace alone and in a batch (bit for bit, same host)."""
+    cfgs = [build_config(None, SAMPLED + _sets(name, HOOKS[name])
+                         + ["train.batch_size=16", f"seed={seed}"]) for seed in (5, 6)]
+    datas = [make_experiment_data(cfg) for cfg in cfgs]
+    alone = [train_run(cfg, data, "joint", [0, 1], rule=run_rule(cfg, "joint", [0, 1]))
+             for cfg, data in zip(cfgs, datas)]
+    batched = train_batch(cfgs, datas, [[("joint", [0, 1])]] * 2,
+                          rules=[[run_rule(cfg, "joint", [0, 1])] for cfg in cfgs])
+    for a, (b,) in zip(alone, batched):
+        assert a.status == "ok" and a.steps_run == SAMPLED_STEPS
+        for x, z in zip(a.final_weights, b.final_weights):
+            np.testing.assert_array_equal(x, z)
+        ta, tb = a.trace.arrays(), b.trace.arrays()
+        np.testing.assert_array_equal(ta["method_scale"], tb["method_scale"])
+        assert np.isfinite(ta["method_scale"][-1]).all()  # a diagnosis / blend was made
