@@ -91,3 +91,9 @@ def test_only_methods_writes_its_section(tmp_path):
         assert f"| `{name}` | {res['ratio'][name]:.2f} |" in text
     speed.main(["--quick", "--only-methods", "--out", str(out)])  # replaced, not appended
     assert out.read_text().count("## Training rules, measured alone") == 1
+    hooks = out.read_text()
+    assert hooks.count("## Methods with work between segments") == 1  # replaced too
+    assert hooks.index("## Methods with work between segments") < hooks.index("## Reproduce")
+    assert set(res["hooks"]["ratio"]) == {"relearning", "gblending"}
+    for name in ("relearning", "gblending"):
+        assert f"| `{name}` | {res['hooks']['ratio'][name]:.2f} |" in hooks
