@@ -21,7 +21,7 @@ from ._version import __version__
 from .config import ConfigError
 from .config_file import build_config, config_to_toml
 from .interrupts import guard, raised_signal, signal_of
-from .registry import REGISTRY
+from .registry import REGISTRY, label
 from .outputs import (
     AtomicDirectory,
     OutputError,
@@ -106,7 +106,7 @@ def _method_setting(cfg) -> str:
     fields = {k: v for k, v in cfg.method.to_dict().items() if k != "name" and v is not None}
     text = ", ".join(f"{k} {v if not isinstance(v, (list, tuple)) else list(v)}"
                      for k, v in fields.items())
-    return cfg.method.name + (f" ({text})" if text else "")
+    return label(cfg.method.name) + (f" ({text})" if text else "")
 
 
 def divergence_message(failed, traces: dict, out: str, cfg=None) -> str:

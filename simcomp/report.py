@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .registry import label
+
 __all__ = ["simulate_report", "theory_report", "fmt_step"]
 
 
@@ -120,7 +122,7 @@ def simulate_report(summary: dict[str, Any], out_dir: str | None = None) -> str:
             f"expected gap {_fmt(comp['expected_gap'], '+.4f')}, predicted gap "
             f"{_fmt(comp['predicted_gap'], '+.4f')} (plain joint training)"
             + ("" if comp.get("method_predicted_gap") is None or _joint_method(summary) == "none"
-               else f", under method {_joint_method(summary)} "
+               else f", under method {label(_joint_method(summary))} "
                     f"{_fmt(comp['method_predicted_gap'], '+.4f')} (its predictor, noiseless)")
             + ("" if comp.get("tracked_gap") is None else
                f"; tracked gap {_fmt(comp['tracked_gap'], '+.4f')} (the run's own noise fed "
@@ -192,7 +194,7 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
                               for mod in row["trained_modalities"])
             note = "; DIVERGES (lower the method's weight)" if mp["diverged"] else ""
             lines.append(
-                f"{'':<16}under method {mp['method']}: learned steps {steps}; every modality "
+                f"{'':<16}under method {label(mp['method'])}: learned steps {steps}; every modality "
                 f"learned by the horizon: {_yes(mp['co_learned'])}; its predictor's test error "
                 f"{_fmt(mp['test_error_noiseless'])} noiseless{note}"
             )
@@ -201,7 +203,7 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
         lines += ["", f"predicted gap (joint - best uni-modal, {best}): "
                       f"{_fmt(comparison['predicted_gap'], '+.4f')} (plain joint training)"]
         if cfg.method.name != "none" and comparison.get("method_predicted_gap") is not None:
-            lines[-1] += (f"; under method {cfg.method.name}: "
+            lines[-1] += (f"; under method {label(cfg.method.name)}: "
                           f"{_fmt(comparison['method_predicted_gap'], '+.4f')} (its predictor, "
                           "noiseless)")
     lines.append(

@@ -498,3 +498,15 @@ def test_hook_methods_with_mini_batches_alone_and_batched_agree(name):
         ta, tb = a.trace.arrays(), b.trace.arrays()
         np.testing.assert_array_equal(ta["method_scale"], tb["method_scale"])
         assert np.isfinite(ta["method_scale"][-1]).all()  # a diagnosis / blend was made
+
+
+def test_greedy_is_labelled_an_analogue_wherever_it_is_reported(capsys):
+    from simcomp.registry import REGISTRY, label
+    from simcomp.registry.table import methods_table
+
+    assert [n for n, s in REGISTRY.items() if s.analogue] == ["greedy"]
+    assert label("greedy") == "greedy (an analogue)" and label("reconboost") == "reconboost"
+    assert "| `greedy` |" in methods_table() and "| analogue |" in methods_table()
+    assert main(["theory"] + [f"--set={s}" for s in SAMPLED + ["method.name=greedy"]]) == 0
+    out = capsys.readouterr().out
+    assert "under method greedy (an analogue)" in out

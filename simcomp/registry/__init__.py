@@ -19,7 +19,7 @@ from . import (agm, alternating, aux, dropout, gblending, greedy, inforeg, lr_sc
 from .spec import Calibration, MethodSpec, Setting
 
 __all__ = ["REGISTRY", "METHODS", "MethodSpec", "Setting", "Calibration", "get", "has_rule",
-           "all_keys", "setting_of"]
+           "label", "all_keys", "setting_of"]
 
 REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
     none.SPEC,
@@ -50,6 +50,12 @@ METHODS: tuple[str, ...] = tuple(REGISTRY)
 def has_rule(name: str) -> bool:
     """Whether a joint run of method ``name`` trains with a rule of its own (not none, ume)."""
     return REGISTRY[name].kernel != "none"
+
+
+def label(name: str) -> str:
+    """The method's name as reports print it: an analogue says so (``greedy (an analogue)``)."""
+    spec = REGISTRY.get(name)
+    return f"{name} (an analogue)" if spec is not None and spec.analogue else name
 
 
 def get(name: str) -> MethodSpec:

@@ -15,6 +15,7 @@ SPEC = MethodSpec(
            "greedy_multimodal_learning, src/callbacks.py, src/balanced_mmtm.py; "
            "BalanceBenchmark balancemm/trainer/Greedy_trainer.py)",
     published_default="epsilon = 0.01, window 5, from epoch 2 (training_guided.gin)",
+    analogue=True,
     reads_phi=True,
     accumulators=3,
     # row 0: the mean outputs of the previous step; row 1: curating (0/1), cared modality, counter

@@ -216,6 +216,10 @@ class MethodSpec:
     race_rate : callable
         ``race_rate(kappa, p, col, teacher_unit=, banks=, width=)``: its growth
         rates while every output is near 0 (``p`` the theory's resolved settings).
+    analogue : bool
+        It is an analogue on the toy network, not a transcription of the published
+        method (greedy: the published signal and action live in layers the toy does
+        not have); reports and the docs table name it so (``simcomp.registry.label``).
     holdout : bool
         It compares quantities on the training set and on a held-out sample
         (``simcomp.methods.holdout_dataset``; its size is the ``holdout`` setting).
@@ -270,6 +274,7 @@ class MethodSpec:
     dynamics: str = ""
     exact_reduction: bool = True
     race_rate: Callable[..., Any] = _kappa
+    analogue: bool = False
     holdout: bool = False
     hook: str | None = None
     theory_hook: Callable[..., Any] | None = None

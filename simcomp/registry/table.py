@@ -51,7 +51,8 @@ def methods_table() -> str:
                          f"{' per modality' if s.kind == 'modality' else ''}"
                          f"{' (one or per modality)' if s.kind == 'either' else ''}"
                          f" ({_default(s)})" for s in spec.settings) or "--"
-        flags = ", ".join(f for f, on in (("stochastic", spec.stochastic),
+        flags = ", ".join(f for f, on in (("analogue", spec.analogue),
+                                          ("stochastic", spec.stochastic),
                                           ("no joint run", not spec.trains_joint),
                                           ("expected-update theory", not spec.exact_reduction))
                           if on) or "--"
