@@ -231,6 +231,21 @@ def verdict_text(table, g, best):
             "inforeg": "It is the aux form (B's own loss keeps B a drive of about "
                        "lambda p_B / 2) plus a pull of the leader back towards its weights at "
                        "the start of each epoch while its gradient trace still grows.",
+            "reconboost": "During B's boosting stages B trains alone on its own loss, weighted "
+                          "up where A is wrong, and A rests: B gets a uni-modal drive of about "
+                          "(w1 - w2 q) / 2 for boost_steps of every K stages, which the "
+                          "correcting steps then share with A.",
+            "relearning": "Its reset moves an encoder back towards its start by the gap "
+                          "between its feature purity on the training and the held-out data; "
+                          "it acts on over-fitting, not on B's missing drive (in population "
+                          "mode it is exactly plain training).",
+            "gblending": "It is aux with weights from probe trainings: B's uni-modal head keeps "
+                         "B a drive of wts_B p_B / 2 whatever A does, as large as B's probe "
+                         "loss falls relative to how it over-fits.",
+            "greedy": "(An analogue.) When the modalities' utilisation rates differ, the less "
+                      "used one trains for a window against the others' mean output instead "
+                      "of their per-sample output: B gets back the drive that A's fit took "
+                      "from it, for those steps.",
         }[method]
         lines.append(
             f"- `{method}`: at {lab or 'its default'}{' (published default)' if default else ''} "

@@ -74,10 +74,19 @@ SETTINGS = [
     ("pmr", "alpha 1, momentum 0.2", lambda K: ["method.alpha=1.0"], False),
     ("inforeg", "prox 0.02, every 10", lambda K: [], True),
     ("inforeg", "prox 0.1, every 10", lambda K: ["method.prox_weight=0.1"], False),
+    ("reconboost", "w1 5, w2 1", lambda K: [], True),
+    ("reconboost", "w1 2, w2 1", lambda K: ["method.boost_weight=2.0"], False),
+    ("relearning", "lambda 3, every 20", lambda K: [], True),
+    ("relearning", "lambda 3, every 60", lambda K: ["method.every=60"], False),
+    ("gblending", "every 10, 10 probe steps", lambda K: [], True),
+    ("gblending", "once, 10 probe steps", lambda K: ["method.every=0"], False),
+    ("greedy", "epsilon 0.01, window 5 (analogue)", lambda K: [], True),
+    ("greedy", "epsilon 0.001, window 5 (analogue)", lambda K: ["method.epsilon=0.001"], False),
 ]
 DETERMINISTIC = ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto", "umt", "ume",
-                 "ogm_boost", "pmr", "inforeg")
-COST_TARGET = {"mmpareto": 2.2, "umt": 1.6}  # others 1.3
+                 "ogm_boost", "pmr", "inforeg", "reconboost", "relearning", "gblending", "greedy")
+# gblending trains K + 1 probe copies every `every` steps (docs/performance.md)
+COST_TARGET = {"mmpareto": 2.2, "umt": 1.6, "gblending": 5.0}  # others 1.3
 HORIZONS = (60, 120, 180, 240, 300)
 # A learned alignment keeps growing slowly after it passes the threshold (O(10) by T here);
 # beyond this the run is counted as blown up (umt's published weight does this).
