@@ -89,7 +89,7 @@ def test_only_methods_writes_its_section(tmp_path):
     assert text.index("## Training rules, measured alone") < text.index("## Reproduce")
     for name in METHOD_NAMES[1:]:
         assert f"| `{name}` | {res['ratio'][name]:.2f} |" in text
-    speed.main(["--quick", "--only-methods", "--out", str(out)])  # replaced, not appended
+    res = speed.main(["--quick", "--only-methods", "--out", str(out)])  # replaced, not appended
     assert out.read_text().count("## Training rules, measured alone") == 1
     hooks = out.read_text()
     assert hooks.count("## Methods with work between segments") == 1  # replaced too
