@@ -194,7 +194,8 @@ def theory_report(cfg, rows: list[dict[str, Any]], comparison: dict[str, Any] | 
                               for mod in row["trained_modalities"])
             note = "; DIVERGES (lower the method's weight)" if mp["diverged"] else ""
             lines.append(
-                f"{'':<16}under method {label(mp['method'])}: learned steps {steps}; every modality "
+                f"{'':<16}under method {label(mp['method'])}: learned steps {steps}; "
+                f"every modality "
                 f"learned by the horizon: {_yes(mp['co_learned'])}; its predictor's test error "
                 f"{_fmt(mp['test_error_noiseless'])} noiseless{note}"
             )

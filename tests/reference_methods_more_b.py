@@ -84,7 +84,8 @@ def reconboost_coef(phi, y, omega, rs, w1, w2):
 
 
 def reconboost_loss(phi_rs, y, omega, q, w1, w2):
-    """The boosted learner's loss with q held constant: sum_j omega_j (w1 - w2 q_j)/2 l(u_{j,rs})."""
+    """The boosted learner's loss with q held constant:
+    sum_j omega_j (w1 - w2 q_j)/2 l(u_{j,rs})."""
     return float(np.sum(omega * (w1 - w2 * q) / 2.0 * softplus_neg(y * phi_rs)))
 
 
@@ -303,7 +304,8 @@ def train(X, y, omega, W0, *, method, params=None, form="symmetric", q=3.0, rho=
             D = aux_coef(phi, y, omega, wts[K], wts[:K])
             stats["score"][t], stats["ratio"][t], stats["scale"][t] = G[:K], wts[K], wts[:K]
             out["wts"][t] = wts
-        if method == "relearning" and last is not None:  # the last diagnosis, from the step after it
+        # relearning: the last diagnosis, reported from the step after it
+        if method == "relearning" and last is not None:
             stats["score"][t], stats["ratio"][t], stats["scale"][t] = last
         W = [Wr - eta * k[r] * chain(X[r], Wr, enc[r][2], D[:, r]) for r, Wr in enumerate(W)]
         if method == "relearning" and t > 0 and t % p["every"] == 0 and done < p["count"]:

@@ -5,8 +5,6 @@ against the reduced dynamics, and the config keys."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
@@ -16,7 +14,7 @@ from simcomp.cli import main
 from simcomp.config_file import build_config
 import reference_methods as ref
 from simcomp.data import make_experiment_data
-from simcomp.experiment import run_experiment, run_experiments, run_rule
+from simcomp.experiment import run_experiment, run_rule
 from simcomp.kernels import make_rule
 from simcomp.methods import holdout_dataset, holdout_patterns
 from simcomp.theory import population_patterns
@@ -301,7 +299,8 @@ POP = ["data.population=true", "data.modality.0.noise=0", "data.modality.1.noise
        "data.modality.0.dim=6", "data.modality.1.dim=6", "model.width=4", "train.steps=120",
        "train.trace_every=10", "train.threads=1"]
 POPULATION = {
-    "reconboost": ["method.boost_steps=3", "method.correct_steps=3"],  # traced steps hit both phases
+    # traced steps hit both phases
+    "reconboost": ["method.boost_steps=3", "method.correct_steps=3"],
     "greedy": ["method.epsilon=0.002", "method.window=4"],
     "relearning": ["method.every=15", "method.reset_scale=3"],
     "gblending": ["method.every=25", "method.probe_steps=4"],

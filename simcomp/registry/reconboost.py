@@ -1,4 +1,4 @@
-"""``reconboost``: alternating boosting of one modality against the others, then joint correction."""
+"""``reconboost``: boosting of one modality at a time against the others, then joint correction."""
 
 from ..validation import ConfigError
 from .spec import MethodSpec, Setting
