@@ -1,4 +1,4 @@
-"""The method registry: one module per method, one line per method here.
+"""The method registry: one module per method, found by looking.
 
 ``REGISTRY`` maps ``method.name`` to its :class:`~simcomp.registry.spec.MethodSpec`
 (scikit-learn's ``_LOSSES`` style).  Everything that depends on the set of
@@ -8,41 +8,48 @@ theory's settings and race (:mod:`simcomp.theory.mitigation`), the
 calibration (:mod:`simcomp.calibrate.methods`), the docs table and the
 tests' parametrisation.  docs/adding-a-method.md says how to add one.
 
-The order is the order of the docs and of the compiled rule codes.
+Every public module of this package that defines ``SPEC`` is a method: adding
+one is creating its module, with no list to edit here.  The order -- that of
+the docs, of the reports and of the compiled rule codes -- is the founding
+methods in the order they were first listed, then every later one by name.
 """
 
 from __future__ import annotations
 
-from . import (agm, alternating, aux, dropout, gblending, greedy, inforeg, lr_scale, mmcosine,
-               mmpareto, none, ogm, ogm_boost, ogm_ge, opm, pmr, reconboost, relearning, ume,
-               umt)
+import importlib
+import pkgutil
+
 from .spec import Calibration, MethodSpec, Setting
 
 __all__ = ["REGISTRY", "METHODS", "MethodSpec", "Setting", "Calibration", "get", "has_rule",
            "label", "all_keys", "setting_of"]
 
-REGISTRY: dict[str, MethodSpec] = {spec.name: spec for spec in (
-    none.SPEC,
-    lr_scale.SPEC,
-    ogm.SPEC,
-    ogm_ge.SPEC,
-    agm.SPEC,
-    dropout.SPEC,
-    aux.SPEC,
-    alternating.SPEC,
-    mmpareto.SPEC,
-    umt.SPEC,
-    ume.SPEC,
-    mmcosine.SPEC,
-    ogm_boost.SPEC,
-    opm.SPEC,
-    pmr.SPEC,
-    inforeg.SPEC,
-    reconboost.SPEC,
-    greedy.SPEC,
-    relearning.SPEC,
-    gblending.SPEC,
-)}
+# Modules of this package that are not methods.
+_NOT_METHODS = frozenset({"spec", "table"})
+# The first methods, in the order the docs have always listed them (plain training first).
+_FOUNDING = ("none", "lr_scale", "ogm", "ogm_ge", "agm", "dropout", "aux", "alternating",
+             "mmpareto", "umt", "ume")
+
+
+def _discover() -> dict[str, MethodSpec]:
+    names = sorted(info.name for info in pkgutil.iter_modules(__path__)
+                   if not info.name.startswith("_") and info.name not in _NOT_METHODS)
+    missing = [name for name in _FOUNDING if name not in names]
+    if missing:  # a damaged installation, not a user's mistake
+        raise ImportError(f"simcomp.registry lacks the method module(s) {', '.join(missing)}")
+    specs = {}
+    for name in list(_FOUNDING) + [n for n in names if n not in _FOUNDING]:
+        spec = getattr(importlib.import_module(f"{__name__}.{name}"), "SPEC", None)
+        if not isinstance(spec, MethodSpec):
+            raise TypeError(f"simcomp/registry/{name}.py defines no SPEC = MethodSpec(...)")
+        if spec.name != name:
+            raise ValueError(f"simcomp/registry/{name}.py defines method {spec.name!r}: a "
+                             f"method's module is named after it")
+        specs[name] = spec
+    return specs
+
+
+REGISTRY: dict[str, MethodSpec] = _discover()
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)
 
