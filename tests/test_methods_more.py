@@ -268,3 +268,15 @@ def test_relearning_in_the_population_toy_is_plain_training():
     other = method_dynamics(*args, "relearning", {"reset_scale": 10.0, "every": 20},
                             w_holdout=w_hold / w_hold.sum()).final_alignment
     assert not np.array_equal(other, plain)
+
+
+def test_calibration_doc_holds_the_generated_table():
+    from pathlib import Path
+
+    from simcomp.registry.table import calibration_table
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "calibration.md").read_text()
+    table = calibration_table()
+    assert table in page
+    for name in ("reconboost", "greedy", "relearning", "gblending"):
+        assert f"| `{name}`" in table
