@@ -209,3 +209,74 @@ def test_calibration_predicts_the_new_methods():
     assert sorted({m["method"] for m in rows}) == sorted(names)
     for m in rows:
         assert m["gain_median"] is not None and np.isfinite(m["gain_median"])
+
+
+def test_calibration_covers_every_method_of_the_registry():
+    from simcomp.calibrate import METHOD_PARAMS
+    from simcomp.registry import REGISTRY
+
+    assert sorted(METHOD_PARAMS) == sorted(nm for nm in REGISTRY if nm != "none")
+    # each given setting passes its own bounds, and lies on or beside its grid
+    for nm, spec in METHOD_PARAMS.items():
+        if spec.param is not None:
+            for value in (spec.given,) + tuple(spec.grid):
+                spec.check(f"methods.{nm}", value)
+
+
+def test_calibration_predicts_or_refuses_the_hook_methods():
+    from simcomp.calibrate import calibrate
+    from test_calibrate import CREMA
+
+    names = ["reconboost", "relearning", "gblending", "greedy", "mmcosine"]
+    cal = calibrate(CREMA, simulate=0, sample=2, methods=names, correlations=[0.0])
+    rows = cal.json["methods"]
+    assert [(m["method"], m["which"]) for m in rows] == [
+        ("reconboost", "given"), ("reconboost", "best"), ("greedy", "given"), ("greedy", "best")]
+    for m in rows:
+        assert m["gain_median"] is not None and np.isfinite(m["gain_median"])
+    assert rows[0]["setting"] == {"boost_weight": 5.0}
+    assert rows[2]["setting"] == {"epsilon": 0.01}
+    # the held-out methods are refused, each with its reason, never dropped silently
+    refused = json.loads(json.dumps(cal.json))["methods_refused"]
+    assert sorted(refused) == ["gblending", "mmcosine", "relearning"]
+    assert all("held-out" in refused[nm] and "population" in refused[nm]
+               for nm in ("relearning", "gblending"))
+    assert "fusion head" in refused["mmcosine"]
+    text = cal.report()
+    assert "greedy (an analogue)" in text
+    for nm in refused:
+        line = next(ln for ln in text.splitlines() if ln.strip().startswith(nm))
+        assert "not predicted: " + refused[nm] in line
+
+
+def test_relearning_in_the_population_toy_is_plain_training():
+    # why calibrate refuses relearning: with the population as held-out sample (calibrate's
+    # toy), the purity gap is 0 and no reset moves a weight, at any reset_scale
+    from simcomp.theory.mitigation import method_dynamics
+    from simcomp.theory.patterns import population_patterns
+
+    y, s, w = population_patterns([0.5, 0.5], 0.0)
+    rng = np.random.default_rng(3)
+    a0 = 0.05 * rng.standard_normal((2, 1, 8))
+    args = (a0, np.array([1.0, 0.7]), y, s, w, 3.0, 1.0, 0.5, 120)
+    plain = method_dynamics(*args, "none").final_alignment
+    for scale in (1.0, 3.0, 10.0):
+        dyn = method_dynamics(*args, "relearning", {"reset_scale": scale, "every": 20})
+        assert np.array_equal(dyn.final_alignment, plain)
+    # whereas a held-out sample that differs does reset (the check can fail)
+    w_hold = w * np.linspace(0.5, 1.5, w.size)
+    other = method_dynamics(*args, "relearning", {"reset_scale": 10.0, "every": 20},
+                            w_holdout=w_hold / w_hold.sum()).final_alignment
+    assert not np.array_equal(other, plain)
+
+
+def test_calibration_doc_holds_the_generated_table():
+    from pathlib import Path
+
+    from simcomp.registry.table import calibration_table
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "calibration.md").read_text()
+    table = calibration_table()
+    assert table in page
+    for name in ("reconboost", "greedy", "relearning", "gblending"):
+        assert f"| `{name}`" in table

@@ -50,7 +50,8 @@ class Calibration:
         The one JSON object ``simcomp calibrate --json`` prints: ``potential``
         and ``competition_cost`` ({low, high}, points), ``methods`` (a list of
         {method, which, setting, gain_median, gain_low, gain_high, verdict,
-        sensitivity}), ``consistent_set`` (count, parameter ranges, how many
+        sensitivity}), ``methods_refused`` (method -> why calibrate cannot predict it),
+        ``consistent_set`` (count, parameter ranges, how many
         were simulated and agreed), and provenance (format, version,
         measurements, notes).
     measurements : Measurements
@@ -222,6 +223,8 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         "potential": {"low": r2(ans.potential[0]), "high": r2(ans.potential[1])},
         "competition_cost": {"low": r2(ans.competition_cost[0]), "high": r2(ans.competition_cost[1])},
         "methods": [m.to_json() for m in ans.methods],
+        # methods calibrate cannot predict, each with the reason (never dropped silently)
+        "methods_refused": dict(ans.refused or {}),
         "consistent_set": cs,
         "verdict_rule": VERDICT_RULE.replace("the tolerance", f"the tolerance ({100 * meas.tolerance:g} points)"),
         "method_notes": {nm: METHOD_PARAMS[nm].note for nm in (methods or METHOD_PARAMS)},

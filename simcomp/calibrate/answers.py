@@ -73,6 +73,7 @@ class Answers:
     methods: list  # MethodAnswer
     sampled: int  # consistent configurations the methods were run on
     seconds: float
+    refused: dict = None  # method -> why calibrate does not predict it
 
 
 def sample_candidates(candidates: list, n: int) -> list:
@@ -105,12 +106,14 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
     t0 = time.perf_counter()
     say = progress or (lambda msg: None)
     pts = 100.0
+    names = list(METHOD_PARAMS) if methods is None else list(methods)
+    refused = {nm: METHOD_PARAMS[nm].refused for nm in names if METHOD_PARAMS[nm].refused}
+    names = [nm for nm in names if nm not in refused]
     if not found.candidates:
-        return Answers((None, None), (None, None), [], 0, 0.0)
+        return Answers((None, None), (None, None), [], 0, 0.0, refused)
     pot = np.array([c.potential for c in found.candidates])
     potential = (pts * pot.min(), pts * pot.max())
     cost = (potential[0] - pts * meas.joint, potential[1] - pts * meas.joint)
-    names = list(METHOD_PARAMS) if methods is None else list(methods)
     settings = dict(meas.methods)
     settings.update(given or {})
     chosen = sample_candidates(found.candidates, sample)
@@ -198,4 +201,4 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
             med, lo, hi, bad = stats(value)
             out.append(MethodAnswer(nm, which, _setting(spec, value, start), med, lo, hi,
                                     verdict(lo, med, hi, tol), sens, bad))
-    return Answers(potential, cost, out, len(chosen), time.perf_counter() - t0)
+    return Answers(potential, cost, out, len(chosen), time.perf_counter() - t0, refused)

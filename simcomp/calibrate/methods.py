@@ -1,6 +1,8 @@
 """The training methods as calibration sees them: one main parameter each, its grid, its default.
 
-Every method of :data:`simcomp.config.METHODS` but ``none`` is evaluated.
+Every method of :data:`simcomp.config.METHODS` but ``none`` is listed; those whose
+``Calibration.refused`` gives a reason (the held-out methods, whose signal calibrate's
+population toy does not have) are reported with it instead of a gain.
 A method's *main parameter* is the one a practitioner would tune; the
 others stay at simcomp's defaults.  Where a parameter acts on one modality
 (``lr_scale``, ``dropout``), it acts on the modality that wins the race in
@@ -40,6 +42,8 @@ class MethodSpec:
         expected update; ume: the uni-modal runs, as alternating).
     note : str
         Where ``given`` comes from.
+    refused : str
+        Non-empty: why calibrate does not predict the method (reported instead of a gain).
     """
 
     name: str
@@ -52,6 +56,7 @@ class MethodSpec:
     lo: float = 0.0
     hi: float | None = None
     lo_open: bool = False
+    refused: str = ""
 
     def check(self, key: str, value: float, error=ValueError) -> None:
         bad = value < self.lo or (self.lo_open and value == self.lo) or (
@@ -68,9 +73,12 @@ def _from_registry() -> dict[str, MethodSpec]:
         c = spec.calibration
         if c is None:
             continue
+        # a method with work between steps (probes, resets) runs under its own name: its
+        # theory hook is keyed by it, while spec.dynamics names only its compiled step
+        dynamics = name if spec.theory_hook is not None else spec.dynamics
         out[name] = MethodSpec(name, c.param, c.given, c.grid, has_start=c.has_start,
-                               dynamics=spec.dynamics, note=c.note, lo=c.lo, hi=c.hi,
-                               lo_open=c.lo_open)
+                               dynamics=dynamics, note=c.note, lo=c.lo, hi=c.hi,
+                               lo_open=c.lo_open, refused=c.refused)
     return out
 
 

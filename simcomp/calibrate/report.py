@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..outputs import OutputError, refuse_cwd_or_parent
+from ..registry import label
 
 __all__ = ["CALIBRATE_FORMAT", "text_report", "calibration_figure", "write_directory",
            "check_calibration_dir", "ENTRIES"]
@@ -57,14 +58,19 @@ def text_report(obj: dict) -> str:
               "(potential minus the joint accuracy)", ""]
     lines.append(f"methods (gain in points over the plain joint network, over {cs['methods_sampled']} "
                  "sampled consistent configurations)")
-    lines.append(f"  {'method':<12} {'which':<6} {'setting':<28} {'median':>7} {'low':>7} {'high':>7}  "
+    # an analogue says so (greedy); the column widens for it
+    names = {m["method"]: label(m["method"]) for m in obj["methods"]}
+    wd = max([12] + [len(v) for v in names.values()])
+    lines.append(f"  {'method':<{wd}} {'which':<6} {'setting':<28} {'median':>7} {'low':>7} {'high':>7}  "
                  f"{'sensitivity':>11}  verdict")
     for m in obj["methods"]:
         setting = ", ".join(f"{k}={v:g}" for k, v in m["setting"].items()) or "-"
         sens = "-" if m["sensitivity"] is None else f"{m['sensitivity']:.1f}"
-        lines.append(f"  {m['method']:<12} {m['which']:<6} {setting:<28} {_fmt(m['gain_median'], True):>7} "
+        lines.append(f"  {names[m['method']]:<{wd}} {m['which']:<6} {setting:<28} {_fmt(m['gain_median'], True):>7} "
                      f"{_fmt(m['gain_low'], True):>7} {_fmt(m['gain_high'], True):>7}  {sens:>11}  "
                      f"{m['verdict']}")
+    for nm, why in obj.get("methods_refused", {}).items():
+        lines.append(f"  {label(nm):<{wd}} not predicted: {why}")
     lines += ["", f"verdict rule: {obj['verdict_rule']}",
               "sensitivity: the spread of the median gain over the main parameter's grid (what a "
               "grid search could change)"]

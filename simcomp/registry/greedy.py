@@ -1,7 +1,7 @@
 """``greedy``: re-balancing steps for the under-used modality -- an analogue of Wu et al.'s
 greedy-learner mitigation, not a transcription (late fusion has no cross-modal MMTM layers)."""
 
-from .spec import MethodSpec, Setting
+from .spec import Calibration, MethodSpec, Setting
 
 SPEC = MethodSpec(
     name="greedy",
@@ -20,4 +20,9 @@ SPEC = MethodSpec(
     accumulators=3,
     # row 0: the mean outputs of the previous step; row 1: curating (0/1), cared modality, counter
     state_shape=lambda K, B, m, n, D: (2, max(K, 3)),
+    calibration=Calibration(
+        "epsilon", 0.01, (0.0, 0.01, 0.05, 0.2),
+        settings=lambda value, start, K, winner, T: {"epsilon": value},
+        note="an analogue of the greedy learner's re-balancing (not the published method); "
+             "the published threshold epsilon, window 5 from step 2"),
 )

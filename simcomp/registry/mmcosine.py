@@ -10,7 +10,7 @@ the fixed-head theory (hence ``kernel`` and ``dynamics`` ``"none"`` there:
 neither is ever reached for this method).
 """
 
-from .spec import MethodSpec, Setting
+from .spec import Calibration, MethodSpec, Setting
 
 SPEC = MethodSpec(
     name="mmcosine",
@@ -23,4 +23,10 @@ SPEC = MethodSpec(
     dynamics="none",
     needs_trainable_head=True,
     diverge_key="scaling",
+    calibration=Calibration(
+        "scaling", 10.0, (5.0, 10.0, 15.0), lo=0.0, lo_open=True,
+        settings=lambda value, start, K, winner, T: {"scaling": value},
+        note="the published scale",
+        refused="it acts on the fusion head's weights; calibrate's toy and its reduced "
+                "dynamics have the fixed head, which has none"),
 )

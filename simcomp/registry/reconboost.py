@@ -1,7 +1,7 @@
 """``reconboost``: boosting of one modality at a time against the others, then joint correction."""
 
 from ..validation import ConfigError
-from .spec import MethodSpec, Setting
+from .spec import Calibration, MethodSpec, Setting
 
 
 def _check(method):
@@ -38,4 +38,10 @@ SPEC = MethodSpec(
     accumulators=1,
     race_rate=_rate,
     validate=_check,
+    # the main parameter is w1 (the boosting weight); w2 stays at 1, so the grid keeps
+    # w1 >= w2 (the validator's bound)
+    calibration=Calibration(
+        "boost_weight", 5.0, (1.0, 2.0, 5.0, 10.0), lo=1.0,
+        settings=lambda value, start, K, winner, T: {"boost_weight": value},
+        note="the published weight1 (weight2 = 1, 4 boosting and 4 correction steps)"),
 )

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .spec import MethodSpec, Setting
+from .spec import Calibration, MethodSpec, Setting
 
 KMEANS_CAP = 300  # Lloyd iterations at most (sklearn's default max_iter)
 
@@ -114,6 +114,18 @@ def _noop(method):
     return None
 
 
+# The held-out sample calibrate would use: calibrate's toy trains on the population
+# (data.population), and a held-out sample drawn from the same distribution is then the
+# population itself (as simcomp's population mode does).  Training set and held-out sample
+# coincide, so the method's signal -- the gap between them -- is 0 by construction; a
+# finite held-out draw would only add a gap set by a size the measurements do not give.
+# Its prediction would say that the toy does not overfit, nothing about the user's
+# network, so calibrate refuses it (stating this) rather than report a gain.
+_REFUSED = ("its diagnosis is the purity gap between the training set and a held-out sample; "
+            "calibrate's toy trains on the population, where the two coincide, so it never "
+            "resets and would predict plain training for every setting")
+
+
 SPEC = MethodSpec(
     name="relearning",
     summary="every `every` steps (count times) each encoder moves towards its initial weights "
@@ -137,4 +149,8 @@ SPEC = MethodSpec(
     hook="RelearningHook",
     theory_hook=TheoryHook,
     noop=_noop,
+    calibration=Calibration(
+        "reset_scale", 3.0, (1.0, 3.0, 10.0),
+        settings=lambda value, start, K, winner, T: {"reset_scale": value},
+        note="the published move_lambda (every 20 steps, 3 times)", refused=_REFUSED),
 )

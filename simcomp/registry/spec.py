@@ -143,7 +143,8 @@ class Calibration:
 
     ``settings(value, start, K, winner, T)`` turns a value of the main
     parameter into the method's settings (per-modality lists of length K);
-    see :mod:`simcomp.calibrate.methods`.
+    see :mod:`simcomp.calibrate.methods`.  ``refused`` (non-empty): why calibrate
+    cannot predict the method; its report names it with this reason instead of a gain.
     """
 
     param: str | None
@@ -155,6 +156,7 @@ class Calibration:
     lo: float = 0.0
     hi: float | None = None
     lo_open: bool = False
+    refused: str = ""
 
 
 def _no_reason(settings: dict) -> str | None:

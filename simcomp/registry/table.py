@@ -2,7 +2,9 @@
 
 ``python -m simcomp.registry.table`` prints it; ``--write PATH`` replaces the
 table between its markers in PATH (tests/test_registry.py checks that
-docs/methods.md holds exactly this table).
+docs/methods.md holds exactly this table).  ``--calibration`` does the same for the
+table of ``simcomp calibrate``'s main parameters in docs/calibration.md
+(tests/test_methods_more.py checks it).
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from pathlib import Path
 from . import REGISTRY
 from .spec import Setting
 
-__all__ = ["methods_table", "BEGIN", "END"]
+__all__ = ["methods_table", "calibration_table", "BEGIN", "END", "CAL_BEGIN", "CAL_END"]
 
 BEGIN, END = "<!-- BEGIN methods table (python -m simcomp.registry.table) -->", \
     "<!-- END methods table -->"
+CAL_BEGIN = "<!-- BEGIN calibration table (python -m simcomp.registry.table --calibration) -->"
+CAL_END = "<!-- END calibration table -->"
 
 
 def _default(s: Setting) -> str:
@@ -61,12 +65,37 @@ def methods_table() -> str:
     return "\n".join(lines)
 
 
-def write(path: Path) -> None:
+def calibration_table() -> str:
+    """The markdown table of calibrate's methods: main parameter, given value, grid, or why not."""
+    lines = [CAL_BEGIN, '| method | main parameter | default ("given") | grid for "best" | '
+             'where the default comes from |', "|---|---|---|---|---|"]
+    for name, spec in REGISTRY.items():
+        c = spec.calibration
+        if c is None:
+            continue
+        shown = f"`{name}`" + (" (an analogue)" if spec.analogue else "")
+        if c.refused:
+            lines.append(f"| {shown} | not predicted: {c.refused} | | | |")
+            continue
+        if c.param is None:
+            lines.append(f"| {shown} | none | -- | -- | {c.note or '--'} |")
+            continue
+        param = f"`{c.param}`" + (" (+ `start`)" if c.has_start else "")
+        grid = ", ".join(f"{v:g}" for v in c.grid)
+        lines.append(f"| {shown} | {param} | {c.given:g} | {grid} | {c.note} |")
+    lines.append(CAL_END)
+    return "\n".join(lines)
+
+
+def write(path: Path, calibration: bool = False) -> None:
+    begin, end = (CAL_BEGIN, CAL_END) if calibration else (BEGIN, END)
+    table = calibration_table() if calibration else methods_table()
     page = path.read_text()
-    if BEGIN not in page or END not in page:
-        raise SystemExit(f"{path} has no methods-table markers")
-    head, rest = page.split(BEGIN, 1)
-    page = head + methods_table() + rest.split(END, 1)[1]
+    if begin not in page or end not in page:
+        raise SystemExit(f"{path} has no {'calibration' if calibration else 'methods'}-table "
+                         f"markers")
+    head, rest = page.split(begin, 1)
+    page = head + table + rest.split(end, 1)[1]
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(page)
     tmp.replace(path)
@@ -75,11 +104,13 @@ def write(path: Path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", type=Path, help="replace the table in this markdown file")
+    parser.add_argument("--calibration", action="store_true",
+                        help="the table of calibrate's main parameters (docs/calibration.md)")
     args = parser.parse_args(argv)
     if args.write:
-        write(args.write)
+        write(args.write, calibration=args.calibration)
     else:
-        print(methods_table())
+        print(calibration_table() if args.calibration else methods_table())
     return 0
 
 
