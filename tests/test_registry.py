@@ -219,3 +219,15 @@ def test_a_new_method_is_one_new_module(tmp_path):
             "holdout, boost_weight, ensemble_weight, alpha") in res["method.drop=[0.1, 0.1]"]
     assert res["theory"] == {"alpha": 0.5, "every": 10, "holdout": 64}
     assert res["rule"] == "none" and res["table"]
+
+
+def test_the_registry_loads_without_numpy():
+    """The config (and so ``simcomp --help`` and the BLAS thread setting, which must come
+    before NumPy) imports every method module: none may import NumPy at import time."""
+    import subprocess
+    import sys
+
+    probe = "import sys, simcomp.registry; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         cwd=ROOT, check=True, timeout=120)
+    assert out.stdout.strip() == "False"

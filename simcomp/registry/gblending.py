@@ -10,8 +10,6 @@ measurement on patterns gives the reduced dynamics (:class:`TheoryHook`).
 
 from __future__ import annotations
 
-import numpy as np
-
 from .spec import Calibration, MethodSpec, Setting
 
 O2_FLOOR = 1e-12  # floor on O^2: a head that does not overfit at all must not divide by 0
@@ -21,6 +19,7 @@ def blend_weights(LT1, LV1, LTS, LVS):
     """``(wts (H,), G (H,), O (H,))`` from each head's training and held-out losses after
     probe steps 1 and S: G = LV(S) - LV(1), O = (LV(S) - LT(S)) - (LV(1) - LT(1)),
     w = |G| / max(O^2, 1e-12), normalised to sum 1 (all 0: equal weights)."""
+    import numpy as np  # here: the registry loads without NumPy
     LT1, LV1, LTS, LVS = (np.asarray(v, dtype=np.float64) for v in (LT1, LV1, LTS, LVS))
     G = LVS - LV1
     O = (LVS - LTS) - (LV1 - LT1)
@@ -40,6 +39,7 @@ def recompute_steps(p, steps: int) -> list[int]:
 
 def head_loss(f, y, w):
     """sum_j w_j l(y_j f_j) in float64 (a probe head's loss)."""
+    import numpy as np  # here: the registry loads without NumPy
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.dot(w, np.logaddexp(0.0, -y * np.asarray(f, dtype=np.float64))))
 
@@ -57,6 +57,7 @@ class TheoryHook:
         pass
 
     def __call__(self, t, a, args):
+        import numpy as np  # here: the registry loads without NumPy
         ctx = self.ctx
         K = a.shape[0]
         L = np.zeros((4, K + 1))

@@ -1,7 +1,5 @@
 """``ogm_boost``: OGM turned around (boosts the modality that is behind, not the leader's brake)."""
 
-import numpy as np
-
 from .spec import Calibration, MethodSpec, Setting
 
 
@@ -12,6 +10,7 @@ def _noop(method):
 
 
 def _rate(kappa, p, col, **_):
+    import numpy as np  # here: the registry loads without NumPy
     # While every output is small, the modality with the smaller rate is behind in the
     # scores (ratio < 1) and is boosted; the leader keeps its rate (docs/theory.md 15.11).
     behind = kappa < kappa.max(axis=0, keepdims=True)

@@ -1,7 +1,5 @@
 """``opm``: on-the-fly prediction modulation (the leader's features dropped in the forward pass)."""
 
-import numpy as np
-
 from .spec import Calibration, MethodSpec, Setting
 
 
@@ -14,6 +12,7 @@ def _noop(method):
 
 
 def _rate(kappa, p, col, **_):
+    import numpy as np  # here: the registry loads without NumPy
     # While every output is small one modality leads (the one with the larger rate) and is
     # dropped with q_base; the kept features are rescaled by 1 / (1 - theta), theta = q_base / K
     # (docs/theory.md 15.11).
