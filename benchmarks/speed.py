@@ -387,19 +387,8 @@ def simulate_step_section(res: dict, load: float) -> str:
 
 
 def write_simulate_section(out: Path, text: str) -> None:
-    """Replace the marked section of ``out`` (or insert it before '## Reproduce')."""
-    page = out.read_text() if out.exists() else ""
-    if _SIM_BEGIN in page and _SIM_END in page:
-        head, rest = page.split(_SIM_BEGIN, 1)
-        page = head + text + rest.split(_SIM_END, 1)[1]
-    elif "## Reproduce" in page:
-        head, rest = page.split("## Reproduce", 1)
-        page = head + text + "\n\n## Reproduce" + rest
-    else:
-        page = page.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+    """Replace the simulate-step section of ``out`` (or insert it before '## Reproduce')."""
+    write_marked_section(out, text, _SIM_BEGIN, _SIM_END)
 
 
 _DISPATCH_BEGIN, _DISPATCH_END = "<!-- BEGIN dispatch -->", "<!-- END dispatch -->"
