@@ -45,7 +45,7 @@ def run_batch_kernel(batch, kind, t_start, n_steps, stop_loss):
     return status, t_stop, loss, W, learned
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_NAMES.get)
 def test_batch_kernel_equals_each_run_alone(kind, dtype):
     probs, batch = stack_problems(kind, [0, 1, 2, 3, 4], dtype)
@@ -192,6 +192,7 @@ def test_train_batch_record_false_keeps_only_the_ends(mixed):
         assert_same_run(short[0], train_run(cfg, data, name, trained, record=False))
 
 
+@pytest.mark.slow
 def test_train_batch_float32_and_threads():
     cfgs = [small("train.dtype=float32", f"seed={s}", "train.mode=joint") for s in range(3)]
     datas = [make_experiment_data(cfg) for cfg in cfgs]

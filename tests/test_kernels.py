@@ -193,7 +193,8 @@ SHAPES = {"small": ((7, 3, 13), 3, 300), "default": ((128, 128), 8, 701),
 REFERENCE_CASES = [
     pytest.param(shape, kind, parallel, dtype,
                  id=f"{shape}-{KIND_NAMES[kind]}-{'parallel' if parallel else 'serial'}-"
-                    f"{np.dtype(dtype).name}")
+                    f"{np.dtype(dtype).name}",
+                 marks=[pytest.mark.slow] if dtype == np.float32 else [])
     for shape in SHAPES
     for kind in KINDS
     for parallel in (False, True)
@@ -250,7 +251,7 @@ def test_gd_problem_has_learned_steps(kind):
         assert np.any(learned < 0), learned
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)], ids=["f64", "f32"])
 @pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_NAMES.get)
 def test_gd_segment_matches_reference(kind, parallel, dtype):
@@ -398,7 +399,7 @@ def test_huge_learning_rate_reports_nonfinite(eta, x_scale, kinds):
             assert run_ref_gd(P, kind, eta, 1.0, 50, t_start=2)[:2] == (status, t_stop)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.slow)], ids=["f64", "f32"])
 @pytest.mark.parametrize("kind", KINDS, ids=KIND_NAMES.get)
 def test_loss_is_stable_for_huge_outputs(kind, dtype):
     """One sample, one neuron, f = +-1e4: loss ~ exp(-1e4) = 0 or 1e4 + tiny."""

@@ -123,6 +123,7 @@ def test_kernel_equals_the_numpy_reference_on_every_path(name, kind, K):
     check_kernel(name, kind, K)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [0, 1])
 @pytest.mark.parametrize("name", list(KERNEL))
 def test_float32_kernel_follows_the_reference(name, kind):
@@ -374,6 +375,7 @@ def test_published_defaults(name, expected):
                                                                             **expected}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", [0, 1])
 @pytest.mark.parametrize("name", ["gblending", "relearning"])
 def test_float32_stage_between_hooks_follows_the_reference(name, kind):
@@ -398,6 +400,7 @@ def test_float32_stage_between_hooks_follows_the_reference(name, kind):
         np.testing.assert_allclose(W[r, :, :, :d], want["W"][r], rtol=1e-4, atol=1e-4 * scale)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(HOOKS))
 def test_float32_hook_runs_stay_float32_and_close(name):
     """float32 runs of the hook methods: float32 weights, finite, and near the float64 run

@@ -316,6 +316,7 @@ def test_serial_parallel_and_batched_paths_agree_bit_for_bit(name):
         np.testing.assert_array_equal(rules[6][0], par_rules[0].stats)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_float32_runs_stay_float32_and_finite(name):
     kind, K = 0, 2

@@ -19,6 +19,7 @@ from reference_files import assert_reproduces, same_machine, split
 from theory_golden_gen import cases, record
 
 GOLDEN = Path(__file__).parent / "data" / "theory_golden.npz"
+pytestmark = pytest.mark.reference  # CI runs these under another code generation too
 
 
 def _stored():

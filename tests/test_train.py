@@ -116,6 +116,7 @@ def test_nonfinite_loss_stops_and_keeps_finite_trace():
     assert summary["runs"]["joint"]["failed_step"] == 1
 
 
+@pytest.mark.slow
 def test_float32_close_to_float64():
     a = run_experiment(small("train.mode=joint"))
     b = run_experiment(small("train.mode=joint", "train.dtype=float32"))
@@ -340,6 +341,7 @@ def test_a_modality_learned_at_step_zero_is_learned_and_can_win():
     assert winner(Run([-1, 0])) == 1 and winner(Run([-1, -1])) is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["data.modality.1.dim=10"]])
 def test_float32_runs_compute_in_float32_on_every_path(monkeypatch, extra):
     seen = []
