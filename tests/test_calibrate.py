@@ -343,3 +343,34 @@ def test_cli_json_only(tmp_path, capsys):
     assert rc == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["format"] == "simcomp.calibrate/1" and len(obj["methods"]) == 2
+
+
+# VGGSound as published by BalanceBenchmark (benchmarks/data/real_baselines.csv): the union of
+# its two modalities equals the joint accuracy at a correlation near 0.71, between two points
+# of the correlation grid (0.6 and 0.8), each more than a point away from the joint accuracy.
+VGGSOUND = {"classes": 309, "modality": [{"name": "audio", "accuracy": 41.27},
+                                         {"name": "visual", "accuracy": 30.43}],
+            "joint": {"accuracy": 48.08}}
+
+
+@pytest.mark.slow
+def test_the_overlap_picture_is_searched_when_the_grid_misses_it():
+    # Overlapping modalities that are both learned reproduce any joint accuracy their union
+    # reaches; the consistent set must contain that picture (competition cost within the
+    # tolerance) even when no correlation of the grid lands within the tolerance of it.
+    from simcomp.calibrate.search import _c_grid, correlation_supported
+    from simcomp.presence import pattern_probabilities
+
+    if not correlation_supported():
+        pytest.skip("this simcomp does not model the presence correlation")
+    meas = measurements_from_dict(VGGSOUND)
+    ch = meas.chance
+    p = [presence_from_accuracy(m.accuracy, ch) for m in meas.modalities]
+    union = [float(union_accuracy(pattern_probabilities(p, c)[0], ch)) for c in _c_grid(2)]
+    assert all(abs(u - meas.joint) > meas.tolerance for u in union)  # the grid misses it
+    found = search(meas, seeds=(0,))
+    # at the measured presences (the middle of the presence band), both modalities learned
+    overlap = [c for c in found.candidates if np.allclose(c.presence, p, atol=1e-9)
+               and c.potential - c.joint <= meas.tolerance]
+    assert overlap
+    assert all(abs(c.potential - meas.joint) <= meas.tolerance for c in overlap)
