@@ -374,3 +374,20 @@ def test_the_overlap_picture_is_searched_when_the_grid_misses_it():
                and c.potential - c.joint <= meas.tolerance]
     assert overlap
     assert all(abs(c.potential - meas.joint) <= meas.tolerance for c in overlap)
+
+
+@pytest.mark.slow
+def test_a_method_that_diverges_at_the_toy_step_is_run_at_a_finer_step():
+    # umt's published weight (10) is past the stability limit of gradient descent at the toy's
+    # step size on some consistent configurations (docs/methods.md, "A stability limit of
+    # umt"); the step size is the toy's unit of time, not a property of the real network, so
+    # such a member is run at a finer step (the same gradient flow) instead of being dropped.
+    cal = calibrate(CREMA, simulate=0, methods=["umt"], correlations=[0.9],
+                    settings={"umt": {"distill_weight": 10.0}})
+    given = next(m for m in cal.json["methods"] if m["which"] == "given")
+    notes = [n for n in cal.json["notes"] if n.startswith("umt (distill_weight 10)")]
+    assert len(notes) == 1 and "finer step" in notes[0]  # some member diverged at the toy step
+    assert given["gain_median"] is not None
+    assert given["gain_low"] <= given["gain_median"] <= given["gain_high"]
+    # both members of a refined gain ran at the same step: no gain exceeds the potential
+    assert given["gain_high"] <= cal.json["potential"]["high"] - 65.5 + 1.0

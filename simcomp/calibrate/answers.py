@@ -25,7 +25,12 @@ from .measurements import Measurements
 from .methods import METHOD_PARAMS, MethodSpec, method_settings
 from .search import SearchResult, _psi_sum, toy_config
 
-__all__ = ["MethodAnswer", "Answers", "answer", "verdict", "VERDICT_RULE", "sample_candidates"]
+__all__ = ["MethodAnswer", "Answers", "answer", "verdict", "VERDICT_RULE", "sample_candidates",
+           "REFINE"]
+
+# Where a method's dynamics diverge at the toy's step size, the step is divided by these
+# factors in turn (k times as many steps) until they do not (docs/calibration.md).
+REFINE = (2, 4, 8, 16)
 
 VERDICT_RULE = ("helps: the whole range is above 0 and the median at least the tolerance; "
                 "hurts: the whole range is below 0 and the median at most minus the tolerance; "
@@ -74,6 +79,7 @@ class Answers:
     sampled: int  # consistent configurations the methods were run on
     seconds: float
     refused: dict = None  # method -> why calibrate does not predict it
+    notes: list = None  # what the methods' runs had to do (finer steps where they diverged)
 
 
 def sample_candidates(candidates: list, n: int) -> list:
@@ -120,6 +126,7 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
     ch = meas.chance
     # gains[method][setting value] -> list over sampled configurations (None: diverged)
     gains = {nm: {} for nm in names}
+    refined = {nm: {} for nm in names}  # method -> value -> the refinements k used (k > 1)
     last = time.perf_counter()
     for j, cand in enumerate(chosen):
         cfg = toy_config(meas.names, cand.presence, cand.beta,
@@ -132,7 +139,28 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
         thr = cfg.model.threshold
         scale = cand.decision_scale * rho / q
         K = meas.K
-        teachers = None
+        teachers = {}  # refinement k -> umt's teacher alignments at step eta / k
+        baseline = {}  # refinement k -> plain training's accuracy at step eta / k
+
+        def final(nm, dyn_name, params, k):
+            """User accuracy of ``dyn_name`` run at step eta / k for k T steps; None: diverged."""
+            aT = None
+            if dyn_name == "umt":
+                if k not in teachers:
+                    teachers[k] = teacher_alignment(a0, cand.beta, y, s, w, q, rho, eta / k, T * k)
+                aT = teachers[k]
+            with np.errstate(over="ignore", invalid="ignore"):
+                dyn = method_dynamics(a0, cand.beta, y, s, w, q, rho, eta / k, T * k, dyn_name,
+                                      params, threshold=thr, record_every=T * k,
+                                      teacher_alignment=aT)
+                fin = dyn.final_alignment
+                if not (np.all(np.isfinite(fin)) and np.all(np.abs(fin) < 1e12)):
+                    return None
+                psi = _psi_sum(fin[None], cand.beta, q, rho)[0]
+                if nm == "alternating":
+                    psi = psi * np.asarray(params.get("mix", [1.0] * K))
+                return float(to_user(readout_accuracy(psi @ s.T.astype(float), w, scale), ch))
+
         done = {}  # (dynamics, settings) -> gain: ogm_ge runs as ogm, ume as alternating
         for nm in names:
             spec = METHOD_PARAMS[nm]
@@ -146,28 +174,28 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
             for value in values:
                 params = method_settings(spec, value, start, K, cand.winner, T)
                 key = (spec.dynamics, repr(sorted(params.items())))
-                if key in done:
-                    gains[nm].setdefault(value, []).append(done[key])
-                    continue
-                aT = None
-                if spec.dynamics == "umt":
-                    if teachers is None:
-                        teachers = teacher_alignment(a0, cand.beta, y, s, w, q, rho, eta, T)
-                    aT = teachers
-                with np.errstate(over="ignore", invalid="ignore"):
-                    dyn = method_dynamics(a0, cand.beta, y, s, w, q, rho, eta, T, spec.dynamics,
-                                          params, threshold=thr, record_every=T,
-                                          teacher_alignment=aT)
-                    fin = dyn.final_alignment
-                    gain = None
-                    if np.all(np.isfinite(fin)) and np.all(np.abs(fin) < 1e12):
-                        psi = _psi_sum(fin[None], cand.beta, q, rho)[0]
-                        if nm == "alternating":
-                            psi = psi * np.asarray(params.get("mix", [1.0] * K))
-                        acc = to_user(readout_accuracy(psi @ s.T.astype(float), w, scale), ch)
-                        gain = pts * (float(acc) - cand.joint)
-                done[key] = gain
+                if key not in done:
+                    acc = final(nm, spec.dynamics, params, 1)
+                    gain, k_used = (None, None) if acc is None else (pts * (acc - cand.joint), 1)
+                    # Diverged at the toy's step: the step is the toy's unit of time, which the
+                    # horizon calibrates, not a property of the real network; run the method
+                    # and plain training at a finer step (the same gradient flow) and take
+                    # their difference.
+                    for k in REFINE if acc is None else ():
+                        acc = final(nm, spec.dynamics, method_settings(
+                            spec, value, start, K, cand.winner, T * k), k)
+                        if acc is None:
+                            continue
+                        if k not in baseline:
+                            baseline[k] = final("none", "none", {}, k)
+                        if baseline[k] is not None:
+                            gain, k_used = pts * (acc - baseline[k]), k
+                        break
+                    done[key] = (gain, k_used)
+                gain, k_used = done[key]
                 gains[nm].setdefault(value, []).append(gain)
+                if k_used is not None and k_used > 1:
+                    refined[nm].setdefault(value, []).append(k_used)
             if time.perf_counter() - last > 2.0:
                 last = time.perf_counter()
                 say(f"methods: configuration {j + 1}/{len(chosen)}, {nm}")
@@ -201,4 +229,14 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
             med, lo, hi, bad = stats(value)
             out.append(MethodAnswer(nm, which, _setting(spec, value, start), med, lo, hi,
                                     verdict(lo, med, hi, tol), sens, bad))
-    return Answers(potential, cost, out, len(chosen), time.perf_counter() - t0, refused)
+    notes = []
+    for nm in names:
+        spec = METHOD_PARAMS[nm]
+        for value, ks in sorted(refined[nm].items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+            what = nm if spec.param is None else f"{nm} ({spec.param} {value:g})"
+            notes.append(f"{what}: the toy's dynamics diverged at its step size on {len(ks)} of "
+                         f"{len(chosen)} sampled configurations; there the method and plain "
+                         f"training were both run at a finer step (the step divided by "
+                         f"{max(ks)} at most, as many times more steps: the same gradient flow) "
+                         f"and the gain is their difference")
+    return Answers(potential, cost, out, len(chosen), time.perf_counter() - t0, refused, notes)
