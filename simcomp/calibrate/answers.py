@@ -11,6 +11,7 @@ gain over the sample, the median its median.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -31,6 +32,9 @@ __all__ = ["MethodAnswer", "Answers", "answer", "verdict", "VERDICT_RULE", "samp
 # Where a method's dynamics diverge at the toy's step size, the step is divided by these
 # factors in turn (k times as many steps) until they do not (docs/calibration.md).
 REFINE = (2, 4, 8, 16)
+# umt's stability bound may ask for a finer step than REFINE's last; past this factor the run
+# would cost too many steps, and the member is reported as diverged (cannot tell).
+MAX_REFINE = 256
 
 VERDICT_RULE = ("helps: the whole range is above 0 and the median at least the tolerance; "
                 "hurts: the whole range is below 0 and the median at most minus the tolerance; "
@@ -89,6 +93,24 @@ def sample_candidates(candidates: list, n: int) -> list:
     order = sorted(candidates, key=lambda c: (c.potential, c.joint, c.c, c.horizon))
     idx = np.unique(np.round(np.linspace(0, len(order) - 1, n)).astype(int))
     return [order[i] for i in idx]
+
+
+def _stable_refinement(dynamics: str, params: dict, eta: float, w, s, beta, shape) -> int:
+    """The factor k (a power of 2, 1 if none is needed) dividing the step so umt is stable.
+
+    Near its teacher a learned neuron's distillation term has curvature
+    lambda (2 / (B m)) pi_r beta_r^2 (pi_r the weight of the samples where modality r carries
+    signal), and gradient descent on it is stable only for eta times it below 2
+    (docs/methods.md, "A stability limit of umt").  Past the limit the dynamics oscillate;
+    they do not always overflow, so the bound is applied before running, not after.
+    """
+    if dynamics != "umt":
+        return 1
+    K, B, m = shape
+    pi = np.array([float(np.asarray(w)[np.asarray(s)[:, r] == 1].sum()) for r in range(K)])
+    ratio = float(params.get("distill_weight", 0.0)) * eta * float(
+        np.max(pi * np.asarray(beta) ** 2)) / (B * m)
+    return 1 if ratio <= 1.0 else int(2 ** math.ceil(math.log2(ratio)))
 
 
 def _setting(spec: MethodSpec, value, start) -> dict:
@@ -175,21 +197,25 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
                 params = method_settings(spec, value, start, K, cand.winner, T)
                 key = (spec.dynamics, repr(sorted(params.items())))
                 if key not in done:
-                    acc = final(nm, spec.dynamics, params, 1)
-                    gain, k_used = (None, None) if acc is None else (pts * (acc - cand.joint), 1)
-                    # Diverged at the toy's step: the step is the toy's unit of time, which the
-                    # horizon calibrates, not a property of the real network; run the method
-                    # and plain training at a finer step (the same gradient flow) and take
-                    # their difference.
-                    for k in REFINE if acc is None else ():
-                        acc = final(nm, spec.dynamics, method_settings(
+                    # The step is the toy's unit of time, which the horizon calibrates, not a
+                    # property of the real network: where the method is past its stability
+                    # limit (umt) or diverges, it runs with plain training at a finer step
+                    # (the same gradient flow) and the gain is their difference.
+                    k0 = _stable_refinement(spec.dynamics, params, eta, w, s, cand.beta, a0.shape)
+                    gain, k_used = None, None
+                    ks = (k0,) + tuple(r for r in REFINE if r > k0) if k0 <= MAX_REFINE else ()
+                    for k in ks:
+                        acc = final(nm, spec.dynamics, params if k == 1 else method_settings(
                             spec, value, start, K, cand.winner, T * k), k)
                         if acc is None:
                             continue
-                        if k not in baseline:
-                            baseline[k] = final("none", "none", {}, k)
-                        if baseline[k] is not None:
-                            gain, k_used = pts * (acc - baseline[k]), k
+                        if k == 1:
+                            gain, k_used = pts * (acc - cand.joint), 1
+                        else:
+                            if k not in baseline:
+                                baseline[k] = final("none", "none", {}, k)
+                            if baseline[k] is not None:
+                                gain, k_used = pts * (acc - baseline[k]), k
                         break
                     done[key] = (gain, k_used)
                 gain, k_used = done[key]
@@ -234,9 +260,9 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
         spec = METHOD_PARAMS[nm]
         for value, ks in sorted(refined[nm].items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
             what = nm if spec.param is None else f"{nm} ({spec.param} {value:g})"
-            notes.append(f"{what}: the toy's dynamics diverged at its step size on {len(ks)} of "
-                         f"{len(chosen)} sampled configurations; there the method and plain "
-                         f"training were both run at a finer step (the step divided by "
-                         f"{max(ks)} at most, as many times more steps: the same gradient flow) "
-                         f"and the gain is their difference")
+            notes.append(f"{what}: past its stability limit or diverging at the toy's step "
+                         f"size on {len(ks)} of {len(chosen)} sampled configurations; there the "
+                         f"method and plain training were both run at a finer step (the step "
+                         f"divided by {max(ks)} at most, as many times more steps: the same "
+                         f"gradient flow) and the gain is their difference")
     return Answers(potential, cost, out, len(chosen), time.perf_counter() - t0, refused, notes)
