@@ -28,6 +28,7 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -56,9 +57,6 @@ BENCHMARK = {
     "ogm_ge": ("OGM", {"alpha": 0.3, "start": 10 / 30},
                "OGM with its generalisation noise; the toy predicts the mean path, OGM's"),
     "agm": ("AGM", {"alpha": 0.1}, "AGM itself: alpha 0.1"),
-    "pmr": ("PMR", {"alpha": 0.6, "start": 0.0},
-            "PMR itself: alpha 0.6, prototype momentum 0.2 and prototypes refreshed every epoch "
-            "(every toy step, simcomp's defaults); modulation from epoch 0"),
     "mmpareto": ("MMPareto", {}, "MMPareto itself: the 1.5 scale of the update is built in"),
     "umt": ("UMT", {"distill_weight": 10.0},
             "UMT itself: the toolkit adds scaling x the mean squared difference of each "
@@ -99,7 +97,7 @@ BENCHMARK = {
     "ume": ("-", {}, "not in the benchmark (the sum of the uni-modal networks)"),
 }
 # Benchmark methods simcomp has, which calibrate refuses: the page gives calibrate's reason.
-REFUSED = {"relearning": "Diagnosing & Re-learning", "gblending": "G-Blending",
+REFUSED = {"pmr": "PMR", "relearning": "Diagnosing & Re-learning", "gblending": "G-Blending",
            "mmcosine": "MMCosine"}
 
 
@@ -367,14 +365,27 @@ def _page(results, simulate: int, total: float) -> str:
         cal = res["calibration"]
         L.append(f"| {res['dataset']} | " + " | ".join(_cell(_method(cal, n)) for n in names) + " |")
     L.append("")
-    refined = [(res["dataset"], n) for res in results for n in res["calibration"]["notes"]
-               if "finer step" in n]
+    given = {}
+    for name, (_, setting, _) in BENCHMARK.items():
+        spec = METHOD_PARAMS[name]
+        value = setting.get(spec.param, spec.given) if spec.param else None
+        given[name] = name if spec.param is None else f"{name} ({spec.param} {value:g})"
+    pattern = re.compile(r"^(.*?): past its stability limit or diverging .* on (\d+) of (\d+) "
+                         r".*divided by (\d+) at most")
+    refined = {}
+    for res in results:
+        for n in res["calibration"]["notes"]:
+            hit = pattern.match(n)
+            if hit and hit.group(1) in given.values():
+                refined.setdefault(hit.group(1), []).append(
+                    f"{res['dataset']} {hit.group(2)} of {hit.group(3)} (step / {hit.group(4)})")
     if refined:
-        L.append("Configurations whose dynamics diverged at the toy's step size (the step is the "
-                 "toy's unit of time, not a property of the real network) were run at a finer "
-                 "step, with plain training at the same step as their baseline:\n")
-        for label, n in refined:
-            L.append(f"- {label}: {n}.")
+        L.append("Where a method at the benchmark's setting was past its stability limit or "
+                 "diverged at the toy's step size (the step is the toy's unit of time, not a "
+                 "property of the real network), calibrate ran it with plain training at a finer "
+                 "step and took their difference; the sampled configurations concerned:\n")
+        for what, rows in refined.items():
+            L.append(f"- `{what}`: " + "; ".join(rows) + ".")
         L.append("")
     L.append("![potential and predicted gains](figures/real_world.png)\n")
     L.append("## Verdicts, ranks and what a grid search would buy\n")

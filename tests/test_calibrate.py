@@ -407,3 +407,38 @@ def test_umt_past_its_stability_limit_is_run_at_a_step_inside_it():
     given = next(m for m in cal.json["methods"] if m["which"] == "given")
     assert given["gain_low"] >= -1.0  # no loss from an oscillating run
     assert any(n.startswith("umt (distill_weight 10)") for n in cal.json["notes"])
+
+
+@pytest.mark.slow
+def test_pmr_is_refused_because_its_pull_vanishes_for_the_symmetric_learner():
+    # With calibrate's symmetric learner a modality's features and its class prototypes lie
+    # on one line through the origin, where PMR's pull is zero (docs/theory.md 15.4): on a
+    # consistent picture with a starved modality pmr trains like plain training while aux
+    # rescues the modality, so a pmr "gain" would be the toy's geometry, not PMR.
+    from simcomp.calibrate.answers import sample_candidates
+    from simcomp.calibrate.mapping import readout_accuracy
+    from simcomp.calibrate.search import _psi_sum, toy_config
+    from simcomp.data import make_experiment_data
+    from simcomp.theory.mitigation import method_dynamics
+    from simcomp.trace import geometry
+
+    found = search(measurements_from_dict(CREMA), seeds=(0,), correlations=(0.0,))
+    cand = max(sample_candidates(found.candidates, 8), key=lambda c: c.potential - c.joint)
+    assert cand.potential - cand.joint > 0.05  # a starved modality
+    cfg = toy_config(("audio", "visual"), cand.presence, cand.beta, 0.0, cand.seed, cand.steps)
+    data = make_experiment_data(cfg)
+    tr = data.train
+    a0 = geometry(data.init, data.dictionaries)[0]
+    m = cfg.model
+    acc = {}
+    for name, params in (("none", {}), ("pmr", {"alpha": 2.0}), ("aux", {})):
+        dyn = method_dynamics(a0, cand.beta, tr.y, tr.presence.astype(np.int8), tr.weight, m.q,
+                              m.rho, cfg.train.lr, cand.steps, name, params,
+                              threshold=m.threshold, record_every=cand.steps)
+        psi = _psi_sum(dyn.final_alignment[None], cand.beta, m.q, m.rho)[0]
+        acc[name] = float(readout_accuracy(psi @ tr.presence.T.astype(float), tr.weight,
+                                           cand.decision_scale * m.rho / m.q))
+    assert abs(acc["pmr"] - acc["none"]) < 0.01 < acc["aux"] - acc["none"]
+    cal = calibrate(CREMA, simulate=0, sample=1, methods=["pmr"], correlations=[0.0])
+    assert cal.json["methods"] == []
+    assert "prototype" in cal.json["methods_refused"]["pmr"]
