@@ -329,7 +329,8 @@ def _page(results, simulate: int, total: float) -> str:
         cost_s = "-" if cost["low"] is None else f"{cost['low']:+.1f} to {cost['high']:+.1f}"
         win = "-" if not cs["ranges"] else ", ".join(f"{k} {v}" for k, v in cs["ranges"]["winner"].items() if v)
         L.append(f"| {res['dataset']} | {meas['chance']:.2f} | {uni} | {meas['joint']:.2f} | {pot_s} | "
-                 f"{cost_s} | {cs['count']} / {cs['searched']} | {_share(res)} | {cs['simulation_agreed']} / "
+                 f"{cost_s} | {cs['count']} / {cs['searched']} | {_share(res)} | "
+                 f"{cs['simulation_agreed']} / "
                  f"{cs['simulated']} | {win} | {res['wall_seconds']:.0f} / {res.get('cpu_seconds', float('nan')):.0f} |")
     L.append("")
     notes = [(res["dataset"], n) for res in results for n in res["calibration"]["notes"]
@@ -349,8 +350,8 @@ def _page(results, simulate: int, total: float) -> str:
     L.append("## Predicted gains at the benchmark's settings\n")
     L.append("Gain of each method over the plain joint network, in accuracy points: median "
              "[lowest, highest] over the sampled consistent configurations; *cannot tell* where "
-             "nothing is consistent or the toy's dynamics diverged even at a sixteenth of its "
-             "step. The median counts every consistent configuration once, and the *no loss* "
+             "nothing is consistent or the toy's dynamics diverged even at the finest step "
+             "tried. The median counts every consistent configuration once, and the *no loss* "
              "column above says why it is zero on every data set where the joint network beats "
              "the best uni-modal one: modalities that overlap just enough for their union to "
              "equal the joint accuracy, both learned, reproduce the baselines at every speed "
