@@ -28,6 +28,7 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -46,7 +47,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 FIG = ROOT / "docs" / "figures" / "real_world.png"
 PAGE = ROOT / "docs" / "real-world.md"
 
-# simcomp method -> (the benchmark's method it stands for, setting, the equivalence assumed)
+# simcomp method -> (the benchmark's method it stands for, setting, the equivalence assumed).
+# A toy step stands for one epoch of the real training wherever a method counts epochs
+# (docs/methods.md); a start is a fraction of the toy's training.
 BENCHMARK = {
     "ogm": ("OGM", {"alpha": 0.3, "start": 10 / 30},
             "OGM itself: alpha 0.3; modulation from epoch 10 read as the first third of the "
@@ -56,21 +59,46 @@ BENCHMARK = {
     "agm": ("AGM", {"alpha": 0.1}, "AGM itself: alpha 0.1"),
     "mmpareto": ("MMPareto", {}, "MMPareto itself: the 1.5 scale of the update is built in"),
     "umt": ("UMT", {"distill_weight": 10.0},
-            "UMT itself: the distillation weight 10 (the toolkit's scaling 10 with alpha 1)"),
+            "UMT itself: the toolkit adds scaling x the mean squared difference of each "
+            "modality's features to its uni-modal teacher's (its alpha 1 is not used by that "
+            "term), and distill_weight weighs the mean squared difference of every unit to the "
+            "teacher's: scaling 10 -> 10. Where 10 is past the stability limit of the toy's step, "
+            "calibrate runs that configuration at a finer step (see the last section)"),
+    "greedy": ("Greedy", {"epsilon": 0.001},
+               "an analogue, not the method (late fusion has no MMTM layers): the toolkit's "
+               "alpha 0.001, its threshold on the difference of the modalities' conditional "
+               "learning speeds, read as the threshold epsilon on the spread of the "
+               "utilisation rates that speed stands in for; its window of 5 steps as 5 toy "
+               "steps (simcomp's default), the controller from step 2 (simcomp's default)"),
+    "opm": ("OPM", {"q_base": 0.4, "start": 0.0},
+            "OPM itself: q_base 0.4; its alpha 0.5 (growth of the drop with the lead) and "
+            "p_exe 0.7 are simcomp's opm defaults (alpha, execute_prob); dropping from epoch 0 "
+            "(assumed: the toolkit's trainer computes no loss at all outside its modulation "
+            "window, so a later start would not train the model early on)"),
+    "reconboost": ("ReconBoost", {"boost_weight": 5.0},
+                   "ReconBoost itself: weight1 5 -> boost_weight, weight2 1 -> ensemble_weight "
+                   "(simcomp's default); its alpha 0.5 weighs a term between two detached "
+                   "softmaxes, which has no gradient and does not change training; stages of 4 "
+                   "boosting and 4 correcting epochs as 4 + 4 toy steps (the published stage "
+                   "length, assumed for the toolkit's T_epochs)"),
     "aux": ("G-Blending ~", {"aux_weight": 1.0},
-            "G-Blending weighs a uni-modal loss per modality against the fused one; simcomp's aux "
-            "uses fixed weights (1 each) instead of G-Blending's online estimate"),
+            "a stand-in: G-Blending weighs a uni-modal loss per modality against the fused one, "
+            "with weights estimated online from each head's overfitting; calibrate cannot run "
+            "`gblending` itself (see below), and `aux` is the same losses with fixed weights "
+            "(1 each), the uniform blend G-Blending starts from"),
     "alternating": ("MLA ~", {},
                     "MLA (alternating uni-modal updates through a shared head); the toy's head is "
                     "fixed, so MLA reduces to alternating"),
-    "dropout": ("OPM ~", {"winner_drop": 0.7 * 0.4},
-                "OPM drops the leading modality's features on some steps; read as dropout of the "
-                "race winner with probability p_exe x q_base = 0.7 x 0.4 (its alpha-dependent "
-                "part ignored)"),
+    "dropout": ("-", {"winner_drop": 0.7 * 0.4},
+                "not a benchmark method now that `opm` predicts OPM: kept as OPM without its "
+                "lead-dependent growth, the race winner dropped with probability p_exe x q_base "
+                "= 0.7 x 0.4, to show how much of `opm`'s prediction is plain dropping"),
     "lr_scale": ("-", {}, "not in the benchmark (simcomp's baseline of balancing)"),
     "ume": ("-", {}, "not in the benchmark (the sum of the uni-modal networks)"),
 }
-MISSING = ("PMR", "Greedy", "Diagnosing & Re-learning", "ReconBoost")
+# Benchmark methods simcomp has, which calibrate refuses: the page gives calibrate's reason.
+REFUSED = {"pmr": "PMR", "relearning": "Diagnosing & Re-learning", "gblending": "G-Blending",
+           "mmcosine": "MMCosine"}
 
 
 def _rows():
@@ -105,21 +133,48 @@ def run(simulate: int, quick: bool = False):
     if quick:
         rows = [r for r in rows if r[0] in (EXAMPLE, "CMU-MOSEI (2 classes)")]
         options = {"methods": ["ogm", "ume"], "sample": 2}
+    else:
+        options = {"methods": list(BENCHMARK) + list(REFUSED)}
     for label, raw in rows:
         t0, c0 = time.perf_counter(), time.process_time()
         settings = {k: v for k, v in _settings().items() if "methods" not in options
                     or k in options["methods"]}
-        cal = simcomp.calibrate(raw, simulate=simulate, settings=settings, **options)
+        here = dict(options)
+        if label == EXAMPLE and not quick:
+            # the worked example of docs/calibration.md shows `simcomp calibrate` on its file,
+            # which runs every method
+            here.pop("methods")
+        cal = simcomp.calibrate(raw, simulate=simulate, settings=settings, **here)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         print(f"{label}: {cal.json['consistent_set']['count']} consistent, {wall:.1f} s "
               f"({cpu:.1f} s CPU)", file=sys.stderr)
+        # the share of the consistent set in which joint training loses nothing (cost within
+        # the tolerance): the pictures that pull every median to zero
+        tol = cal.measurements.tolerance
+        cands = cal.search.candidates
+        share = picture_share = None
+        if cands:
+            lossless = [c.potential - c.joint <= tol + 1e-12 for c in cands]
+            share = round(float(np.mean(lossless)), 3)
+            # the same share with each picture counted once, whatever its number of horizons
+            pictures = {}
+            for c, ok in zip(cands, lossless):
+                key = (tuple(c.presence), tuple(c.beta), c.c, c.seed, c.decision_scale)
+                pictures.setdefault(key, []).append(ok)
+            picture_share = round(float(np.mean([np.mean(v) for v in pictures.values()])), 3)
         results.append({"dataset": label, "input": raw, "wall_seconds": round(wall, 2),
+                        "no_loss_share": share, "no_loss_picture_share": picture_share,
                         "cpu_seconds": round(cpu, 2),
                         "load_average": round(os.getloadavg()[0], 2), "calibration": cal.json})
     return results
 
 
 # --------------------------------------------------------------------------- outputs
+
+
+def _share(res) -> str:
+    share, pic = res.get("no_loss_share"), res.get("no_loss_picture_share")
+    return "-" if share is None else f"{100 * share:.0f} % / {100 * pic:.0f} %"
 
 
 def _cell(m):
@@ -146,7 +201,8 @@ def _csv(results) -> str:
                 "gain_low", "gain_high", "verdict", "sensitivity"])
     for res in results:
         for m in res["calibration"]["methods"]:
-            w.writerow([res["dataset"], m["method"], BENCHMARK[m["method"]][0], m["which"],
+            w.writerow([res["dataset"], m["method"], BENCHMARK.get(m["method"], ("-",))[0],
+                        m["which"],
                         json.dumps(m["setting"]), m["gain_median"], m["gain_low"], m["gain_high"],
                         m["verdict"], m["sensitivity"]])
     return buf.getvalue()
@@ -236,20 +292,34 @@ def _page(results, simulate: int, total: float) -> str:
             "(none)" if spec.param is None else f"{spec.param} = {spec.given:g} (simcomp's)")
         L.append(f"| `{name}` | {bench} | {shown} | {note} |")
     L.append("")
-    L.append("The benchmark's " + ", ".join(MISSING) + " have no counterpart in simcomp and are "
-             "not predicted. `lr_scale` and `dropout` act on the modality that wins the race in "
-             "each toy configuration. A `start` is a fraction of training.\n")
+    refused = {}
+    for res in results:
+        refused.update(res["calibration"].get("methods_refused") or {})
+    L.append("`lr_scale` and `dropout` act on the modality that wins the race in each toy "
+             "configuration. A `start` is a fraction of training. Methods of the benchmark "
+             "that are in neither table have no counterpart in simcomp and are not predicted.\n")
+    if refused:
+        L.append("Benchmark methods simcomp implements but `simcomp calibrate` does not predict, "
+                 "with calibrate's reason (`methods_refused` in its JSON):\n")
+        for name, bench in REFUSED.items():
+            if name in refused:
+                L.append(f"- `{name}` ({bench}): {refused[name]}.")
+        L.append("")
     L.append("## The calibrations\n")
     L.append("Accuracies in percent. *potential*: the toy's accuracy with every modality learned, "
              "over the consistent set; *cost*: the potential minus the measured joint accuracy. "
              "*consistent*: toy configurations (of those searched) that reproduce every "
-             "measurement within the tolerance; *simulated*: members confirmed by simulation "
+             "measurement within the tolerance; *no loss*: the share of them in which joint "
+             "training loses nothing (cost within the tolerance: the modalities overlap and both "
+             "are learned), counting every configuration / counting each picture once (one "
+             "picture: a configuration at all the horizons at which it fits); *simulated*: "
+             "members confirmed by simulation "
              "(agreeing / simulated). *seconds*: the calibration's wall time, every method "
              "included, and the CPU time of this process (the rest is waiting for a core on the "
              "shared machine).\n")
-    L.append("| data set | chance | uni-modal | joint | potential | cost | consistent | simulated | "
-             "race winner | seconds (wall / CPU) |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| data set | chance | uni-modal | joint | potential | cost | consistent | no loss | "
+             "simulated | race winner | seconds (wall / CPU) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for res in results:
         cal = res["calibration"]
         meas, cs = cal["measurements"], cal["consistent_set"]
@@ -259,9 +329,18 @@ def _page(results, simulate: int, total: float) -> str:
         cost_s = "-" if cost["low"] is None else f"{cost['low']:+.1f} to {cost['high']:+.1f}"
         win = "-" if not cs["ranges"] else ", ".join(f"{k} {v}" for k, v in cs["ranges"]["winner"].items() if v)
         L.append(f"| {res['dataset']} | {meas['chance']:.2f} | {uni} | {meas['joint']:.2f} | {pot_s} | "
-                 f"{cost_s} | {cs['count']} / {cs['searched']} | {cs['simulation_agreed']} / "
+                 f"{cost_s} | {cs['count']} / {cs['searched']} | {_share(res)} | "
+                 f"{cs['simulation_agreed']} / "
                  f"{cs['simulated']} | {win} | {res['wall_seconds']:.0f} / {res.get('cpu_seconds', float('nan')):.0f} |")
     L.append("")
+    notes = [(res["dataset"], n) for res in results for n in res["calibration"]["notes"]
+             if "correlation grid" in n]
+    if notes:
+        L.append("Where the correlation grid had no value at which the modalities' union "
+                 "reproduces the joint accuracy, calibrate searched that overlap as well:\n")
+        for label, n in notes:
+            L.append(f"- {label}: c = {n.split('searched as well: ')[1].split(' (')[0]}.")
+        L.append("")
     none = [r for r in results if not r["calibration"]["consistent_set"]["count"]]
     for res in none:
         L.append(f"- {res['dataset']}: no toy configuration is consistent: "
@@ -271,13 +350,21 @@ def _page(results, simulate: int, total: float) -> str:
     L.append("## Predicted gains at the benchmark's settings\n")
     L.append("Gain of each method over the plain joint network, in accuracy points: median "
              "[lowest, highest] over the sampled consistent configurations; *cannot tell* where "
-             "the toy's dynamics diverged or nothing is consistent. The median counts every "
-             "consistent configuration once: overlapping modalities that are both learned fit the "
-             "baselines at every horizon and speed ratio, a starved modality only at a narrow "
-             "horizon, so the first kind is the more numerous and a median of zero with a high "
-             "upper end reads \"probably little to gain, possibly much; the baselines alone do not "
-             "decide\". The upper end is what a method gains if the modalities are nearly "
-             "independent; measuring `all_wrong` would tell which ([calibration.md](calibration.md)).\n")
+             "nothing is consistent or the toy's dynamics diverged even at the finest step "
+             "tried. The median counts every consistent configuration once, and the *no loss* "
+             "column above says why it is zero on every data set where the joint network beats "
+             "the best uni-modal one: modalities that overlap just enough for their union to "
+             "equal the joint accuracy, both learned, reproduce the baselines at every speed "
+             "ratio and at every horizon past the slower one's learning, while a starved "
+             "modality reproduces them only at the few horizons where it is caught part-way. "
+             "The first picture is the more numerous, and in it no method can gain anything. "
+             "That is what the toy implies (its starved modality is always learned in the end), "
+             "not only a counting effect: the second share counts each picture once whatever "
+             "its number of horizons ([calibration.md](calibration.md)). So a median of zero with "
+             "a high upper end reads \"the baselines alone do not decide; possibly much\"; the "
+             "upper end is what a method gains if the modalities are nearly independent, and "
+             "measuring `all_wrong` would tell which. The ranks below therefore rest mostly on "
+             "the upper ends.\n")
     names = _names(results)
     L.append("| data set | " + " | ".join(f"`{n}` ({BENCHMARK[n][0]})" for n in names) + " |")
     L.append("|---|" + "---|" * len(names))
@@ -285,6 +372,28 @@ def _page(results, simulate: int, total: float) -> str:
         cal = res["calibration"]
         L.append(f"| {res['dataset']} | " + " | ".join(_cell(_method(cal, n)) for n in names) + " |")
     L.append("")
+    given = {}
+    for name, (_, setting, _) in BENCHMARK.items():
+        spec = METHOD_PARAMS[name]
+        value = setting.get(spec.param, spec.given) if spec.param else None
+        given[name] = name if spec.param is None else f"{name} ({spec.param} {value:g})"
+    pattern = re.compile(r"^(.*?): past its stability limit or diverging .* on (\d+) of (\d+) "
+                         r".*divided by (\d+) at most")
+    refined = {}
+    for res in results:
+        for n in res["calibration"]["notes"]:
+            hit = pattern.match(n)
+            if hit and hit.group(1) in given.values():
+                refined.setdefault(hit.group(1), []).append(
+                    f"{res['dataset']} {hit.group(2)} of {hit.group(3)} (step / {hit.group(4)})")
+    if refined:
+        L.append("Where a method at the benchmark's setting was past its stability limit or "
+                 "diverged at the toy's step size (the step is the toy's unit of time, not a "
+                 "property of the real network), calibrate ran it with plain training at a finer "
+                 "step and took their difference; the sampled configurations concerned:\n")
+        for what, rows in refined.items():
+            L.append(f"- `{what}`: " + "; ".join(rows) + ".")
+        L.append("")
     L.append("![potential and predicted gains](figures/real_world.png)\n")
     L.append("## Verdicts, ranks and what a grid search would buy\n")
     rule = first["verdict_rule"]
@@ -373,13 +482,20 @@ are ranges.
   one layer of smoothed-ReLU neurons added together; real networks have
   deep encoders, a learned fusion layer, batch normalisation, Adam or SGD
   with momentum, augmentation and a learning-rate schedule. Methods that act
-  on these (MLA's head projection, AGM's head clipping, G-Blending's online
-  weights, OPM's feature dropping) are represented only by the nearest toy
-  method, as listed above.
+  on these (MLA's head projection, AGM's head clipping, MMCosine's
+  normalised head) are represented only by the nearest toy method or not at
+  all, as listed above; Greedy's MMTM layers do not exist in late fusion, so
+  `greedy` is an analogue.
+- **No held-out data.** The toy is calibrated on the whole population, so
+  there is no overfitting to measure: Re-learning and G-Blending, which
+  steer training by it, are not predicted (G-Blending only through `aux`'s
+  fixed weights).
 - **Step size.** The toy trains with learning rate 1; UMT's published
-  distillation weight makes its dynamics unstable there (docs/methods.md),
-  so its prediction at the benchmark's setting is *cannot tell*, not a
-  number.
+  distillation weight is past the stability limit of that step on some
+  configurations (docs/methods.md). The step is the toy's unit of time, which
+  the horizon calibrates, so there calibrate runs the method and plain
+  training at a finer step (the same gradient flow) and reports their
+  difference; the configurations concerned are listed under the predictions.
 - **Chance and class imbalance.** The chance level maps the binary toy to
   a C-class task assuming balanced classes; on CMU-MOSEI the audio and
   visual networks may be at the majority-class level, which would make them

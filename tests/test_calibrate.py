@@ -343,3 +343,102 @@ def test_cli_json_only(tmp_path, capsys):
     assert rc == 0
     obj = json.loads(capsys.readouterr().out)
     assert obj["format"] == "simcomp.calibrate/1" and len(obj["methods"]) == 2
+
+
+# VGGSound as published by BalanceBenchmark (benchmarks/data/real_baselines.csv): the union of
+# its two modalities equals the joint accuracy at a correlation near 0.71, between two points
+# of the correlation grid (0.6 and 0.8), each more than a point away from the joint accuracy.
+VGGSOUND = {"classes": 309, "modality": [{"name": "audio", "accuracy": 41.27},
+                                         {"name": "visual", "accuracy": 30.43}],
+            "joint": {"accuracy": 48.08}}
+
+
+@pytest.mark.slow
+def test_the_overlap_picture_is_searched_when_the_grid_misses_it():
+    # Overlapping modalities that are both learned reproduce any joint accuracy their union
+    # reaches; the consistent set must contain that picture (competition cost within the
+    # tolerance) even when no correlation of the grid lands within the tolerance of it.
+    from simcomp.calibrate.search import _c_grid, correlation_supported
+    from simcomp.presence import pattern_probabilities
+
+    if not correlation_supported():
+        pytest.skip("this simcomp does not model the presence correlation")
+    meas = measurements_from_dict(VGGSOUND)
+    ch = meas.chance
+    p = [presence_from_accuracy(m.accuracy, ch) for m in meas.modalities]
+    union = [float(union_accuracy(pattern_probabilities(p, c)[0], ch)) for c in _c_grid(2)]
+    assert all(abs(u - meas.joint) > meas.tolerance for u in union)  # the grid misses it
+    found = search(meas, seeds=(0,))
+    # at the measured presences (the middle of the presence band), both modalities learned
+    overlap = [c for c in found.candidates if np.allclose(c.presence, p, atol=1e-9)
+               and c.potential - c.joint <= meas.tolerance]
+    assert overlap
+    assert all(abs(c.potential - meas.joint) <= meas.tolerance for c in overlap)
+
+
+@pytest.mark.slow
+def test_a_method_that_diverges_at_the_toy_step_is_run_at_a_finer_step():
+    # umt's published weight (10) is past the stability limit of gradient descent at the toy's
+    # step size on some consistent configurations (docs/methods.md, "A stability limit of
+    # umt"); the step size is the toy's unit of time, not a property of the real network, so
+    # such a member is run at a finer step (the same gradient flow) instead of being dropped.
+    cal = calibrate(CREMA, simulate=0, methods=["umt"], correlations=[0.9],
+                    settings={"umt": {"distill_weight": 10.0}})
+    given = next(m for m in cal.json["methods"] if m["which"] == "given")
+    notes = [n for n in cal.json["notes"] if n.startswith("umt (distill_weight 10)")]
+    assert len(notes) == 1 and "finer step" in notes[0]  # some member diverged at the toy step
+    assert given["gain_median"] is not None
+    assert given["gain_low"] <= given["gain_median"] <= given["gain_high"]
+    # both members of a refined gain ran at the same step: no gain exceeds the potential
+    assert given["gain_high"] <= cal.json["potential"]["high"] - 65.5 + 1.0
+
+
+@pytest.mark.slow
+def test_umt_past_its_stability_limit_is_run_at_a_step_inside_it():
+    # At this overlap VGGSound's union equals its joint accuracy: every consistent picture has
+    # both modalities learned and nothing to gain or lose, and distilling them towards their
+    # (learned) uni-modal teachers costs nothing once the gradient flow is followed closely.
+    # Past the stability limit lambda < B m / (eta pi_r beta_r^2) (docs/methods.md) the
+    # dynamics oscillate without always overflowing, and such a member used to report a loss
+    # of several points.
+    cal = calibrate(VGGSOUND, simulate=0, methods=["umt"], correlations=[0.7064],
+                    settings={"umt": {"distill_weight": 10.0}})
+    assert cal.json["competition_cost"]["high"] <= 1.0
+    given = next(m for m in cal.json["methods"] if m["which"] == "given")
+    assert given["gain_low"] >= -1.0  # no loss from an oscillating run
+    assert any(n.startswith("umt (distill_weight 10)") for n in cal.json["notes"])
+
+
+@pytest.mark.slow
+def test_pmr_is_refused_because_its_pull_vanishes_for_the_symmetric_learner():
+    # With calibrate's symmetric learner a modality's features and its class prototypes lie
+    # on one line through the origin, where PMR's pull is zero (docs/theory.md 15.4): on a
+    # consistent picture with a starved modality pmr trains like plain training while aux
+    # rescues the modality, so a pmr "gain" would be the toy's geometry, not PMR.
+    from simcomp.calibrate.answers import sample_candidates
+    from simcomp.calibrate.mapping import readout_accuracy
+    from simcomp.calibrate.search import _psi_sum, toy_config
+    from simcomp.data import make_experiment_data
+    from simcomp.theory.mitigation import method_dynamics
+    from simcomp.trace import geometry
+
+    found = search(measurements_from_dict(CREMA), seeds=(0,), correlations=(0.0,))
+    cand = max(sample_candidates(found.candidates, 8), key=lambda c: c.potential - c.joint)
+    assert cand.potential - cand.joint > 0.05  # a starved modality
+    cfg = toy_config(("audio", "visual"), cand.presence, cand.beta, 0.0, cand.seed, cand.steps)
+    data = make_experiment_data(cfg)
+    tr = data.train
+    a0 = geometry(data.init, data.dictionaries)[0]
+    m = cfg.model
+    acc = {}
+    for name, params in (("none", {}), ("pmr", {"alpha": 2.0}), ("aux", {})):
+        dyn = method_dynamics(a0, cand.beta, tr.y, tr.presence.astype(np.int8), tr.weight, m.q,
+                              m.rho, cfg.train.lr, cand.steps, name, params,
+                              threshold=m.threshold, record_every=cand.steps)
+        psi = _psi_sum(dyn.final_alignment[None], cand.beta, m.q, m.rho)[0]
+        acc[name] = float(readout_accuracy(psi @ tr.presence.T.astype(float), tr.weight,
+                                           cand.decision_scale * m.rho / m.q))
+    assert abs(acc["pmr"] - acc["none"]) < 0.01 < acc["aux"] - acc["none"]
+    cal = calibrate(CREMA, simulate=0, sample=1, methods=["pmr"], correlations=[0.0])
+    assert cal.json["methods"] == []
+    assert "prototype" in cal.json["methods_refused"]["pmr"]

@@ -203,10 +203,11 @@ def test_calibration_predicts_the_new_methods():
     from simcomp.calibrate import calibrate
     from test_calibrate import CREMA
 
-    names = ["ogm_boost", "opm", "pmr", "inforeg"]
-    cal = calibrate(CREMA, simulate=0, sample=2, methods=names, correlations=[0.0])
+    names = ["ogm_boost", "opm", "inforeg"]
+    cal = calibrate(CREMA, simulate=0, sample=2, methods=names + ["pmr"], correlations=[0.0])
     rows = cal.json["methods"]
     assert sorted({m["method"] for m in rows}) == sorted(names)
+    assert "pmr" in cal.json["methods_refused"]  # its pull vanishes for calibrate's learner
     for m in rows:
         assert m["gain_median"] is not None and np.isfinite(m["gain_median"])
 

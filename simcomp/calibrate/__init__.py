@@ -228,7 +228,7 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         "consistent_set": cs,
         "verdict_rule": VERDICT_RULE.replace("the tolerance", f"the tolerance ({100 * meas.tolerance:g} points)"),
         "method_notes": {nm: METHOD_PARAMS[nm].note for nm in (methods or METHOD_PARAMS)},
-        "notes": list(found.notes),
+        "notes": list(found.notes) + list(ans.notes or []),
         "seconds": {"search": round(found.seconds, 2), "methods": round(ans.seconds, 2),
                     "total": round(time.perf_counter() - t0, 2)},
     }

@@ -11,6 +11,7 @@ gain over the sample, the median its median.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -25,7 +26,15 @@ from .measurements import Measurements
 from .methods import METHOD_PARAMS, MethodSpec, method_settings
 from .search import SearchResult, _psi_sum, toy_config
 
-__all__ = ["MethodAnswer", "Answers", "answer", "verdict", "VERDICT_RULE", "sample_candidates"]
+__all__ = ["MethodAnswer", "Answers", "answer", "verdict", "VERDICT_RULE", "sample_candidates",
+           "REFINE"]
+
+# Where a method's dynamics diverge at the toy's step size, the step is divided by these
+# factors in turn (k times as many steps) until they do not (docs/calibration.md).
+REFINE = (2, 4, 8, 16)
+# umt's stability bound may ask for a finer step than REFINE's last; past this factor the run
+# would cost too many steps, and the member is reported as diverged (cannot tell).
+MAX_REFINE = 256
 
 VERDICT_RULE = ("helps: the whole range is above 0 and the median at least the tolerance; "
                 "hurts: the whole range is below 0 and the median at most minus the tolerance; "
@@ -74,6 +83,7 @@ class Answers:
     sampled: int  # consistent configurations the methods were run on
     seconds: float
     refused: dict = None  # method -> why calibrate does not predict it
+    notes: list = None  # what the methods' runs had to do (finer steps where they diverged)
 
 
 def sample_candidates(candidates: list, n: int) -> list:
@@ -83,6 +93,24 @@ def sample_candidates(candidates: list, n: int) -> list:
     order = sorted(candidates, key=lambda c: (c.potential, c.joint, c.c, c.horizon))
     idx = np.unique(np.round(np.linspace(0, len(order) - 1, n)).astype(int))
     return [order[i] for i in idx]
+
+
+def _stable_refinement(dynamics: str, params: dict, eta: float, w, s, beta, shape) -> int:
+    """The factor k (a power of 2, 1 if none is needed) dividing the step so umt is stable.
+
+    Near its teacher a learned neuron's distillation term has curvature
+    lambda (2 / (B m)) pi_r beta_r^2 (pi_r the weight of the samples where modality r carries
+    signal), and gradient descent on it is stable only for eta times it below 2
+    (docs/methods.md, "A stability limit of umt").  Past the limit the dynamics oscillate;
+    they do not always overflow, so the bound is applied before running, not after.
+    """
+    if dynamics != "umt":
+        return 1
+    K, B, m = shape
+    pi = np.array([float(np.asarray(w)[np.asarray(s)[:, r] == 1].sum()) for r in range(K)])
+    ratio = float(params.get("distill_weight", 0.0)) * eta * float(
+        np.max(pi * np.asarray(beta) ** 2)) / (B * m)
+    return 1 if ratio <= 1.0 else int(2 ** math.ceil(math.log2(ratio)))
 
 
 def _setting(spec: MethodSpec, value, start) -> dict:
@@ -120,6 +148,7 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
     ch = meas.chance
     # gains[method][setting value] -> list over sampled configurations (None: diverged)
     gains = {nm: {} for nm in names}
+    refined = {nm: {} for nm in names}  # method -> value -> the refinements k used (k > 1)
     last = time.perf_counter()
     for j, cand in enumerate(chosen):
         cfg = toy_config(meas.names, cand.presence, cand.beta,
@@ -132,7 +161,28 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
         thr = cfg.model.threshold
         scale = cand.decision_scale * rho / q
         K = meas.K
-        teachers = None
+        teachers = {}  # refinement k -> umt's teacher alignments at step eta / k
+        baseline = {}  # refinement k -> plain training's accuracy at step eta / k
+
+        def final(nm, dyn_name, params, k):
+            """User accuracy of ``dyn_name`` run at step eta / k for k T steps; None: diverged."""
+            aT = None
+            if dyn_name == "umt":
+                if k not in teachers:
+                    teachers[k] = teacher_alignment(a0, cand.beta, y, s, w, q, rho, eta / k, T * k)
+                aT = teachers[k]
+            with np.errstate(over="ignore", invalid="ignore"):
+                dyn = method_dynamics(a0, cand.beta, y, s, w, q, rho, eta / k, T * k, dyn_name,
+                                      params, threshold=thr, record_every=T * k,
+                                      teacher_alignment=aT)
+                fin = dyn.final_alignment
+                if not (np.all(np.isfinite(fin)) and np.all(np.abs(fin) < 1e12)):
+                    return None
+                psi = _psi_sum(fin[None], cand.beta, q, rho)[0]
+                if nm == "alternating":
+                    psi = psi * np.asarray(params.get("mix", [1.0] * K))
+                return float(to_user(readout_accuracy(psi @ s.T.astype(float), w, scale), ch))
+
         done = {}  # (dynamics, settings) -> gain: ogm_ge runs as ogm, ume as alternating
         for nm in names:
             spec = METHOD_PARAMS[nm]
@@ -146,28 +196,32 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
             for value in values:
                 params = method_settings(spec, value, start, K, cand.winner, T)
                 key = (spec.dynamics, repr(sorted(params.items())))
-                if key in done:
-                    gains[nm].setdefault(value, []).append(done[key])
-                    continue
-                aT = None
-                if spec.dynamics == "umt":
-                    if teachers is None:
-                        teachers = teacher_alignment(a0, cand.beta, y, s, w, q, rho, eta, T)
-                    aT = teachers
-                with np.errstate(over="ignore", invalid="ignore"):
-                    dyn = method_dynamics(a0, cand.beta, y, s, w, q, rho, eta, T, spec.dynamics,
-                                          params, threshold=thr, record_every=T,
-                                          teacher_alignment=aT)
-                    fin = dyn.final_alignment
-                    gain = None
-                    if np.all(np.isfinite(fin)) and np.all(np.abs(fin) < 1e12):
-                        psi = _psi_sum(fin[None], cand.beta, q, rho)[0]
-                        if nm == "alternating":
-                            psi = psi * np.asarray(params.get("mix", [1.0] * K))
-                        acc = to_user(readout_accuracy(psi @ s.T.astype(float), w, scale), ch)
-                        gain = pts * (float(acc) - cand.joint)
-                done[key] = gain
+                if key not in done:
+                    # The step is the toy's unit of time, which the horizon calibrates, not a
+                    # property of the real network: where the method is past its stability
+                    # limit (umt) or diverges, it runs with plain training at a finer step
+                    # (the same gradient flow) and the gain is their difference.
+                    k0 = _stable_refinement(spec.dynamics, params, eta, w, s, cand.beta, a0.shape)
+                    gain, k_used = None, None
+                    ks = (k0,) + tuple(r for r in REFINE if r > k0) if k0 <= MAX_REFINE else ()
+                    for k in ks:
+                        acc = final(nm, spec.dynamics, params if k == 1 else method_settings(
+                            spec, value, start, K, cand.winner, T * k), k)
+                        if acc is None:
+                            continue
+                        if k == 1:
+                            gain, k_used = pts * (acc - cand.joint), 1
+                        else:
+                            if k not in baseline:
+                                baseline[k] = final("none", "none", {}, k)
+                            if baseline[k] is not None:
+                                gain, k_used = pts * (acc - baseline[k]), k
+                        break
+                    done[key] = (gain, k_used)
+                gain, k_used = done[key]
                 gains[nm].setdefault(value, []).append(gain)
+                if k_used is not None and k_used > 1:
+                    refined[nm].setdefault(value, []).append(k_used)
             if time.perf_counter() - last > 2.0:
                 last = time.perf_counter()
                 say(f"methods: configuration {j + 1}/{len(chosen)}, {nm}")
@@ -201,4 +255,14 @@ def answer(meas: Measurements, found: SearchResult, *, methods=None, sample: int
             med, lo, hi, bad = stats(value)
             out.append(MethodAnswer(nm, which, _setting(spec, value, start), med, lo, hi,
                                     verdict(lo, med, hi, tol), sens, bad))
-    return Answers(potential, cost, out, len(chosen), time.perf_counter() - t0, refused)
+    notes = []
+    for nm in names:
+        spec = METHOD_PARAMS[nm]
+        for value, ks in sorted(refined[nm].items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+            what = nm if spec.param is None else f"{nm} ({spec.param} {value:g})"
+            notes.append(f"{what}: past its stability limit or diverging at the toy's step "
+                         f"size on {len(ks)} of {len(chosen)} sampled configurations; there the "
+                         f"method and plain training were both run at a finer step (the step "
+                         f"divided by {max(ks)} at most, as many times more steps: the same "
+                         f"gradient flow) and the gain is their difference")
+    return Answers(potential, cost, out, len(chosen), time.perf_counter() - t0, refused, notes)

@@ -137,6 +137,42 @@ def _c_grid(K: int) -> list:
     return [c for c in grid if c > lo + 1e-9]
 
 
+def _overlap_correlation(p, joint: float, chance: float, tol: float, cs: list, cache: dict,
+                         pi) -> float | None:
+    """The correlation at which the modalities' union reproduces ``joint``, if the grid misses it.
+
+    With every modality learned the joint accuracy is the union of what they know, which falls
+    as the overlap c grows (the share nobody knows grows).  Overlapping, fully learned
+    modalities therefore reproduce a joint accuracy at one correlation c*: the picture in which
+    joint training loses nothing.  Its window of correlations is narrow (about 0.1 wide for a
+    tolerance of one point), narrower than the grid's steps, so whether the grid contains it is
+    luck; without it the consistent set holds only the pictures with a starved modality and
+    every gain looks certain.  None when a searched correlation already lands within ``tol``
+    of ``joint`` for these presences, or when no correlation in the searched range does.
+    """
+    from ..presence import pattern_probabilities
+
+    def union(c):
+        return float(union_accuracy(pattern_probabilities(p, c)[0], chance))
+
+    for c in cs:
+        y_p, s_p, w_p = cache[(pi, c)]
+        if abs(float(union_accuracy(w_p[np.all(s_p == 0, axis=1)].sum(), chance)) - joint) <= tol:
+            return None
+    if not cs:
+        return None
+    lo, hi = min(cs), 1.0
+    try:
+        if not union(hi) <= joint <= union(lo):  # the union falls as c grows
+            return None
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if union(mid) > joint else (lo, mid)
+    except ValueError:  # pattern weights this simcomp cannot compute (too many modalities, c < 0)
+        return None
+    return round(0.5 * (lo + hi), 4)
+
+
 def _p_grid(meas: Measurements) -> list:
     out = []
     for m in meas.modalities:
@@ -217,6 +253,8 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
     last_say = time.perf_counter()
     searched = 0
     pattern_cache = {}
+    c_of = {}  # presence combination -> the correlations searched with it
+    added = []  # correlations added where the grid misses the overlap picture
     for pi in combos:
         p = np.array([p_grid[r][pi[r]] for r in range(K)])
         for c in c_grid:
@@ -226,6 +264,20 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
                 continue
             tr = make_experiment_data(cfg).train
             pattern_cache[(pi, c)] = (tr.y.copy(), tr.presence.astype(np.int8), tr.weight.copy())
+        c_of[pi] = [c for c in c_grid if (pi, c) in pattern_cache]
+        extra = _overlap_correlation(p, meas.joint, ch, tol, c_of[pi], pattern_cache, pi) \
+            if corr and correlations is None else None
+        if extra is not None:
+            try:
+                cfg = toy_config(names, p, [1.0] * K, extra, 0, 1)
+            except ConfigError:
+                extra = None
+        if extra is not None:
+            tr = make_experiment_data(cfg).train
+            pattern_cache[(pi, extra)] = (tr.y.copy(), tr.presence.astype(np.int8),
+                                          tr.weight.copy())
+            c_of[pi].append(extra)
+            added.append(extra)
         for ri in ratio_combos:
             rel = np.array([1.0] + [ratios[i] for i in ri])
             for seed in seeds:
@@ -261,9 +313,7 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
                         uni_acc[k, :, r] = readout_accuracy(np.stack([0 * psi, psi], axis=1),
                                                             [1 - p[r], p[r]], sc)
                 uni_user = to_user(uni_acc, ch)
-                for c in c_grid:
-                    if (pi, c) not in pattern_cache:
-                        continue
+                for c in c_of[pi]:
                     y_p, s_p, w_p = pattern_cache[(pi, c)]
                     red = reduced_dynamics(a0, beta, y_p, s_p, w_p, q, rho, eta, int(Ts.max()),
                                            threshold=thr)
@@ -282,8 +332,14 @@ def search(meas: Measurements, *, progress: Callable[[str], None] | None = None,
                 if progress and time.perf_counter() - last_say > 2.0:
                     last_say = time.perf_counter()
                     say(f"searching: {done}/{total} signal-strength and presence combinations")
+    if added:
+        notes.append("the correlation grid has no value at which the modalities' union reproduces "
+                     "the joint accuracy within the tolerance; searched as well: "
+                     + ", ".join(f"{c:.3f}" for c in sorted(set(added)))
+                     + " (the overlap at which it does)")
     grid = {"presence": [list(map(float, g)) for g in p_grid], "beta_ratio": [float(x) for x in ratios],
             "correlation": [float(c) for c in c_grid], "horizon": list(HORIZONS),
+            "correlation_added": sorted(set(float(c) for c in added)),
             "seeds": list(seeds), "decision_scale": list(DECISION_SCALES)}
     if not rows:
         return SearchResult([], searched, corr, reason="no toy configuration learned every "

@@ -39,5 +39,9 @@ SPEC = MethodSpec(
         "alpha", 0.6, (0.3, 0.6, 1.0, 2.0), has_start=True,
         settings=lambda value, start, K, winner, T: {"alpha": value,
                                                      "start": int(round(start * T))},
-        note="BalanceBenchmark's alpha"),
+        note="BalanceBenchmark's alpha",
+        refused="its pull moves a modality's features relative to its class prototypes; with "
+                "calibrate's (symmetric) learner the features and both prototypes lie on one "
+                "line through the origin, where the pull vanishes (docs/theory.md 15.4), so it "
+                "would predict plain training for every setting"),
 )
