@@ -49,6 +49,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -496,23 +497,20 @@ def write_marked_section(out: Path, text: str, begin: str, end: str) -> None:
     tmp.replace(out)
 
 
-# Sections of the page written by other benchmark scripts (benchmarks/fusion.py): kept as
-# they are when this script rewrites the page.
-FOREIGN_BLOCKS = (("<!-- BEGIN fusion_grid -->", "<!-- END fusion_grid -->"),)
-
-
 def keep_foreign_blocks(out: Path, text: str) -> str:
-    """``text`` with the other scripts' marked sections of the current page put back
-    (before '## Reproduce')."""
+    """``text`` with every marked section (``<!-- BEGIN x -->`` ... ``<!-- END x -->``) of the
+    current page that ``text`` lacks put back before '## Reproduce': sections written by other
+    scripts (benchmarks/fusion.py, sweep_throughput.py --first-sweep) or measured apart."""
     page = out.read_text() if out.exists() else ""
-    for begin, end in FOREIGN_BLOCKS:
-        if begin in page and end in page and begin not in text:
-            block = begin + page.split(begin, 1)[1].split(end, 1)[0] + end
-            if "## Reproduce" in text:
-                head, rest = text.split("## Reproduce", 1)
-                text = head + block + "\n\n## Reproduce" + rest
-            else:
-                text = text.rstrip("\n") + "\n\n" + block + "\n"
+    for match in re.finditer(r"<!-- BEGIN (.+?) -->.*?<!-- END \1 -->", page, re.S):
+        block = match.group(0)
+        if f"<!-- BEGIN {match.group(1)} -->" in text:
+            continue
+        if "## Reproduce" in text:
+            head, rest = text.split("## Reproduce", 1)
+            text = head + block + "\n\n## Reproduce" + rest
+        else:
+            text = text.rstrip("\n") + "\n\n" + block + "\n"
     return text
 
 

@@ -196,6 +196,27 @@ def first_sweep(workers: int | None) -> dict:
             "cpu_count": os.cpu_count(), "load_after": load}
 
 
+def first_sweep_section(res: dict) -> str:
+    """The page's account of one ``--first-sweep`` measurement."""
+    met = res["ratio"] <= 2.0 and res["cold_notes"] <= 1
+    return "\n".join([
+        "## The first sweep after `simcomp simulate`", "",
+        f"A 4-run sweep of the default config ({res['workers']} workers) in the numba cache that "
+        f"one `simcomp simulate` has just filled ({res['simulate_seconds']:.1f} s, compiling), "
+        "against the same sweep run again (`python benchmarks/sweep_throughput.py "
+        "--first-sweep`, one run):", "",
+        C.md_table(["", "wall s", "CPU s", "compile notes"],
+                   [["first (after simulate)", f"{res['cold_seconds']:.2f}",
+                     f"{res['cold_cpu_seconds']:.2f}", res["cold_notes"]],
+                    ["again (warm)", f"{res['warm_seconds']:.2f}",
+                     f"{res['warm_cpu_seconds']:.2f}", res["warm_notes"]]]),
+        "",
+        f"Ratio {res['ratio']:.2f}x wall, {res['cpu_ratio']:.2f}x CPU: target at most 2x with "
+        f"the compile note at most once, {'met' if met else 'NOT met'}. 1-minute load average "
+        f"{res['load_after']:.1f} on {res['cpu_count']} cores after the measurement.",
+    ])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a tiny sweep (smoke test)")
@@ -218,7 +239,9 @@ def main(argv=None):
               f"{res['cpu_ratio']:.2f}x CPU (target <= 2x; the note at most once, none when "
               f"nothing is compiled); load "
               f"{res['load_after']:.1f} on {res['cpu_count']} cores")
-        print(f"{NAME}: wrote {path}")
+        perf = C.ROOT / "docs" / "performance.md"
+        C.update_section("first_sweep", first_sweep_section(res), perf)
+        print(f"{NAME}: wrote {path} and the first_sweep section of {perf}")
         return {"result": res}
     res = measure(args.quick, False, args.workers)
     projected = res["extrapolated_400_seconds"]

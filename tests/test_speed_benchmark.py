@@ -72,6 +72,35 @@ def test_the_fusion_grid_block_survives_a_rewrite_of_the_page(tmp_path):
                                     fusion.FUSION_END)
 
 
+def test_every_marked_section_of_other_scripts_survives_a_rewrite(tmp_path):
+    """A full speed.py rewrite keeps each marked section it does not render itself
+    (fusion.py's two, sweep_throughput.py --first-sweep's), once, before '## Reproduce',
+    and replaces the ones it renders."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import speed
+        import sweep_throughput
+    finally:
+        sys.path.remove(str(BENCH))
+    first = {"workers": 2, "simulate_seconds": 20.0, "cold_seconds": 3.0, "cold_notes": 1,
+             "cold_cpu_seconds": 4.0, "warm_seconds": 1.0, "warm_cpu_seconds": 2.0, "warm_notes": 0,
+             "ratio": 3.0, "cpu_ratio": 2.0, "load_after": 1.0, "cpu_count": 2}
+    section = sweep_throughput.first_sweep_section(first)
+    assert "3.00x wall" in section and "NOT met" in section  # 3x is over the 2x target
+    blocks = {name: f"<!-- BEGIN {name} -->\n{name} text\n<!-- END {name} -->"
+              for name in ("fusion_grid", "fusion_methods", "first_sweep", "simulate_step")}
+    page = tmp_path / "performance.md"
+    page.write_text("# Performance\n\nold\n\n" + "\n\n".join(blocks.values())
+                    + "\n\n## Reproduce\n\nrun it\n")
+    rendered = ("# Performance\n\nnew\n\n<!-- BEGIN simulate_step -->\nfresh\n"
+                "<!-- END simulate_step -->\n\n## Reproduce\n\nrun it\n")
+    kept = speed.keep_foreign_blocks(page, rendered)
+    for name in ("fusion_grid", "fusion_methods", "first_sweep"):
+        assert kept.count(blocks[name]) == 1
+        assert kept.index(blocks[name]) < kept.index("## Reproduce")
+    assert "fresh" in kept and "simulate_step text" not in kept and "old" not in kept
+
+
 @pytest.mark.slow  # compiles or loads every training rule
 def test_only_methods_writes_its_section(tmp_path):
     sys.path.insert(0, str(BENCH))
