@@ -239,8 +239,11 @@ def main(argv=None):
               f"{res['cpu_ratio']:.2f}x CPU (target <= 2x; the note at most once, none when "
               f"nothing is compiled); load "
               f"{res['load_after']:.1f} on {res['cpu_count']} cores")
+        from speed import write_marked_section  # the page's one marked-section writer
+
         perf = C.ROOT / "docs" / "performance.md"
-        C.update_section("first_sweep", first_sweep_section(res), perf)
+        begin, end = "<!-- BEGIN first_sweep -->", "<!-- END first_sweep -->"
+        write_marked_section(perf, f"{begin}\n{first_sweep_section(res)}\n{end}", begin, end)
         print(f"{NAME}: wrote {path} and the first_sweep section of {perf}")
         return {"result": res}
     res = measure(args.quick, False, args.workers)
