@@ -241,7 +241,7 @@ class Result:
         repeat on the rows of their run; per-modality ones (``learned_step``,
         ``race_learned_step``, ``predicted_learned_step``, ...) are one column
         each.  Needs the optional dependency pandas (``pip install
-        simcomp[pandas]``).
+        pandas``).
 
         Examples
         --------
@@ -510,7 +510,7 @@ class SweepResults:
     def to_dataframe(self):
         """``results.csv`` as a pandas DataFrame (one row per run).
 
-        Needs the optional dependency pandas (``pip install simcomp[pandas]``).
+        Needs the optional dependency pandas (``pip install pandas``).
         """
         from .frames import records_frame
 
@@ -613,7 +613,7 @@ class Predictions(dict):
     def to_dataframe(self):
         """One row per (run, modality) of the per-modality predictions, as a pandas DataFrame.
 
-        Needs the optional dependency pandas (``pip install simcomp[pandas]``).
+        Needs the optional dependency pandas (``pip install pandas``).
 
         Examples
         --------

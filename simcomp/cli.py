@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import os
 import signal
 import sys
 import warnings
@@ -380,7 +381,7 @@ def _add_sweep_parser(sub) -> argparse.ArgumentParser:
                         "(default: the number of cores)")
     parser.add_argument("--scheduler", metavar="ADDRESS|local",
                         help="run on a dask.distributed scheduler at ADDRESS, or 'local' for a "
-                        "LocalCluster (needs simcomp[distributed])")
+                        "LocalCluster (needs dask.distributed: pip install 'dask[distributed]')")
     parser.add_argument("--connect-timeout", type=_positive_float, default=CONNECT_TIMEOUT,
                         metavar="S", help="seconds to reach the --scheduler and complete its "
                         "handshake (default: %(default)g)")
@@ -578,6 +579,14 @@ def main(argv: list[str] | None = None) -> int:
         print("simcomp: error: out of memory; no complete output was written (the pre-flight "
               "limit is set by SIMCOMP_MEMORY_LIMIT, see docs/reliability.md)", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader of stdout went away (`simcomp simulate | head -1`). simulate prints
+        # its report after renaming its directory into place, and every file is written
+        # through a temporary and a rename, so whatever exists is complete.
+        _drop_stdout()
+        print("simcomp: error: the standard output was closed before the report was "
+              "complete (broken pipe); the files written are complete", file=sys.stderr)
+        return 1
     except OSError as exc:
         if raised_signal() is not None:
             return _interrupted(raised_signal())
@@ -589,6 +598,19 @@ def main(argv: list[str] | None = None) -> int:
         if raised_signal() is not None:
             return _interrupted(raised_signal())
         raise
+
+
+def _drop_stdout() -> None:
+    """Point the process's stdout at /dev/null, so that flushing it at exit does not
+    raise the broken pipe again (only for the real stdout, never a test's stand-in)."""
+    if sys.stdout is not sys.__stdout__ or sys.stdout is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _interrupted(signum: int) -> int:

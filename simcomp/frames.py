@@ -17,8 +17,8 @@ def require_pandas():
         import pandas
     except ImportError:  # pragma: no cover - depends on the environment
         raise ImportError("converting simcomp results to a DataFrame needs pandas, an optional "
-                          "dependency: pip install 'simcomp[pandas]' (or pip install pandas)"
-                          ) from None
+                          "dependency: pip install pandas (or, in simcomp's source directory, "
+                          "pip install '.[pandas]')") from None
     return pandas
 
 

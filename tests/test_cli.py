@@ -116,6 +116,30 @@ def test_forced_run_interrupted_keeps_old_result(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["o"]
 
 
+class _ClosedPipe:
+    """A standard output whose reader has gone (`simcomp simulate | head -1`)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_closed_stdout_after_the_outputs_is_one_true_line(tmp_path, monkeypatch, capsys):
+    # simulate prints its report after the output directory is in place: a reader that
+    # stops early must not be told that no complete output was written.
+    out = tmp_path / "o"
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    code = main(["simulate", "--out", str(out)] + sets())
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (out / "summary.json").is_file() and (out / "joint" / "trace.npz").is_file()
+    assert err.count("\n") == 1 and err.startswith("simcomp: ")
+    assert "broken pipe" in err.lower() and "standard output" in err
+    assert "no complete output was written" not in err
+
+
 def test_nonfinite_run_exits_1_and_saves_trace(tmp_path, monkeypatch, capsys):
     real = experiment.make_experiment_data
 

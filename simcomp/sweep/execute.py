@@ -183,8 +183,8 @@ def _import_distributed():
         import distributed
     except ImportError:
         raise SweepError(
-            "--scheduler needs dask.distributed, which is not installed; install "
-            "simcomp[distributed] (pip install 'simcomp[distributed]')"
+            "--scheduler needs dask.distributed, which is not installed: pip install "
+            "'dask[distributed]' (or, in simcomp's source directory, pip install '.[distributed]')"
         ) from None
     return distributed
 
