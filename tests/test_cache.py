@@ -177,6 +177,19 @@ def test_cold_cache_is_announced_once_per_process(monkeypatch, capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_a_sweeps_batched_loop_is_not_announced_as_the_first_run(monkeypatch, capsys):
+    # A sweep compiles the batched loop after `simcomp simulate` has compiled its own:
+    # "first run only" would be read as a second first run.
+    from simcomp.kernels import api
+    monkeypatch.setattr(api, "_cached", lambda body: False)
+    monkeypatch.setattr(api, "_checked", set())
+    monkeypatch.setattr(api, "_said", [])
+    assert api.announce_compile("batch") is True
+    err = capsys.readouterr().err
+    assert err.startswith("simcomp: compiling kernels for this machine (") and err.count("\n") == 1
+    assert "first run" not in err and "batched" in err
+
+
 FUSION_SCRIPT = r"""
 import hashlib, json
 import numpy as np

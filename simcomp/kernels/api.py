@@ -73,7 +73,10 @@ def announce_compile(path="serial", stream=None) -> bool:
     if _said or _cached(body):
         return False
     _said.append(path)
-    print(f"simcomp: compiling kernels for this machine (first run only, about "
+    # Only sweeps train through the batched loop, often right after `simcomp simulate`
+    # compiled its own: "first run only" would read as a second first run.
+    when = "the batched loop sweeps use, once" if path == "batch" else "first run only"
+    print(f"simcomp: compiling kernels for this machine ({when}, about "
           f"{COLD_START_SECONDS} s)", file=stream or sys.stderr, flush=True)
     return True
 
