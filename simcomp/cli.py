@@ -475,9 +475,16 @@ def _add_calibrate_parser(sub) -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- parser
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with simcomp's one-line errors (argparse prints the usage block first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def get_parser() -> argparse.ArgumentParser:
     """The full argument parser (kept separate from :func:`main` for tests and docs)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="simcomp",
         description="Simulate, measure and predict modality competition in late-fusion networks "
         "trained by gradient descent.",

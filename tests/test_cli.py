@@ -216,3 +216,20 @@ def test_outputs_get_ordinary_permissions(tmp_path):
     conf = tmp_path / "c.toml"
     assert main(["config", "--out", str(conf)]) == 0
     assert stat.S_IMODE(conf.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["calibrate", "--method", "foo", "x.toml"], "--method"),
+    (["sweep", "--workers", "x"], "--workers"),
+    (["simulate", "--bogus"], "--bogus"),
+    (["theory", "--set"], "--set"),
+])
+def test_usage_errors_are_one_line(argv, named, capsys):
+    """argparse's own errors (unknown flag, bad choice, missing value) keep simcomp's promise:
+    exit 2 and one line that names the offending argument and where help is."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err and "--help" in err
+    assert "usage:" not in err
