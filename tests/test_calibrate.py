@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from simcomp.calibrate import CalibrationError, calibrate, measurements_from_dict
-from simcomp.calibrate.answers import verdict
+from simcomp.calibrate.answers import VERDICT_RULE, verdict
 from simcomp.calibrate.mapping import presence_from_accuracy, to_user, union_accuracy
 from simcomp.calibrate.measurements import half_epoch_from_curve
 from simcomp.calibrate.search import search
@@ -147,6 +147,14 @@ def test_mapping_of_accuracies():
 ])
 def test_verdict_rule(low, median, high, expected):
     assert verdict(low, median, high, 1.0) == expected
+
+
+def test_the_verdict_rule_states_the_tolerance_once():
+    from simcomp.calibrate import _with_tolerance
+    one = _with_tolerance(VERDICT_RULE, 1.0)
+    assert one.startswith(VERDICT_RULE) and one.endswith("the tolerance: 1 point")
+    assert _with_tolerance(VERDICT_RULE, 0.5).endswith("the tolerance: 0.5 points")
+    assert one.count("point") == 1
 
 
 # --------------------------------------------------------------------------- search

@@ -98,6 +98,11 @@ def _as_measurements(measurements, tolerance) -> Measurements:
     return meas
 
 
+def _with_tolerance(rule: str, points: float) -> str:
+    """The verdict rule with the run's tolerance said once."""
+    return f"{rule}; the tolerance: {points:g} point{'' if points == 1 else 's'}"
+
+
 def _range(values):
     return [round(float(np.min(values)), 4), round(float(np.max(values)), 4)]
 
@@ -226,7 +231,7 @@ def calibrate(measurements, *, methods=None, tolerance: float | None = None, sim
         # methods calibrate cannot predict, each with the reason (never dropped silently)
         "methods_refused": dict(ans.refused or {}),
         "consistent_set": cs,
-        "verdict_rule": VERDICT_RULE.replace("the tolerance", f"the tolerance ({100 * meas.tolerance:g} points)"),
+        "verdict_rule": _with_tolerance(VERDICT_RULE, 100 * meas.tolerance),
         "method_notes": {nm: METHOD_PARAMS[nm].note for nm in (methods or METHOD_PARAMS)},
         "notes": list(found.notes) + list(ans.notes or []),
         "seconds": {"search": round(found.seconds, 2), "methods": round(ans.seconds, 2),
