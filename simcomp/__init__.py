@@ -33,13 +33,25 @@ if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/simcomp", "\\simcomp", "s
 
         # Also in place again after the command ends: a second Ctrl-C that arrives once the
         # first was reported ends the process with the first one's code and no second line.
-        done = getattr(_sys.modules.get("simcomp.interrupts"), "raised_signal", lambda: None)()
+        interrupts = _sys.modules.get("simcomp.interrupts")
+        done = getattr(interrupts, "raised_signal", lambda: None)()
+        ended = getattr(interrupts, "ended_code", lambda: None)()
+        if done is None and ended is not None:
+            # The command has ended and said what it did; only the shutdown was left, so the
+            # signal cuts that short, keeping the command's code (not "nothing written").
+            os._exit(ended)
         if done is None:
-            os.write(2, b"simcomp: interrupted; no complete output was written\n")
+            what = {_signal.SIGTERM: b"terminated (SIGTERM)",
+                    getattr(_signal, "SIGHUP", -1): b"hung up (SIGHUP)"}.get(signum, b"interrupted")
+            os.write(2, b"simcomp: " + what + b"; no complete output was written\n")
         os._exit(128 + (done or signum))
 
-    if _signal.getsignal(_signal.SIGINT) is not _signal.SIG_IGN:
-        _signal.signal(_signal.SIGINT, _interrupted_while_importing)
+    # SIGTERM and SIGHUP too (a batch system's time limit, a closed terminal): one line and
+    # their own exit code instead of a silent death; a signal the caller ignores (nohup)
+    # stays ignored.
+    for _signum in (_signal.SIGINT, _signal.SIGTERM, getattr(_signal, "SIGHUP", None)):
+        if _signum is not None and _signal.getsignal(_signum) not in (_signal.SIG_IGN, None):
+            _signal.signal(_signum, _interrupted_while_importing)
 
 import types as _types
 

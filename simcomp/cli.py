@@ -21,7 +21,7 @@ from . import _blas_threads  # noqa: F401 (first: it must run before NumPy is im
 from ._version import __version__
 from .config import ConfigError
 from .config_file import build_config, config_to_toml
-from .interrupts import guard, raised_signal, signal_of
+from .interrupts import command_ended, guard, raised_signal, signal_of
 from .registry import REGISTRY, label
 from .outputs import (
     AtomicDirectory,
@@ -116,23 +116,29 @@ def divergence_message(failed, traces: dict, out: str, cfg=None) -> str:
     blown = [run for run in failed if run.status == "diverged"]
     overflowed = [run for run in failed if run.status != "diverged"]
     parts, at_start = [], False
+
+    def under(run) -> str:
+        return ("" if cfg is None or run.name != "joint" or cfg.method.name == "none"
+                else f" under method {_method_setting(cfg)}")
+
     for run in overflowed:
         steps = traces[run.name]["steps"]
         if len(steps) == 0:
             at_start = True
-            parts.append(f"{run.name} at step {run.failed_step} (its trace has no record)")
+            parts.append(f"{run.name}{under(run)} at step {run.failed_step} (its trace has no "
+                         f"record)")
         else:
-            parts.append(f"{run.name} at step {run.failed_step} (its trace is saved up to step "
-                         f"{int(steps[-1])})")
+            parts.append(f"{run.name}{under(run)} at step {run.failed_step} (its trace is saved "
+                         f"up to step {int(steps[-1])})")
     for run in blown:
         steps = traces[run.name]["steps"]
-        method = ("" if cfg is None or run.name != "joint" or cfg.method.name == "none"
-                  else f" under method {_method_setting(cfg)}")
-        parts.append(f"{run.name}{method} diverged from step {run.failed_step} (weights or loss "
-                     f"past 1e12; its trace is saved up to step "
+        parts.append(f"{run.name}{under(run)} diverged from step {run.failed_step} (weights or "
+                     f"loss past 1e12; its trace is saved up to step "
                      f"{int(steps[-1]) if len(steps) else 0})")
+    # The method acts on the joint run only: whether its loss blew up past 1e12 or straight
+    # to inf/NaN (umt at distill_weight 1e6), the method's weight is the first suspect.
     joint_method = cfg is not None and cfg.method.name != "none" and any(
-        run.name == "joint" for run in blown)
+        run.name == "joint" for run in failed)
     if at_start:
         advice = ("the initial loss overflows: try a smaller model.init_scale, "
                   "data.modality.N.noise or beta")
@@ -338,6 +344,16 @@ def run_sweep_command(args) -> int:
               f"{args.out}/results.csv is complete; `simcomp plot {args.out}` draws the figures",
               file=sys.stderr)
         return 128 + signum
+    except (ValueError, OSError) as exc:
+        # The runs are done and recorded: a figure that cannot be drawn (a `figures` file of
+        # the user's, the directory removed meanwhile, a full disk) is one line, not a
+        # traceback nor "no complete output was written".
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+        print(f"simcomp: error: the sweep's runs are done and recorded in {args.out}, but its "
+              f"phase diagrams could not be drawn: {text}{where}; once that is fixed, "
+              f"`simcomp plot {args.out}` draws them", file=sys.stderr)
+        return 2
     if drawn and not args.quiet:
         print(f"phase diagrams drawn in {', '.join(str(p) for p in drawn)}")
     if result.not_ok:
@@ -567,6 +583,14 @@ def main(argv: list[str] | None = None) -> int:
     (Ctrl-C); 143: terminated (SIGTERM); no complete output is written then
     and the hidden temporaries are removed.
     """
+    code = _main(argv)
+    # A signal from here on (the interpreter's shutdown) must not say that nothing was written.
+    command_ended(code)
+    return code
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """The command itself, between parsing and exit (:func:`main`)."""
     parser = get_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "runner"):

@@ -32,7 +32,8 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-__all__ = ["Terminated", "HungUp", "guard", "deferred", "chunks", "signal_of", "raised_signal"]
+__all__ = ["Terminated", "HungUp", "guard", "deferred", "chunks", "signal_of", "raised_signal",
+           "command_ended", "ended_code"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -72,6 +73,7 @@ class _State:
     pending: list = []  # signals recorded inside deferred blocks, not yet raised
     raised = False  # the one signal that stops the command has been raised
     raised_signum = 0
+    finished = None  # the exit code of a command that has ended (only shutdown is left)
 
 
 _state = _State()
@@ -114,6 +116,17 @@ def raised_signal() -> int | None:
     return _state.raised_signum if _state.raised else None
 
 
+def command_ended(code: int) -> None:
+    """Record that the command has ended with ``code``: its outputs are complete (or its
+    failure reported), and only the interpreter's shutdown is left."""
+    _state.finished = int(code)
+
+
+def ended_code() -> int | None:
+    """The exit code recorded by :func:`command_ended`, or None while the command runs."""
+    return _state.finished
+
+
 def _record(signum, frame):
     _state.pending.append(signum)
 
@@ -133,8 +146,13 @@ def guard() -> Iterator[None]:
         return
     previous = {sig: signal.getsignal(sig) for sig in _SIGNALS}
     _state.guarded, _state.depth, _state.pending, _state.raised = True, 0, [], False
-    for sig in _SIGNALS:
-        signal.signal(sig, _handler)
+    _state.finished = None
+    for sig, handler in previous.items():
+        # An ignored SIGHUP stays ignored: `nohup simcomp sweep ...` must survive the terminal
+        # closing.  (SIGINT and SIGTERM are taken even when ignored, as they always were: a
+        # Ctrl-C or kill aimed at simcomp is meant for it.)
+        if not (sig == getattr(signal, "SIGHUP", None) and handler is signal.SIG_IGN):
+            signal.signal(sig, _handler)
     try:
         yield
     finally:

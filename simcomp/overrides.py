@@ -26,7 +26,8 @@ def _refuse_control_characters(what: str, text: str) -> None:
     if bad is not None:
         raise ConfigError(
             f"{what} {text!r}: contains the control character {bad!r} (U+{ord(bad):04X}) at "
-            f"position {text.index(bad)}; give one KEY=VALUE per --set, without control "
+            f"position {text.index(bad)}; give one KEY=VALUE per "
+            f"{what if what.startswith('--') else '--set'}, without control "
             f"characters")
 
 

@@ -1,0 +1,158 @@
+"""Regressions found while re-checking the fixes of issues 16 and 21 from outside (the CLI as a
+user runs it): signals around the command's own life, a sweep whose figures cannot be drawn,
+and messages that named the wrong setting or option."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from simcomp.cli import divergence_message, main
+from simcomp.config_file import build_config
+from simcomp.interrupts import guard
+from sweep_helpers import sets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _python(code: str, sighup=signal.SIG_DFL, timeout: float = 60.0):
+    """Run ``code`` in a fresh interpreter that imports simcomp as the ``simcomp`` command does
+    (``sys.argv[0] == "-m"``), with SIGINT at its default and SIGHUP as given."""
+    def child():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, sighup)
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=env, preexec_fn=child)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_an_ignored_sighup_stays_ignored_under_the_guard():
+    """`nohup simcomp sweep ...`: the terminal closing must not stop the command (the guard
+    used to install its handler over nohup's SIG_IGN and end the run with exit 129)."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        with guard():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)  # a handler would have raised HungUp here
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+@pytest.mark.parametrize("signum, code, what", [
+    (signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGHUP, 129, "hung up (SIGHUP)")])
+def test_sigterm_and_sighup_while_importing_are_one_line(signum, code, what):
+    """Before the command's own handlers are in place, SIGTERM and SIGHUP killed the process
+    silently (exit -15/-1, no line); now as Ctrl-C: one line and the documented code."""
+    proc = _python(f"""
+        import os, sys, time
+        sys.argv = ["-m"]
+        import simcomp  # what `python -m simcomp.cli` imports first
+        os.kill(os.getpid(), {int(signum)})
+        time.sleep(5)
+        print("the signal never arrived")
+        """)
+    assert proc.returncode == code, proc.stderr
+    assert proc.stderr == f"simcomp: {what}; no complete output was written\n"
+    # under nohup, SIGHUP stays ignored
+    if signum == signal.SIGHUP:
+        proc = _python("""
+            import os, signal, sys, time
+            sys.argv = ["-m"]
+            import simcomp
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.2)
+            """, sighup=signal.SIG_IGN)
+        assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_a_signal_after_the_command_ended_keeps_its_code(tmp_path):
+    """A Ctrl-C that lands after the command has finished (while the interpreter shuts down)
+    used to print "interrupted; no complete output was written" and exit 130 although the
+    output was complete; now the command's own code stands and nothing more is said."""
+    out = tmp_path / "c.toml"
+    proc = _python(f"""
+        import os, signal, sys, time
+        sys.argv = ["-m"]
+        import simcomp
+        from simcomp.cli import main
+        code = main(["config", "--out", {str(out)!r}])
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+        print("the signal never arrived")
+        """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == "" and "never arrived" not in proc.stdout
+    assert out.stat().st_size > 0
+
+
+def test_a_method_whose_loss_overflows_is_named_with_its_setting():
+    """umt at distill_weight 1e6 makes the joint loss overflow straight to inf: the advice was
+    "try a smaller train.lr" (issue 16, 26 held only for losses past 1e12)."""
+    cfg = build_config(None, ["method.name=umt", "method.distill_weight=1000000.0"])
+    runs = [SimpleNamespace(name="joint", status="nonfinite", failed_step=51)]
+    line = divergence_message(runs, {"joint": {"steps": np.array([0, 50])}}, "o", cfg)
+    assert "joint under method umt (distill_weight 1000000.0" in line
+    assert line.endswith("lower the method's weight (method.distill_weight) or train.lr")
+    # without a method, train.lr is still the advice
+    plain = build_config(None, [])
+    line = divergence_message(runs, {"joint": {"steps": np.array([0, 50])}}, "o", plain)
+    assert "under method" not in line and line.endswith("try a smaller train.lr")
+
+
+def test_a_sweep_whose_figures_cannot_be_drawn_is_one_line(tmp_path, capsys):
+    """A `figures` file of the user's in a sweep directory: the runs are done, then drawing
+    failed with "File exists ...; no complete output was written" and exit 1 (and a sweep
+    directory removed meanwhile gave a PlotError traceback)."""
+    out = tmp_path / "s"
+    args = ["sweep", "--out", str(out), "--grid", "data.modality.0.beta=1.5,2.5",
+            "--workers", "1", "--quiet"] + sets()
+    assert main(args) == 0
+    (out / "figures" / "phase.png").unlink()
+    (out / "figures").rmdir()
+    (out / "figures").write_text("mine\n")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "runs are done and recorded" in err and f"simcomp plot {out}" in err
+    assert (out / "figures").read_text() == "mine\n"
+    assert (out / "results.csv").stat().st_size > 0
+
+    import simcomp.api
+    from simcomp.phase import PlotError
+
+    def vanished(path):
+        raise PlotError(f"{str(path)!r} is not a sweep directory (no readable sweep.json)")
+
+    original = simcomp.api.draw_sweep_figures
+    simcomp.api.draw_sweep_figures = vanished
+    try:
+        assert main(args) == 2
+    finally:
+        simcomp.api.draw_sweep_figures = original
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no readable sweep.json" in err
+
+
+def test_a_control_character_in_grid_names_grid(tmp_path, capsys):
+    """The refusal of a newline in --grid told the user to give one KEY=VALUE "per --set"."""
+    assert main(["sweep", "--out", str(tmp_path / "s"), "--grid",
+                 "train.steps=5,6\nseed=3"]) == 2
+    err = capsys.readouterr().err
+    assert "per --grid" in err and "per --set" not in err
+    assert not (tmp_path / "s").exists()
