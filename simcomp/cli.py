@@ -573,6 +573,55 @@ def _os_error_text(exc: OSError) -> str:
     return f"{exc.strerror or exc}{where}; no complete output was written"
 
 
+class _ReaderGoneSafe:
+    """``sys.stdout`` for one command, surviving the end of its reader.
+
+    ``simcomp simulate | head -1`` closes the pipe while simcomp still
+    prints its report: the write fails with EPIPE (BrokenPipeError), and the
+    command used to end there with "no complete output was written" and exit
+    1, after its outputs were complete (or before they were written).  The
+    report is only a view of what is on disk: once nobody reads it, the rest
+    goes to the null device and the command finishes its work.  Any other
+    failure to write it (``> /dev/full``, a full disk) does the same and is
+    kept in :attr:`error`, for one line once the command has ended.
+    """
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.error: OSError | None = None
+
+    def _reader_gone(self) -> None:
+        # Later writes, and the interpreter's final flush, go to the null device: otherwise
+        # Python prints "Exception ignored ... BrokenPipeError" at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # no descriptor (a captured stream)
+            pass
+
+    def _failed(self, exc: OSError) -> None:
+        if not isinstance(exc, BrokenPipeError) and self.error is None:
+            self.error = exc
+        self._reader_gone()
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            self._failed(exc)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            self._failed(exc)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``simcomp`` console script; returns the exit code.
 
@@ -583,7 +632,23 @@ def main(argv: list[str] | None = None) -> int:
     (Ctrl-C); 143: terminated (SIGTERM); no complete output is written then
     and the hidden temporaries are removed.
     """
-    code = _main(argv)
+    stdout = sys.stdout
+    safe = None if stdout is None else _ReaderGoneSafe(stdout)
+    if safe is not None:
+        sys.stdout = safe
+    try:
+        code = _main(argv)
+        if safe is not None:
+            safe.flush()
+    finally:
+        if safe is not None:
+            sys.stdout = stdout
+    if safe is not None and safe.error is not None:
+        # The command ran to its end; only its report is lost: say so, not "nothing written".
+        print(f"simcomp: error: standard output could not be written "
+              f"({_os_error_text(safe.error).split(';')[0]}); the report printed there is "
+              f"incomplete, the command itself ran to its end", file=sys.stderr)
+        code = code or 1
     # A signal from here on (the interpreter's shutdown) must not say that nothing was written.
     command_ended(code)
     return code

@@ -156,3 +156,31 @@ def test_a_control_character_in_grid_names_grid(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "per --grid" in err and "per --set" not in err
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_report_that_cannot_be_printed_does_not_disown_the_outputs(tmp_path):
+    """`simcomp simulate | head -1` and `simcomp simulate > /dev/full`: the output directory was
+    complete, yet the command said "no complete output was written" (exit 1).  A reader that
+    went away is silent (exit 0); a failed write of the report is one line that says what
+    was lost."""
+    args = [sys.executable, "-m", "simcomp.cli", "simulate", "--out"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    small = [x for item in ["train.steps=30", "data.n_train=64", "data.n_test=64",
+                            "model.width=2"] for x in ("--set", item)]
+    # the reader of the pipe ends before simcomp prints its report
+    proc = subprocess.Popen(args + [str(tmp_path / "a")] + small, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()
+    err = proc.communicate(timeout=120)[1].decode()
+    assert proc.returncode == 0, err
+    assert "no complete output" not in err and "Traceback" not in err
+    assert (tmp_path / "a" / "summary.json").is_file()
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(args + [str(tmp_path / "b")] + small, stdout=full,
+                              stderr=subprocess.PIPE, env=env, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "standard output could not be written (the disk is full)" in proc.stderr
+    assert "no complete output" not in proc.stderr
+    assert (tmp_path / "b" / "summary.json").is_file()
