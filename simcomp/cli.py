@@ -654,8 +654,29 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def _environment_error() -> str | None:
+    """What is wrong with the environment before numba is imported, or None.
+
+    numba reads NUMBA_NUM_THREADS when it is imported: 0 or a negative number
+    raised a ValueError traceback from inside numba, and text (``abc``, an
+    empty value) printed numba's warning with a traceback of its own.
+    """
+    text = os.environ.get("NUMBA_NUM_THREADS")
+    if text is None:
+        return None
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and int(value) >= 1):
+        return (f"NUMBA_NUM_THREADS={text!r} is not a positive integer: give the number of "
+                f"threads numba may use (e.g. 2), or unset it (default: the number of cores)")
+    return None
+
+
 def _main(argv: list[str] | None = None) -> int:
     """The command itself, between parsing and exit (:func:`main`)."""
+    problem = _environment_error()
+    if problem is not None:
+        print(f"simcomp: error: {problem}", file=sys.stderr)
+        return 2
     parser = get_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "runner"):

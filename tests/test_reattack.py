@@ -184,3 +184,17 @@ def test_a_report_that_cannot_be_printed_does_not_disown_the_outputs(tmp_path):
     assert "standard output could not be written (the disk is full)" in proc.stderr
     assert "no complete output" not in proc.stderr
     assert (tmp_path / "b" / "summary.json").is_file()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", ""])
+def test_a_bad_numba_num_threads_is_one_line(value):
+    """numba reads NUMBA_NUM_THREADS on import: 0 gave a ValueError traceback from inside numba,
+    text a warning with numba's own traceback (and the run went on)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS=value)
+    proc = subprocess.run([sys.executable, "-m", "simcomp.cli", "theory", "--set",
+                           "train.steps=10"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == (f"simcomp: error: NUMBA_NUM_THREADS={value!r} is not a positive "
+                           f"integer: give the number of threads numba may use (e.g. 2), or "
+                           f"unset it (default: the number of cores)\n")
