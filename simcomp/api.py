@@ -688,7 +688,11 @@ def _grid_specs(grid) -> list[str]:
                                   f"got {values!r}") from None
             specs.append(f"{key}={text}")
         return specs
-    return list(grid)
+    try:
+        return list(grid)
+    except TypeError:
+        raise ConfigError(f"grid must be a mapping of keys to values, a list of 'KEY=...' "
+                          f"strings or None, got {grid!r} ({type(grid).__name__})") from None
 
 
 class SweepRows(list):

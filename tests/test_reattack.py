@@ -198,3 +198,22 @@ def test_a_bad_numba_num_threads_is_one_line(value):
     assert proc.stderr == (f"simcomp: error: NUMBA_NUM_THREADS={value!r} is not a positive "
                            f"integer: give the number of threads numba may use (e.g. 2), or "
                            f"unset it (default: the number of cores)\n")
+
+
+def test_sweep_arguments_of_the_wrong_kind_are_value_errors(tmp_path):
+    """From Python, ``grid=5`` and ``paired=5`` raised "TypeError: 'int' object is not
+    iterable", and ``paired="KEY"`` was read letter by letter ("paired key 't' is not a grid
+    axis").  Like ``scheduler=5`` (issue 16, 15): a ValueError naming the argument."""
+    import simcomp
+
+    cfg = build_config(None, ["train.steps=20", "data.n_train=32", "data.n_test=32",
+                              "model.width=2"])
+    with pytest.raises(ValueError, match=r"grid must be .* got 5 \(int\)"):
+        simcomp.sweep(cfg, grid=5, progress=False)
+    with pytest.raises(ValueError, match=r"paired must be .* got 5 \(int\)"):
+        simcomp.sweep(cfg, grid={"train.lr": [0.1]}, paired=5, progress=False)
+    with pytest.raises(ValueError, match="paired key 'model.width' is not a grid axis"):
+        simcomp.sweep(cfg, grid={"train.lr": [0.1]}, paired="model.width", progress=False)
+    rows = simcomp.sweep(cfg, grid={"train.lr": [0.1, 0.2]}, paired="train.lr", workers=1,
+                         progress=False)
+    assert len({row["seed"] for row in rows}) == 1  # the paired axis shares its seed

@@ -181,6 +181,13 @@ def paired_keys(grid_keys: Sequence[str], paired: Sequence[str] | bool | None = 
         return [key for key in grid_keys if key.startswith("method.")]
     if paired is False:
         return []
+    if isinstance(paired, str):  # one key, or KEY,KEY as the command's --paired
+        paired = [key for key in paired.split(",") if key]
+    try:
+        paired = list(paired)
+    except TypeError:
+        raise SweepError(f"paired must be a list of grid keys, True or False, got {paired!r} "
+                         f"({type(paired).__name__})") from None
     unknown = [key for key in paired if key not in grid_keys]
     if unknown:
         raise SweepError(f"paired key {unknown[0]!r} is not a grid axis; the axes are "
