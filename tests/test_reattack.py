@@ -217,3 +217,41 @@ def test_sweep_arguments_of_the_wrong_kind_are_value_errors(tmp_path):
     rows = simcomp.sweep(cfg, grid={"train.lr": [0.1, 0.2]}, paired="train.lr", workers=1,
                          progress=False)
     assert len({row["seed"] for row in rows}) == 1  # the paired axis shares its seed
+
+
+def test_a_peer_that_is_not_a_scheduler_is_named_once(tmp_path, capsys):
+    """The probe's own verdict was wrapped a second time: "--scheduler A: cannot connect to a
+    dask scheduler there: --scheduler A: the server there is not a dask scheduler ..."."""
+    import socket
+    import struct
+    import threading
+
+    pytest.importorskip("distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(20)
+    port = server.getsockname()[1]
+
+    def answer():
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.sendall(struct.pack("<Q", 2))  # a count too small for a greeting
+            time.sleep(1)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        code = main(["sweep", "--out", str(tmp_path / "s"), "--grid", "train.lr=0.1",
+                     "--scheduler", f"tcp://127.0.0.1:{port}", "--connect-timeout", "5",
+                     "--quiet"] + sets())
+    finally:
+        thread.join(5)
+        server.close()
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.count("--scheduler") == 1
+    assert "is not a dask scheduler" in err

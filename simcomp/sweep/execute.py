@@ -305,6 +305,8 @@ def _probe(address: str, timeout: float) -> None:
                 raise SweepError(not_one.replace("its greeting is", f"it answered {head!r},"))
             if not _is_handshake(_read_exactly(sock, size, deadline)):
                 raise SweepError(not_one)
+    except SweepError:
+        raise  # already the whole message (a ValueError, so not re-wrapped below)
     except (TimeoutError, socket.timeout):
         raise SweepError(
             f"--scheduler {address}: no dask scheduler answered within {timeout:g} s; the "
