@@ -239,7 +239,10 @@ class _Run:
         self.initial_alignment = geometry(self._weights(), self.dictionaries)[0]
         self.step, self.status, self.failed_step = 0, STATUS_OK, None
         self.done = False
-        self.every = trace_stride(cfg.train.steps, cfg.train.trace_every, name)
+        # Only a run that records its trace has a stride to cap (and to say so): a sweep's
+        # runs record only their first and last step, yet the note came for every run.
+        self.every = (trace_stride(cfg.train.steps, cfg.train.trace_every, name) if record
+                      else int(cfg.train.trace_every))
         self.work = self.n * self.width * len(trained) * cfg.model.banks * cfg.model.width
         # SGD: the step's sample weights, rewritten before every (one-step) call.
         self.batches = None

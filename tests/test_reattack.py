@@ -255,3 +255,68 @@ def test_a_peer_that_is_not_a_scheduler_is_named_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.count("--scheduler") == 1
     assert "is not a dask scheduler" in err
+
+
+def test_a_local_cluster_logs_only_errors(tmp_path, monkeypatch):
+    """Ctrl-C during `sweep --scheduler local --quiet` printed four distributed WARNING lines
+    (cancelled tasks, "Worker process still alive after 4.0 seconds, killing") besides the one
+    line; the cluster's processes now log only errors."""
+    import logging
+
+    distributed = pytest.importorskip("distributed")
+    from sweep_helpers import base, sw
+
+    started = {}
+
+    class Started(Exception):
+        pass
+
+    def fake_cluster(**kwargs):
+        started.update(kwargs)
+        raise Started
+
+    monkeypatch.setattr(distributed, "LocalCluster", fake_cluster)
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
+    with pytest.raises(Started):
+        sw.run_sweep(plan, tmp_path / "s", scheduler="local", workers=2)
+    assert started.get("silence_logs") is not None and started["silence_logs"] >= logging.ERROR
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_quiet_local_cluster_sweep_is_one_line(tmp_path):
+    from sweep_helpers import spawn_cli
+
+    out = tmp_path / "s"
+    proc = spawn_cli(["sweep", "--out", str(out), "--quiet", "--scheduler", "local",
+                      "--workers", "2", "--batch-size", "1", "--grid",
+                      "train.steps=20000000,20000001"] + sets())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out / "sweep.json").exists():
+        time.sleep(0.1)
+    time.sleep(3)  # the workers are inside runs of hours
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err == (f"simcomp: sweep interrupted; the finished runs are recorded in {out}/runs, "
+                   f"rerun the same command to resume\n")
+
+
+def test_a_sweep_says_nothing_about_trace_strides_it_does_not_record(monkeypatch, capsys):
+    """`sweep --quiet` with many steps per trace point printed "train.trace_every = 1 would
+    record ... points" three times for every run (joint and uni-modal), from every worker,
+    although a sweep's runs record only their first and last step."""
+    import simcomp.trace as trace_mod
+    from simcomp.sweep.execute import run_batch
+    from simcomp.train import train_run
+    from simcomp.data import make_experiment_data
+
+    monkeypatch.setattr(trace_mod, "MAX_TRACE_POINTS", 4)
+    cfg = build_config(None, ["train.steps=40", "train.trace_every=1", "data.n_train=32",
+                              "data.n_test=32", "model.width=2"])
+    rows = run_batch([cfg])
+    assert len(rows) == 1 and rows[0]["status"] == "ok"
+    assert "recording every" not in capsys.readouterr().err
+    # a run that records its trace still caps it and says so
+    run = train_run(cfg, make_experiment_data(cfg), "joint", [0, 1])
+    assert run.trace.arrays()["steps"].tolist() == [0, 10, 20, 30, 40]
+    assert "recording every 10 steps instead" in capsys.readouterr().err

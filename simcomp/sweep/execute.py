@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import os
@@ -361,8 +362,11 @@ def _execute_dask(batches, scheduler, workers: int, on_done, own_client: bool) -
     distributed = _import_distributed()
     cluster = None
     if scheduler == "local":
+        # Its own processes log only errors: an interrupted sweep's cancelled tasks and the
+        # nanny killing a busy worker are warnings that said nothing the one line does not.
         cluster = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+            silence_logs=logging.ERROR,
         )
         client, own_client = distributed.Client(cluster), True
     else:
