@@ -577,13 +577,13 @@ class _ReaderGoneSafe:
     """``sys.stdout`` for one command, surviving the end of its reader.
 
     ``simcomp simulate | head -1`` closes the pipe while simcomp still
-    prints its report: the write fails with EPIPE (BrokenPipeError), and the
-    command used to end there with "no complete output was written" and exit
-    1, after its outputs were complete (or before they were written).  The
-    report is only a view of what is on disk: once nobody reads it, the rest
-    goes to the null device and the command finishes its work.  Any other
-    failure to write it (``> /dev/full``, a full disk) does the same and is
-    kept in :attr:`error`, for one line once the command has ended.
+    prints its report (EPIPE), and ``> /dev/full`` fails its writes
+    (ENOSPC): the command used to end there, in the middle of its work or
+    with "no complete output was written" after its outputs were complete.
+    The report is only a view of what is on disk: once it cannot be
+    delivered, the rest goes to the null device, the command finishes its
+    work, and the first failure, kept in :attr:`error`, is said in one line
+    at the end.
     """
 
     def __init__(self, stream):
@@ -601,7 +601,7 @@ class _ReaderGoneSafe:
             pass
 
     def _failed(self, exc: OSError) -> None:
-        if not isinstance(exc, BrokenPipeError) and self.error is None:
+        if self.error is None:
             self.error = exc
         self._reader_gone()
 
@@ -645,9 +645,13 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout = stdout
     if safe is not None and safe.error is not None:
         # The command ran to its end; only its report is lost: say so, not "nothing written".
-        print(f"simcomp: error: standard output could not be written "
-              f"({_os_error_text(safe.error).split(';')[0]}); the report printed there is "
-              f"incomplete, the command itself ran to its end", file=sys.stderr)
+        if isinstance(safe.error, BrokenPipeError):
+            print("simcomp: error: the standard output was closed before the report was "
+                  "complete (broken pipe); the files written are complete", file=sys.stderr)
+        else:
+            print(f"simcomp: error: standard output could not be written "
+                  f"({_os_error_text(safe.error).split(';')[0]}); the report printed there is "
+                  f"incomplete, the command itself ran to its end", file=sys.stderr)
         code = code or 1
     # A signal from here on (the interpreter's shutdown) must not say that nothing was written.
     command_ended(code)
