@@ -453,7 +453,11 @@ def run_calibrate(args) -> int:
 
 
 def _add_calibrate_parser(sub) -> argparse.ArgumentParser:
-    from .calibrate import METHOD_PARAMS
+    # the registry, not simcomp.calibrate: building the parser (--help, config) must not
+    # import NumPy and numba; these are the methods calibrate knows (METHOD_PARAMS)
+    from .registry import REGISTRY
+
+    calibrated = [name for name, spec in REGISTRY.items() if spec.calibration is not None]
 
     parser = sub.add_parser(
         "calibrate", help="map a real model's measured accuracies into the toy and predict what "
@@ -474,9 +478,9 @@ def _add_calibrate_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace an existing --out "
                         "directory that simcomp calibrate wrote")
     parser.add_argument("--method", dest="methods", action="append", default=[],
-                        choices=list(METHOD_PARAMS), metavar="METHOD",
+                        choices=calibrated, metavar="METHOD",
                         help="evaluate only this method (repeatable; default: all of "
-                        + ", ".join(METHOD_PARAMS) + ")")
+                        + ", ".join(calibrated) + ")")
     parser.add_argument("--tolerance", type=float, default=None, metavar="POINTS",
                         help="accuracy points around every measurement (default: the file's, "
                         "else 1)")

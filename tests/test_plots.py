@@ -27,9 +27,20 @@ def _run(code: str, **env) -> str:
 
 def test_the_cli_imports_neither_matplotlib_nor_numba():
     """`simcomp --help`, `config`, a refused input: no figure library, no compiler loaded."""
-    code = ("import sys, simcomp.cli; print([m for m in ('matplotlib', 'numba', 'simcomp.plots', "
-            "'simcomp.train') if m in sys.modules])")
+    code = ("import sys, simcomp.cli; simcomp.cli.get_parser(); "
+            "print([m for m in ('matplotlib', 'numba', 'simcomp.plots', "
+            "'simcomp.train', 'simcomp.calibrate') if m in sys.modules])")
     assert _run(code) == "[]"
+
+
+def test_calibrates_method_choices_are_the_methods_calibrate_knows():
+    from simcomp.calibrate import METHOD_PARAMS
+    from simcomp.cli import get_parser
+
+    sub = next(a for a in get_parser()._actions if a.dest == "runner" or a.choices
+               and "calibrate" in a.choices).choices["calibrate"]
+    method = next(a for a in sub._actions if a.dest == "methods")
+    assert list(method.choices) == list(METHOD_PARAMS)
 
 
 def test_figures_leave_pyplot_and_the_backend_alone():
