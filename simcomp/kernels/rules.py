@@ -34,6 +34,7 @@ from numba import types
 from numba.extending import overload
 
 from simcomp._jit import jit
+from simcomp.kernels.lanes import LANES, _lane_dot, _lane_sum
 from simcomp.kernels.layout import BLOCK
 from simcomp.kernels.rule_spec import (AGM, ALTERNATING, AUX, DROPOUT, H_ALPHA,
                                        H_DISTILL_WEIGHT, H_FUSED_WEIGHT, H_RESCALE, H_START,
@@ -303,69 +304,59 @@ def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
     unit outputs h_j, with the prototypes and lam_r of the state (set by earlier steps):
     lam_r omega_j (-sigmoid(-Delta_j)) ((h_j - P_other) / d_other - (h_j - P_own) / d_own),
     a distance within rounding of 0 (d^2 <= 1e-20 |P|^2) contributing nothing.  Written as
-    A_j h_j + c0_j P_0 + c1_j P_1, so that every loop runs over the samples of the block
-    with the unit fixed (they vectorise; per-sample loops over the units were 1.8x `none`).
+    c0_j (P_0 - h_j) + c1_j (P_1 - h_j), so that every loop runs over the samples of the
+    block with the unit fixed (they vectorise; per-sample loops over the units were 1.8x
+    `none`). The sums over the samples (class sums, class weights, the score) run in the
+    eight fixed lanes of lanes.py: as ordered scalar sums they took a third of the stage.
     """
     _, par, hyper, state, teacher, key, stats = rule
     Z, Z2, F, P, U, S = bufs
     K = Z.shape[0]
     BM = Z.shape[1]
     nb = j1 - j0
+    ng = nb // LANES  # whole groups of the lane sums; the samples from nl on are added after
+    nl = ng * LANES
     C = P[1]
     refresh = t % int(hyper[H_PROTO_EVERY]) == 0
-    work = np.empty((8, nb))  # one allocation per block
-    w_neg = work[0]  # omega_j of the samples of each class, 0 for the others
-    w_pos = work[1]
+    work = np.empty((7, nb))  # one allocation per block
+    w_all = work[0]  # omega_j in float64
+    w_neg = work[1]  # omega_j of the samples of each class, 0 for the others
+    w_pos = work[2]
     for jj in range(nb):
         wj = np.float64(omega[j0 + jj])
         pos = y[j0 + jj] > 0
+        w_all[jj] = wj
         w_pos[jj] = wj if pos else 0.0
         w_neg[jj] = 0.0 if pos else wj
-    d0 = work[2]  # squared distances to P_0 (y = -1) and P_1 (y = +1), then scratch
-    d1 = work[3]
-    hh = work[4]
-    A = work[5]  # E = A h + c0 P_0 + c1 P_1
-    c0 = work[6]
-    c1 = work[7]
+    d0 = work[3]  # squared distances to P_0 (y = -1) and P_1 (y = +1), then c0 and c1
+    d1 = work[4]
+    sp = work[5]  # the margin Delta_j, then sigmoid(Delta_j)
+    sn = work[6]  # sigmoid(-Delta_j)
+    if refresh:  # the class weights, the same for every modality
+        tn = _lane_sum(w_neg, 0, ng)
+        tp = _lane_sum(w_pos, 0, ng)
+        for jj in range(nl, nb):
+            tn += w_neg[jj]
+            tp += w_pos[jj]
+        for r in range(K):
+            S[1, r] += tn
+            S[2, r] += tp
     for r in range(K):
         st = state[r]
         lam = st[2 * BM + 2]
         ready = st[2 * BM + 3] != 0.0
         h = U[r]
         if refresh:
-            tn = 0.0
-            tp = 0.0
-            for jj in range(nb):
-                tn += w_neg[jj]
-                tp += w_pos[jj]
-            S[1, r] += tn
-            S[2, r] += tp
             for bi in range(BM):
                 hb = h[bi]
-                # four interleaved partial sums per class, added in a fixed order: a
-                # quarter of the latency of one running sum
-                n0 = n1 = n2 = n3 = 0.0
-                p0_ = p1_ = p2_ = p3_ = 0.0
-                jj = 0
-                while jj + 4 <= nb:
-                    n0 += w_neg[jj] * hb[jj]
-                    n1 += w_neg[jj + 1] * hb[jj + 1]
-                    n2 += w_neg[jj + 2] * hb[jj + 2]
-                    n3 += w_neg[jj + 3] * hb[jj + 3]
-                    p0_ += w_pos[jj] * hb[jj]
-                    p1_ += w_pos[jj + 1] * hb[jj + 1]
-                    p2_ += w_pos[jj + 2] * hb[jj + 2]
-                    p3_ += w_pos[jj + 3] * hb[jj + 3]
-                    jj += 4
-                while jj < nb:
-                    n0 += w_neg[jj] * hb[jj]
-                    p0_ += w_pos[jj] * hb[jj]
-                    jj += 1
-                S[3 + bi, r] += (n0 + n1) + (n2 + n3)
-                S[3 + BM + bi, r] += (p0_ + p1_) + (p2_ + p3_)
+                cn = _lane_dot(w_neg, 0, hb, 0, ng)
+                cp = _lane_dot(w_pos, 0, hb, 0, ng)
+                for jj in range(nl, nb):
+                    cn += w_neg[jj] * hb[jj]
+                    cp += w_pos[jj] * hb[jj]
+                S[3 + bi, r] += cn
+                S[3 + BM + bi, r] += cp
         pull = ready and lam != 0.0
-        pp0 = st[2 * BM]
-        pp1 = st[2 * BM + 1]
         if ready:
             for jj in range(nb):
                 d0[jj] = 0.0
@@ -381,34 +372,34 @@ def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
                     d1[jj] += e1 * e1
             # per sample, in loops without branches, so that they vectorise. With
             # y_j = +-1 the margin is y_j (d_0 - d_1) and the pull
-            # E = A h + c0 P_0 + c1 P_1 has A = y g (1/d_0 - 1/d_1), c0 = -y g / d_0,
-            # c1 = y g / d_1 (g = lam omega (-sigmoid(-Delta))); a distance within
-            # rounding of 0 (d^2 <= 1e-20 |P|^2, no direction) has inverse 0
-            t0 = PMR_TOL * pp0
-            t1 = PMR_TOL * pp1
+            # E = c0 (P_0 - h) + c1 (P_1 - h) has c0 = -y g / d_0, c1 = y g / d_1
+            # (g = lam omega (-sigmoid(-Delta))); a distance within rounding of 0
+            # (d^2 <= 1e-20 |P|^2, no direction) has inverse 0
+            t0 = PMR_TOL * st[2 * BM]
+            t1 = PMR_TOL * st[2 * BM + 1]
             for jj in range(nb):
                 a0 = d0[jj]
                 a1 = d1[jj]
                 r0 = math.sqrt(a0)
                 r1 = math.sqrt(a1)
-                hh[jj] = np.float64(y[j0 + jj]) * (r0 - r1)  # the margin Delta_j
+                sp[jj] = np.float64(y[j0 + jj]) * (r0 - r1)  # the margin Delta_j
                 d0[jj] = 1.0 / r0 if a0 > t0 else 0.0
                 d1[jj] = 1.0 / r1 if a1 > t1 else 0.0
-            for jj in range(nb):
-                A[jj] = _exp_nonpos(-abs(hh[jj]))
-            ps = 0.0
-            for jj in range(nb):
-                e = A[jj]
-                ps += np.float64(omega[j0 + jj]) * ((1.0 if hh[jj] >= 0.0 else e) / (1.0 + e))
+            for jj in range(nb):  # both sigmoids from one exp and one division
+                u = sp[jj]
+                e = _exp_nonpos(-abs(u))
+                inv = 1.0 / (1.0 + e)
+                sp[jj] = (1.0 if u >= 0.0 else e) * inv
+                sn[jj] = (e if u >= 0.0 else 1.0) * inv
+            ps = _lane_dot(w_all, 0, sp, 0, ng)
+            for jj in range(nl, nb):
+                ps += w_all[jj] * sp[jj]
+            S[0, r] += ps
             if pull:
                 for jj in range(nb):
-                    e = A[jj]
-                    yg = np.float64(y[j0 + jj]) * (lam * np.float64(omega[j0 + jj]) * -(
-                        (e if hh[jj] >= 0.0 else 1.0) / (1.0 + e)))  # y lam omega sigmoid(-D)
-                    A[jj] = yg * (d0[jj] - d1[jj])
-                    c0[jj] = -yg * d0[jj]
-                    c1[jj] = yg * d1[jj]
-            S[0, r] += ps
+                    yg = np.float64(y[j0 + jj]) * (lam * w_all[jj] * -sn[jj])
+                    d0[jj] = -yg * d0[jj]
+                    d1[jj] = yg * d1[jj]
         for bi in range(BM):
             s = 1.0 if bi < m else -1.0
             z = Z[r, bi]
@@ -417,7 +408,8 @@ def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
                 p0 = st[bi]
                 p1 = st[BM + bi]
                 for jj in range(nb):
-                    z[jj] = (s * C[r, jj] + (A[jj] * hb[jj] + c0[jj] * p0 + c1[jj] * p1)) * z[jj]
+                    z[jj] = (s * C[r, jj] + (d0[jj] * (p0 - hb[jj]) + d1[jj] * (p1 - hb[jj]))
+                             ) * z[jj]
             else:
                 for jj in range(nb):
                     z[jj] = (s * C[r, jj]) * z[jj]
