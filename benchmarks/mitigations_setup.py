@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from simcomp.config import Config
 from simcomp.config_file import build_config
+from simcomp.theory.mitigation import DETERMINISTIC_REDUCTION
 
 
 def modality_sets(r, beta, presence, noise):
@@ -83,8 +84,11 @@ SETTINGS = [
     ("greedy", "epsilon 0.01, window 5 (analogue)", lambda K: [], True),
     ("greedy", "epsilon 0.001, window 5 (analogue)", lambda K: ["method.epsilon=0.001"], False),
 ]
-DETERMINISTIC = ("none", "lr_scale", "ogm", "agm", "aux", "alternating", "mmpareto", "umt", "ume",
-                 "ogm_boost", "pmr", "inforeg", "reconboost", "relearning", "gblending", "greedy")
+# The lab's methods whose population-mode runs follow their reduced dynamics exactly (no
+# random draws, the fixed head): read from the registry's flags, so that a method added there
+# is checked here too (tests/test_mitigations_setup.py: the lab runs every such method).
+DETERMINISTIC = tuple(m for m in dict.fromkeys(s[0] for s in SETTINGS)
+                      if m in DETERMINISTIC_REDUCTION)
 # gblending trains K + 1 probe copies every `every` steps (docs/performance.md)
 COST_TARGET = {"mmpareto": 2.2, "umt": 1.6, "gblending": 5.0}  # others 1.3
 HORIZONS = (60, 120, 180, 240, 300)

@@ -7,6 +7,9 @@ Each benchmark writes its CSV in ``benchmarks/results/``, its figures in
 writes its own page, ``docs/mitigations.md``); this script
 then writes the ``summary`` section at the top of ``docs/results.md``: the
 targets, the measured numbers, the time each benchmark took and the machine.
+With ``--only`` the summary keeps the other benchmarks' rows and replaces
+those of the benchmarks just run (a note under the table says when and how
+long they took), so that one benchmark can be redone without the whole run.
 With ``--quick`` everything goes to a scratch directory instead (a smoke
 test of the scripts, not a measurement).
 """
@@ -17,6 +20,7 @@ import argparse
 import importlib
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -43,23 +47,30 @@ def sizes_text(quick):
     return "; ".join(parts) + ", width m = 8"
 
 
+SUMMARY_HEADER = ["benchmark", "measure", "measured", "target", "verdict"]
+
+
+def summary_rows_of(name, results, failures):
+    """The summary table's rows of one benchmark (its name in the first cell of the first)."""
+    if name in failures:
+        return [[f"`{name}`", "", f"**failed**: {failures[name]}", "**failed**", ""]]
+    if name not in results:
+        return []
+    rows = []
+    module = importlib.import_module(name)
+    for i, (what, target, measured, met) in enumerate(module.summary_rows(results[name])):
+        verdict = "" if met is None else C.verdict(bool(met))
+        rows.append([f"`{name}`" if i == 0 else "", what, measured, target, verdict])
+    return rows
+
+
 def summary_section(results, timings, failures, total, workers, quick):
     import numba
     import numpy
 
     from simcomp._version import __version__ as simcomp_version
 
-    rows = []
-    for name in BENCHMARKS:
-        if name in failures:
-            rows.append([f"`{name}`", "", f"**failed**: {failures[name]}", "**failed**", ""])
-            continue
-        if name not in results:
-            continue
-        module = importlib.import_module(name)
-        for i, (what, target, measured, met) in enumerate(module.summary_rows(results[name])):
-            verdict = "" if met is None else C.verdict(bool(met))
-            rows.append([f"`{name}`" if i == 0 else "", what, measured, target, verdict])
+    rows = [row for name in BENCHMARKS for row in summary_rows_of(name, results, failures)]
     per_script = ", ".join(f"{name} {timings[name]:.0f} s" for name in BENCHMARKS
                            if name in timings)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -80,11 +91,78 @@ def summary_section(results, timings, failures, total, workers, quick):
         f"config of docs/model.md section 6 (d = 128, n_train = 512, n_test = 4096, T = 300). Each "
         f"section gives its sizes, seeds and horizons.",
         "",
-        C.md_table(["benchmark", "measure", "measured", "target", "verdict"], rows),
+        C.md_table(SUMMARY_HEADER, rows),
     ]
     if quick:
         lines += ["", "(`--quick`: tiny problems, not a measurement.)"]
     return "\n".join(lines)
+
+
+def _cells(line):
+    """The cells of one Markdown table row, ``\\|`` read back as ``|``."""
+    parts = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+    return [p.strip().replace("\\|", "|") for p in parts]
+
+
+def patch_summary(old, names, results, timings, failures, quick):
+    """The summary section ``old`` with the rows of ``names`` replaced by this run's (``--only``).
+
+    The table's rows are grouped by benchmark (a group starts at a row naming one); the
+    groups of ``names`` are replaced (or added, in the order of :data:`BENCHMARKS`) and a
+    note under the table says when they were regenerated, replacing an earlier note for
+    the same benchmarks. Everything else (the full run's header) is kept. Returns None when
+    ``old`` has no summary table (then only a full run can write one).
+    """
+    lines = old.split("\n")
+    head = "| " + " | ".join(SUMMARY_HEADER) + " |"
+    if head not in lines:
+        return None
+    start = lines.index(head)
+    end = start + 2
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    groups, order = {}, []
+    for line in lines[start + 2:end]:
+        cells = _cells(line)
+        if cells[0]:
+            order.append(cells[0].strip("`"))
+            groups[order[-1]] = []
+        groups[order[-1]].append(cells)
+    for name in names:
+        groups[name] = summary_rows_of(name, results, failures)
+        if name not in order:
+            order.append(name)
+    rank = {n: i for i, n in enumerate(BENCHMARKS)}
+    order.sort(key=lambda n: rank.get(n, len(BENCHMARKS)))
+    rows = [row for n in order for row in groups[n]]
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    starts = [f"The rows of `{n}` were regenerated alone" for n in names]
+    notes = [f"{lead} by `python benchmarks/run_all.py --only {' '.join(names)}` on {when} "
+             f"({timings.get(n, float('nan')):.0f} s; 1-minute load average at the end "
+             f"{load:.1f}); the other rows and the times above are those of the last full run."
+             + (" (`--quick`.)" if quick else "") for n, lead in zip(names, starts)]
+    kept = [line for line in lines[end:] if line and not line.startswith(tuple(starts))]
+    old_notes = [line for line in kept if line.startswith("The rows of `")]
+    rest = [line for line in lines[end:] if line not in old_notes
+            and not line.startswith(tuple(starts))]
+    while rest and rest[0] == "":
+        rest.pop(0)
+    table = C.md_table(SUMMARY_HEADER, rows).split("\n")
+    return "\n".join(lines[:start] + table + [""] + old_notes + notes
+                     + ([""] + rest if rest else []))
+
+
+def read_section(path, name):
+    """The text between the markers of section ``name`` of ``path`` (None if absent)."""
+    if not path.exists():
+        return None
+    text = path.read_text(encoding="utf-8")
+    match = next((m for m in C._SECTION_RE.finditer(text) if m.group(1) == name), None)
+    if match is None:
+        return None
+    block = match.group(0)
+    return block[block.index("\n") + 1:block.rindex(f"<!-- END {name} -->")]
 
 
 def main(argv=None):
@@ -118,11 +196,20 @@ def main(argv=None):
         print(f"== {name}: {timings[name]:.0f} s", flush=True)
     total = time.perf_counter() - start
     C._shutdown_pool()
+    paths = C.output_paths(args.quick, "summary")
     if not args.only:
-        paths = C.output_paths(args.quick, "summary")
         C.update_section("summary", summary_section(results, timings, failures, total, workers,
                                                      args.quick), paths["doc"])
         print(f"summary written to {paths['doc']}")
+    else:
+        old = read_section(paths["doc"], "summary")
+        new = None if old is None else patch_summary(old, list(names), results, timings,
+                                                     failures, args.quick)
+        if new is None:
+            print(f"no summary table in {paths['doc']}: run every benchmark to write one")
+        else:
+            C.update_section("summary", new, paths["doc"])
+            print(f"summary rows of {', '.join(names)} replaced in {paths['doc']}")
     each = ", ".join(f"{n} {t:.0f} s" for n, t in timings.items())
     print(f"total: {total / 60:.1f} minutes ({each})")
     for name in names:
