@@ -163,6 +163,8 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
     K = Z.shape[0]
     BM = Z.shape[1]
     nb = j1 - j0
+    yb = y[j0:j1]  # views: y[j0 + jj] compiled to gathers (see _pmr_coef)
+    ob = omega[j0:j1]
     phi = P[0]
     C = P[1]
     # Each quantity has its own loop over the samples, the method's branch
@@ -171,21 +173,21 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
     # in a single loop, and each sum still runs over the samples in order.
     Fd = F[BLOCK:]  # y_j l'(y_j f_j) of the fused output
     for jj in range(nb):
-        Fd[jj] = _dlogistic(np.float64(y[j0 + jj]), F[jj])
+        Fd[jj] = _dlogistic(np.float64(yb[jj]), F[jj])
     if (code == OGM or code == OGM_GE or code == AGM or code == OGM_BOOST or code == INFOREG
             or code == OPM):  # the rules that read the scores
         for r in range(K):
             pr = P[2, r]
             for jj in range(nb):
-                u = np.float64(y[j0 + jj]) * phi[r, jj]
+                u = np.float64(yb[jj]) * phi[r, jj]
                 e = _exp_nonpos(-abs(u))
                 pr[jj] = (1.0 if u >= 0.0 else e) / (1.0 + e)  # sigmoid(u), one exp
             if code == AGM:
                 for jj in range(nb):
-                    S[1, r] += np.float64(omega[j0 + jj]) * (-math.log(max(pr[jj], 1e-8)))
+                    S[1, r] += np.float64(ob[jj]) * (-math.log(max(pr[jj], 1e-8)))
             else:
                 for jj in range(nb):
-                    S[0, r] += np.float64(omega[j0 + jj]) * pr[jj]
+                    S[0, r] += np.float64(ob[jj]) * pr[jj]
     if code == OPM and _opm_drops(rule, t):
         # q_r from the previous step's scores (the state); the kept outputs rescaled
         q = state[0]
@@ -203,8 +205,8 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
             ft[jj] = g * acc
         for r in range(K):
             for jj in range(nb):
-                yj = np.float64(y[j0 + jj])
-                C[r, jj] = np.float64(omega[j0 + jj]) * (C[r, jj] * _dlogistic(yj, ft[jj]))
+                yj = np.float64(yb[jj])
+                C[r, jj] = np.float64(ob[jj]) * (C[r, jj] * _dlogistic(yj, ft[jj]))
     elif code == DROPOUT:
         rescale = hyper[H_RESCALE] != 0.0
         ft = P[2, 0]
@@ -219,14 +221,14 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
             ft[jj] = acc
         for r in range(K):
             for jj in range(nb):
-                yj = np.float64(y[j0 + jj])
-                C[r, jj] = np.float64(omega[j0 + jj]) * (C[r, jj] * _dlogistic(yj, ft[jj]))
+                yj = np.float64(yb[jj])
+                C[r, jj] = np.float64(ob[jj]) * (C[r, jj] * _dlogistic(yj, ft[jj]))
     elif code == AUX or code == INFOREG:  # inforeg: the aux form with w_0 = 1
         w0 = 1.0 if code == INFOREG else hyper[H_FUSED_WEIGHT]
         for r in range(K):
             for jj in range(nb):
-                yj = np.float64(y[j0 + jj])
-                C[r, jj] = np.float64(omega[j0 + jj]) * (
+                yj = np.float64(yb[jj])
+                C[r, jj] = np.float64(ob[jj]) * (
                     w0 * Fd[jj] + par[P_AUX_WEIGHT, r] * _dlogistic(yj, phi[r, jj]))
     elif code == RECONBOOST and _reconboost_boosted(hyper, t, K) >= 0:
         # boosting: only encoder rs learns, on its own loss weighted by (w1 - w2 q_j)/2,
@@ -235,39 +237,39 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
         w1, w2 = hyper[H_BOOST_WEIGHT], hyper[H_ENSEMBLE_WEIGHT]
         qb = P[2, 0]
         for jj in range(nb):
-            u = np.float64(y[j0 + jj]) * (F[jj] - phi[rs, jj])
+            u = np.float64(yb[jj]) * (F[jj] - phi[rs, jj])
             e = _exp_nonpos(-abs(u))
             qb[jj] = (1.0 if u >= 0.0 else e) / (1.0 + e)
         for jj in range(nb):
-            S[0, rs] += np.float64(omega[j0 + jj]) * qb[jj]
+            S[0, rs] += np.float64(ob[jj]) * qb[jj]
         for r in range(K):
             for jj in range(nb):
                 C[r, jj] = 0.0
         for jj in range(nb):
-            C[rs, jj] = np.float64(omega[j0 + jj]) * ((w1 - w2 * qb[jj]) / 2.0) * _dlogistic(
-                np.float64(y[j0 + jj]), phi[rs, jj])
+            C[rs, jj] = np.float64(ob[jj]) * ((w1 - w2 * qb[jj]) / 2.0) * _dlogistic(
+                np.float64(yb[jj]), phi[rs, jj])
     elif code == GREEDY:
         _greedy_coef(state, y, omega, j0, nb, F, phi, C, S, P[2])
     elif code == GBLENDING:  # the aux loss, weighted as the last probes said (state rows 0, 1)
         for r in range(K):
             for jj in range(nb):
-                yj = np.float64(y[j0 + jj])
-                C[r, jj] = np.float64(omega[j0 + jj]) * (
+                yj = np.float64(yb[jj])
+                C[r, jj] = np.float64(ob[jj]) * (
                     state[1, 0] * Fd[jj] + state[0, r] * _dlogistic(yj, phi[r, jj]))
     elif code == ALTERNATING:
         for r in range(K):
             for jj in range(nb):
-                C[r, jj] = np.float64(omega[j0 + jj]) * _dlogistic(np.float64(y[j0 + jj]),
+                C[r, jj] = np.float64(ob[jj]) * _dlogistic(np.float64(yb[jj]),
                                                                    phi[r, jj])
     else:  # ogm, ogm_ge, agm, mmpareto, umt: the plain coefficient
         for r in range(K):
             for jj in range(nb):
-                C[r, jj] = np.float64(omega[j0 + jj]) * Fd[jj]
+                C[r, jj] = np.float64(ob[jj]) * Fd[jj]
         if code == MMPARETO:
             for r in range(K):
                 for jj in range(nb):
-                    P[2, r, jj] = np.float64(omega[j0 + jj]) * _dlogistic(
-                        np.float64(y[j0 + jj]), phi[r, jj])
+                    P[2, r, jj] = np.float64(ob[jj]) * _dlogistic(
+                        np.float64(yb[jj]), phi[r, jj])
     if code == PMR:
         _pmr_coef(rule, y, omega, m, j0, j1, t, bufs)
         return
@@ -288,7 +290,7 @@ def _rule_coef(rule, y, omega, m, j0, j1, t, bufs):
                 h = U[r, bi]
                 hT = teacher[r, b, i]
                 for jj in range(nb):
-                    dist = lam * np.float64(omega[j0 + jj]) * (h[jj] - hT[j0 + jj])
+                    dist = lam * np.float64(ob[jj]) * (h[jj] - hT[j0 + jj])
                     z[jj] = (s * C[r, jj]) * z[jj] + dist * z[jj]
             else:
                 for jj in range(nb):
@@ -317,14 +319,18 @@ def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
     ng = nb // LANES  # whole groups of the lane sums; the samples from nl on are added after
     nl = ng * LANES
     C = P[1]
+    # the block's labels and weights as views: y[j0 + jj] with a run-time j0 compiled to
+    # a gather (numba's check for a negative index), yb[jj] to a vector load
+    yb = y[j0:j1]
+    ob = omega[j0:j1]
     refresh = t % int(hyper[H_PROTO_EVERY]) == 0
     work = np.empty((7, nb))  # one allocation per block
     w_all = work[0]  # omega_j in float64
     w_neg = work[1]  # omega_j of the samples of each class, 0 for the others
     w_pos = work[2]
     for jj in range(nb):
-        wj = np.float64(omega[j0 + jj])
-        pos = y[j0 + jj] > 0
+        wj = np.float64(ob[jj])
+        pos = yb[jj] > 0
         w_all[jj] = wj
         w_pos[jj] = wj if pos else 0.0
         w_neg[jj] = 0.0 if pos else wj
@@ -382,7 +388,7 @@ def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
                 a1 = d1[jj]
                 r0 = math.sqrt(a0)
                 r1 = math.sqrt(a1)
-                sp[jj] = np.float64(y[j0 + jj]) * (r0 - r1)  # the margin Delta_j
+                sp[jj] = np.float64(yb[jj]) * (r0 - r1)  # the margin Delta_j
                 d0[jj] = 1.0 / r0 if a0 > t0 else 0.0
                 d1[jj] = 1.0 / r1 if a1 > t1 else 0.0
             for jj in range(nb):  # both sigmoids from one exp and one division
@@ -397,7 +403,7 @@ def _pmr_coef(rule, y, omega, m, j0, j1, t, bufs):
             S[0, r] += ps
             if pull:
                 for jj in range(nb):
-                    yg = np.float64(y[j0 + jj]) * (lam * w_all[jj] * -sn[jj])
+                    yg = np.float64(yb[jj]) * (lam * w_all[jj] * -sn[jj])
                     d0[jj] = -yg * d0[jj]
                     d1[jj] = yg * d1[jj]
         for bi in range(BM):
@@ -661,20 +667,24 @@ def _block_coef_rule(rule, y, omega, unit, m, j0, j1, t, bufs, need_loss):
     if not READS_PHI[_rule_code(rule)]:
         _block_units(unit, m, nb, Z, F)
         return _plain_coef(y, omega, m, j0, j1, Z, F, need_loss)
+    yb = y[j0:j1]  # views: y[j0 + jj] compiled to gathers (see _pmr_coef)
+    ob = omega[j0:j1]
     _block_units_split(unit, m, nb, Z, F, P[0], U)
     loss = 0.0
     if need_loss:
         for jj in range(nb):
-            u = -np.float64(y[j0 + jj]) * F[jj]
+            u = -np.float64(yb[jj]) * F[jj]
             e = _exp_nonpos(-abs(u))
-            loss += np.float64(omega[j0 + jj]) * (max(u, 0.0) + math.log1p(e))
-    # The bound's terms first (a loop that vectorises), then their sum in order.
+            loss += np.float64(ob[jj]) * (max(u, 0.0) + math.log1p(e))
+    # The bound's terms first (a loop that vectorises), then their sum in eight lanes (the
+    # bound only decides finiteness: no result depends on its rounding).
     for jj in range(nb):
-        u = -np.float64(y[j0 + jj]) * F[jj]
+        u = -np.float64(yb[jj]) * F[jj]
         e = _exp_nonpos(-abs(u))
-        F[BLOCK + jj] = abs(np.float64(omega[j0 + jj])) * (max(u, 0.0) + e)
-    bound = 0.0
-    for jj in range(nb):
+        F[BLOCK + jj] = abs(np.float64(ob[jj])) * (max(u, 0.0) + e)
+    ng = nb // LANES
+    bound = _lane_sum(F, BLOCK, ng)
+    for jj in range(ng * LANES, nb):
         bound += F[BLOCK + jj]
     _rule_coef(rule, y, omega, m, j0, j1, t, bufs)
     return loss, bound
