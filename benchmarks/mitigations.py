@@ -1,6 +1,6 @@
 """The mitigation lab: every training method on the same problems, measured and predicted.
 
-    python benchmarks/mitigations.py [--quick] [--workers W]
+    python benchmarks/mitigations.py [--quick] [--workers W] [--summary-only]
 
 Writes docs/mitigations.md (every number generated here), the CSV
 benchmarks/results/mitigations.csv and two figures in docs/figures/:
@@ -286,7 +286,40 @@ def region_figure(methods, ps, bs, pf, bf, measured, predicted, path):
 # --------------------------------------------------------------------------- main
 
 
+def summary_only(argv) -> dict:
+    """``--summary-only``: just what the mitigation rows of docs/results.md's summary need (the
+    population check and the costs, minutes instead of the lab's grid), written into those
+    rows (benchmarks/run_all.py's ``patch_summary``); docs/mitigations.md, the CSV and the
+    figures are left as their last full run wrote them."""
+    import run_all
+
+    args = C.parse_args(__doc__, argv)
+    g = grid(args.quick)
+    timer = C.Timer()
+    result = {"cost": measure_cost(g, g["cost_repeats"]), "exact": exactness(g)}
+    result["seconds"] = timer.seconds
+    doc = C.output_paths(args.quick, "summary")["doc"]
+    old = run_all.read_section(doc, "summary")
+    new = None if old is None else run_all.patch_summary(
+        old, [NAME], {NAME: result}, {NAME: timer.seconds}, {}, args.quick,
+        command="python benchmarks/mitigations.py --summary-only",
+        scope="the population check and the costs only; docs/mitigations.md is its last full "
+              "run's")
+    if new is None:
+        print(f"no summary table in {doc}: run benchmarks/run_all.py to write one")
+    else:
+        C.update_section("summary", new, doc)
+        print(f"{NAME}: summary rows replaced in {doc} ({timer.seconds:.0f} s)")
+    for what, target, measured, met in summary_rows(result):
+        print(f"  {what}: {measured} (target {target}){'' if met else '  [MISSED]'}")
+    return result
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--summary-only" in argv:
+        argv.remove("--summary-only")
+        return summary_only(argv)
     args = C.parse_args(__doc__, argv)
     g = grid(args.quick)
     paths = C.output_paths(args.quick, NAME)

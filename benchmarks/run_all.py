@@ -104,14 +104,16 @@ def _cells(line):
     return [p.strip().replace("\\|", "|") for p in parts]
 
 
-def patch_summary(old, names, results, timings, failures, quick):
+def patch_summary(old, names, results, timings, failures, quick, command=None, scope=None):
     """The summary section ``old`` with the rows of ``names`` replaced by this run's (``--only``).
 
     The table's rows are grouped by benchmark (a group starts at a row naming one); the
     groups of ``names`` are replaced (or added, in the order of :data:`BENCHMARKS`) and a
     note under the table says when they were regenerated, replacing an earlier note for
     the same benchmarks. Everything else (the full run's header) is kept. Returns None when
-    ``old`` has no summary table (then only a full run can write one).
+    ``old`` has no summary table (then only a full run can write one). ``command`` is the
+    command the note names (default: this script with ``--only``), ``scope`` an optional
+    remark on what was rerun.
     """
     lines = old.split("\n")
     head = "| " + " | ".join(SUMMARY_HEADER) + " |"
@@ -138,8 +140,9 @@ def patch_summary(old, names, results, timings, failures, quick):
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     starts = [f"The rows of `{n}` were regenerated alone" for n in names]
-    notes = [f"{lead} by `python benchmarks/run_all.py --only {' '.join(names)}` on {when} "
-             f"({timings.get(n, float('nan')):.0f} s; 1-minute load average at the end "
+    command = command or f"python benchmarks/run_all.py --only {' '.join(names)}"
+    notes = [f"{lead} by `{command}` on {when} ({timings.get(n, float('nan')):.0f} s"
+             + (f"; {scope}" if scope else "") + "; 1-minute load average at the end "
              f"{load:.1f}); the other rows and the times above are those of the last full run."
              + (" (`--quick`.)" if quick else "") for n, lead in zip(names, starts)]
     kept = [line for line in lines[end:] if line and not line.startswith(tuple(starts))]

@@ -81,6 +81,11 @@ def test_only_replaces_the_rows_of_the_benchmarks_it_ran():
     assert again.count("`mitigations`") == 2 and "**failed**: RuntimeError: x" in again
     assert "2.0e-14" not in again and "| `winner_boundary` |" in again
     assert run_all.patch_summary("no table here", ["mitigations"], {}, {}, {}, False) is None
+    alone = run_all.patch_summary(new, ["mitigations"], {"mitigations": _result()},
+                                  {"mitigations": 7.0}, {}, False, command="x --summary-only",
+                                  scope="costs only")
+    notes = [line for line in alone.split("\n") if line.startswith("The rows of `mitigations`")]
+    assert len(notes) == 1 and "`x --summary-only`" in notes[0] and "costs only" in notes[0]
 
 
 def test_read_section_returns_the_text_between_the_markers(tmp_path):
