@@ -57,7 +57,10 @@ HTML comments named after the script). Regenerate everything with
 python benchmarks/run_all.py
 ```
 
-or one section with `python benchmarks/<name>.py`. The per-run data are in
+or one section with `python benchmarks/<name>.py`; `python benchmarks/run_all.py --only
+<name>` also replaces that benchmark's rows of the summary, and
+`python benchmarks/mitigations.py --summary-only` reruns only the mitigation rows
+(the population check and the costs, without the lab's grid). The per-run data are in
 `benchmarks/results/<name>.csv`, the figures in `docs/figures/`. The theory
 (docs/model.md section 5) is used exactly as `simcomp.theory` implements it; nothing
 is tuned to the simulation.
