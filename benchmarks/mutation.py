@@ -8,8 +8,10 @@ source file and its replacement.  For every mutant the script
    docs) once per job slot into a scratch directory, never touching the
    working tree;
 2. applies the mutant there (the snippet must occur exactly once; a snippet
-   that is not found, or found more than once, makes the mutant *stale*:
-   reported, not counted -- update its text after a refactoring);
+   that is not found, or found more than once, makes the mutant *stale*: it is
+   not run, not counted, named on stderr and in the report, and the script
+   exits with status 1 -- a stale mutant is a broken check, never a pass;
+   update its text after a refactoring);
 3. drops the numba cache entries that could hold the mutated code or code
    compiled against it (see below);
 4. runs ``pytest -x`` on the test files most related to the mutated module
@@ -77,6 +79,20 @@ def status_of(mutant: Mutant, root: Path = ROOT) -> str:
     if count == 1:
         return "ok"
     return "stale (snippet not found)" if count == 0 else f"stale (snippet found {count} times)"
+
+
+def stale_report(chosen: list[Mutant], root: Path = ROOT) -> dict[str, Outcome]:
+    """The stale mutants among ``chosen`` and the equivalent ones, as outcomes; each is
+    named on stderr as an error."""
+    out = {}
+    for mut in chosen + [m for m, _ in EQUIVALENT]:
+        status = status_of(mut, root)
+        if status != "ok":
+            kind = "equivalent mutant" if mut not in chosen else "mutant"
+            print(f"mutation.py: error: {kind} {mut.id} is {status} in {mut.file}; "
+                  "update its text in benchmarks/mutants.py", file=sys.stderr)
+            out[mut.id] = Outcome(mut, "stale", status)
+    return out
 
 
 def _module_of(path: Path, root: Path) -> str:
@@ -352,16 +368,16 @@ def main(argv=None) -> int:
             print(f"{m.id:28} {status_of(m):26} {m.file}: {m.why}")
         for m, _ in EQUIVALENT:
             print(f"{m.id:28} {'equivalent, ' + status_of(m):26} {m.file}: {m.why}")
-        return 0
+        return 1 if stale_report(list(MUTANTS)) else 0
     chosen = list(MUTANTS)
     if args.only:
         chosen = [m for m in MUTANTS if any(m.id.startswith(p) for p in args.only)]
         if not chosen:
             print(f"mutation.py: no mutant matches {args.only}; see --list", file=sys.stderr)
             return 2
-    for mut, _ in EQUIVALENT:
-        if status_of(mut) != "ok":
-            print(f"mutation.py: equivalent mutant {mut.id} is {status_of(mut)}", file=sys.stderr)
+    # A mutant whose snippet no longer applies is an error (exit status 1 at the end), never
+    # a silent pass: it is not run, and the report lists it.
+    stale = stale_report(chosen)
 
     t0 = time.perf_counter()
     tag = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]
@@ -403,15 +419,19 @@ def main(argv=None) -> int:
     if args.resume or args.report:
         for path in args.merge + [journal]:
             outcomes.update(load_journal(path, src, tests, args.quick))
-    outcomes = {k: v for k, v in outcomes.items() if any(m.id == k for m in chosen)}
+    outcomes = {k: v for k, v in outcomes.items()
+                if any(m.id == k for m in chosen) and k not in stale}
     if outcomes:
         print(f"reusing {len(outcomes)} recorded outcome(s) (--resume)", flush=True)
+    outcomes.update({k: v for k, v in stale.items() if any(m.id == k for m in chosen)})
+    stale_equivalent = [o for k, o in stale.items() if not any(m.id == k for m in chosen)]
 
     def write_doc():
         if not args.only:
             ordered = [outcomes.get(m.id) or Outcome(m, "not run") for m in chosen]
             DOC.write_text(render(ordered, baseline, time.perf_counter() - t0, args.jobs,
-                                  args.quick, args.report), encoding="utf-8")
+                                  args.quick, args.report, stale_equivalent),
+                           encoding="utf-8")
 
     todo = [] if args.report else [m for m in chosen if m.id not in outcomes]
     with cf.ThreadPoolExecutor(max(1, len(slots))) as pool:
@@ -436,12 +456,17 @@ def main(argv=None) -> int:
     print(f"\nscore: {killed} / {counted} killed"
           + (f" = {100.0 * killed / counted:.1f}%" if counted else "")
           + f"; {total / 60:.1f} min")
-    for o in ordered:
+    for o in ordered + stale_equivalent:
         if o.result != "killed":
             print(f"  {o.result}: {o.mutant.id} ({o.mutant.file}) {o.detail}")
     if not args.only:
         write_doc()
         print(f"wrote {DOC.relative_to(ROOT)}")
+    broken = [o for o in ordered + stale_equivalent if o.result in ("stale", "error")]
+    if broken:
+        print(f"mutation.py: error: {len(broken)} mutant(s) stale or broken: "
+              + ", ".join(o.mutant.id for o in broken), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -19,10 +19,11 @@ class Outcome:
 
 
 def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
-           quick: bool = False, report: bool = False) -> str:
+           quick: bool = False, report: bool = False,
+           stale_equivalent: list[Outcome] | None = None) -> str:
     killed = [o for o in outcomes if o.result == "killed"]
     survived = [o for o in outcomes if o.result == "survived"]
-    stale = [o for o in outcomes if o.result == "stale"]
+    stale = [o for o in outcomes if o.result == "stale"] + list(stale_equivalent or [])
     errors = [o for o in outcomes if o.result == "error"]
     pending = [o for o in outcomes if o.result == "not run"]
     counted = len(killed) + len(survived)
@@ -36,7 +37,9 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
         "(*mutants*) into `simcomp/`, one at a time, and runs the tests against each. A mutant",
         "is *killed* when a test fails (or the run hangs past the time limit), *survived* when",
         "the whole suite passes. Mutants whose snippet no longer occurs exactly once in the",
-        "source are *stale*: listed, not counted (update their text after a refactoring).",
+        "source are *stale*: an error (the script names them and exits with status 1), not",
+        "run, not counted; `tests/test_mutants.py` fails as soon as a refactoring leaves one",
+        "stale (update its text in `benchmarks/mutants.py`).",
         "Equivalent mutants, which cannot change any result, are listed with the argument and",
         "not counted.",
         "",
@@ -84,6 +87,8 @@ def render(outcomes: list[Outcome], baseline: float, total: float, jobs: int,
         f"- mutants: {len(outcomes)} ({counted} counted, {len(stale)} stale, "
         f"{len(errors)} broken runs, {len(pending)} not run yet), plus {len(EQUIVALENT)} "
         f"equivalent (not run)",
+        *([f"- **error: {len(stale)} stale mutant(s) ("
+            + ", ".join(o.mutant.id for o in stale) + "): not run, see below**"] if stale else []),
         f"- **mutation score: {len(killed)} / {counted} = {score:.1f}%**"
         + (f" (of the mutants run so far; {len(pending)} not run)" if pending else ""),
         f"- time: {sum(o.seconds for o in outcomes) / 60:.1f} min summed over the mutants "
