@@ -500,7 +500,9 @@ MUTANTS: tuple[Mutant, ...] = (
       "return float(np.median(ok)), float(np.min(ok)), float(np.max(ok)), 0",
       "return float(np.mean(ok)), float(np.min(ok)), float(np.max(ok)), 0",
       "calibrate's gain summarised by the mean over the consistent set, not the median",
-      T_CALIBRATE),
+      ("tests/test_calibrate.py::"
+       "test_a_gain_range_is_the_median_min_and_max_of_the_configurations_gains",)
+      + T_CALIBRATE),
     M("N20-calibrate-joint-tolerance", "simcomp/calibrate/search.py",
       "checks[\"joint.accuracy\"] = np.abs(joint - meas.joint) <= tol + 1e-12",
       "checks[\"joint.accuracy\"] = np.abs(joint - meas.joint) <= 2 * tol + 1e-12",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from simcomp.calibrate import CalibrationError, calibrate, measurements_from_dict
-from simcomp.calibrate.answers import VERDICT_RULE, verdict
+from simcomp.calibrate.answers import VERDICT_RULE, answer, sample_candidates, verdict
 from simcomp.calibrate.mapping import presence_from_accuracy, to_user, union_accuracy
 from simcomp.calibrate.measurements import half_epoch_from_curve
 from simcomp.calibrate.search import search
@@ -215,6 +216,32 @@ def test_json_layout():
     cs = obj["consistent_set"]
     assert cs["count"] > 0 and cs["simulated"] == 0 and cs["methods_sampled"] == 3
     assert set(cs["ranges"]) >= {"presence", "beta_ratio", "correlation", "horizon"}
+
+
+@pytest.mark.slow
+def test_a_gain_range_is_the_median_min_and_max_of_the_configurations_gains():
+    # Each sampled configuration alone gives its own gain (median = low = high); over all of
+    # them the answer is their median (not the mean: the gains here are skewed), min and max.
+    meas = measurements_from_dict(CREMA)
+    found = search(meas, seeds=(0,), correlations=(0.0,))
+    chosen = sample_candidates(found.candidates, 5)
+    assert len(chosen) == 5
+
+    def ogm(cands):
+        got = answer(meas, dataclasses.replace(found, candidates=cands), methods=["ogm"],
+                     sample=len(cands))
+        return got.methods[0]  # ("ogm", "given")
+
+    alone = []
+    for c in chosen:
+        one = ogm([c])
+        assert one.gain_low == one.gain_median == one.gain_high
+        alone.append(one.gain_median)
+    assert abs(np.mean(alone) - np.median(alone)) > 0.5  # skewed: mean and median differ
+    whole = ogm(chosen)
+    assert whole.gain_median == pytest.approx(float(np.median(alone)), abs=1e-9)
+    assert whole.gain_low == pytest.approx(min(alone), abs=1e-9)
+    assert whole.gain_high == pytest.approx(max(alone), abs=1e-9)
 
 
 def test_given_setting_is_used():
