@@ -58,3 +58,25 @@ def table(path):
 
 
 GRID = ["data.modality.0.beta=1.5,2.5", "data.modality.1.presence=0.9,1.0"]
+
+
+def local_cluster_arguments(monkeypatch, tmp_path, workers):
+    """The keyword arguments a two-run `--scheduler local` sweep gives dask's LocalCluster
+    (intercepted: no cluster starts)."""
+    import pytest
+
+    distributed = pytest.importorskip("distributed")
+    started = {}
+
+    class Started(Exception):
+        pass
+
+    def fake_cluster(**kwargs):
+        started.update(kwargs)
+        raise Started
+
+    monkeypatch.setattr(distributed, "LocalCluster", fake_cluster)
+    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
+    with pytest.raises(Started):
+        sw.run_sweep(plan, tmp_path / "s", scheduler="local", workers=workers)
+    return started

@@ -264,22 +264,9 @@ def test_a_local_cluster_logs_only_errors(tmp_path, monkeypatch):
     line; the cluster's processes now log only errors."""
     import logging
 
-    distributed = pytest.importorskip("distributed")
-    from sweep_helpers import base, sw
+    from sweep_helpers import local_cluster_arguments
 
-    started = {}
-
-    class Started(Exception):
-        pass
-
-    def fake_cluster(**kwargs):
-        started.update(kwargs)
-        raise Started
-
-    monkeypatch.setattr(distributed, "LocalCluster", fake_cluster)
-    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
-    with pytest.raises(Started):
-        sw.run_sweep(plan, tmp_path / "s", scheduler="local", workers=2)
+    started = local_cluster_arguments(monkeypatch, tmp_path, workers=2)
     assert started.get("silence_logs") is not None and started["silence_logs"] >= logging.ERROR
 
 

@@ -14,7 +14,7 @@ import pytest
 from simcomp.cli import main
 from simcomp.config_file import build_config
 
-from sweep_helpers import GRID, base, read_csv, sets, spawn_cli, sw, table
+from sweep_helpers import GRID, base, local_cluster_arguments, read_csv, sets, spawn_cli, sw, table
 
 
 # --------------------------------------------------------------------------- Dask
@@ -398,21 +398,8 @@ def test_run_batch_keeps_numpy_warnings_of_diverging_runs_to_itself():
 
 
 def test_local_cluster_starts_no_more_workers_than_batches(tmp_path, monkeypatch):
-    """--scheduler local --workers 24 with 2 runs started 25 processes (issue 16, 18)."""
-    distributed = pytest.importorskip("distributed")
-    started = {}
-
-    class Started(Exception):
-        pass
-
-    def fake_cluster(**kwargs):
-        started.update(kwargs)
-        raise Started
-
-    monkeypatch.setattr(distributed, "LocalCluster", fake_cluster)
-    plan = sw.plan_sweep(base(), ["data.modality.0.beta=1.5,2.5"], 1)
-    with pytest.raises(Started):
-        sw.run_sweep(plan, tmp_path / "s", scheduler="local", workers=24)
+    """--scheduler local --workers 24 with 2 runs started 25 processes."""
+    started = local_cluster_arguments(monkeypatch, tmp_path, workers=24)
     assert started["n_workers"] == 2
 
 
