@@ -615,7 +615,7 @@ def main(argv=None) -> dict:
               "simulate_step": simulate_step}
     if out is not None and set(s["size"] for s in sizes) == set(SIZES):
         text = render(info, limits, sizes, batch, sweep, startup, args, methods)
-        old = out.read_text() if out.exists() else ""
+        # sections measured apart (--only-dispatch, --only-methods) or by other scripts
         text = keep_foreign_blocks(out, text)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
@@ -623,15 +623,9 @@ def main(argv=None) -> dict:
         tmp.replace(out)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         write_simulate_section(out, simulate_step_section(simulate_step, load))
-        if _DISPATCH_BEGIN in old and _DISPATCH_END in old:  # measured apart (--only-dispatch)
-            kept = _DISPATCH_BEGIN + old.split(_DISPATCH_BEGIN, 1)[1].split(_DISPATCH_END, 1)[0]
-            write_marked_section(out, kept + _DISPATCH_END, _DISPATCH_BEGIN, _DISPATCH_END)
         # the full run measured every rule itself: its own section replaces a partial one
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         write_marked_section(out, methods_section(methods, load), _METHODS_BEGIN, _METHODS_END)
-        if _HOOKS_BEGIN in old and _HOOKS_END in old:  # measured apart (--only-methods)
-            kept = _HOOKS_BEGIN + old.split(_HOOKS_BEGIN, 1)[1].split(_HOOKS_END, 1)[0]
-            write_marked_section(out, kept + _HOOKS_END, _HOOKS_BEGIN, _HOOKS_END)
         log(f"wrote {out}")
     return result
 
